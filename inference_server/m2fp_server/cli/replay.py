@@ -1,0 +1,42 @@
+"""``m2fp replay``: what a viewer would see with each frame of a clip, through a real server."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .common import add_server_argument
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", type=Path)
+    add_server_argument(p, required=True)
+    p.add_argument("--fps", type=float, default=None, help="playback rate (default: the clip's own)")
+    p.add_argument("-o", "--output", type=Path, required=True, help=".npz with alpha, mask_age, latency_ms")
+    p.add_argument("--sync-frames", type=int, default=0,
+                   help="delay the picture by N frames so each frame can get its own mask (default 0)")
+    p.add_argument("--readback-delay", type=int, default=1,
+                   help="frames between capture and send, as the OBS filter's stage-surface ring (default 1)")
+    p.add_argument("--max-inflight", type=int, default=2, help="unanswered frames allowed (default 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..replay import replay
+    from ..video import probe, read_frames
+    _, _, clip_fps, _ = probe(args.video)
+    frames = list(read_frames(args.video))
+    if not frames:
+        raise ValueError(f"{args.video} has no frames")
+    fps = args.fps or clip_fps
+    res = replay(frames, args.server, fps, sync_frames=args.sync_frames, readback_delay=args.readback_delay,
+                 max_inflight=args.max_inflight)
+    res.save(str(args.output))
+    valid = res.mask_age[res.mask_age >= 0]
+    print(f"{len(frames)} frames at {fps:.1f} fps: sent {res.sent}, masks {res.masks}, dropped {res.dropped}, "
+          f"errors {res.errors}, player late ticks {res.late_ticks}")
+    if len(valid):
+        print(f"mask age: median {np.median(valid):.1f} frames, max {valid.max()}; "
+              f"latency p50 {np.nanmedian(res.latency_ms):.1f} ms")
+    print(f"wrote {args.output}")
+    return 0

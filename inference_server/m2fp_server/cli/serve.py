@@ -1,0 +1,61 @@
+"""``m2fp-server`` / ``m2fp serve``: the ZeroMQ inference server."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from ..server import DEFAULT_ADDRESS, InferenceServer, ServerSettings
+from .common import add_engine_arguments, build_engine
+
+log = logging.getLogger("m2fp_server")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", "--bind", default=DEFAULT_ADDRESS,
+                   help=f"ZeroMQ endpoint to bind (default {DEFAULT_ADDRESS}; loopback only without keys)")
+    add_engine_arguments(p)
+    p.add_argument("--max-frame-bytes", type=int, default=ServerSettings.max_frame_bytes,
+                   help="largest FRAME payload accepted (default: 3840x2160 RGBA)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the engine (default: engine's)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        args.engine_option.append(f"threads={args.threads}")
+    engine = build_engine(args)
+    server = InferenceServer(engine, ServerSettings(address=args.address, max_frame_bytes=args.max_frame_bytes))
+    server.bind()
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: shutting down", signal.Signals(signum).name)
+        server.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    finally:
+        engine.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``m2fp-server`` command."""
+    from .main import setup_logging
+    p = argparse.ArgumentParser(prog="m2fp-server", description="m2fp-obs inference server (ZeroMQ ROUTER)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    setup_logging(args.log_level)
+    from ..engines.base import EngineUnavailable
+    try:
+        return run(args)
+    except EngineUnavailable as exc:
+        print(f"m2fp-server: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

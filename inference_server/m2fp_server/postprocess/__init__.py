@@ -1,0 +1,1 @@
+"""Engine-agnostic mask post-processing: classes → alpha, smoothing, resizing."""

@@ -1,0 +1,112 @@
+"""Play a clip through a running server in real time, as the OBS filter does.
+
+At each display tick the newest mask that has *arrived* is the one a viewer sees
+with that frame.  This is the measurement behind "live IoU": it includes the
+transport, the queueing, the engine's latency and the readback delay.
+
+Model of the OBS filter (see obs_plugin/):
+* frame k is captured at tick k; the GPU readback is mapped ``readback_delay``
+  ticks later and only then sent (the ring of stage surfaces);
+* a frame is sent only while fewer than ``max_inflight`` are unanswered (one
+  being processed, one waiting; the server keeps only the newest waiting one);
+* without sync, frame k is shown at tick k with the newest mask received;
+  with ``sync_frames = N`` frame k is shown at tick k+N with the newest mask
+  whose frame id is <= k (ideally k's own).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from m2fp_protocol import MsgType
+
+from .client import MaskClient
+from .frames import fit_inside
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayResult:
+    alpha: np.ndarray  # (T, H, W) uint8, the clip's size
+    mask_age: np.ndarray  # (T,) frames between the shown frame and the mask's frame; -1 = no mask yet
+    latency_ms: np.ndarray  # (T,) round trip of the shown mask; NaN = none
+    sent: int
+    masks: int
+    dropped: int
+    errors: int
+    fps: float
+    late_ticks: int  # ticks the player itself missed by more than half a frame
+
+    def save(self, path: str) -> None:
+        np.savez_compressed(path, alpha=self.alpha, mask_age=self.mask_age, latency_ms=self.latency_ms,
+                            fps=np.float32(self.fps))
+
+
+def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.0, *, sync_frames: int = 0,
+           readback_delay: int = 1, max_inflight: int = 2, send_size: tuple[int, int] | None = None,
+           config: dict | None = None, timeout_s: float = 10.0) -> ReplayResult:
+    """Replay RGB ``frames`` through the server at ``address`` at ``fps``."""
+    T = len(frames)
+    H, W = frames[0].shape[:2]
+    with MaskClient(address, timeout_s=timeout_s) as client:
+        info = client.hello("m2fp-replay")
+        if config:
+            client.configure(**config)
+        box = send_size or tuple(info["preferred_input"])
+        sw, sh = fit_inside((W, H), box)  # type: ignore[arg-type]
+        small = [cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames]
+        masks: dict[int, np.ndarray] = {}
+        sent_at: dict[int, float] = {}
+        rtt: dict[int, float] = {}
+        shown = np.full(T, -1, np.int64)
+        inflight = sent = dropped = errors = late = 0
+        period = 1.0 / fps
+        ticks = T + sync_frames + readback_delay
+        t0 = time.perf_counter() + 0.05
+        for j in range(ticks):
+            deadline = t0 + j * period
+            now = time.perf_counter()
+            if now < deadline:
+                time.sleep(deadline - now)
+            elif now - deadline > period / 2:
+                late += 1
+            while (r := client.recv(0)) is not None:  # take what has arrived, never wait
+                fid = r.header.frame_id - 1  # ids are 1-based on the wire
+                if r.type == MsgType.MASK:
+                    assert r.array is not None
+                    masks[fid] = r.array
+                    rtt[fid] = (time.perf_counter() - sent_at.get(fid, time.perf_counter())) * 1e3
+                    inflight -= 1
+                elif r.type == MsgType.DROPPED:
+                    dropped += 1
+                    inflight -= 1
+                elif r.type == MsgType.ERROR:
+                    errors += 1
+                    inflight = max(0, inflight - 1)
+                    log.warning("server error on frame %d: %s", fid, r.json)
+            s = j - readback_delay
+            if 0 <= s < T and inflight < max_inflight:
+                sent_at[s] = time.perf_counter()
+                client.send_frame(small[s], frame_id=s + 1, mask_size=(sw, sh))
+                inflight += 1
+                sent += 1
+            d = j - sync_frames
+            if 0 <= d < T:
+                ready = [k for k in masks if k <= d]
+                if ready:
+                    shown[d] = max(ready)
+    alpha = np.zeros((T, H, W), np.uint8)
+    age = np.full(T, -1, np.int32)
+    lat = np.full(T, np.nan, np.float32)
+    for d in range(T):
+        m = shown[d]
+        if m >= 0:
+            alpha[d] = cv2.resize(masks[m], (W, H), interpolation=cv2.INTER_LINEAR)
+            age[d] = d - m
+            lat[d] = rtt[m]
+    return ReplayResult(alpha, age, lat, sent, len(masks), dropped, errors, fps, late)

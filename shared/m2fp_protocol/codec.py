@@ -1,0 +1,184 @@
+"""Encode and decode messages as ZeroMQ multipart frames: [header, payload].
+
+The header is a fixed 64-byte little-endian struct; the payload travels as its own
+ZeroMQ frame so pixels are never copied into a bigger buffer or base64-encoded
+(send it with ``copy=False``).  Decoding validates everything a hostile or buggy
+peer could get wrong and raises :class:`ProtocolError` with a precise code.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Sequence
+
+from .errors import ProtocolError
+from .messages import (
+    FRAME_FORMATS,
+    MAGIC,
+    MAX_DIMENSION,
+    MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    Header,
+    Message,
+    MsgType,
+    PixelFormat,
+)
+
+#: magic, version, type, flags, frame_id, timestamp_us, width, height,
+#: pixel_format, reserved, stride, generation, mask_width, mask_height,
+#: queue_ms, infer_ms, post_ms, reserved
+HEADER_STRUCT = struct.Struct("<4sBBHQqIIHHIIHHfffI")
+HEADER_SIZE = HEADER_STRUCT.size  # 64
+
+_JSON_TYPES = frozenset({MsgType.HELLO, MsgType.INFO, MsgType.CONFIG, MsgType.CONFIG_ACK, MsgType.ERROR})
+_MAX_JSON_BYTES = 1 << 20
+
+
+def pack_header(h: Header) -> bytes:
+    return HEADER_STRUCT.pack(
+        MAGIC,
+        h.version,
+        int(h.type),
+        int(h.flags),
+        h.frame_id & 0xFFFFFFFFFFFFFFFF,
+        h.timestamp_us,
+        h.width,
+        h.height,
+        int(h.pixel_format),
+        0,
+        h.stride,
+        h.generation & 0xFFFFFFFF,
+        h.mask_width,
+        h.mask_height,
+        h.queue_ms,
+        h.infer_ms,
+        h.post_ms,
+        0,
+    )
+
+
+def unpack_header(buf: bytes | memoryview) -> Header:
+    """Parse and check the header alone (magic, version, type)."""
+    if len(buf) != HEADER_SIZE:
+        raise ProtocolError(ErrorCode.MALFORMED, f"header is {len(buf)} bytes, expected {HEADER_SIZE}")
+    (magic, version, mtype, flags, frame_id, ts, w, h, fmt, _r, stride, gen, mw, mh, q, i, p, _r2) = (
+        HEADER_STRUCT.unpack(buf)
+    )
+    if magic != MAGIC:
+        raise ProtocolError(ErrorCode.BAD_MAGIC, f"bad magic {magic!r}, expected {MAGIC!r}")
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            ErrorCode.BAD_VERSION,
+            f"protocol version {version} is not supported (this side speaks {PROTOCOL_VERSION})",
+        )
+    try:
+        mtype = MsgType(mtype)
+    except ValueError:
+        raise ProtocolError(ErrorCode.BAD_TYPE, f"unknown message type {mtype}") from None
+    return Header(
+        type=mtype,
+        frame_id=frame_id,
+        timestamp_us=ts,
+        width=w,
+        height=h,
+        pixel_format=fmt,
+        stride=stride,
+        generation=gen,
+        flags=flags,
+        mask_width=mw,
+        mask_height=mh,
+        queue_ms=q,
+        infer_ms=i,
+        post_ms=p,
+        version=version,
+    )
+
+
+def encode(header: Header, payload: bytes | memoryview | Any = b"") -> list[Any]:
+    """Return the multipart frames for one message (payload left as given, no copy)."""
+    return [pack_header(header), payload]
+
+
+def encode_json(header: Header, obj: Any) -> list[Any]:
+    return encode(header, json.dumps(obj, separators=(",", ":")).encode("utf-8"))
+
+
+def error_message(code: ErrorCode, text: str, frame_id: int = 0, timestamp_us: int = 0) -> list[Any]:
+    body = {"code": int(code), "name": ErrorCode(code).name, "message": text}
+    return encode_json(Header(MsgType.ERROR, frame_id=frame_id, timestamp_us=timestamp_us), body)
+
+
+def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX_FRAME_BYTES) -> Message:
+    """Decode and validate a multipart message.
+
+    ``parts`` may hold bytes, memoryviews or pyzmq ``Frame`` objects (their
+    ``.buffer`` is used, so pixels are not copied).
+    """
+    bufs = [_as_buffer(p) for p in parts]
+    if len(bufs) not in (1, 2):
+        raise ProtocolError(ErrorCode.MALFORMED, f"expected 1 or 2 message parts, got {len(bufs)}")
+    header = unpack_header(bufs[0])
+    payload = bufs[1] if len(bufs) == 2 else memoryview(b"")
+    t = header.type
+    if t in _JSON_TYPES and len(payload) > _MAX_JSON_BYTES:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"{t.name} payload of {len(payload)} bytes is too large")
+    if t == MsgType.FRAME:
+        _check_image(header, payload, FRAME_FORMATS, max_frame_bytes)
+        _check_dims(header.mask_width, header.mask_height, allow_zero=True, what="mask size")
+    elif t in (MsgType.MASK, MsgType.PARSING):
+        _check_image(header, payload, frozenset({PixelFormat.GRAY8}), max_frame_bytes)
+    return Message(header, payload)
+
+
+def decode_json(msg: Message) -> Any:
+    """Parse a JSON payload; an empty payload is an empty object."""
+    if len(msg.payload) == 0:
+        return {}
+    try:
+        return json.loads(bytes(msg.payload).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        code = ErrorCode.BAD_CONFIG if msg.header.type == MsgType.CONFIG else ErrorCode.MALFORMED
+        raise ProtocolError(code, f"{msg.header.type.name} payload is not valid JSON: {exc}") from exc
+
+
+def _as_buffer(part: Any) -> memoryview:
+    if isinstance(part, memoryview):
+        return part
+    if isinstance(part, (bytes, bytearray)):
+        return memoryview(part)
+    buf = getattr(part, "buffer", None)  # zmq.Frame
+    if buf is not None:
+        return memoryview(buf)
+    raise ProtocolError(ErrorCode.MALFORMED, f"cannot read a message part of type {type(part).__name__}")
+
+
+def _check_dims(w: int, h: int, *, allow_zero: bool, what: str) -> None:
+    if allow_zero and w == 0 and h == 0:
+        return
+    if not (1 <= w <= MAX_DIMENSION and 1 <= h <= MAX_DIMENSION):
+        raise ProtocolError(ErrorCode.BAD_SIZE, f"{what} {w}x{h} is outside 1..{MAX_DIMENSION}")
+
+
+def _check_image(h: Header, payload: memoryview, formats: frozenset, max_bytes: int) -> None:
+    try:
+        fmt = PixelFormat(h.pixel_format)
+    except ValueError:
+        raise ProtocolError(ErrorCode.BAD_PIXEL_FORMAT, f"unknown pixel format {h.pixel_format}") from None
+    if fmt not in formats:
+        names = ", ".join(sorted(f.name for f in formats))
+        raise ProtocolError(ErrorCode.BAD_PIXEL_FORMAT, f"pixel format {fmt.name} not allowed here ({names})")
+    _check_dims(h.width, h.height, allow_zero=False, what="image size")
+    row = h.width * fmt.bytes_per_pixel
+    stride = h.stride or row
+    if stride < row or stride > row + 4096:
+        raise ProtocolError(ErrorCode.BAD_SIZE, f"row stride {stride} does not fit width {h.width} ({row} bytes)")
+    need = stride * (h.height - 1) + row
+    if need > max_bytes:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"{h.width}x{h.height} image needs {need} bytes, limit {max_bytes}")
+    if len(payload) < need or len(payload) > stride * h.height:
+        raise ProtocolError(
+            ErrorCode.BAD_SIZE,
+            f"payload is {len(payload)} bytes, a {h.width}x{h.height} {fmt.name} image with stride {stride} "
+            f"needs {need}..{stride * h.height}",
+        )

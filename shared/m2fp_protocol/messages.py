@@ -1,0 +1,109 @@
+"""Message types, pixel formats, error codes and the header dataclass.
+
+Everything here is plain stdlib so the OBS script (which only has pyzmq) and the
+server import the very same definitions: a field added on one side cannot be
+forgotten on the other.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+MAGIC = b"M2FP"
+PROTOCOL_VERSION = 1
+
+#: Default cap on one FRAME's pixel payload (3840x2160 RGBA plus slack).  The
+#: server also sets ZMQ_MAXMSGSIZE a little above this so an absurd message is
+#: refused by libzmq before Python ever allocates it.
+MAX_FRAME_BYTES = 3840 * 2160 * 4
+MAX_DIMENSION = 8192
+
+
+class MsgType(enum.IntEnum):
+    HELLO = 1  # client -> server: who am I (JSON payload optional)
+    INFO = 2  # server -> client: version, engine, classes, preferred size (JSON)
+    CONFIG = 3  # client -> server: JSON settings
+    CONFIG_ACK = 4  # server -> client: effective settings and their generation (JSON)
+    FRAME = 5  # client -> server: pixels
+    MASK = 6  # server -> client: uint8 alpha at the requested size
+    PARSING = 7  # server -> client: uint8 label map at the requested size
+    ERROR = 8  # server -> client: JSON {"code", "name", "message"}
+    DROPPED = 9  # server -> client: a FRAME was replaced by a newer one before it ran
+
+
+class PixelFormat(enum.IntEnum):
+    RGBA = 1
+    BGRA = 2
+    RGB = 3
+    BGR = 4
+    GRAY8 = 5  # masks and label maps
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        return _BPP[self]
+
+
+_BPP = {
+    PixelFormat.RGBA: 4,
+    PixelFormat.BGRA: 4,
+    PixelFormat.RGB: 3,
+    PixelFormat.BGR: 3,
+    PixelFormat.GRAY8: 1,
+}
+
+#: Formats a client may send in a FRAME.
+FRAME_FORMATS = frozenset({PixelFormat.RGBA, PixelFormat.BGRA, PixelFormat.RGB, PixelFormat.BGR})
+
+
+class Flags(enum.IntFlag):
+    NONE = 0
+    WANT_PARSING = 1  # FRAME: also send a PARSING reply (for the colour view)
+
+
+class ErrorCode(enum.IntEnum):
+    MALFORMED = 1  # wrong number of parts, short header
+    BAD_MAGIC = 2
+    BAD_VERSION = 3
+    BAD_TYPE = 4
+    BAD_PIXEL_FORMAT = 5
+    BAD_SIZE = 6  # dimensions, stride or payload length inconsistent
+    TOO_LARGE = 7
+    BAD_CONFIG = 8
+    ENGINE_FAILURE = 9
+    UNAUTHORIZED = 10
+    SERVER_BUSY = 11
+
+
+@dataclass
+class Header:
+    """The fixed binary header that starts every message (see PROTOCOL.md).
+
+    ``timestamp_us`` is the sender's capture time (monotonic microseconds) and is
+    echoed in replies so a client can measure latency without clock agreement.
+    ``mask_width``/``mask_height`` on a FRAME ask for the reply size (0 = frame size);
+    on a MASK they are zero.  The three ``*_ms`` fields are only filled in replies.
+    """
+
+    type: MsgType
+    frame_id: int = 0
+    timestamp_us: int = 0
+    width: int = 0
+    height: int = 0
+    pixel_format: int = 0
+    stride: int = 0
+    generation: int = 0
+    flags: int = 0
+    mask_width: int = 0
+    mask_height: int = 0
+    queue_ms: float = 0.0
+    infer_ms: float = 0.0
+    post_ms: float = 0.0
+    version: int = PROTOCOL_VERSION
+
+
+@dataclass
+class Message:
+    """A decoded message: header plus its payload (pixels or JSON bytes)."""
+
+    header: Header
+    payload: bytes | memoryview = b""
