@@ -113,6 +113,9 @@ class InferenceServer:
         self._router: zmq.Socket | None = None
         self._wake_addr = f"inproc://m2fp-wake-{id(self)}"
         self._threads: list[threading.Thread] = []
+        #: Held around every engine call.  Other front ends in this process (the HTTP
+        #: API) share the one engine instance and must take it too.
+        self.engine_lock = threading.Lock()
 
     # ----------------------------------------------------------------- lifecycle
     def bind(self) -> str:
@@ -290,7 +293,8 @@ class InferenceServer:
             rgb = to_rgb(h, job.message.payload)
             with self._sched.cond:
                 gen = job.stream.generation
-            res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)
+            with self.engine_lock:
+                res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)
         except ProtocolError as exc:
             return [proto.error_message(exc.code, exc.message, h.frame_id, h.timestamp_us)]
         except Exception as exc:  # the engine failed on this frame: say so, keep serving

@@ -1,0 +1,1 @@
+"""Ground truth and measurement: cutouts, synthetic clips with exact masks, metrics."""
