@@ -1,0 +1,90 @@
+"""Shared fixtures: real servers on random loopback ports, real engines, real images.
+
+Fixtures here are used by many test files; add new ones at the end rather than
+changing these.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def selfie_engine():  # type: ignore[no-untyped-def]
+    from m2fp_server.engines.selfie import SelfieEngine
+    eng = SelfieEngine()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture()
+def server(selfie_engine):  # type: ignore[no-untyped-def]
+    """An in-process InferenceServer (real ROUTER socket, own threads) on a random port."""
+    from m2fp_server.server import InferenceServer, ServerSettings
+    srv = InferenceServer(selfie_engine, ServerSettings(address="tcp://127.0.0.1:*"))
+    srv.start()
+    yield srv
+    srv.stop()
+    srv.join()
+
+
+@pytest.fixture()
+def client(server):  # type: ignore[no-untyped-def]
+    from m2fp_server.client import MaskClient
+    c = MaskClient(server.endpoint, timeout_s=10.0)
+    yield c
+    c.close()
+
+
+def start_server_process(*args: str, port: int | None = None, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """``m2fp-server`` as its own process (own session so a test can signal exactly it)."""
+    port = port or free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "m2fp_server.cli.serve", "--address", address, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+    return proc, address
+
+
+def wait_ready(address: str, timeout_s: float = 30.0) -> dict:
+    from m2fp_server.client import MaskClient, ServerTimeout
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with MaskClient(address, timeout_s=0.5) as c:
+                return c.hello("test")
+        except ServerTimeout:
+            if time.monotonic() > deadline:
+                raise
+
+
+@pytest.fixture()
+def server_process() -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real ``m2fp-server`` process on the selfie engine; stopped (only it) afterwards."""
+    proc, address = start_server_process("--engine", "selfie")
+    try:
+        wait_ready(address)
+        yield proc, address
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
