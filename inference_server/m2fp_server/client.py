@@ -53,7 +53,7 @@ class MaskClient:
         self.ctx = context or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 4)
+        self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.RCVHWM, 1000)
         if curve:
             self.sock.curve_serverkey = curve["server_public"]
@@ -100,7 +100,7 @@ class MaskClient:
         if not self.sock.poll(int(t * 1000)):
             return None
         parts = self.sock.recv_multipart(copy=False)
-        msg = proto.decode(parts)
+        msg = proto.decode(parts, accept=proto.CLIENT_ACCEPTS)
         h = msg.header
         if h.type in (MsgType.MASK, MsgType.PARSING):
             arr = np.frombuffer(msg.payload, np.uint8).reshape(h.height, h.stride or h.width)[:, : h.width]

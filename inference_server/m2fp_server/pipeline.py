@@ -1,7 +1,7 @@
 """The one place the per-frame stages are ordered.
 
     RGB frame → engine.infer → class selection → temporal smoothing
-              → (threshold) → resize to the requested mask size → (labels)
+              → resize to the requested mask size → (threshold) → (labels)
 """
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ class Pipeline:
         if cfg.smoothing > 0:
             small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
-        if not cfg.soft:
-            alpha = threshold_alpha(alpha, cfg.threshold)
         size = mask_size or (rgb.shape[1], rgb.shape[0])
         alpha8 = resize_alpha(alpha, size)
+        if not cfg.soft:  # cut after resizing so the edge stays smooth at the output size
+            alpha8 = threshold_alpha(alpha8, cfg.threshold)
         labels = resize_labels(label_map(probs), size) if want_labels else None
         t2 = time.perf_counter()
         stream.frames += 1

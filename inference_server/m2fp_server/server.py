@@ -226,7 +226,7 @@ class InferenceServer:
                     frame_id, ts = h.frame_id, h.timestamp_us
                 except ProtocolError:
                     pass
-            msg = proto.decode(body, self.settings.max_frame_bytes)
+            msg = proto.decode(body, self.settings.max_frame_bytes, proto.SERVER_ACCEPTS)
             t = msg.header.type
             if t == MsgType.FRAME:
                 self._on_frame(router, identity, msg, body[1] if len(body) > 1 else None)
@@ -237,8 +237,6 @@ class InferenceServer:
                            generation=self.streams.get(identity).generation), self.info()))
             elif t == MsgType.CONFIG:
                 self._on_config(router, identity, msg)
-            else:
-                raise ProtocolError(ErrorCode.BAD_TYPE, f"a server does not accept {t.name} messages")
         except ProtocolError as exc:
             self.stats["errors"] += 1
             log.debug("client %s: %s", identity.hex(), exc)

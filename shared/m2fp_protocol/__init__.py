@@ -1,6 +1,6 @@
 """m2fp-obs wire protocol: shared by the OBS script and the inference server (stdlib only)."""
 from .classes import CIHP_CLASSES, PALETTE, PERSON_CLASSES, ClassInfo, color_for, foreground_ids, make_classes
-from .codec import HEADER_SIZE, decode, decode_json, encode, encode_json, error_message, pack_header, unpack_header
+from .codec import CLIENT_ACCEPTS, HEADER_SIZE, SERVER_ACCEPTS, decode, decode_json, encode, encode_json, error_message, pack_header, unpack_header
 from .config import StreamConfig
 from .errors import ProtocolError
 from .messages import (
@@ -17,7 +17,7 @@ from .messages import (
 )
 
 __all__ = sorted([
-    "CIHP_CLASSES", "ClassInfo", "ErrorCode", "Flags", "HEADER_SIZE", "Header", "MAGIC", "MAX_DIMENSION",
+    "CIHP_CLASSES", "CLIENT_ACCEPTS", "SERVER_ACCEPTS", "ClassInfo", "ErrorCode", "Flags", "HEADER_SIZE", "Header", "MAGIC", "MAX_DIMENSION",
     "MAX_FRAME_BYTES", "Message", "MsgType", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "PixelFormat",
     "ProtocolError", "StreamConfig", "color_for", "decode", "decode_json", "encode", "encode_json",
     "error_message", "foreground_ids", "make_classes", "pack_header", "unpack_header",

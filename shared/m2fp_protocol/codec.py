@@ -109,11 +109,18 @@ def error_message(code: ErrorCode, text: str, frame_id: int = 0, timestamp_us: i
     return encode_json(Header(MsgType.ERROR, frame_id=frame_id, timestamp_us=timestamp_us), body)
 
 
-def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX_FRAME_BYTES) -> Message:
+#: What each side may receive.
+SERVER_ACCEPTS = frozenset({MsgType.HELLO, MsgType.CONFIG, MsgType.FRAME})
+CLIENT_ACCEPTS = frozenset(MsgType) - SERVER_ACCEPTS
+
+
+def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX_FRAME_BYTES,
+           accept: frozenset[MsgType] | None = None) -> Message:
     """Decode and validate a multipart message.
 
     ``parts`` may hold bytes, memoryviews or pyzmq ``Frame`` objects (their
-    ``.buffer`` is used, so pixels are not copied).
+    ``.buffer`` is used, so pixels are not copied).  ``accept`` limits the types
+    this side takes (:data:`SERVER_ACCEPTS` / :data:`CLIENT_ACCEPTS`).
     """
     bufs = [_as_buffer(p) for p in parts]
     if len(bufs) not in (1, 2):
@@ -121,6 +128,8 @@ def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX
     header = unpack_header(bufs[0])
     payload = bufs[1] if len(bufs) == 2 else memoryview(b"")
     t = header.type
+    if accept is not None and t not in accept:
+        raise ProtocolError(ErrorCode.BAD_TYPE, f"{t.name} messages are not accepted on this side")
     if t in _JSON_TYPES and len(payload) > _MAX_JSON_BYTES:
         raise ProtocolError(ErrorCode.TOO_LARGE, f"{t.name} payload of {len(payload)} bytes is too large")
     if t == MsgType.FRAME:

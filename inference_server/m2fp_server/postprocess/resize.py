@@ -21,5 +21,6 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
-def threshold_alpha(alpha: np.ndarray, threshold: float) -> np.ndarray:
-    return (alpha >= threshold).astype(np.float32)
+def threshold_alpha(alpha8: np.ndarray, threshold: float) -> np.ndarray:
+    """Hard 0/255 cut of a uint8 alpha."""
+    return np.where(alpha8 >= threshold * 255.0, 255, 0).astype(np.uint8)

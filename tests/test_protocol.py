@@ -1,0 +1,111 @@
+"""The codec round-trips every message type and rejects each kind of bad message with its code."""
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+import m2fp_protocol as proto
+from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
+
+
+def frame_header(**kw) -> Header:
+    base = dict(type=MsgType.FRAME, frame_id=7, timestamp_us=123456789, width=4, height=3,
+                pixel_format=PixelFormat.RGBA, stride=16, generation=2, mask_width=2, mask_height=2)
+    base.update(kw)
+    return Header(**base)
+
+
+def test_header_is_64_bytes_and_round_trips_every_field():
+    h = Header(MsgType.MASK, frame_id=2**63 + 5, timestamp_us=-42, width=640, height=360,
+               pixel_format=PixelFormat.GRAY8, stride=640, generation=9, flags=1, mask_width=3, mask_height=4,
+               queue_ms=1.5, infer_ms=2.25, post_ms=0.125)
+    raw = proto.pack_header(h)
+    assert len(raw) == proto.HEADER_SIZE == 64
+    assert raw[:4] == b"M2FP"
+    assert proto.unpack_header(raw) == h
+
+
+def test_frame_round_trip_keeps_payload_without_copy():
+    payload = bytearray(range(48))
+    parts = proto.encode(frame_header(), payload)
+    assert parts[1] is payload  # the codec never copies pixels
+    msg = proto.decode(parts)
+    assert msg.header == frame_header()
+    assert bytes(msg.payload) == bytes(payload)
+
+
+def test_json_messages_round_trip():
+    info = {"engine": {"name": "selfie"}, "classes": [c.to_json() for c in proto.PERSON_CLASSES]}
+    msg = proto.decode(proto.encode_json(Header(MsgType.INFO), info))
+    assert proto.decode_json(msg) == info
+    err = proto.decode(proto.error_message(ErrorCode.BAD_SIZE, "nope", frame_id=3))
+    assert err.header.frame_id == 3
+    assert proto.decode_json(err) == {"code": 6, "name": "BAD_SIZE", "message": "nope"}
+
+
+def test_class_info_json_round_trip():
+    for c in proto.CIHP_CLASSES:
+        assert proto.ClassInfo.from_json(json.loads(json.dumps(c.to_json()))) == c
+    assert len({c.color for c in proto.CIHP_CLASSES}) == 20  # every part has its own colour
+
+
+def _raw_header(**kw) -> bytes:
+    vals = dict(magic=b"M2FP", version=1, type=5, flags=0, fid=1, ts=0, w=4, h=3, fmt=1, r=0, stride=16, gen=0,
+                mw=0, mh=0, q=0.0, i=0.0, p=0.0, r2=0)
+    vals.update(kw)
+    return struct.pack("<4sBBHQqIIHHIIHHfffI", *vals.values())
+
+
+BAD = {
+    "no parts": ([], ErrorCode.MALFORMED),
+    "three parts": ([_raw_header(), b"", b""], ErrorCode.MALFORMED),
+    "short header": ([_raw_header()[:20], bytes(48)], ErrorCode.MALFORMED),
+    "bad magic": ([_raw_header(magic=b"XXXX"), bytes(48)], ErrorCode.BAD_MAGIC),
+    "wrong version": ([_raw_header(version=2), bytes(48)], ErrorCode.BAD_VERSION),
+    "unknown type": ([_raw_header(type=99), bytes(48)], ErrorCode.BAD_TYPE),
+    "unknown pixel format": ([_raw_header(fmt=77), bytes(48)], ErrorCode.BAD_PIXEL_FORMAT),
+    "gray frame": ([_raw_header(fmt=5, stride=4), bytes(12)], ErrorCode.BAD_PIXEL_FORMAT),
+    "truncated pixels": ([_raw_header(), bytes(40)], ErrorCode.BAD_SIZE),
+    "extra pixels": ([_raw_header(), bytes(49)], ErrorCode.BAD_SIZE),
+    "zero width": ([_raw_header(w=0, stride=0), b""], ErrorCode.BAD_SIZE),
+    "absurd size": ([_raw_header(w=100000, h=100000, stride=400000), bytes(16)], ErrorCode.BAD_SIZE),
+    "stride too small": ([_raw_header(stride=8), bytes(48)], ErrorCode.BAD_SIZE),
+    "bad mask size": ([_raw_header(mw=9000, mh=5), bytes(48)], ErrorCode.BAD_SIZE),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_messages_are_rejected_with_their_code(case):
+    parts, code = BAD[case]
+    with pytest.raises(ProtocolError) as exc:
+        proto.decode(parts)
+    assert exc.value.code == code
+
+
+def test_oversize_frame_is_too_large():
+    w, h = 2000, 2000
+    parts = [_raw_header(w=w, h=h, stride=w * 4), bytes(w * h * 4)]
+    with pytest.raises(ProtocolError) as exc:
+        proto.decode(parts, max_frame_bytes=1_000_000)
+    assert exc.value.code == ErrorCode.TOO_LARGE
+
+
+def test_padded_stride_and_unpadded_last_row_are_accepted():
+    # 3 rows of 16 bytes with 4 bytes padding each; the last row may omit its padding
+    for n in (20 * 3, 20 * 2 + 16):
+        msg = proto.decode([_raw_header(stride=20), bytes(n)])
+        assert msg.header.stride == 20
+
+
+def test_config_merges_validates_and_rejects_garbage():
+    cfg = StreamConfig.from_json({"keep": ["Face", 2], "threshold": 0.3})
+    assert cfg.keep == ["Face", "2"] and cfg.threshold == 0.3 and cfg.smoothing == 0.5
+    cfg2 = StreamConfig.from_json({"smoothing": 0}, base=cfg)
+    assert cfg2.keep == ["Face", "2"] and cfg2.smoothing == 0.0
+    for bad in ([], {"threshold": 2}, {"threshold": "x"}, {"soft": 1}, {"nope": 1}, {"keep": "Face"},
+                {"engine_options": []}, {"smoothing": True}):
+        with pytest.raises(ProtocolError) as exc:
+            StreamConfig.from_json(bad)
+        assert exc.value.code == ErrorCode.BAD_CONFIG
