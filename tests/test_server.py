@@ -209,7 +209,7 @@ def _mutations(rng: random.Random, good: list[bytes]) -> list[bytes]:
     if kind == 1:  # truncate either part
         return [bytes(header[: rng.randrange(len(header) + 1)]), bytes(payload[: rng.randrange(len(payload) + 1)])]
     if kind == 2:  # random part count
-        return [bytes(rng.randrange(256) for _ in range(rng.randrange(80))) for _ in range(rng.randrange(5))]
+        return [bytes(rng.randrange(256) for _ in range(rng.randrange(80))) for _ in range(rng.randint(1, 5))]
     if kind == 3:  # absurd sizes
         fields = list(struct.unpack("<4sBBHQqIIHHIIHHfffI", header))
         fields[6], fields[7] = rng.choice([0, 1, 2**31, 2**32 - 1]), rng.choice([0, 1, 9000, 2**32 - 1])

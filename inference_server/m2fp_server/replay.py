@@ -70,12 +70,14 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         t0 = time.perf_counter() + 0.05
         for j in range(ticks):
             deadline = t0 + j * period
-            now = time.perf_counter()
-            if now < deadline:
-                time.sleep(deadline - now)
-            elif now - deadline > period / 2:
+            if time.perf_counter() - deadline > period / 2:
                 late += 1
-            while (r := client.recv(0)) is not None:  # take what has arrived, never wait
+            while True:  # until this tick: take replies the moment they arrive (exact latency)
+                r = client.recv(max(0.0, deadline - time.perf_counter()))
+                if r is None:
+                    if time.perf_counter() >= deadline:
+                        break
+                    continue
                 fid = r.header.frame_id - 1  # ids are 1-based on the wire
                 if r.type == MsgType.MASK:
                     assert r.array is not None
