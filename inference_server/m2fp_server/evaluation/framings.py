@@ -1,0 +1,245 @@
+"""Ground-truth clips for each framing a user may have: bust, two people, full body, small full body.
+
+The busts are the shipped public-domain cutouts (``data/cutouts``).  No
+public-domain full-body photograph ships with any package reachable here, so the
+full-body people come from Debian's ``opencv-doc`` sample images
+(``basketball1.png``: a man standing, grey; ``messi5.jpg``: a footballer in a
+wide kicking pose, colour).  Their licence is unclear, so they are never
+committed: :func:`opencv_doc_file` finds them on the system or fetches the
+package with ``apt-get download`` at test time, and the cutouts are cached
+under ``~/.cache/m2fp-obs``.
+
+The full-body cutouts are made so that no single shipped model is favoured: the
+pose model's and the general selfie model's masks are averaged into a trimap
+that GrabCut (colour statistics, no network) refines at full resolution; the
+result overlaps each model's own mask by IoU 0.83-0.90 only.
+
+Every clip opens with a static part (flicker) and then moves (lag); people in
+the full-body clips touch no frame edge.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .groundtruth import Cutout, Placement, clean_mask, compose, place, textured_background
+
+log = logging.getLogger(__name__)
+
+OPENCV_DOC_DIRS = (Path("/usr/share/doc/opencv-doc/examples/data"),)
+CACHE_DIR = Path(os.environ.get("M2FP_CACHE_DIR", Path.home() / ".cache" / "m2fp-obs"))
+FETCH_HINT = ("apt-get download opencv-doc && dpkg-deb --fsys-tarfile opencv-doc_*.deb | tar -x "
+              "./usr/share/doc/opencv-doc/examples/data  (or: apt-get install opencv-doc)")
+
+
+def opencv_doc_file(name: str) -> Path:
+    """Path of an ``opencv-doc`` sample; fetched once into the cache when not installed."""
+    cached = CACHE_DIR / "opencv-doc" / name
+    for d in (*OPENCV_DOC_DIRS, cached.parent):
+        if (d / name).is_file():
+            return d / name
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise FileNotFoundError(f"opencv-doc sample {name} not found; fetch it with: {FETCH_HINT}")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        log.info("fetching opencv-doc (apt-get download) for %s", name)
+        r = subprocess.run(["apt-get", "download", "-q", "opencv-doc"], cwd=tmp, capture_output=True, text=True)
+        debs = list(Path(tmp).glob("opencv-doc_*.deb"))
+        if r.returncode != 0 or not debs:
+            raise FileNotFoundError(f"opencv-doc sample {name} not found and apt-get download failed "
+                                    f"({r.stderr.strip()[-200:]}); fetch it with: {FETCH_HINT}")
+        members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in FULL_BODY_FILES]
+        deb = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", tmp, *members], stdin=deb.stdout, check=True)
+        deb.wait()
+        for n in FULL_BODY_FILES:
+            shutil.copy(Path(tmp) / members[FULL_BODY_FILES.index(n)], cached.parent / n)
+    return cached
+
+
+# --------------------------------------------------------------------------- full-body cutouts
+@dataclass(frozen=True)
+class CutoutRecipe:
+    file: str
+    roi: tuple[float, float, float]  # square region the models see: cx, cy, side (image pixels)
+    keep: tuple[int, int, int, int]  # x0, y0, x1, y1: only this person (the image may hold others)
+
+
+RECIPES = {
+    "basketball": CutoutRecipe("basketball1.png", (110, 270, 440), (0, 0, 240, 480)),
+    "messi": CutoutRecipe("messi5.jpg", (262, 195, 420), (40, 40, 480, 342)),
+}
+#: real photographs without people, used as backgrounds (webcam-like room, street, building front)
+BACKGROUNDS = {"room": "aloeL.jpg", "street": "leuvenA.jpg", "building": "building.jpg", "home": "home.jpg"}
+FULL_BODY_FILES = sorted({r.file for r in RECIPES.values()} | set(BACKGROUNDS.values()))
+
+
+def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
+    """An opencv-doc photograph scaled to cover a (W, H) frame, centre-cropped; RGB."""
+    bgr = cv2.imread(str(opencv_doc_file(BACKGROUNDS[name])), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read background {BACKGROUNDS[name]}")
+    W, H = size
+    s = max(W / bgr.shape[1], H / bgr.shape[0])
+    big = cv2.resize(bgr, (max(W, round(bgr.shape[1] * s)), max(H, round(bgr.shape[0] * s))),
+                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    y, x = (big.shape[0] - H) // 2, (big.shape[1] - W) // 2
+    return np.ascontiguousarray(cv2.cvtColor(big[y:y + H, x:x + W], cv2.COLOR_BGR2RGB))
+
+
+def _models_probability(rgb: np.ndarray, roi: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    from ..engines.embedded_models import PoseSegmenter, Roi, run_on_roi
+    from ..engines.selfie import MODELS_DIR, MODEL_FILES, TFLiteSegmenter
+    r = Roi(*roi)
+    pose = run_on_roi(rgb, r, PoseSegmenter())
+    selfie = run_on_roi(rgb, r, TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"]))
+    return pose, selfie
+
+
+def build_fullbody_cutout(name: str) -> Cutout:
+    """Cut the person out with GrabCut seeded by the average of two models (see module doc)."""
+    recipe = RECIPES[name]
+    bgr = cv2.imread(str(opencv_doc_file(recipe.file)), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read {recipe.file}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    pose, selfie = _models_probability(rgb, recipe.roi)
+    x0, y0, x1, y1 = recipe.keep
+    keep = np.zeros(pose.shape, bool)
+    keep[y0:y1, x0:x1] = True
+    avg = (pose + selfie) / 2 * keep
+    trimap = np.full(avg.shape, cv2.GC_BGD, np.uint8)
+    trimap[avg > 0.1] = cv2.GC_PR_BGD
+    trimap[avg > 0.5] = cv2.GC_PR_FGD
+    trimap[(pose > 0.95) & (selfie > 0.95) & keep] = cv2.GC_FGD
+    cv2.setRNGSeed(0)
+    cv2.grabCut(bgr, trimap, None, np.zeros((1, 65)), np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_MASK)
+    alpha = clean_mask(((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32))
+    ys, xs = np.nonzero(alpha)
+    pad = 4
+    bx0, by0 = max(0, xs.min() - pad), max(0, ys.min() - pad)
+    bx1, by1 = min(rgb.shape[1], xs.max() + 1 + pad), min(rgb.shape[0], ys.max() + 1 + pad)
+    # crop to the person so Placement.height is the person's height and the anchor is the feet
+    return Cutout(np.ascontiguousarray(rgb[by0:by1, bx0:bx1]), np.ascontiguousarray(alpha[by0:by1, bx0:bx1]))
+
+
+def fullbody_cutout(name: str) -> Cutout:
+    """Cached :func:`build_fullbody_cutout` (the cache holds derived images of unclear licence: never ship it)."""
+    path = CACHE_DIR / "cutouts" / f"{name}.png"
+    if path.is_file():
+        bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if bgra is not None and bgra.ndim == 3 and bgra.shape[2] == 4:
+            rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
+            return Cutout(np.ascontiguousarray(rgba[..., :3]), np.where(rgba[..., 3] > 127, 255, 0).astype(np.uint8))
+    cut = build_fullbody_cutout(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cut.save(path)
+    return cut
+
+
+def bust_cutout(name: str) -> Cutout:
+    """A shipped bust cropped to its mask (so ``height`` in a Placement is the person's)."""
+    cut = Cutout.load(name)
+    ys, xs = np.nonzero(cut.alpha)
+    x0, x1 = xs.min(), xs.max() + 1
+    y0 = ys.min()
+    return Cutout(np.ascontiguousarray(cut.rgb[y0:, x0:x1]), np.ascontiguousarray(cut.alpha[y0:, x0:x1]))
+
+
+# --------------------------------------------------------------------------- clips
+@dataclass
+class FramingClip:
+    """Frames with exact truth; ``static``/``moving`` are [start, stop) frame ranges."""
+
+    name: str
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    truth: np.ndarray  # (T, H, W) uint8 0/1
+    fps: float
+    static: tuple[int, int]
+    moving: tuple[int, int]
+    description: str = ""
+
+
+Motion = Callable[[float], list[Placement]]  # seconds since the motion began -> one placement per person
+
+
+def _render(name: str, size: tuple[int, int], cutouts: list[Cutout], motion: Motion, static_frames: int,
+            moving_frames: int, fps: float, background: str, description: str) -> FramingClip:
+    """``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture."""
+    W, H = size
+    if background.startswith("texture:"):
+        bg = textured_background(W, H, int(background.split(":")[1]))
+    else:
+        bg = photo_background(background, size)
+    frames = np.empty((static_frames + moving_frames, H, W, 3), np.uint8)
+    truth = np.empty((static_frames + moving_frames, H, W), np.uint8)
+    for k in range(static_frames + moving_frames):
+        t = max(0, k - static_frames) / fps
+        layers = [place(c, p, size) for c, p in zip(cutouts, motion(t))]
+        frames[k], truth[k] = compose(bg, layers)
+    n = static_frames + moving_frames
+    return FramingClip(name, frames, truth, fps, (0, static_frames), (static_frames, n), description)
+
+
+def bust(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
+         background: str = "room") -> FramingClip:
+    """Webcam bust, 640x480: sways, bobs and leans (touches the bottom edge, as a webcam shot does)."""
+    def motion(t: float) -> list[Placement]:
+        w = 2 * math.pi * t
+        return [Placement(0.5 + 0.10 * math.sin(w / 2.0), 1.02 + 0.03 * math.sin(w / 0.9), 0.92 + 0.04 * math.sin(w / 3.0),
+                          6.0 * math.sin(w / 1.6))]
+    return _render("bust", (640, 480), [bust_cutout("astronaut")], motion, static_frames, moving_frames, fps, background,
+                   "webcam bust 640x480, sway/bob/lean")
+
+
+def two_people(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
+               background: str = "home") -> FramingClip:
+    """Two busts side by side, 640x480, moving in opposite phase; one stands further back."""
+    def motion(t: float) -> list[Placement]:
+        w = 2 * math.pi * t
+        return [Placement(0.28 + 0.07 * math.sin(w / 1.8), 1.02, 0.62 + 0.03 * math.sin(w / 2.5), 4.0 * math.sin(w / 1.3)),
+                Placement(0.72 - 0.07 * math.sin(w / 1.8), 1.02 + 0.02 * math.sin(w / 0.8), 0.85, -5.0 * math.sin(w / 1.7))]
+    return _render("two_people", (640, 480), [bust_cutout("grace_hopper"), bust_cutout("astronaut")], motion,
+                   static_frames, moving_frames, fps, background, "two busts 640x480, opposite sway")
+
+
+def full_body_fast(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
+                   background: str = "street") -> FramingClip:
+    """A standing man, 640x480, 80 % of the frame high, touching no edge, swept sideways fast.
+
+    Peak speed ~21 px/frame (a brisk step across a webcam frame), with a bob and a lean.
+    """
+    def motion(t: float) -> list[Placement]:
+        w = 2 * math.pi * t
+        return [Placement(0.5 + 0.24 * math.sin(w / 1.5), 0.93 + 0.02 * math.sin(w / 0.5), 0.80,
+                          5.0 * math.sin(w / 1.1))]
+    return _render("full_body_fast", (640, 480), [fullbody_cutout("basketball")], motion, static_frames,
+                   moving_frames, fps, background, "full body 640x480, 80% high, fast sideways sweep, no edge touched")
+
+
+def small_full_body(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
+                    background: str = "building") -> FramingClip:
+    """A footballer in a wide pose, 1280x720, 38 % of the frame high, touching no edge, moving across."""
+    def motion(t: float) -> list[Placement]:
+        w = 2 * math.pi * t
+        return [Placement(0.45 + 0.25 * math.sin(w / 3.0), 0.82 + 0.03 * math.sin(w / 0.7), 0.38, 8.0 * math.sin(w / 2.0))]
+    return _render("small_full_body", (1280, 720), [fullbody_cutout("messi")], motion, static_frames,
+                   moving_frames, fps, background, "small full body 1280x720, 38% high, moving across, no edge touched")
+
+
+FRAMINGS: dict[str, Callable[..., FramingClip]] = {
+    "bust": bust,
+    "two_people": two_people,
+    "full_body_fast": full_body_fast,
+    "small_full_body": small_full_body,
+}
