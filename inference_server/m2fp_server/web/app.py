@@ -1,0 +1,124 @@
+"""The WSGI application: the page, its static files, ``GET /api/info`` and ``POST /api/parse``.
+
+Werkzeug does the HTTP work (routing, the streaming multipart parser with its
+size limits, static files from the package); this module only maps requests to
+:class:`ParseService` calls and every failure to the JSON envelope
+``{"code", "message", "data"}`` with a matching HTTP status.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from typing import Any, Iterable
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.middleware.shared_data import SharedDataMiddleware
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from .. import __version__
+from .errors import ApiCode, ApiError
+from .parsing import ParseOptions, ParseService
+
+log = logging.getLogger(__name__)
+
+STATIC_PACKAGE = (__package__ or "m2fp_server.web", "static")
+
+#: The page loads only its own script, style and the images it builds (data:/blob: URLs).
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    r = Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json",
+                 headers=headers)
+    r.headers["Cache-Control"] = "no-store"
+    return r
+
+
+def _error(err: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return _json(err.to_json(), err.status, headers)
+
+
+class WebApp:
+    def __init__(self, service: ParseService) -> None:
+        self.service = service
+        self.url_map = Map([
+            Rule("/", endpoint="index", methods=["GET"]),
+            Rule("/api/info", endpoint="info", methods=["GET"]),
+            Rule("/api/parse", endpoint="parse", methods=["POST"]),
+        ])
+        self._wsgi = SharedDataMiddleware(self._dispatch, {"/static": STATIC_PACKAGE}, cache=False)
+
+    def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        return self._wsgi(environ, start_response)
+
+    # ------------------------------------------------------------------ dispatch
+    def _dispatch(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        request.max_content_length = self.service.limits.max_upload_bytes
+        # text fields are short; this also bounds the parser's buffer, so keep it above its 64 KiB chunks
+        request.max_form_memory_size = 1024 * 1024
+        request.max_form_parts = 16
+        try:
+            endpoint, _ = self.url_map.bind_to_environ(environ).match()
+            response = getattr(self, f"on_{endpoint}")(request)
+        except ApiError as err:
+            response = _error(err)
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.valid_methods or []))
+            response = _error(ApiError(ApiCode.METHOD_NOT_ALLOWED,
+                                       f"{request.method} is not allowed on {request.path}; use {allowed}"),
+                              {"Allow": allowed})
+        except NotFound:
+            response = _error(ApiError(ApiCode.NOT_FOUND, f"no such page or API: {request.path}"))
+        except RequestEntityTooLarge:
+            response = _error(self._too_large())
+        except HTTPException as exc:
+            response = _error(ApiError(ApiCode.BAD_REQUEST, exc.description or exc.name))
+        except Exception:  # a bug here must still answer in the envelope
+            log.exception("internal error on %s %s", request.method, request.path)
+            response = _error(ApiError(ApiCode.INTERNAL, "internal server error (see the server log)"))
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response(environ, start_response)
+
+    def _too_large(self) -> ApiError:
+        mb = self.service.limits.max_upload_bytes / (1024 * 1024)
+        return ApiError(ApiCode.TOO_LARGE, f"the upload is larger than the {mb:g} MiB limit")
+
+    # ------------------------------------------------------------------ endpoints
+    def on_index(self, request: Request) -> Response:
+        page = resources.files(STATIC_PACKAGE[0]).joinpath("static", "index.html").read_bytes()
+        r = Response(page, mimetype="text/html")
+        r.headers["Content-Security-Policy"] = PAGE_CSP
+        r.headers["Cache-Control"] = "no-cache"
+        return r
+
+    def on_info(self, request: Request) -> Response:
+        return _json({"code": 0, "message": "success", "data": {"server_version": __version__,
+                                                                  **self.service.info()}})
+
+    def on_parse(self, request: Request) -> Response:
+        if request.mimetype != "multipart/form-data":
+            raise ApiError(ApiCode.NOT_MULTIPART,
+                           "send a multipart/form-data body with the photo in the field 'image' "
+                           f"(got Content-Type {request.mimetype or 'none'!r})")
+        try:
+            files, form = request.files, request.form
+        except RequestEntityTooLarge:
+            raise self._too_large() from None
+        upload = files.get("image")
+        if upload is None:
+            hint = " (it was sent as text: attach it as a file)" if "image" in form else ""
+            raise ApiError(ApiCode.MISSING_FIELD, f"missing the multipart file field 'image'{hint}")
+        bg_upload = files.get("background_image")
+        bg = None
+        if bg_upload is not None and bg_upload.filename != "":  # a browser sends an empty part when unset
+            try:
+                bg = self.service.decode(bg_upload.read())
+            except ApiError as err:
+                raise ApiError(err.code, f"background_image: {err.message}") from None
+        options = ParseOptions.from_form(form, bg)
+        data = self.service.parse(upload.read(), options)
+        return _json({"code": 0, "message": "success", "data": data})
