@@ -26,8 +26,18 @@ class PipelineResult:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine) -> None:
+    """``predict_frames``: how many frames the mask is moved ahead when motion is on.
+
+    The OBS filter shows a mask with a frame that is newer than the one it was
+    computed from (one frame of readback, then the round trip); moving the mask
+    along the measured motion by that lag puts it where the person is when shown.
+    A client that delays its video (sync) wants 0.
+    """
+
+    def __init__(self, engine: Engine, predict_frames: float = 0.0) -> None:
         self.engine = engine
+        self.predict_frames = predict_frames
+        self._wants_motion = bool(getattr(engine, "wants_motion", False))
 
     def process(
         self,
@@ -37,15 +47,23 @@ class Pipeline:
         want_labels: bool = False,
     ) -> PipelineResult:
         t0 = time.perf_counter()
-        out = self.engine.infer(rgb, stream.key)
+        cfg = stream.config
+        predict = self.predict_frames if cfg.motion else 0.0
+        if self._wants_motion or predict > 0:
+            stream.motion.push(rgb, flow=cfg.motion)
+        if self._wants_motion:
+            out = self.engine.infer_tracked(rgb, stream.key, stream.motion, cfg.motion)  # type: ignore[attr-defined]
+        else:
+            out = self.engine.infer(rgb, stream.key)
         t1 = time.perf_counter()
         probs = out.probs
         h, w = probs.shape[1:]
         alpha = select_alpha(probs, stream.keep_ids)
-        cfg = stream.config
         if cfg.smoothing > 0:
             small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
+        if predict > 0:
+            alpha = stream.motion.extrapolate(alpha, predict)
         size = mask_size or (rgb.shape[1], rgb.shape[0])
         alpha8 = resize_alpha(alpha, size)
         if not cfg.soft:  # cut after resizing so the edge stays smooth at the output size

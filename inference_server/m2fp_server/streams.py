@@ -12,6 +12,7 @@ from typing import Sequence
 from m2fp_protocol import ClassInfo, StreamConfig
 
 from .postprocess.classes import resolve_keep
+from .postprocess.motion import FlowTracker
 from .postprocess.temporal import TemporalSmoother
 
 
@@ -22,6 +23,7 @@ class StreamState:
     generation: int = 0
     keep_ids: list[int] = field(default_factory=list)
     smoother: TemporalSmoother = field(default_factory=TemporalSmoother)
+    motion: FlowTracker = field(default_factory=FlowTracker)  # flow history for motion compensation
     last_seen: float = field(default_factory=time.monotonic)
     frames: int = 0
     dropped: int = 0

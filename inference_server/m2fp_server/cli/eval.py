@@ -1,0 +1,93 @@
+"""``m2fp eval``: offline and live IoU, flicker, boundary error and mask age on ground-truth clips.
+
+Live runs go through a real ZeroMQ server (in this process, own threads) at the
+clip's frame rate, as the OBS filter would play them (``m2fp_server.replay``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .common import engine_options
+
+DEFAULT_VARIANTS = ["hold", "motion", "sync2"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", action="append", default=None,
+                   help="engine to evaluate, repeatable (default: selfie and slow-oracle)")
+    p.add_argument("--engine-option", "-E", action="append", default=[], metavar="KEY=VALUE",
+                   help="option for every engine evaluated (e.g. -E delay_ms=300 -E rate_hz=3)")
+    p.add_argument("--clip", action="append", default=None, help="clip name, repeatable (default: all)")
+    p.add_argument("--variant", action="append", default=None,
+                   help="live run: hold | motion | syncN | syncN+motion | motion+predictP, repeatable "
+                        f"(default: {' '.join(DEFAULT_VARIANTS)}); 'none' = offline only")
+    p.add_argument("--no-offline", action="store_true", help="skip the offline row")
+    p.add_argument("--predict", type=float, default=None,
+                   help="frames the server moves masks ahead with motion on (default: the server's)")
+    p.add_argument("--static", type=int, default=None, help="static frames per clip (default: the clip's)")
+    p.add_argument("--moving", type=int, default=None, help="moving frames per clip (default: the clip's)")
+    p.add_argument("--size", default=None, help="clip size WxH (default: the clip's)")
+    p.add_argument("--config", default=None, help="stream settings as JSON, e.g. '{\"smoothing\": 0}'")
+    p.add_argument("--json", type=Path, default=None, help="also write every row as JSON here")
+    p.add_argument("--list", action="store_true", help="list the clips and exit")
+
+
+def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {"static": args.static, "moving": args.moving}
+    if args.size:
+        try:
+            w, h = (int(x) for x in args.size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--size must be WxH, got {args.size!r}") from None
+        kw["size"] = (w, h)
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def engine_factory(name: str, options: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """clip -> a fresh engine (the slow oracle is built for the clip it will be shown)."""
+    from ..engines import create
+
+    def build(clip):  # type: ignore[no-untyped-def]
+        if name == "slow-oracle":
+            return create(name, **{**options, "clip": clip})
+        return create(name, **options)
+    return build
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.clips import CLIPS, get_clip
+    from ..evaluation.evaluate import Variant, evaluate, table
+    from ..pipeline import Pipeline
+    if args.list:
+        for name, builder in CLIPS.items():
+            print(f"{name:16s} {(builder.__doc__ or '').strip().splitlines()[0] if builder.__doc__ else ''}")
+        return 0
+    names = args.clip or list(CLIPS)
+    unknown = [n for n in names if n not in CLIPS]
+    if unknown:
+        raise ValueError(f"unknown clip(s) {', '.join(unknown)}; choose from: {', '.join(CLIPS)}")
+    vtexts = args.variant or DEFAULT_VARIANTS
+    variants = [] if vtexts == ["none"] else [Variant.parse(v) for v in vtexts]
+    config = json.loads(args.config) if args.config else {}
+    if not isinstance(config, dict):
+        raise ValueError("--config must be a JSON object")
+    opts = engine_options(args.engine_option)
+    engines = args.engine or ["selfie", "slow-oracle"]
+    predict = args.predict if args.predict is not None else Pipeline.__init__.__defaults__[0]  # type: ignore[index]
+    print(f"# m2fp eval: load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; predict {predict} frames")
+    rows = []
+    for cname in names:
+        clip = get_clip(cname, **_clip_options(args))
+        for ename in engines:
+            rows += evaluate(engine_factory(ename, opts), ename, clip, variants, config,
+                             offline=not args.no_offline, predict_default=predict)
+        print(table([r for r in rows if r.clip == cname]).split("\n", 2)[-1] if rows[:-1] and
+              any(r.clip != cname for r in rows) else table([r for r in rows if r.clip == cname]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps([r.to_json() for r in rows], indent=1))
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,91 @@
+"""``slow-oracle``: a test engine that knows the truth of a clip and answers late.
+
+It measures the temporal machinery (async worker, motion compensation, sync,
+transport) apart from any model's quality: with a perfect but slow model, every
+IoU point lost is lost to lateness.
+
+How it knows the truth, honestly: it is told which registered clip will be
+played (``clip=<name>`` and the clip's build options), builds that clip itself,
+and for every incoming frame looks up the clip frame that looks most alike
+(mean absolute difference of 64x48 thumbnails).  It never sees a frame index, so
+it is as blind to timing as a real model.  Static frames are identical and share
+one truth, so any of them is a correct match.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from m2fp_protocol import PERSON_CLASSES, ClassInfo
+
+from .async_worker import AsyncEngine
+from .base import Engine, EngineOutput, EngineUnavailable, person_output
+
+THUMB = (64, 48)
+
+
+def _thumb(rgb: np.ndarray) -> np.ndarray:
+    return cv2.resize(rgb, THUMB, interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+class OracleEngine(Engine):
+    """Instant: the truth of the clip frame that matches the input best (the offline reference)."""
+
+    name = "oracle"
+    description = "ground truth of a known evaluation clip, by frame matching (test engine)"
+
+    def __init__(self, clip: Any) -> None:
+        from ..evaluation.clips import Clip
+        if not isinstance(clip, Clip):
+            raise EngineUnavailable("the oracle needs a clip")
+        self.clip = clip
+        self._thumbs = np.stack([_thumb(f) for f in clip.frames])
+        self.last_match = -1
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        return PERSON_CLASSES
+
+    @property
+    def preferred_input(self) -> tuple[int, int]:
+        return (256, 256)
+
+    def match(self, rgb: np.ndarray) -> int:
+        d = np.abs(self._thumbs - _thumb(rgb)[None]).mean(axis=(1, 2, 3))
+        return int(np.argmin(d))
+
+    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+        i = self.last_match = self.match(rgb)
+        h, w = rgb.shape[:2]
+        truth = cv2.resize(self.clip.truth[i].astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        return person_output(truth, PERSON_CLASSES)
+
+
+class SlowOracleEngine(AsyncEngine):
+    name = "slow-oracle"
+    description = "ground truth of an evaluation clip, late and at a low rate (test engine)"
+
+    def __init__(self, clip: Any = None, delay_ms: float = 300.0, rate_hz: float = 3.0,
+                 wait_first_s: float = 10.0, **clip_options: Any) -> None:
+        from ..evaluation.clips import CLIPS, Clip, get_clip
+        if clip is None:
+            raise EngineUnavailable(f"slow-oracle needs -E clip=NAME (one of: {', '.join(CLIPS)}) "
+                                    "and the clip's options (size, static, moving, fps) as m2fp eval plays it")
+        if not isinstance(clip, Clip):
+            if "width" in clip_options or "height" in clip_options:
+                clip_options["size"] = (int(clip_options.pop("width", 640)), int(clip_options.pop("height", 480)))
+            try:
+                clip = get_clip(str(clip), **clip_options)
+            except (ValueError, TypeError) as exc:
+                raise EngineUnavailable(f"slow-oracle: {exc}") from exc
+        super().__init__(OracleEngine(clip), rate_hz=rate_hz, min_latency_s=delay_ms / 1e3,
+                         wait_first_s=wait_first_s)
+        self.name = "slow-oracle"  # type: ignore[misc]
+        self.description = f"{self.description}: {delay_ms:.0f} ms at {rate_hz:g} Hz"  # type: ignore[misc]
+        self.delay_ms, self.rate_hz = delay_ms, rate_hz
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "name": self.name, "clip": self.inner.clip.name,  # type: ignore[attr-defined]
+                "delay_ms": self.delay_ms}

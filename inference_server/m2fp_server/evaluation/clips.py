@@ -1,0 +1,160 @@
+"""Ground-truth clips: shipped cutouts moving over a moving background, truth exact.
+
+Every clip opens with a static part (nothing moves: flicker is the engine's own
+noise) followed by a moving part (sway, bob, zoom, tilt: lag shows up as IoU
+loss).  Motion is a function of *seconds*, so a short test clip moves exactly
+as fast as the full one.
+
+To add a clip: write a builder that calls :func:`motion_clip` with one
+:class:`Person` per person (a cutout name and a ``t -> Placement`` function) and
+add one line to ``CLIPS``.  Builders take keyword arguments only and have
+defaults for all of them, so ``CLIPS[name]()`` is the full clip and
+``get_clip(name, static=10, moving=30, size=(320, 240))`` a short test one.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from .groundtruth import Cutout, Placement, compose, place, textured_background
+
+#: seconds since the moving part started (0 during the static opening) -> placement
+Motion = Callable[[float], Placement]
+#: seconds -> background offset (dx, dy) as fractions of the frame size
+Pan = Callable[[float], tuple[float, float]]
+
+
+@dataclass
+class Clip:
+    name: str
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    truth: np.ndarray  # (T, H, W) uint8 0/1
+    fps: float
+    static_frames: range  # nothing moves: flicker is measured here
+    moving_frames: range  # person and background move: lag is measured here
+    description: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+@dataclass
+class Person:
+    cutout: str  # name in data/cutouts
+    motion: Motion
+
+
+def _still_pan(t: float) -> tuple[float, float]:
+    return (0.0, 0.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _cutout(name: str) -> Cutout:
+    return Cutout.load(name)
+
+
+def motion_clip(name: str, description: str, people: list[Person], *, size: tuple[int, int] = (640, 480),
+                static: int = 30, moving: int = 120, fps: float = 30.0, pan: Pan = _still_pan,
+                seed: int = 3) -> Clip:
+    """Render ``static`` still frames then ``moving`` frames of ``people`` over a panned texture."""
+    if static < 2 or moving < 2:
+        raise ValueError("a clip needs at least 2 static and 2 moving frames")
+    W, H = size
+    margin = int(0.25 * max(W, H))
+    bg = textured_background(W + 2 * margin, H + 2 * margin, seed)
+    T = static + moving
+    frames = np.empty((T, H, W, 3), np.uint8)
+    truth = np.empty((T, H, W), np.uint8)
+    cuts = [_cutout(p.cutout) for p in people]
+    for i in range(T):
+        t = max(0, i - static + 1) / fps  # the first moving frame already moved one step
+        dx, dy = pan(t)
+        centre = (margin + W / 2.0 + dx * W, margin + H / 2.0 + dy * H)
+        back = cv2.getRectSubPix(bg, (W, H), centre)
+        layers = [place(c, p.motion(t), size) for c, p in zip(cuts, people)]
+        frames[i], truth[i] = compose(back, layers)
+    return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
+
+
+# --------------------------------------------------------------------------- motions
+def _sin(t: float, period: float) -> float:
+    return math.sin(2.0 * math.pi * t / period)
+
+
+def _slow_pan(t: float) -> tuple[float, float]:
+    """A hand-held camera drifting: a few percent of the frame per second."""
+    return (0.06 * _sin(t, 5.0), 0.03 * _sin(t, 3.7))
+
+
+def sway(**kw) -> Clip:
+    def motion(t: float) -> Placement:
+        return Placement(cx=0.5 + 0.12 * _sin(t, 2.0), bottom=1.02, height=0.92, angle=4.0 * _sin(t, 2.0))
+    return motion_clip("sway", "bust swaying left-right (±12 % width, 0.5 Hz), camera drifting",
+                       [Person("astronaut", motion)], pan=_slow_pan, **kw)
+
+
+def bob(**kw) -> Clip:
+    def motion(t: float) -> Placement:
+        return Placement(cx=0.5 + 0.04 * _sin(t, 2.4), bottom=1.06 + 0.06 * _sin(t, 1.2), height=0.9)
+    return motion_clip("bob", "bust bobbing up-down (±6 % height, 0.8 Hz)",
+                       [Person("grace_hopper", motion)], pan=_slow_pan, **kw)
+
+
+def zoom(**kw) -> Clip:
+    def motion(t: float) -> Placement:
+        return Placement(cx=0.5 + 0.05 * _sin(t, 3.0), bottom=1.02, height=0.85 + 0.15 * (1 - math.cos(2 * math.pi * t / 3.0)))
+    return motion_clip("zoom", "bust leaning into the camera and back (height 0.85 -> 1.15, 3 s period)",
+                       [Person("astronaut", motion)], pan=_slow_pan, **kw)
+
+
+def tilt(**kw) -> Clip:
+    def motion(t: float) -> Placement:
+        return Placement(cx=0.5 + 0.03 * _sin(t, 2.0), bottom=1.03, height=0.9, angle=10.0 * _sin(t, 2.0))
+    return motion_clip("tilt", "bust tilting side to side (±10°, 0.5 Hz)",
+                       [Person("grace_hopper", motion)], pan=_slow_pan, **kw)
+
+
+def two_people(**kw) -> Clip:
+    def left(t: float) -> Placement:
+        return Placement(cx=0.28 + 0.06 * _sin(t, 2.2), bottom=1.02, height=0.78, angle=3.0 * _sin(t, 2.2))
+
+    def right(t: float) -> Placement:
+        return Placement(cx=0.73 - 0.05 * _sin(t, 1.8), bottom=1.04 + 0.03 * _sin(t, 1.3), height=0.82)
+    return motion_clip("two-people", "two busts side by side swaying against each other",
+                       [Person("astronaut", left), Person("grace_hopper", right)], pan=_slow_pan, **kw)
+
+
+#: clip name -> builder (keyword arguments only: size, static, moving, fps)
+CLIPS: dict[str, Callable[..., Clip]] = {
+    "sway": sway,
+    "bob": bob,
+    "zoom": zoom,
+    "tilt": tilt,
+    "two-people": two_people,
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _cached(name: str, items: tuple) -> Clip:
+    return CLIPS[name](**dict(items))
+
+
+def get_clip(name: str, **kw) -> Clip:
+    """Build (or reuse) a registered clip; arrays are shared: do not modify them."""
+    if name not in CLIPS:
+        raise ValueError(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
+    kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v is not None}
+    clip = _cached(name, tuple(sorted(kw.items())))
+    clip.frames.flags.writeable = False
+    clip.truth.flags.writeable = False
+    return clip
