@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("replay", "play a clip through a running server in real time, as OBS would"),
     "info": ("info", "show the server's (or the local) engine and classes"),
     "bench": ("bench", "measure masks per second and round-trip latency"),
+    "eval": ("eval", "score engines on ground-truth clips: offline and live IoU, flicker, mask age"),
 }
 
 

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 #: name -> "module:Class" (relative to this package)
 ENGINES: dict[str, str] = {
     "selfie": "selfie:SelfieEngine",
+    "slow-oracle": "slow_oracle:SlowOracleEngine",  # test engine: truth of an eval clip, late
 }
 
 #: What ``--engine auto`` tries, best first.
