@@ -1,7 +1,7 @@
 """Ground-truth clips: shipped cutouts moving over a moving background, truth exact.
 
-Every clip opens with a static part (nothing moves: flicker is the engine's own
-noise) followed by a moving part (sway, bob, zoom, tilt: lag shows up as IoU
+Every clip opens with a static part (nothing moves but the sensor noise, so
+flicker is the engine's own instability) followed by a moving part (sway, bob, zoom, tilt: lag shows up as IoU
 loss).  Motion is a function of *seconds*, so a short test clip moves exactly
 as fast as the full one.
 
@@ -65,8 +65,12 @@ def _cutout(name: str) -> Cutout:
 
 def motion_clip(name: str, description: str, people: list[Person], *, size: tuple[int, int] = (640, 480),
                 static: int = 30, moving: int = 120, fps: float = 30.0, pan: Pan = _still_pan,
-                seed: int = 3) -> Clip:
-    """Render ``static`` still frames then ``moving`` frames of ``people`` over a panned texture."""
+                seed: int = 3, noise: float = 2.0) -> Clip:
+    """Render ``static`` still frames then ``moving`` frames of ``people`` over a panned texture.
+
+    ``noise``: standard deviation (grey levels) of per-frame Gaussian sensor noise,
+    so no two frames are bit-identical, as with any camera.
+    """
     if static < 2 or moving < 2:
         raise ValueError("a clip needs at least 2 static and 2 moving frames")
     W, H = size
@@ -76,13 +80,21 @@ def motion_clip(name: str, description: str, people: list[Person], *, size: tupl
     frames = np.empty((T, H, W, 3), np.uint8)
     truth = np.empty((T, H, W), np.uint8)
     cuts = [_cutout(p.cutout) for p in people]
+    rng = np.random.default_rng(seed + 1)
     for i in range(T):
         t = max(0, i - static + 1) / fps  # the first moving frame already moved one step
         dx, dy = pan(t)
         centre = (margin + W / 2.0 + dx * W, margin + H / 2.0 + dy * H)
         back = cv2.getRectSubPix(bg, (W, H), centre)
         layers = [place(c, p.motion(t), size) for c, p in zip(cuts, people)]
-        frames[i], truth[i] = compose(back, layers)
+        frame, truth[i] = compose(back, layers)
+        if noise > 0:
+            grain = rng.standard_normal(frame.shape, dtype=np.float32)
+            grain *= noise
+            grain += frame
+            np.clip(grain, 0, 255, out=grain)
+            frame = np.rint(grain)
+        frames[i] = frame
     return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
 
 
