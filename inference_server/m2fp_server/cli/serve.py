@@ -7,6 +7,7 @@ import signal
 import sys
 
 from ..server import DEFAULT_ADDRESS, InferenceServer, ServerSettings
+from ..web.cli import add_http_arguments, http_settings, start_http
 from .common import add_engine_arguments, build_engine
 
 log = logging.getLogger("m2fp_server")
@@ -19,14 +20,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frame-bytes", type=int, default=ServerSettings.max_frame_bytes,
                    help="largest FRAME payload accepted (default: 3840x2160 RGBA)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the engine (default: engine's)")
+    add_http_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         args.engine_option.append(f"threads={args.threads}")
+    http = http_settings(args)  # refuses a non-loopback --http address before loading a model
     engine = build_engine(args)
     server = InferenceServer(engine, ServerSettings(address=args.address, max_frame_bytes=args.max_frame_bytes))
     server.bind()
+    web = start_http(server, http)  # shares the engine and its lock
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %s: shutting down", signal.Signals(signum).name)
@@ -37,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.serve_forever()
     finally:
+        if web is not None:
+            web.stop()
         engine.close()
     return 0
 
@@ -50,9 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     from ..engines.base import EngineUnavailable
+    from ..web.settings import HttpAddressError
     try:
         return run(args)
-    except EngineUnavailable as exc:
+    except (EngineUnavailable, HttpAddressError) as exc:
         print(f"m2fp-server: error: {exc}", file=sys.stderr)
         return 1
 

@@ -135,10 +135,9 @@ class ParseService:
 
         labels = resize_labels(label_map(probs), (w, h))
         present = [int(i) for i in np.unique(labels) if int(i) in by_id]
-        alpha = select_alpha(probs, keep_ids)
-        if not options.soft:
-            alpha = threshold_alpha(alpha, options.threshold)
-        alpha8 = resize_alpha(alpha, (w, h))
+        alpha8 = resize_alpha(select_alpha(probs, keep_ids), (w, h))
+        if not options.soft:  # cut after resizing, as the pipeline does: a clean edge at full size
+            alpha8 = threshold_alpha(alpha8, options.threshold)
         out: dict[str, Any] = {
             "result_image": png_base64(colorize(labels, classes)),
             "masks": [png_base64(np.where(labels == i, 255, 0).astype(np.uint8)) for i in present],

@@ -103,10 +103,12 @@ async function parse() {
   if (reply.code !== 0) {
     showError(reply.message);
     $("status").textContent = "Failed.";
+    document.body.dataset.errors = String(Number(document.body.dataset.errors || 0) + 1);
     setState("error");
     return;
   }
   render(reply.data);
+  document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
   setState("done");
 }
 
@@ -151,6 +153,9 @@ function choosePhoto(file) {
   $("original").src = state.photoUrl;
   for (const id of ["parsing", "alpha", "composite"]) $(id).removeAttribute("src");
   $("legend").replaceChildren();
+  $("masks").replaceChildren();
+  $("mask-section").hidden = true;
+  $("download").hidden = true;
   parse();
 }
 
