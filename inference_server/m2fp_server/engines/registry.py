@@ -17,11 +17,12 @@ log = logging.getLogger(__name__)
 #: name -> "module:Class" (relative to this package)
 ENGINES: dict[str, str] = {
     "selfie": "selfie:SelfieEngine",
+    "embedded": "embedded:EmbeddedEngine",  # selfie + pose models chosen per stream by framing
     "slow-oracle": "slow_oracle:SlowOracleEngine",  # test engine: truth of an eval clip, late
 }
 
 #: What ``--engine auto`` tries, best first.
-AUTO_ORDER: list[str] = ["selfie"]
+AUTO_ORDER: list[str] = ["embedded", "selfie"]
 
 
 def available() -> list[str]:

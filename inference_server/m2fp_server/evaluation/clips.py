@@ -155,6 +155,10 @@ CLIPS: dict[str, Callable[..., Clip]] = {
     "two-people": two_people,
 }
 
+from .framings import FRAMINGS  # noqa: E402  (framing clips: real photos, full bodies; they import Clip)
+
+CLIPS.update(FRAMINGS)
+
 
 @functools.lru_cache(maxsize=8)
 def _cached(name: str, items: tuple) -> Clip:

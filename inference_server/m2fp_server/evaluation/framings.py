@@ -32,6 +32,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .clips import Clip
 from .groundtruth import Cutout, Placement, clean_mask, compose, place, textured_background
 
 log = logging.getLogger(__name__)
@@ -157,89 +158,90 @@ def bust_cutout(name: str) -> Cutout:
 
 
 # --------------------------------------------------------------------------- clips
-@dataclass
-class FramingClip:
-    """Frames with exact truth; ``static``/``moving`` are [start, stop) frame ranges."""
-
-    name: str
-    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
-    truth: np.ndarray  # (T, H, W) uint8 0/1
-    fps: float
-    static: tuple[int, int]
-    moving: tuple[int, int]
-    description: str = ""
+#: seconds since the motion began -> one placement per person
+Motion = Callable[[float], list[Placement]]
 
 
-Motion = Callable[[float], list[Placement]]  # seconds since the motion began -> one placement per person
+def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, background: str, *,
+            size: tuple[int, int], static: int, moving: int, fps: float, noise: float = 2.0,
+            seed: int = 5) -> Clip:
+    """Render ``static`` still frames then ``moving`` frames, with per-frame sensor noise like ``clips``.
 
-
-def _render(name: str, size: tuple[int, int], cutouts: list[Cutout], motion: Motion, static_frames: int,
-            moving_frames: int, fps: float, background: str, description: str) -> FramingClip:
-    """``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture."""
+    ``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture.
+    """
+    if static < 2 or moving < 2:
+        raise ValueError("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     if background.startswith("texture:"):
         bg = textured_background(W, H, int(background.split(":")[1]))
     else:
         bg = photo_background(background, size)
-    frames = np.empty((static_frames + moving_frames, H, W, 3), np.uint8)
-    truth = np.empty((static_frames + moving_frames, H, W), np.uint8)
-    for k in range(static_frames + moving_frames):
-        t = max(0, k - static_frames) / fps
-        layers = [place(c, p, size) for c, p in zip(cutouts, motion(t))]
-        frames[k], truth[k] = compose(bg, layers)
-    n = static_frames + moving_frames
-    return FramingClip(name, frames, truth, fps, (0, static_frames), (static_frames, n), description)
+    T = static + moving
+    frames = np.empty((T, H, W, 3), np.uint8)
+    truth = np.empty((T, H, W), np.uint8)
+    rng = np.random.default_rng(seed)
+    for k in range(T):
+        t = max(0, k - static + 1) / fps  # the first moving frame already moved one step
+        frame, truth[k] = compose(bg, [place(c, p, size) for c, p in zip(cutouts, motion(t))])
+        if noise > 0:
+            grain = rng.standard_normal(frame.shape, dtype=np.float32)
+            grain *= noise
+            grain += frame
+            np.clip(grain, 0, 255, out=grain)
+            frame = np.rint(grain)
+        frames[k] = frame
+    return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
 
 
-def bust(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
-         background: str = "room") -> FramingClip:
-    """Webcam bust, 640x480: sways, bobs and leans (touches the bottom edge, as a webcam shot does)."""
+def _sin(t: float, period: float) -> float:
+    return math.sin(2.0 * math.pi * t / period)
+
+
+def framing_bust(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90, fps: float = 30.0,
+                 background: str = "room", noise: float = 2.0) -> Clip:
+    """Webcam bust over a real room photo: sway, bob, lean (touches the bottom edge, as webcam shots do)."""
     def motion(t: float) -> list[Placement]:
-        w = 2 * math.pi * t
-        return [Placement(0.5 + 0.10 * math.sin(w / 2.0), 1.02 + 0.03 * math.sin(w / 0.9), 0.92 + 0.04 * math.sin(w / 3.0),
-                          6.0 * math.sin(w / 1.6))]
-    return _render("bust", (640, 480), [bust_cutout("astronaut")], motion, static_frames, moving_frames, fps, background,
-                   "webcam bust 640x480, sway/bob/lean")
+        return [Placement(0.5 + 0.10 * _sin(t, 2.0), 1.02 + 0.03 * _sin(t, 0.9), 0.92 + 0.04 * _sin(t, 3.0),
+                          6.0 * _sin(t, 1.6))]
+    return _render("framing-bust", "webcam bust, room photo, sway/bob/lean", [bust_cutout("astronaut")], motion,
+                   background, size=size, static=static, moving=moving, fps=fps, noise=noise)
 
 
-def two_people(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
-               background: str = "home") -> FramingClip:
-    """Two busts side by side, 640x480, moving in opposite phase; one stands further back."""
+def framing_two_people(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90,
+                       fps: float = 30.0, background: str = "home", noise: float = 2.0) -> Clip:
+    """Two busts over a real photo, opposite sway; one stands further back."""
     def motion(t: float) -> list[Placement]:
-        w = 2 * math.pi * t
-        return [Placement(0.28 + 0.07 * math.sin(w / 1.8), 1.02, 0.62 + 0.03 * math.sin(w / 2.5), 4.0 * math.sin(w / 1.3)),
-                Placement(0.72 - 0.07 * math.sin(w / 1.8), 1.02 + 0.02 * math.sin(w / 0.8), 0.85, -5.0 * math.sin(w / 1.7))]
-    return _render("two_people", (640, 480), [bust_cutout("grace_hopper"), bust_cutout("astronaut")], motion,
-                   static_frames, moving_frames, fps, background, "two busts 640x480, opposite sway")
+        return [Placement(0.28 + 0.07 * _sin(t, 1.8), 1.02, 0.62 + 0.03 * _sin(t, 2.5), 4.0 * _sin(t, 1.3)),
+                Placement(0.72 - 0.07 * _sin(t, 1.8), 1.02 + 0.02 * _sin(t, 0.8), 0.85, -5.0 * _sin(t, 1.7))]
+    return _render("framing-two-people", "two busts, building photo, opposite sway",
+                   [bust_cutout("grace_hopper"), bust_cutout("astronaut")], motion, background, size=size,
+                   static=static, moving=moving, fps=fps, noise=noise)
 
 
-def full_body_fast(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
-                   background: str = "street") -> FramingClip:
-    """A standing man, 640x480, 80 % of the frame high, touching no edge, swept sideways fast.
-
-    Peak speed ~21 px/frame (a brisk step across a webcam frame), with a bob and a lean.
-    """
+def framing_full_body(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90,
+                      fps: float = 30.0, background: str = "street", noise: float = 2.0) -> Clip:
+    """A standing man 80 % of the frame high, touching no edge, swept sideways fast (peak ~3.3 % width/frame)."""
     def motion(t: float) -> list[Placement]:
-        w = 2 * math.pi * t
-        return [Placement(0.5 + 0.24 * math.sin(w / 1.5), 0.93 + 0.02 * math.sin(w / 0.5), 0.80,
-                          5.0 * math.sin(w / 1.1))]
-    return _render("full_body_fast", (640, 480), [fullbody_cutout("basketball")], motion, static_frames,
-                   moving_frames, fps, background, "full body 640x480, 80% high, fast sideways sweep, no edge touched")
+        return [Placement(0.5 + 0.24 * _sin(t, 1.5), 0.93 + 0.02 * _sin(t, 0.5), 0.80, 5.0 * _sin(t, 1.1))]
+    return _render("framing-full-body", "full body (opencv-doc basketball1), street photo, fast sideways sweep, "
+                   "no edge touched", [fullbody_cutout("basketball")], motion, background, size=size,
+                   static=static, moving=moving, fps=fps, noise=noise)
 
 
-def small_full_body(static_frames: int = 30, moving_frames: int = 90, fps: float = 30.0,
-                    background: str = "building") -> FramingClip:
-    """A footballer in a wide pose, 1280x720, 38 % of the frame high, touching no edge, moving across."""
+def framing_small_body(*, size: tuple[int, int] = (1280, 720), static: int = 30, moving: int = 90,
+                       fps: float = 30.0, background: str = "building", noise: float = 2.0) -> Clip:
+    """A footballer in a wide pose, 38 % of a 16:9 frame high, touching no edge, moving across."""
     def motion(t: float) -> list[Placement]:
-        w = 2 * math.pi * t
-        return [Placement(0.45 + 0.25 * math.sin(w / 3.0), 0.82 + 0.03 * math.sin(w / 0.7), 0.38, 8.0 * math.sin(w / 2.0))]
-    return _render("small_full_body", (1280, 720), [fullbody_cutout("messi")], motion, static_frames,
-                   moving_frames, fps, background, "small full body 1280x720, 38% high, moving across, no edge touched")
+        return [Placement(0.45 + 0.25 * _sin(t, 3.0), 0.82 + 0.03 * _sin(t, 0.7), 0.38, 8.0 * _sin(t, 2.0))]
+    return _render("framing-small-body", "small full body (opencv-doc messi5), 16:9 building photo, moving "
+                   "across, no edge touched", [fullbody_cutout("messi")], motion, background, size=size,
+                   static=static, moving=moving, fps=fps, noise=noise)
 
 
-FRAMINGS: dict[str, Callable[..., FramingClip]] = {
-    "bust": bust,
-    "two_people": two_people,
-    "full_body_fast": full_body_fast,
-    "small_full_body": small_full_body,
+#: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)
+FRAMINGS: dict[str, Callable[..., Clip]] = {
+    "framing-bust": framing_bust,
+    "framing-two-people": framing_two_people,
+    "framing-full-body": framing_full_body,
+    "framing-small-body": framing_small_body,
 }

@@ -1,0 +1,201 @@
+"""The embedded engine: the shipped MediaPipe models used together, chosen per stream by framing.
+
+Measured on the framing clips (``evaluation/framings.py``, README table): the
+landscape selfie model is the best single model for busts and groups near the
+camera but loses full bodies and small people; the pose landmark model segments
+a full body far better than any selfie model, *if* it is given a square region
+around that person (IoU 0.94-0.97 against 0.65-0.73 on the whole frame), and it
+handles one person per call at ~9 ms.  So per stream:
+
+* **bust mode** (default; the person is cut by the bottom edge, or nobody was
+  found): the landscape selfie model on the whole frame, ~2 ms;
+* **body mode** (the pose detector found someone whose whole body fits in the
+  frame): the pose landmark model on a square region that follows that person
+  from frame to frame (region from the last mask, shifted by the person's
+  velocity), plus the landscape model on the whole frame so nobody outside the
+  region is lost; ~12 ms.
+
+The pose detector (~6 ms) runs on the first frame, whenever the tracked person
+is lost, and every ``redetect_every`` frames (new people, framing changes), so
+it does not count in the median.  Nothing is removed after the models: no
+component filtering, no edge rules; a person the models found stays.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from m2fp_protocol import PERSON_CLASSES, ClassInfo
+
+from .base import Engine, EngineOutput, person_output
+from .embedded_detect import Person, PoseDetector
+from .embedded_models import PoseSegmenter, Roi, crop, paste
+from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Track:
+    """Per-stream state."""
+
+    mode: str = "bust"
+    roi: Roi | None = None
+    velocity: tuple[float, float] = (0.0, 0.0)
+    last_centre: tuple[float, float] | None = None
+    since_detect: int = 10**9
+    frame_size: tuple[int, int] = (0, 0)
+    history: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EmbeddedSettings:
+    redetect_every: int = 30  # frames between detector runs while a mode is settled
+    margin: float = 0.30  # region side = mask box's longer side x (1 + margin)
+    deadband: float = 0.04  # keep the last region unless it moved/grew by more than this share of its side
+    min_presence: float = 0.5  # pose model's own presence score below which the person is lost
+    fits_slack: float = 0.10  # a body "fits" if hips + 0.8 radius is within (1 + slack) x frame height
+    max_side: int = 640  # working resolution: frame scaled to fit this long side (regions are cut from it)
+    out_side: int = 320  # output resolution (long side): what post-processing works on
+    outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
+
+
+class EmbeddedEngine(Engine):
+    name = "embedded"
+    description = ("MediaPipe selfie + pose models chosen per stream by framing (busts: selfie landscape; "
+                   "full bodies: pose landmark on a tracked region), embedded, Apache-2.0")
+
+    def __init__(self, threads: int = 1, **options: Any) -> None:
+        known = EmbeddedSettings.__dataclass_fields__
+        unknown = sorted(set(options) - set(known) - {"variant"})
+        if unknown:
+            log.warning("embedded: ignoring unknown options %s", unknown)
+        self.settings = EmbeddedSettings(**{k: type(getattr(EmbeddedSettings, k))(v)
+                                            for k, v in options.items() if k in known})
+        self._selfie = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
+        self._pose = PoseSegmenter(threads=threads)
+        self._detect = PoseDetector(threads=threads)
+        self._tracks: dict[Any, _Track] = {}
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        return PERSON_CLASSES
+
+    @property
+    def preferred_input(self) -> tuple[int, int]:
+        # small people need pixels: the pose region is cut from the frame as sent
+        return (self.settings.max_side, self.settings.max_side)
+
+    def forget(self, stream: Any) -> None:
+        self._tracks.pop(stream, None)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "settings": self.settings.__dict__}
+
+    # ------------------------------------------------------------------ per frame
+    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+        s = self.settings
+        H0, W0 = rgb.shape[:2]
+        scale = min(1.0, s.max_side / max(W0, H0))
+        if scale < 1.0:
+            rgb = cv2.resize(rgb, (round(W0 * scale), round(H0 * scale)), interpolation=cv2.INTER_AREA)
+        H, W = rgb.shape[:2]
+        tr = self._tracks.setdefault(stream, _Track())
+        if tr.frame_size != (W, H):
+            tr.__init__()  # type: ignore[misc]
+            tr.frame_size = (W, H)
+        tr.since_detect += 1
+        if (tr.mode == "body" and tr.roi is None) or tr.since_detect >= s.redetect_every:
+            self._redetect(rgb, tr)
+        mode = tr.mode
+        k = min(1.0, s.out_side / max(W, H))
+        out = (max(1, round(W * k)), max(1, round(H * k)))
+        if tr.mode == "body" and tr.roi is not None:
+            prob = self._body(rgb, tr, out)
+        else:
+            prob = self._landscape(rgb, out)
+        tr.history = (tr.history + [mode])[-8:]
+        return person_output(prob, PERSON_CLASSES)
+
+    def _landscape(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+        return cv2.resize(self._selfie(rgb), out, interpolation=cv2.INTER_LINEAR)
+
+    def _redetect(self, rgb: np.ndarray, tr: _Track) -> None:
+        tr.since_detect = 0
+        H, W = rgb.shape[:2]
+        people = self._detect(rgb)
+        bodies = [p for p in people if self._fits(p, H)]
+        if not bodies:
+            if tr.mode != "bust":
+                log.debug("embedded: bust mode (%d people, none whole)", len(people))
+            tr.mode, tr.roi, tr.velocity, tr.last_centre = "bust", None, (0.0, 0.0), None
+            return
+        best = max(bodies, key=lambda p: p.body_radius)
+        if tr.mode == "body" and tr.roi is not None and _inside(best.hips, tr.roi):
+            return  # still the tracked person: the mask-derived region is the better one
+        x0, y0, x1, y1 = best.body_box()
+        tr.mode, tr.roi, tr.velocity, tr.last_centre = "body", Roi.around(x0, y0, x1, y1, 0.25), (0.0, 0.0), None
+        log.debug("embedded: body mode, region %s", tr.roi)
+
+    def _fits(self, p: Person, H: int) -> bool:
+        return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + self.settings.fits_slack)
+
+    def _body(self, rgb: np.ndarray, tr: _Track, out: tuple[int, int]) -> np.ndarray:
+        s = self.settings
+        H, W = rgb.shape[:2]
+        roi = tr.roi
+        assert roi is not None
+        res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+        if tr.last_centre is None and res.presence >= s.min_presence:
+            # a new track starts from the detector's rough region: settle it on the mask at once, so
+            # the region (and the mask) does not jump on the next frame
+            self._follow(res.mask, roi, tr)
+            if tr.roi is not None and tr.roi != roi:
+                roi = tr.roi
+                res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+        if res.presence < s.min_presence:
+            log.debug("embedded: person lost (presence %.2f)", res.presence)
+            tr.roi, tr.velocity, tr.last_centre = None, (0.0, 0.0), None
+            return self._landscape(rgb, out)
+        k = out[0] / W
+        oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
+        prob = paste(res.mask, oroi, out)
+        if s.outside == "landscape":
+            # outside the region the landscape model speaks (nobody it found is lost); inside, the pose model
+            full = self._landscape(rgb, out)
+            x0, y0, x1, y1 = oroi.box()
+            x0, y0 = max(0, x0 + 1), max(0, y0 + 1)
+            np.maximum(prob, full, out=full)
+            full[y0:y1 - 1, x0:x1 - 1] = prob[y0:y1 - 1, x0:x1 - 1]
+            prob = full
+        self._follow(res.mask, roi, tr)
+        return prob
+
+    def _follow(self, mask: np.ndarray, roi: Roi, tr: _Track) -> None:
+        """Next frame's region: the mask's box (+margin), moved on by the person's velocity."""
+        s = self.settings
+        ys, xs = np.nonzero(mask >= 0.5)
+        if xs.size < 16:
+            tr.roi, tr.last_centre = None, None
+            return
+        n = mask.shape[0]
+        k = roi.side / n
+        x0, x1 = roi.cx - roi.side / 2 + xs.min() * k, roi.cx - roi.side / 2 + (xs.max() + 1) * k
+        y0, y1 = roi.cy - roi.side / 2 + ys.min() * k, roi.cy - roi.side / 2 + (ys.max() + 1) * k
+        new = Roi.around(x0, y0, x1, y1, s.margin)
+        if tr.last_centre is not None:
+            vx, vy = new.cx - tr.last_centre[0], new.cy - tr.last_centre[1]
+            tr.velocity = (0.5 * tr.velocity[0] + 0.5 * vx, 0.5 * tr.velocity[1] + 0.5 * vy)
+        tr.last_centre = (new.cx, new.cy)
+        moved = max(abs(new.cx - roi.cx), abs(new.cy - roi.cy), abs(new.side - roi.side))
+        if moved <= s.deadband * roi.side and abs(tr.velocity[0]) + abs(tr.velocity[1]) < s.deadband * roi.side:
+            return  # still: keep the region fixed so a still picture gives a still mask
+        tr.roi = Roi(new.cx + tr.velocity[0], new.cy + tr.velocity[1], new.side)
+
+
+def _inside(pt: tuple[float, float], roi: Roi) -> bool:
+    return abs(pt[0] - roi.cx) <= roi.side / 2 and abs(pt[1] - roi.cy) <= roi.side / 2

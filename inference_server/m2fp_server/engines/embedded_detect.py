@@ -1,0 +1,118 @@
+"""MediaPipe's pose detector (``pose_detection.tflite``, Apache-2.0): where are the people, how big.
+
+The selfie models miss people that are small in the frame; the pose landmark
+model segments one person well but only inside a region around that person.
+This detector supplies those regions.  It is a BlazePose SSD: 2254 anchors on a
+224x224 letterboxed input; each hit gives a box and four keypoints: the hip
+centre, a point on the circle that holds the whole body, the shoulder centre
+and a point on the upper-body circle.  The anchor layout and decoding follow
+MediaPipe's ``pose_detection_cpu.pbtxt`` settings (5 layers, strides
+8/16/32/32/32, two fixed-size anchors per cell).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .selfie import MODELS_DIR, load_interpreter
+
+DETECT_FILE = "pose_detection.tflite"
+INPUT = 224
+
+
+def _anchors() -> np.ndarray:
+    """(2254, 2) anchor centres in [0, 1] (x, y), in the model's output order."""
+    centres = []
+    for stride, layers in ((8, 1), (16, 1), (32, 3)):
+        n = INPUT // stride
+        ys, xs = np.mgrid[0:n, 0:n]
+        c = np.stack([(xs + 0.5) / n, (ys + 0.5) / n], -1).reshape(-1, 1, 2)
+        centres.append(np.repeat(c, 2 * layers, axis=1).reshape(-1, 2))
+    return np.concatenate(centres).astype(np.float32)
+
+
+@dataclass
+class Person:
+    """One detection in frame pixels."""
+
+    score: float
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 (the detector's face-anchored box)
+    hips: tuple[float, float]
+    body_radius: float  # radius of the circle around the whole body, centred on the hips
+    shoulders: tuple[float, float]
+
+    def body_box(self) -> tuple[float, float, float, float]:
+        """Where the whole body would be, even if the frame cuts it."""
+        x, y = self.hips
+        r = self.body_radius
+        return (x - r, y - r, x + r, y + r)
+
+
+class PoseDetector:
+    def __init__(self, path: Path | None = None, threads: int = 1, min_score: float = 0.5) -> None:
+        self._it = load_interpreter(path or MODELS_DIR / DETECT_FILE, threads)
+        self._in = self._it.get_input_details()[0]["index"]
+        outs = {tuple(d["shape"]): d["index"] for d in self._it.get_output_details()}
+        self._boxes = outs[(1, 2254, 12)]
+        self._scores = outs[(1, 2254, 1)]
+        self._anchors = _anchors()
+        self.min_score = min_score
+        self._buf = np.empty((1, INPUT, INPUT, 3), np.float32)
+
+    def __call__(self, rgb: np.ndarray, max_people: int = 4) -> list[Person]:
+        H, W = rgb.shape[:2]
+        s = INPUT / max(W, H)
+        w, h = max(1, round(W * s)), max(1, round(H * s))
+        ox, oy = (INPUT - w) // 2, (INPUT - h) // 2
+        small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        self._buf.fill(-1.0)  # letterbox bars are black in [-1, 1]
+        self._buf[0, oy:oy + h, ox:ox + w] = small * np.float32(2.0 / 255.0) - 1.0
+        self._it.set_tensor(self._in, self._buf)
+        self._it.invoke()
+        raw = self._it.get_tensor(self._boxes)[0]
+        logits = self._it.get_tensor(self._scores)[0, :, 0]
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))
+        keep = np.nonzero(scores >= self.min_score)[0]
+        if keep.size == 0:
+            return []
+        a = self._anchors[keep]
+        r = raw[keep] / INPUT
+        cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
+        boxes = np.stack([cx - r[:, 2] / 2, cy - r[:, 3] / 2, cx + r[:, 2] / 2, cy + r[:, 3] / 2], 1)
+        kps = r[:, 4:12].reshape(-1, 4, 2) + a[:, None, :]
+
+        def to_frame(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return (x * INPUT - ox) / s, (y * INPUT - oy) / s
+
+        bx0, by0 = to_frame(boxes[:, 0], boxes[:, 1])
+        bx1, by1 = to_frame(boxes[:, 2], boxes[:, 3])
+        kx, ky = to_frame(kps[..., 0], kps[..., 1])
+        order = _nms(np.stack([bx0, by0, bx1, by1], 1), scores[keep], 0.3)[:max_people]
+        people = []
+        for i in order:
+            radius = float(np.hypot(kx[i, 1] - kx[i, 0], ky[i, 1] - ky[i, 0]))
+            people.append(Person(float(scores[keep][i]), (float(bx0[i]), float(by0[i]), float(bx1[i]), float(by1[i])),
+                                 (float(kx[i, 0]), float(ky[i, 0])), radius, (float(kx[i, 2]), float(ky[i, 2]))))
+        return people
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou_max: float) -> list[int]:
+    order = list(np.argsort(-scores))
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        rest = []
+        for j in order:
+            xx0, yy0 = max(boxes[i, 0], boxes[j, 0]), max(boxes[i, 1], boxes[j, 1])
+            xx1, yy1 = min(boxes[i, 2], boxes[j, 2]), min(boxes[i, 3], boxes[j, 3])
+            inter = max(0.0, xx1 - xx0) * max(0.0, yy1 - yy0)
+            ai = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
+            aj = (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1])
+            if inter / max(ai + aj - inter, 1e-6) <= iou_max:
+                rest.append(j)
+        order = rest
+    return keep
