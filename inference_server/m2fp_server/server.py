@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -30,6 +31,7 @@ from .engines.base import Engine
 from .frames import to_rgb
 from .pipeline import Pipeline
 from .postprocess.classes import resolve_keep
+from .security import Authenticator, CurveKeys, check_exposure
 from .streams import StreamState, StreamTable
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,7 @@ class ServerSettings:
     address: str = DEFAULT_ADDRESS
     max_frame_bytes: int = proto.MAX_FRAME_BYTES
     idle_s: float = 60.0  # forget a client's state after this long without messages
-    curve_secret_key: bytes | None = None  # enables CURVE when set (see security)
-    curve_authorized: list[bytes] | None = None  # client public keys; None = any holder of the server key
+    curve_keys_dir: Path | None = None  # CURVE + authorised clients (see security); required off loopback
 
     @property
     def hard_limit(self) -> int:
@@ -116,19 +117,26 @@ class InferenceServer:
         #: Held around every engine call.  Other front ends in this process (the HTTP
         #: API) share the one engine instance and must take it too.
         self.engine_lock = threading.Lock()
+        self._auth: Authenticator | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def bind(self) -> str:
         """Bind the ROUTER; return the real endpoint (``tcp://127.0.0.1:*`` picks a port)."""
         s = self.settings
+        check_exposure(s.address, s.curve_keys_dir)
+        keys = CurveKeys.load(s.curve_keys_dir) if s.curve_keys_dir is not None else None
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, s.hard_limit)
         router.setsockopt(zmq.SNDHWM, 100)
+        # report (rather than silently drop) sends to full or vanished peers, so they are counted
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.RCVHWM, 100)
-        if s.curve_secret_key is not None:
+        if keys is not None:
+            self._auth = Authenticator(self.ctx, keys.authorized_dir)
             router.curve_server = True
-            router.curve_secretkey = s.curve_secret_key
+            router.curve_secretkey = keys.server_secret
+            router.curve_publickey = keys.server_public
         router.bind(s.address)
         self._router = router
         self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -155,6 +163,9 @@ class InferenceServer:
             assert self._router is not None
             self._router.close()
             self._router = None
+            if self._auth is not None:
+                self._auth.stop()
+                self._auth = None
             log.info("server stopped (%s)", dict(self.stats))
 
     def start(self) -> str:
@@ -213,6 +224,10 @@ class InferenceServer:
             router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
         except zmq.Again:
             self.stats["send_dropped"] += 1  # client not reading: drop, never block
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            self.stats["send_unroutable"] += 1  # the client went away
 
     def _handle(self, router: zmq.Socket, parts: list[zmq.Frame]) -> None:
         identity = parts[0].bytes

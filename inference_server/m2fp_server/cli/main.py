@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "show the server's (or the local) engine and classes"),
     "bench": ("bench", "measure masks per second and round-trip latency"),
     "eval": ("eval", "score engines on ground-truth clips: offline and live IoU, flicker, mask age"),
+    "keys": ("keys", "make CURVE keys for a server reachable from other machines"),
+    "soak": ("soak", "run two 30 fps clients against a real server; report memory, descriptors, drops"),
 }
 
 
@@ -51,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # user-facing: one clear line, details with --log-level DEBUG
         from ..engines.base import EngineUnavailable
         from ..client import ServerError, ServerTimeout
-        if isinstance(exc, (EngineUnavailable, ServerError, ServerTimeout, FileNotFoundError, ValueError)):
+        from ..security import ExposureError
+        if isinstance(exc, (EngineUnavailable, ServerError, ServerTimeout, FileNotFoundError, ValueError,
+                            ExposureError)):
             logging.getLogger("m2fp").debug("details", exc_info=True)
             print(f"m2fp {args.command}: error: {exc}", file=sys.stderr)
             return 1

@@ -5,7 +5,9 @@ import argparse
 import logging
 import signal
 import sys
+from pathlib import Path
 
+from ..security import ExposureError, check_exposure
 from ..server import DEFAULT_ADDRESS, InferenceServer, ServerSettings
 from ..web.cli import add_http_arguments, http_settings, start_http
 from .common import add_engine_arguments, build_engine
@@ -20,15 +22,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frame-bytes", type=int, default=ServerSettings.max_frame_bytes,
                    help="largest FRAME payload accepted (default: 3840x2160 RGBA)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the engine (default: engine's)")
+    p.add_argument("--curve-keys", type=Path, default=None, metavar="DIR",
+                   help="enable CURVE encryption and client authentication with keys from `m2fp keys --dir DIR` "
+                        "(required to bind anything but loopback)")
     add_http_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         args.engine_option.append(f"threads={args.threads}")
-    http = http_settings(args)  # refuses a non-loopback --http address before loading a model
+    settings = ServerSettings(address=args.address, max_frame_bytes=args.max_frame_bytes,
+                              curve_keys_dir=args.curve_keys)
+    check_exposure(settings.address, settings.curve_keys_dir)  # before loading a model
+    http = http_settings(args)  # likewise: refuses a non-loopback --http address early
     engine = build_engine(args)
-    server = InferenceServer(engine, ServerSettings(address=args.address, max_frame_bytes=args.max_frame_bytes))
+    server = InferenceServer(engine, settings)
     server.bind()
     web = start_http(server, http)  # shares the engine and its lock
 
@@ -59,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..web.settings import HttpAddressError
     try:
         return run(args)
-    except (EngineUnavailable, HttpAddressError) as exc:
+    except (EngineUnavailable, ExposureError, FileNotFoundError, HttpAddressError) as exc:
         print(f"m2fp-server: error: {exc}", file=sys.stderr)
         return 1
 
