@@ -6,22 +6,16 @@ changing these.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from m2fp_server.cli.bench import free_port, wait_ready  # noqa: F401  (used by tests too)
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -59,18 +53,6 @@ def start_server_process(*args: str, port: int | None = None, env: dict | None =
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, **(env or {})})
     return proc, address
-
-
-def wait_ready(address: str, timeout_s: float = 30.0) -> dict:
-    from m2fp_server.client import MaskClient, ServerTimeout
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with MaskClient(address, timeout_s=0.5) as c:
-                return c.hello("test")
-        except ServerTimeout:
-            if time.monotonic() > deadline:
-                raise
 
 
 @pytest.fixture()
