@@ -23,20 +23,20 @@ class PipelineResult:
     labels: np.ndarray | None  # (H, W) uint8 class ids, when asked for
     infer_ms: float
     post_ms: float
+    source_age: int = 0  # frames between this frame and the one the engine's result came from
 
 
 class Pipeline:
-    """``predict_frames``: how many frames the mask is moved ahead when motion is on.
+    """Per-frame stages for one engine; all per-client state lives in ``StreamState``.
 
-    The OBS filter shows a mask with a frame that is newer than the one it was
-    computed from (one frame of readback, then the round trip); moving the mask
-    along the measured motion by that lag puts it where the person is when shown.
-    A client that delays its video (sync) wants 0.
+    With ``motion`` on, the mask is moved ``predict_frames`` frames ahead along the
+    measured motion: the OBS filter shows a mask with a newer frame than the one it
+    was computed from (one frame of readback, then the round trip).  A client that
+    delays its video until the mask is there (sync) sends ``predict_frames = 0``.
     """
 
-    def __init__(self, engine: Engine, predict_frames: float = 0.0) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.predict_frames = predict_frames
         self._wants_motion = bool(getattr(engine, "wants_motion", False))
 
     def process(
@@ -48,7 +48,7 @@ class Pipeline:
     ) -> PipelineResult:
         t0 = time.perf_counter()
         cfg = stream.config
-        predict = self.predict_frames if cfg.motion else 0.0
+        predict = cfg.predict_frames if cfg.motion else 0.0
         if self._wants_motion or predict > 0:
             stream.motion.push(rgb, flow=cfg.motion)
         if self._wants_motion:
@@ -71,4 +71,5 @@ class Pipeline:
         labels = resize_labels(label_map(probs), size) if want_labels else None
         t2 = time.perf_counter()
         stream.frames += 1
-        return PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        return PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                              int(out.extra.get("age_frames", 0)))

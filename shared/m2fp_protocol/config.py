@@ -21,6 +21,9 @@ class StreamConfig:
     soft: bool = True  # soft alpha (probabilities) or a hard 0/255 cut at threshold
     smoothing: float = 0.5  # temporal EMA weight of the past, 0 = off
     motion: bool = True  # motion-compensate held masks where the engine supports it
+    # frames the mask is moved ahead along the motion (motion on): the client's display lag;
+    # 2 = OBS filter showing masks as they arrive, 0 = a client that delays its video (sync)
+    predict_frames: float = 2.0
     refine: bool = False  # edge refinement with the full-resolution frame
     engine_options: dict[str, Any] = field(default_factory=dict)
 
@@ -29,7 +32,7 @@ class StreamConfig:
             if not isinstance(self.keep, list) or not all(isinstance(k, (str, int)) for k in self.keep):
                 raise ProtocolError(ErrorCode.BAD_CONFIG, "keep must be a list of class names or ids")
             self.keep = [str(k) for k in self.keep]
-        for name, lo, hi in (("threshold", 0.0, 1.0), ("smoothing", 0.0, 0.99)):
+        for name, lo, hi in (("threshold", 0.0, 1.0), ("smoothing", 0.0, 0.99), ("predict_frames", 0.0, 10.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
                 raise ProtocolError(ErrorCode.BAD_CONFIG, f"{name} must be a number in [{lo}, {hi}], got {v!r}")

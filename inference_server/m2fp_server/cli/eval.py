@@ -26,8 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="live run: hold | motion | syncN | syncN+motion | motion+predictP, repeatable "
                         f"(default: {' '.join(DEFAULT_VARIANTS)}); 'none' = offline only")
     p.add_argument("--no-offline", action="store_true", help="skip the offline row")
-    p.add_argument("--predict", type=float, default=None,
-                   help="frames the server moves masks ahead with motion on (default: the server's)")
     p.add_argument("--static", type=int, default=None, help="static frames per clip (default: the clip's)")
     p.add_argument("--moving", type=int, default=None, help="moving frames per clip (default: the clip's)")
     p.add_argument("--size", default=None, help="clip size WxH (default: the clip's)")
@@ -61,7 +59,6 @@ def engine_factory(name: str, options: dict[str, Any]):  # type: ignore[no-untyp
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.clips import CLIPS, get_clip
     from ..evaluation.evaluate import Variant, evaluate, table
-    from ..pipeline import Pipeline
     if args.list:
         for name, builder in CLIPS.items():
             print(f"{name:16s} {(builder.__doc__ or '').strip().splitlines()[0] if builder.__doc__ else ''}")
@@ -77,14 +74,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--config must be a JSON object")
     opts = engine_options(args.engine_option)
     engines = args.engine or ["selfie", "slow-oracle"]
-    predict = args.predict if args.predict is not None else Pipeline.__init__.__defaults__[0]  # type: ignore[index]
-    print(f"# m2fp eval: load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; predict {predict} frames")
+    print(f"# m2fp eval: load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     rows = []
     for cname in names:
         clip = get_clip(cname, **_clip_options(args))
         for ename in engines:
             rows += evaluate(engine_factory(ename, opts), ename, clip, variants, config,
-                             offline=not args.no_offline, predict_default=predict)
+                             offline=not args.no_offline)
         print(table([r for r in rows if r.clip == cname]).split("\n", 2)[-1] if rows[:-1] and
               any(r.clip != cname for r in rows) else table([r for r in rows if r.clip == cname]), flush=True)
     if args.json:

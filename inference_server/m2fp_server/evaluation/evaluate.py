@@ -39,7 +39,7 @@ class Variant:
     name: str
     motion: bool = True
     sync: int = 0
-    predict: float | None = None  # frames the server moves masks ahead; None = the server's default
+    predict: float | None = None  # frames the server moves masks ahead; None = the protocol's default
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
@@ -99,29 +99,49 @@ def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = Non
     return out
 
 
-def live_run(engine: Engine, clip: Clip, variant: Variant, config: dict[str, Any] | None = None,
-             predict_default: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+class RecordingPipeline(Pipeline):
+    """The server's pipeline, noting how old each engine result was (slow engines answer late)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.source_ages: list[int] = []
+
+    def process(self, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
+        res = super().process(*args, **kw)
+        self.source_ages.append(res.source_age)
+        return res
+
+
+def live_config(variant: Variant, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    cfg = {**(config or {}), "motion": variant.motion}
+    if variant.predict is not None:
+        cfg["predict_frames"] = variant.predict
+    return cfg
+
+
+def live_run(engine: Engine, clip: Clip, variant: Variant,
+             config: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Play ``clip`` through a fresh in-process server on ``engine``: (alphas, mask ages, stats)."""
     from ..replay import replay
     from ..server import InferenceServer, ServerSettings
     srv = InferenceServer(engine, ServerSettings(address="tcp://127.0.0.1:*"))
-    srv.pipeline.predict_frames = predict_default if variant.predict is None else variant.predict
+    srv.pipeline = rec = RecordingPipeline(engine)
     address = srv.start()
     try:
         res = replay(clip.frames, address, clip.fps, sync_frames=variant.sync,
-                     config={**(config or {}), "motion": variant.motion}, send_size=send_size(clip, engine))
+                     config=live_config(variant, config), send_size=send_size(clip, engine))
     finally:
         srv.stop()
         srv.join()
     stats = {"sent": res.sent, "masks": res.masks, "dropped": res.dropped, "errors": res.errors,
              "late_ticks": res.late_ticks,
+             "result_age_median": float(np.median(rec.source_ages)) if rec.source_ages else None,
              "latency_p50_ms": float(np.nanmedian(res.latency_ms)) if np.isfinite(res.latency_ms).any() else None}
     return res.alpha, res.mask_age, stats
 
 
 def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: Clip, variants: list[Variant],
-             config: dict[str, Any] | None = None, offline: bool = True,
-             predict_default: float = 0.0) -> list[Row]:
+             config: dict[str, Any] | None = None, offline: bool = True) -> list[Row]:
     """Offline row (optional) and one live row per variant, each on a freshly built engine."""
     rows = []
     cfg = StreamConfig.from_json(config or {})
@@ -136,7 +156,7 @@ def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: C
     for v in variants:
         eng = engine_factory(clip)
         try:
-            a, age, stats = live_run(eng, clip, v, config, predict_default)
+            a, age, stats = live_run(eng, clip, v, config)
         finally:
             eng.close()
         rows.append(Row(clip.name, engine_name, v.name,
@@ -153,13 +173,14 @@ def _fmt(v: Any, spec: str) -> str:
 
 def table(rows: list[Row]) -> str:
     """Markdown table (paste-able into the README)."""
-    head = ("| clip | engine | run | IoU static | IoU moving | flicker % | boundary px | age med/max | "
-            "dropped |\n|---|---|---|---|---|---|---|---|---|")
+    head = ("| clip | engine | run | IoU static | IoU moving | flicker % | boundary px | mask age med/max | "
+            "result age | dropped |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         s = r.scores
         age = "0" if r.variant == "offline" else f"{_fmt(s.age_median, '.0f')}/{_fmt(s.age_max, '.0f')}"
         lines.append(f"| {r.clip} | {r.engine} | {r.variant} | {_fmt(s.iou_static, '.3f')} | "
                      f"{_fmt(s.iou_moving, '.3f')} | {_fmt(s.flicker_static, '.4f')} | "
-                     f"{_fmt(s.boundary_moving, '.1f')} | {age} | {r.extra.get('dropped', '-')} |")
+                     f"{_fmt(s.boundary_moving, '.1f')} | {age} | {_fmt(r.extra.get('result_age_median'), '.1f')} | "
+                     f"{r.extra.get('dropped', '-')} |")
     return "\n".join(lines)

@@ -38,7 +38,8 @@ class FlowTracker:
 
     history: int = 48  # frames of flow kept: results older than this are held, not warped
     max_width: int = FLOW_MAX_WIDTH
-    preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST
+    preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
+    finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, ~3x the time)
     deadband: float = 0.25  # px/frame of flow treated as noise when extrapolating
     seq: int = -1  # number of the newest frame
     _gray: np.ndarray | None = None
@@ -77,6 +78,7 @@ class FlowTracker:
             return self.seq
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(self.preset)
+            self._dis.setFinestScale(self.finest_scale)  # type: ignore[attr-defined]
         # backward flow: pixel x of this frame was at x + b(x) in the previous one
         self._flows[self.seq] = self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
         while len(self._flows) > self.history:
