@@ -16,13 +16,14 @@ log = logging.getLogger(__name__)
 
 #: name -> "module:Class" (relative to this package)
 ENGINES: dict[str, str] = {
+    "m2fp": "m2fp.engine:M2FPEngine",  # needs `pip install m2fp-obs[m2fp]` and `m2fp fetch-weights`
     "selfie": "selfie:SelfieEngine",
     "embedded": "embedded:EmbeddedEngine",  # selfie + pose models chosen per stream by framing
     "slow-oracle": "slow_oracle:SlowOracleEngine",  # test engine: truth of an eval clip, late
 }
 
 #: What ``--engine auto`` tries, best first.
-AUTO_ORDER: list[str] = ["embedded", "selfie"]
+AUTO_ORDER: list[str] = ["m2fp", "embedded", "selfie"]
 
 
 def available() -> list[str]:

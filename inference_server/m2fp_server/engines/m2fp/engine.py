@@ -1,0 +1,106 @@
+"""The ``m2fp`` engine: M2FP human parsing, 20 body-part classes, several people per frame.
+
+Per frame: fit the frame on a fixed 16:9 canvas with the chosen short side
+(256 by default; 384 and 512 are sharper and slower), run the network -- an
+export from ``m2fp export`` when one exists for that canvas, else ModelScope's
+model in torch -- and turn mask queries into per-class probabilities at 1/4
+resolution.  No per-instance full-resolution work per frame.
+
+Options (``-E key=value``): ``model`` multi|single, ``model_dir`` (a folder with
+configuration.json and pytorch_model.pt instead of the ModelScope cache),
+``revision``, ``size`` (short side), ``runtime`` auto|torch|openvino|onnxruntime,
+``precision`` auto|f32|bf16 (which export to use), ``threads``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from m2fp_protocol import ClassInfo
+from m2fp_protocol.classes import make_classes
+
+from ...weights import DEFAULT_MODEL, WeightsMissing, fetch_command, locate
+from ..base import Engine, EngineOutput, EngineUnavailable
+from .config import ConfigError, read_config
+from .exported import RUNTIMES, ExportError, default_threads, find_export, open_runner
+from .frames import SHORT_SIDES, Canvas, place, semantic_probs
+
+log = logging.getLogger(__name__)
+
+
+class M2FPEngine(Engine):
+    name = "m2fp"
+    description = "M2FP human parsing (ModelScope, ResNet-101), 20 classes, multi-person; weights CC BY-NC 4.0"
+
+    def __init__(self, model: str = DEFAULT_MODEL, model_dir: str | None = None, revision: str | None = None,
+                 size: int = 256, runtime: str = "auto", precision: str = "auto", threads: int | None = None,
+                 **_: Any) -> None:
+        if runtime not in ("auto", "torch", *RUNTIMES):
+            raise EngineUnavailable(f"unknown runtime {runtime!r}; choose from auto, torch, {', '.join(RUNTIMES)}")
+        try:
+            self.short_side = int(size)
+            self.canvas = Canvas.for_short_side(self.short_side)
+        except ValueError as exc:
+            raise EngineUnavailable(f"{exc} (usual sizes: {', '.join(map(str, SHORT_SIDES))})") from None
+        try:
+            self.model_dir = locate(model, model_dir, revision)
+            self.config = read_config(self.model_dir)
+        except WeightsMissing as exc:
+            raise EngineUnavailable(str(exc)) from None
+        except ConfigError as exc:
+            raise EngineUnavailable(f"{exc}; re-download with: {fetch_command(model)}") from None
+        self.threads = int(threads or default_threads())
+        self._classes = make_classes(self.config.class_names)
+        self._num = len(self._classes)
+        self._buf: np.ndarray | None = None
+        self.runtime, self.precision, self._run = self._open(runtime, precision)
+        log.info("m2fp: %s at short side %d (canvas %s), %s %s, %d threads", self.model_dir, self.short_side,
+                 self.canvas.key, self.runtime, self.precision, self.threads)
+
+    def _open(self, runtime: str, precision: str) -> tuple[str, str, Any]:
+        if runtime != "torch":
+            found = find_export(self.model_dir, self.canvas, runtime, precision)
+            if found is not None:
+                rt, path, rec = found
+                try:
+                    return rt, rec.precision, open_runner(rt, path, rec.precision, self.threads)
+                except ExportError as exc:
+                    if runtime != "auto":
+                        raise EngineUnavailable(str(exc)) from None
+                    log.warning("m2fp: cannot use export %s (%s); falling back to torch", path, exc)
+            elif runtime != "auto":
+                raise EngineUnavailable(f"no {runtime} export for canvas {self.canvas.key} in {self.model_dir}; "
+                                        f"make one with: m2fp export --size {self.short_side} --runtime {runtime}"
+                                        + f" --model-dir {self.model_dir}")
+            else:
+                log.info("m2fp: no export for %s yet (m2fp export --size %d makes one, ~2x faster); using torch",
+                         self.canvas.key, self.short_side)
+        try:
+            from .modelscope_compat import MissingDependency
+            from .network import load_core, run_core
+            core, _ = load_core(self.model_dir, self.threads)
+        except (ImportError, MissingDependency) as exc:
+            raise EngineUnavailable(f"{exc}") from None
+        return "torch", "f32", lambda image: run_core(core, image)
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        return self._classes
+
+    @property
+    def preferred_input(self) -> tuple[int, int]:
+        """The canvas (e.g. 480x256): a 16:9 frame scaled into it has exactly the model's short side."""
+        return (self.canvas.width, self.canvas.height)
+
+    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+        image, placement = place(rgb, self.short_side, self.canvas, self._buf)
+        self._buf = image
+        logits, masks = self._run(image)
+        return EngineOutput(semantic_probs(logits, masks, placement, self._num), self._classes)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "model_dir": str(self.model_dir), "short_side": self.short_side,
+                "canvas": self.canvas.key, "runtime": self.runtime, "precision": self.precision,
+                "threads": self.threads}

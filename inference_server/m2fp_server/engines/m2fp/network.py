@@ -1,0 +1,98 @@
+"""ModelScope's M2FP network built from a model folder, and the traced core.
+
+The core is the part worth exporting: normalise, backbone, pixel decoder,
+transformer decoder -> (class logits, mask logits).  ModelScope's ``forward``
+wraps it in dict plumbing and its pipeline adds full-resolution per-instance
+post-processing; neither belongs in a per-frame path.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...weights import WEIGHTS_FILE
+from .config import M2FPConfig, read_config
+from .modelscope_compat import m2fp_class
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """pytorch_model.pt does not fit the architecture in configuration.json."""
+
+
+class M2FPCore(nn.Module):
+    """(1, 3, H, W) float RGB 0..255, H and W multiples of 32 -> (logits (1,Q,K+1), masks (1,Q,H/4,W/4))."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.head = model.sem_seg_head
+        self.register_buffer("mean", model.pixel_mean.view(1, 3, 1, 1).clone(), persistent=False)
+        self.register_buffer("inv_std", (1.0 / model.pixel_std).view(1, 3, 1, 1).clone(), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.head(self.backbone((image - self.mean) * self.inv_std))
+        return out["pred_logits"], out["pred_masks"]
+
+
+def construct(cfg: M2FPConfig) -> nn.Module:
+    """ModelScope's M2FP with random weights, in eval mode."""
+    cls = m2fp_class()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = cls(str(cfg.model_dir), **cfg.build_kwargs())
+    return model.eval()
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load ``{'model': state_dict}`` (ModelScope's format) with safe unpickling first.
+
+    Like ModelScope, entries whose shape differs are skipped -- but loudly, and a
+    checkpoint that leaves most of the network untouched is an error rather than
+    a silently random model.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickles holding non-tensor objects
+        log.warning("%s needs full unpickling (%s); loading it as ModelScope does", path,
+                    str(exc).splitlines()[0][:120])
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict with a 'model' state dict, got {type(ckpt).__name__}")
+    target = model.state_dict()
+    usable = {k: v for k, v in state.items()
+              if k in target and isinstance(v, torch.Tensor) and v.shape == target[k].shape}
+    skipped = sorted(set(state) - set(usable))
+    missing = sorted(set(target) - set(usable))
+    if skipped:
+        log.warning("%d checkpoint entries unused (first: %s)", len(skipped), ", ".join(skipped[:5]))
+    if missing:
+        log.warning("%d model entries not in the checkpoint (first: %s)", len(missing), ", ".join(missing[:5]))
+    if len(usable) < 0.9 * len(target):
+        raise CheckpointError(f"{path} covers only {len(usable)} of {len(target)} tensors of the M2FP "
+                              f"architecture in configuration.json; wrong file or model?")
+    model.load_state_dict(usable, strict=False)
+
+
+def load_core(model_dir: str | Path, threads: int | None = None) -> tuple[M2FPCore, M2FPConfig]:
+    """The exportable network with the folder's weights, ready for inference."""
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = read_config(model_dir)
+    model = construct(cfg)
+    load_weights(model, Path(model_dir) / WEIGHTS_FILE)
+    return M2FPCore(model).eval(), cfg
+
+
+def run_core(core: M2FPCore, image: Any) -> tuple[Any, Any]:
+    """numpy (1,3,H,W) float32 -> numpy (logits, masks)."""
+    with torch.inference_mode():
+        logits, masks = core(torch.from_numpy(image))
+    return logits.numpy(), masks.numpy()
