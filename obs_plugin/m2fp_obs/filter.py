@@ -1,0 +1,296 @@
+"""Per-source state and the per-frame path.  Render never waits.
+
+On OBS's graphics thread, each frame:
+
+* ``video_render``: poll the transport (non-blocking) and upload the newest mask /
+  parsing map; let OBS render the input (process_filter_begin); render the
+  filter's target once more straight into the small texrender (the image sent
+  to the server, and the blur background); draw at full size with the composite
+  technique, or pass through / hide while the server is away (``policy``);
+* ``video_tick`` of the next frame: stage and map the small texture and send it,
+  if fewer than ``max_inflight`` frames are unanswered (otherwise skip it).
+
+Settings arrive on the UI thread and are applied at the start of the next frame
+(the socket belongs to the graphics thread).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+from m2fp_protocol import PixelFormat, color_for
+
+from . import libobs as L
+from . import log
+from .capture import FrameCapture
+from .policy import Action
+from .render import TECHNIQUES, Compositor
+from .settings import FilterSettings
+from .transport import MaskTransport, State, Status, fit_inside
+
+#: per-frame timings (ms): render = poll_upload + capture + draw (graphics thread, in video_render);
+#: readback and send happen in the next video_tick, when the GPU has finished the small render
+PHASES = ("poll_upload", "capture", "draw", "render", "readback", "send")
+STATS_ENV = "M2FP_OBS_STATS"  # tests and `m2fp obs-bench`: write stats JSON to this path
+
+
+class FilterInstance:
+    def __init__(self, obs: L.LibObs, source: int, settings: FilterSettings) -> None:
+        self.obs = obs
+        self.source = source
+        self.settings = settings
+        self._pending: Optional[FilterSettings] = None
+        self.transport: Optional[MaskTransport] = None
+        self.transport_error = ""
+        self.capture = FrameCapture(obs)
+        self.compositor = Compositor(obs)
+        self.class_names: List[str] = []
+        self.have_mask = False
+        self.have_parsing = False
+        self.action: Optional[Action] = None
+        self.events: Deque[Tuple[float, str]] = collections.deque(maxlen=200)
+        self.timings: Dict[str, Deque[float]] = {p: collections.deque(maxlen=1800) for p in PHASES}
+        self.frames = 0
+        self._want_readback = False
+        self._open_transport()
+
+    # ------------------------------------------------------------------ settings (UI thread → render)
+    def update(self, settings: FilterSettings) -> None:
+        self._pending = settings
+
+    def _open_transport(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        self.have_mask = self.have_parsing = False
+        try:
+            self.transport = MaskTransport(self.settings.transport_settings(),
+                                           self.settings.server_config(self.class_names))
+            self.transport_error = ""
+        except Exception as exc:  # bad CURVE keys, bad address: say so, pass frames through
+            self.transport_error = f"{type(exc).__name__}: {exc}"
+            log.warning(f"m2fp: cannot connect: {self.transport_error}")
+
+    def _apply_pending(self) -> None:
+        new, self._pending = self._pending, None
+        if new is None:
+            return
+        old, self.settings = self.settings, new
+        if new.connection_key() != old.connection_key():
+            self._open_transport()
+        elif self.transport is not None:
+            self.transport.set_want_parsing(new.view_mode == "parsing")
+            cfg = new.server_config(self.class_names)
+            if cfg != self.transport.config:
+                self.transport.configure(cfg)
+        self.compositor.set_background_image(new.background_image if new.background_mode == "image" else "")
+
+    def _on_info(self, tr: MaskTransport) -> None:
+        classes = tr.info.get("classes") if tr.info else None
+        if not isinstance(classes, list):
+            return
+        names = [str(c.get("name", "")) for c in classes if isinstance(c, dict)]
+        if names == self.class_names:
+            return
+        self.class_names = names
+        colors: List[Tuple[int, int, int]] = []
+        for i, c in enumerate(classes):
+            col = c.get("color") if isinstance(c, dict) else None
+            if isinstance(col, list) and len(col) == 3:
+                colors.append((int(col[0]), int(col[1]), int(col[2])))
+            else:
+                colors.append(color_for(i))
+        self.compositor.set_palette(colors + [color_for(i) for i in range(len(colors), 256)])
+        cfg = self.settings.server_config(names)
+        if cfg != tr.config:
+            tr.configure(cfg)
+
+    # ------------------------------------------------------------------ per frame
+    def video_render(self) -> bool:
+        """Returns False when nothing was drawn (the caller then passes the frame through)."""
+        o = self.obs
+        t0 = time.perf_counter()
+        self._apply_pending()
+        s = self.settings
+        target = o.obs_filter_get_target(self.source)
+        w = o.obs_source_get_base_width(target) if target else 0
+        h = o.obs_source_get_base_height(target) if target else 0
+        if not w or not h or not self.compositor.load():
+            return False
+        tr = self.transport
+        if tr is not None:
+            tr.poll()
+            if tr.info:
+                self._on_info(tr)
+            m = tr.take_mask()
+            if m is not None:
+                self.compositor.mask.upload(m.width, m.height, m.data)
+                self.have_mask = True
+            p = tr.take_parsing()
+            if p is not None:
+                self.compositor.parsing.upload(p.width, p.height, p.data)
+                self.have_parsing = True
+        t1 = time.perf_counter()
+        if not o.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING):
+            return False
+        send_size = tr.send_size((w, h)) if tr is not None and tr.state is State.READY else None
+        if send_size is not None:
+            small_size = send_size
+        elif self.capture.size != (0, 0):
+            small_size = self.capture.size
+        else:
+            small_size = fit_inside((w, h), (256, 256))
+        comp = self.compositor
+        send = send_size is not None and tr is not None and tr.can_send()
+        if send or s.background_mode == "blur":
+            self.capture.draw_small(lambda: comp.run("Draw", lambda: o.obs_source_video_render(target)), (w, h),
+                                    small_size)
+        self._want_readback = send
+        t2 = time.perf_counter()
+        now = time.monotonic()
+        alive = tr.server_alive if tr is not None else False
+        away = tr.away_since if tr is not None else now
+        action = s.fallback().decide(now, self.have_mask, alive, away)
+        if action is not self.action:
+            self.action = action
+            self.events.append((now, f"action {action.value}"))
+        if action in (Action.COMPOSITE, Action.HOLD):
+            if s.view_mode == "alpha":
+                tech = "Alpha"
+            elif s.view_mode == "parsing":
+                tech = "Parsing"
+            else:
+                tech = TECHNIQUES.get(s.background_mode, "Transparent")
+            tech = comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(),
+                                small=self.capture.small_texture, small_size=self.capture.size,
+                                blur=s.blur_strength)
+            o.obs_source_process_filter_tech_end(self.source, comp.effect, w, h, tech.encode())
+        elif action is Action.PASS:
+            o.obs_source_process_filter_tech_end(self.source, comp.effect, w, h, b"Draw")
+        # Action.HIDE: draw nothing
+        t3 = time.perf_counter()
+        self.frames += 1
+        for phase, dt in (("poll_upload", t1 - t0), ("capture", t2 - t1), ("draw", t3 - t2), ("render", t3 - t0)):
+            self.timings[phase].append(dt * 1000.0)
+        return True
+
+    def video_tick(self) -> None:
+        """Read back the small frame drawn on the previous render and send it.
+
+        Staging inside video_render forces the GPU to finish all queued work right
+        there (58 ms/frame measured under llvmpipe); by the next tick that frame's
+        rendering is done and the copy is cheap.  Sent one frame after capture,
+        as ``m2fp replay`` models (readback_delay=1).
+        """
+        if not self._want_readback:
+            return
+        self._want_readback = False
+        tr = self.transport
+        if tr is None or not tr.can_send():
+            return
+        t0 = time.perf_counter()
+        self.obs.obs_enter_graphics()
+        try:
+            self.capture.stage()
+            frame = self.capture.read_staged()
+        finally:
+            self.obs.obs_leave_graphics()
+        t1 = time.perf_counter()
+        if frame is not None:
+            buf, sw, sh, stride = frame
+            tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA)
+        t2 = time.perf_counter()
+        self.timings["readback"].append((t1 - t0) * 1000.0)
+        self.timings["send"].append((t2 - t1) * 1000.0)
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> Optional[Status]:
+        return self.transport.status() if self.transport is not None else None
+
+    def status_line(self) -> str:
+        if self.transport is None:
+            return f"not connected: {self.transport_error or 'no transport'}"
+        line = self.transport.status().line()
+        if self.action is Action.HOLD:
+            line += " · holding the last mask"
+        elif self.action is Action.HIDE:
+            line += " · source hidden"
+        elif self.action is Action.PASS and self.transport.away_since is not None:
+            line += " · passing frames through"
+        return line
+
+    def stats(self) -> Dict[str, Any]:
+        st = self.status()
+        out: Dict[str, Any] = {
+            "source": L.s(self.obs.obs_source_get_name(self.source)),
+            "status": self.status_line(),
+            "action": self.action.value if self.action else None,
+            "frames": self.frames,
+            "events": sorted(list(self.events) + (list(self.transport.events) if self.transport else [])),
+            "timings_ms": {p: _percentiles(list(d)) for p, d in self.timings.items()},
+        }
+        if st is not None:
+            out.update(state=st.state.value, alive=st.server_alive, away_since=st.away_since, sent=st.sent,
+                       masks=st.masks, lost=st.lost, bad_replies=st.bad_replies, reconnects=st.reconnects,
+                       dropped_here=st.dropped_here, dropped_by_server=st.dropped_by_server,
+                       mask_rate=st.mask_rate, latency_ms=st.latency_ms if st.latency_ms == st.latency_ms else None)
+        return out
+
+    def reset_timings(self) -> None:
+        for d in self.timings.values():
+            d.clear()
+
+    # ------------------------------------------------------------------ teardown
+    def destroy(self) -> None:
+        """Release textures, stage surfaces and the socket (enters the graphics context itself)."""
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        self.obs.obs_enter_graphics()
+        try:
+            self.capture.destroy()
+            self.compositor.destroy()
+        finally:
+            self.obs.obs_leave_graphics()
+
+
+def _percentiles(values: List[float]) -> Dict[str, float]:
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+    return {"n": len(v), "p50": v[len(v) // 2], "p95": v[min(len(v) - 1, int(len(v) * 0.95))],
+            "mean": sum(v) / len(v)}
+
+
+class StatsWriter:
+    """Writes every instance's stats as JSON to ``$M2FP_OBS_STATS`` a few times a second (tests, bench)."""
+
+    def __init__(self, path: str, period_s: float = 0.2) -> None:
+        self.path = path
+        self.period_s = period_s
+        self._last = 0.0
+
+    def maybe_write(self, instances: Dict[int, FilterInstance]) -> None:
+        now = time.monotonic()
+        if now - self._last < self.period_s:
+            return
+        self._last = now
+        data = {"time": now, "pid": os.getpid(), "instances": [i.stats() for i in instances.values()]}
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, self.path)
+
+    def reset_requested(self) -> bool:
+        """A bench asks to restart the timing window by creating ``<path>.reset``."""
+        flag = self.path + ".reset"
+        if os.path.exists(flag):
+            try:
+                os.remove(flag)
+            except OSError:
+                return False
+            return True
+        return False

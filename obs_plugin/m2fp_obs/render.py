@@ -1,0 +1,167 @@
+"""Mask upload and the composite draw (effects/m2fp_composite.effect, one technique per mode).
+
+The server's mask arrives at the small size that was sent; it is uploaded to an
+R8 texture as is and upsampled bilinearly by the shader at full resolution, so
+Python never touches a full-size buffer.  Runs on the graphics thread.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import libobs as L
+from . import log
+
+EFFECT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effects", "m2fp_composite.effect")
+_PARAMS = ("image", "mask_tex", "parsing_tex", "palette_tex", "small_tex", "bg_tex", "bg_color", "threshold",
+           "feather", "blur_step")
+TECHNIQUES = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blur"}
+
+
+class _R8Texture:
+    """Dynamic single-channel textures, two in turn: the one updated was last drawn two frames ago.
+
+    Updating a texture that queued GPU work still reads forces the driver to finish
+    that work first (a full flush under software OpenGL); alternating avoids it.
+    """
+
+    def __init__(self, obs: L.LibObs, count: int = 2) -> None:
+        self.obs = obs
+        self.texs: List[Optional[int]] = [None] * count
+        self.size = (0, 0)
+        self.current = 0
+        self.tex: Optional[int] = None  # the texture holding the newest upload
+
+    def upload(self, width: int, height: int, data: bytes) -> None:
+        o = self.obs
+        if (width, height) != self.size:
+            self.destroy()
+            self.size = (width, height)
+        i = (self.current + 1) % len(self.texs)
+        if not self.texs[i]:
+            self.texs[i] = o.gs_texture_create(width, height, L.GS_R8, 1, None, L.GS_DYNAMIC)
+        o.gs_texture_set_image(self.texs[i], data, width, False)
+        self.current = i
+        self.tex = self.texs[i]
+
+    def destroy(self) -> None:
+        for t in self.texs:
+            if t:
+                self.obs.gs_texture_destroy(t)
+        self.texs = [None] * len(self.texs)
+        self.tex = None
+        self.size = (0, 0)
+
+
+class Compositor:
+    def __init__(self, obs: L.LibObs) -> None:
+        self.obs = obs
+        self.effect: Optional[int] = None
+        self.params: Dict[str, int] = {}
+        self.mask = _R8Texture(obs)
+        self.parsing = _R8Texture(obs)
+        self.palette: Optional[int] = None
+        self.palette_key: Tuple = ()
+        self.bg_image: Optional[int] = None
+        self.bg_path = ""
+        self.failed = False
+
+    # ------------------------------------------------------------------ resources
+    def load(self) -> bool:
+        if self.effect or self.failed:
+            return bool(self.effect)
+        err = ctypes.c_char_p()
+        eff = self.obs.gs_effect_create_from_file(EFFECT_FILE.encode(), ctypes.byref(err))
+        if not eff:
+            self.failed = True
+            log.error(f"cannot load {EFFECT_FILE}: {L.s(err.value)}")
+            if err.value:
+                self.obs.bfree(ctypes.cast(err, ctypes.c_void_p))
+            return False
+        self.effect = eff
+        self.params = {n: self.obs.gs_effect_get_param_by_name(eff, n.encode()) for n in _PARAMS}
+        return True
+
+    def set_palette(self, colors: Sequence[Tuple[int, int, int]]) -> None:
+        """A 256×1 RGBA lookup texture: class id → colour."""
+        key = tuple(colors)
+        if key == self.palette_key and self.palette:
+            return
+        row = bytearray(256 * 4)
+        for i, (r, g, b) in enumerate(colors[:256]):
+            row[i * 4: i * 4 + 4] = bytes((r & 255, g & 255, b & 255, 255))
+        if not self.palette:
+            self.palette = self.obs.gs_texture_create(256, 1, L.GS_RGBA, 1, None, L.GS_DYNAMIC)
+        self.obs.gs_texture_set_image(self.palette, bytes(row), 256 * 4, False)
+        self.palette_key = key
+
+    def set_background_image(self, path: str) -> None:
+        if path == self.bg_path:
+            return
+        if self.bg_image:
+            self.obs.gs_texture_destroy(self.bg_image)
+            self.bg_image = None
+        self.bg_path = path
+        if path:
+            self.bg_image = self.obs.gs_texture_create_from_file(path.encode()) or None
+            if not self.bg_image:
+                log.warning(f"background image {path!r} could not be loaded; using the colour")
+
+    def destroy(self) -> None:
+        """Graphics context must be entered."""
+        self.mask.destroy()
+        self.parsing.destroy()
+        for attr in ("palette", "bg_image"):
+            tex = getattr(self, attr)
+            if tex:
+                self.obs.gs_texture_destroy(tex)
+            setattr(self, attr, None)
+        self.palette_key = ()
+        self.bg_path = ""
+        if self.effect:
+            self.obs.gs_effect_destroy(self.effect)
+        self.effect = None
+
+    # ------------------------------------------------------------------ per frame
+    def prepare(self, technique: str, *, threshold: float = 0.5, feather: float = 0.1,
+                color: Tuple[float, float, float, float] = (0, 0, 0, 1), small: Optional[int] = None,
+                small_size: Tuple[int, int] = (1, 1), blur: float = 0.5) -> str:
+        """Set the parameters of ``technique`` (falling back when a texture is missing); returns the
+        technique to run.  ``image`` is left to whoever draws (OBS's process_filter_tech_end)."""
+        o, p = self.obs, self.params
+        if technique == "Image" and not self.bg_image:
+            technique = "Color"
+        if technique == "Blur" and not small:
+            technique = "Color"
+        if technique == "Parsing" and not (self.parsing.tex and self.palette):
+            technique = "Alpha"
+        if technique != "Draw":
+            o.gs_effect_set_texture(p["mask_tex"], self.mask.tex)
+            o.gs_effect_set_float(p["threshold"], threshold)
+            o.gs_effect_set_float(p["feather"], feather)
+        if technique == "Color":
+            o.gs_effect_set_vec4(p["bg_color"], ctypes.byref(L.vec4(*color)))
+        elif technique == "Image":
+            o.gs_effect_set_texture(p["bg_tex"], self.bg_image)
+        elif technique == "Blur":
+            o.gs_effect_set_texture(p["small_tex"], small)
+            r = 0.5 + 2.5 * blur
+            o.gs_effect_set_vec2(p["blur_step"], ctypes.byref(L.vec2(r / small_size[0], r / small_size[1])))
+        elif technique == "Parsing":
+            o.gs_effect_set_texture(p["parsing_tex"], self.parsing.tex)
+            o.gs_effect_set_texture(p["palette_tex"], self.palette)
+        return technique
+
+    def run(self, technique: str, draw: Callable[[], None]) -> None:
+        """Run ``draw`` (which issues the draw calls) inside every pass of ``technique``."""
+        o = self.obs
+        tech = o.gs_effect_get_technique(self.effect, technique.encode())
+        n = o.gs_technique_begin(tech)
+        try:
+            for i in range(n):
+                if o.gs_technique_begin_pass(tech, i):
+                    draw()
+                    o.gs_technique_end_pass(tech)
+        finally:
+            o.gs_technique_end(tech)

@@ -1,0 +1,232 @@
+"""Run a real, headless OBS Studio for tests and benchmarks (Xvfb + obs-websocket).
+
+Everything the run needs is generated in a temporary directory: global.ini (no
+wizard, websocket on a free port, preview off), a profile (video size, 30 fps), a
+scene collection with the inputs, their filters and the m2fp script.  OBS and
+Xvfb are started by this module, each in its own process group, and stopped by
+their process ids — nothing else is touched.
+
+OBS runs with a clean PATH so it embeds the system Python (which has apt's
+python3-zmq); see shared/notes/obs.md.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "obs_plugin" / "m2fp_obs_filter.py"
+FILTER_ID = "m2fp_obs_filter"
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def obs_available() -> str | None:
+    """None when a headless OBS can run here, else what is missing."""
+    for exe in ("obs", "Xvfb"):
+        if shutil.which(exe, path=CLEAN_PATH) is None:
+            return f"{exe} not installed (apt install obs-studio obs-plugins xvfb)"
+    try:
+        import obsws_python  # noqa: F401
+    except ImportError:
+        return "obsws-python not installed (pip install -e .[test])"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Input:
+    """One scene input: ``kind`` is an OBS input id (image_source, ffmpeg_source, color_source_v3)."""
+
+    name: str
+    kind: str
+    settings: dict[str, Any]
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    visible: bool = True
+
+    def with_m2fp(self, filter_name: str = "M2FP", **settings: Any) -> "Input":
+        self.filters.append({"id": FILTER_ID, "versioned_id": FILTER_ID, "name": filter_name, "enabled": True,
+                             "settings": settings})
+        return self
+
+
+def ffmpeg_input(name: str, path: Path) -> Input:
+    return Input(name, "ffmpeg_source", {"local_file": str(path), "is_local_file": True, "looping": True,
+                                          "restart_on_activate": True, "hw_decode": False})
+
+
+def image_input(name: str, path: Path) -> Input:
+    return Input(name, "image_source", {"file": str(path)})
+
+
+class ObsProcess:
+    def __init__(self, workdir: Path, inputs: list[Input], size: tuple[int, int] = (1280, 720), fps: int = 30,
+                 load_script: bool = True, extra_env: dict[str, str] | None = None) -> None:
+        self.dir = Path(workdir)
+        self.inputs = inputs
+        self.size = size
+        self.fps = fps
+        self.load_script = load_script
+        self.extra_env = extra_env or {}
+        self.ws_port = free_port()
+        self.stats_path = self.dir / "m2fp_stats.json"
+        self.xvfb: subprocess.Popen | None = None
+        self.obs: subprocess.Popen | None = None
+        self.client: Any = None
+        self.display = ""
+
+    # ------------------------------------------------------------------ config
+    def write_config(self) -> Path:
+        cfg = self.dir / "config"
+        base = cfg / "obs-studio"
+        (base / "basic" / "profiles" / "m2fp").mkdir(parents=True, exist_ok=True)
+        (base / "basic" / "scenes").mkdir(parents=True, exist_ok=True)
+        w, h = self.size
+        (base / "global.ini").write_text(
+            "[General]\nFirstRun=true\nLastVersion=486539266\nEnableAutoUpdates=false\n"
+            "[BasicWindow]\nPreviewEnabled=false\nSysTrayEnabled=false\nSysTrayWhenStarted=false\n"
+            "[Basic]\nProfile=m2fp\nProfileDir=m2fp\nSceneCollection=m2fp\nSceneCollectionFile=m2fp\n"
+            f"[OBSWebSocket]\nFirstLoad=false\nServerEnabled=true\nServerPort={self.ws_port}\n"
+            "AuthRequired=false\nAlertsEnabled=false\n")
+        (base / "basic" / "profiles" / "m2fp" / "basic.ini").write_text(
+            f"[General]\nName=m2fp\n[Video]\nBaseCX={w}\nBaseCY={h}\nOutputCX={w}\nOutputCY={h}\n"
+            f"FPSType=0\nFPSCommon={self.fps}\n[Output]\nMode=Simple\n"
+            f"[SimpleOutput]\nFilePath={self.dir}\nRecFormat=mkv\nRecEncoder=x264\n")
+        items = []
+        sources: list[dict[str, Any]] = []
+        for i, inp in enumerate(self.inputs, start=1):
+            items.append({"name": inp.name, "id": i, "visible": inp.visible, "locked": False, "rot": 0.0,
+                          "pos": {"x": 0.0, "y": 0.0}, "scale": {"x": 1.0, "y": 1.0}, "align": 5,
+                          "bounds_type": 0, "bounds_align": 0, "bounds": {"x": 0.0, "y": 0.0},
+                          "crop_left": 0, "crop_top": 0, "crop_right": 0, "crop_bottom": 0})
+            sources.append({"id": inp.kind, "versioned_id": inp.kind, "name": inp.name, "enabled": True,
+                            "settings": inp.settings, "filters": inp.filters, "mixers": 0, "volume": 1.0})
+        sources.insert(0, {"id": "scene", "versioned_id": "scene", "name": "Scene", "enabled": True,
+                           "settings": {"items": items, "id_counter": len(items), "custom_size": False}})
+        scripts = [{"path": str(SCRIPT), "settings": {}}] if self.load_script else []
+        (base / "basic" / "scenes" / "m2fp.json").write_text(json.dumps({
+            "name": "m2fp", "current_scene": "Scene", "current_program_scene": "Scene",
+            "scene_order": [{"name": "Scene"}], "sources": sources, "groups": [], "transitions": [],
+            "current_transition": "Fade", "transition_duration": 300,
+            "modules": {"scripts-tool": scripts},
+        }, indent=1))
+        return cfg
+
+    # ------------------------------------------------------------------ processes
+    def start(self, timeout_s: float = 60.0) -> "ObsProcess":
+        cfg = self.write_config()
+        r, w = os.pipe()
+        self.xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{self.size[0]}x{self.size[1]}x24",
+                                      "-nolisten", "tcp"], pass_fds=(w,), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(w)
+        with os.fdopen(r) as f:
+            self.display = ":" + f.readline().strip()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYENV", "PYTHON", "VIRTUAL_ENV"))}
+        env.update(PATH=CLEAN_PATH, DISPLAY=self.display, XDG_CONFIG_HOME=str(cfg), LIBGL_ALWAYS_SOFTWARE="1",
+                   M2FP_OBS_STATS=str(self.stats_path))
+        env.update(self.extra_env)
+        self.obs_log = open(self.dir / "obs_stdout.txt", "wb")
+        self.obs = subprocess.Popen(["obs", "--disable-shutdown-check", "--multi", "--disable-updater", "--verbose",
+                                     "--collection", "m2fp", "--profile", "m2fp"],
+                                    env=env, cwd=str(self.dir), stdout=self.obs_log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.client = self._connect(timeout_s)
+        return self
+
+    def _connect(self, timeout_s: float) -> Any:
+        import obsws_python
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.obs is not None and self.obs.poll() is not None:
+                raise RuntimeError(f"OBS exited with {self.obs.returncode}:\n{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.ws_port), timeout=0.5):
+                    pass
+                return obsws_python.ReqClient(host="127.0.0.1", port=self.ws_port, password="", timeout=30)
+            except Exception as exc:  # not up yet
+                last = exc
+                time.sleep(0.3)
+        raise TimeoutError(f"obs-websocket did not answer within {timeout_s} s ({last}):\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.disconnect()
+            except Exception:
+                pass
+            self.client = None
+        for proc, sig, wait in ((self.obs, signal.SIGINT, 20.0), (self.xvfb, signal.SIGTERM, 5.0)):
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(sig)
+            try:
+                proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if getattr(self, "obs_log", None):
+            self.obs_log.close()
+
+    def __enter__(self) -> "ObsProcess":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ observation
+    def log_text(self) -> str:
+        logs = sorted((self.dir / "config" / "obs-studio" / "logs").glob("*.txt"))
+        return logs[-1].read_text(errors="replace") if logs else ""
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def screenshot(self, source: str) -> np.ndarray:
+        """The source as rendered now (filters applied), RGBA uint8."""
+        r = self.client.get_source_screenshot(source, "png", None, None, -1)
+        data = base64.b64decode(r.image_data.split(",", 1)[1])
+        bgra = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if bgra.ndim == 2:
+            bgra = cv2.cvtColor(bgra, cv2.COLOR_GRAY2BGRA)
+        elif bgra.shape[2] == 3:
+            bgra = cv2.cvtColor(bgra, cv2.COLOR_BGR2BGRA)
+        return cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
+
+    def stats(self) -> dict[str, Any]:
+        s = self.client.get_stats()
+        return {k: getattr(s, k) for k in s.attrs()}
+
+    def plugin_stats(self) -> dict[str, Any]:
+        """The filter's own report ($M2FP_OBS_STATS), refreshed by OBS every 0.2 s."""
+        try:
+            return json.loads(self.stats_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait_plugin(self, predicate: Any, timeout_s: float, poll_s: float = 0.05) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            st = self.plugin_stats()
+            for inst in st.get("instances", []):
+                if predicate(inst):
+                    return inst
+            time.sleep(poll_s)
+        return None
