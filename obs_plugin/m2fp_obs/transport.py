@@ -134,7 +134,7 @@ def parse_reply(parts: List[Any]) -> Tuple[Header, Any]:
     server must never send.
     """
     try:
-        msg = proto.decode(parts, max_frame_bytes=MAX_REPLY_BYTES)
+        msg = proto.decode(parts, max_frame_bytes=MAX_REPLY_BYTES, accept=proto.CLIENT_ACCEPTS)
     except ProtocolError as exc:
         raise ReplyError(str(exc)) from exc
     h = msg.header
@@ -223,6 +223,7 @@ class MaskTransport:
         self._connected = False
         self._config_id = 0
         self.info = None
+        self._fresh = True  # no mask yet on this connection
         self._set_state(State.CONNECTING)
 
     def _close_socket(self) -> None:
@@ -380,6 +381,7 @@ class MaskTransport:
                 self._set_state(State.CONNECTING)
                 self.info = None
                 self._config_id = 0
+                self._fresh = True
             elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
                            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
                 self.last_error = "security handshake failed (check the CURVE keys)"
@@ -424,6 +426,9 @@ class MaskTransport:
             if sent is not None:
                 self._latencies.append(lat)
             self._newest_mask_id = h.frame_id
+            if self._fresh:
+                self._fresh = False
+                self._event("first mask")
             self._mask = MaskFrame(h.frame_id, h.width, h.height, payload, h.generation, now, lat)
             self._mask_times.append(now)
             self.counts["masks"] += 1
