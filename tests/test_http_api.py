@@ -375,6 +375,46 @@ def test_busy_engine_refuses_more_than_two_waiting_uploads(web, zmq_server):
     assert sorted(r.status_code for r in replies) == [200, 200]
 
 
+# --------------------------------------------------------------------------- asynchronous engines
+@pytest.fixture()
+def async_web(selfie_engine):  # type: ignore[no-untyped-def]
+    """An engine whose model runs in its own worker thread (as M2FP does behind the hybrid engine)."""
+    from m2fp_server.engines.async_worker import AsyncEngine
+    eng = AsyncEngine(RecordingEngine(selfie_engine), min_latency_s=0.3)
+    lock = threading.Lock()
+    fe = HttpFrontEnd(eng, lock, HttpSettings(port=0))
+    fe.start()
+    yield fe, eng, lock
+    fe.stop()
+    eng.close()
+
+
+def test_asynchronous_engine_answers_with_this_photos_own_result(async_web, selfie_engine):
+    fe, eng, lock = async_web
+    rgb, truth = still("grace_hopper", (480, 360), seed=4)
+    replies: list[requests.Response] = []
+    t = threading.Thread(target=lambda: replies.append(parse(fe.url, png_bytes(rgb))))
+    t.start()
+    time.sleep(0.1)  # the worker is computing now (0.3 s): live streams must not be held up meanwhile
+    assert lock.acquire(timeout=0.05)
+    lock.release()
+    t.join(TIMEOUT)
+    data = ok_data(replies[0])
+    assert data["inference_time"] >= 0.3  # the worker's own time for this photo
+    from m2fp_protocol import StreamConfig
+    from m2fp_server.segmenters import LocalSegmenter
+    local_alpha, _ = LocalSegmenter(selfie_engine, StreamConfig(smoothing=0.0))(rgb)
+    assert np.abs(decode_png(data["alpha"]).astype(int) - local_alpha.astype(int)).max() <= 1
+    assert eng.runner._slots == {}  # the request's stream is gone from the worker
+
+
+def test_asynchronous_engine_failure_is_reported_at_once(async_web):
+    fe, _, _ = async_web
+    t0 = time.perf_counter()
+    assert_error(parse(fe.url, png_bytes(np.zeros((90, 120, 3), np.uint8))), 500, 2000, "selfie engine failed")
+    assert time.perf_counter() - t0 < 5  # not the 30 s wait for a result that never comes
+
+
 # --------------------------------------------------------------------------- the page and info
 def test_info_lists_the_engine_classes(web):
     r = requests.get(f"{web.url}/api/info", timeout=TIMEOUT)

@@ -29,7 +29,7 @@ from m2fp_protocol import ClassInfo, ProtocolError
 from m2fp_protocol.classes import is_background
 
 from ..composite import composite, parse_background
-from ..engines.base import Engine
+from ..engines.base import Engine, EngineOutput
 from ..postprocess.classes import colorize, label_map, resolve_keep, select_alpha
 from ..postprocess.resize import resize_alpha, resize_labels, threshold_alpha
 from .errors import ApiCode, ApiError
@@ -178,14 +178,31 @@ class ParseService:
         return probs, infer_s, False
 
     def _infer(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        key = b"http-" + uuid.uuid4().bytes  # a stream of its own, never a live client's
+        runner = _async_runner(self.engine)
+        try:
+            if runner is not None:
+                out, infer_s = self._infer_in_worker(runner, rgb, key)
+            else:
+                out, infer_s = self._infer_here(rgb, key)
+        finally:
+            with self.engine_lock:
+                self.engine.forget(key)
+        probs = np.asarray(out.probs, np.float32)
+        if probs.ndim != 3 or probs.shape[0] != len(self.classes):
+            raise ApiError(ApiCode.ENGINE_FAILURE, f"the {self.engine.name} engine returned probabilities of "
+                                                   f"shape {probs.shape} for {len(self.classes)} classes")
+        return probs, infer_s
+
+    def _infer_here(self, rgb: np.ndarray, key: bytes) -> tuple[EngineOutput, float]:
+        """A synchronous engine: run it in this thread, holding the lock the ZeroMQ worker holds."""
         if not self.engine_lock.acquire(timeout=self.limits.lock_timeout_s):
             raise ApiError(ApiCode.BUSY, f"the engine stayed busy for {self.limits.lock_timeout_s:.0f} s; "
                                          "try again later")
-        key = b"http-" + uuid.uuid4().bytes  # a stream of its own, never a live client's
         try:
             t0 = time.perf_counter()
             out = self.engine.infer(rgb, key)
-            infer_s = time.perf_counter() - t0
+            return out, time.perf_counter() - t0
         except Exception as exc:
             log.exception("engine %s failed on an uploaded %dx%d image", self.engine.name, rgb.shape[1],
                           rgb.shape[0])
@@ -193,13 +210,34 @@ class ParseService:
                            f"the {self.engine.name} engine failed on this image: {type(exc).__name__}: {exc}") \
                 from exc
         finally:
-            try:
-                self.engine.forget(key)
-            finally:
-                self.engine_lock.release()
-        probs = np.asarray(out.probs, np.float32)
-        if probs.ndim != 3 or probs.shape[0] != len(self.classes):
-            raise ApiError(ApiCode.ENGINE_FAILURE, f"the {self.engine.name} engine returned probabilities of "
-                                                   f"shape {probs.shape} for {len(self.classes)} classes")
-        return probs, infer_s
+            self.engine_lock.release()
 
+    def _infer_in_worker(self, runner: Any, rgb: np.ndarray, key: bytes) -> tuple[EngineOutput, float]:
+        """An asynchronous engine (its model runs only in its own worker thread, e.g. M2FP behind the
+        hybrid engine): hand the photo to that worker and wait for this photo's own result.
+
+        Its ``infer`` would answer at once with an older result (or, for a new stream, none),
+        and running the model from this thread would race the worker.  The engine lock is
+        not held while waiting, so live streams go on meanwhile.
+        """
+        model = runner.engine.name
+        runner.submit(key, 0, rgb)
+        slot = runner.slot(key)
+        deadline = time.monotonic() + self.limits.lock_timeout_s
+        while not slot.first.wait(0.02):
+            if slot.waiting is None and not slot.running and not slot.first.is_set():
+                # taken and finished without a result: the worker logged the exception
+                raise ApiError(ApiCode.ENGINE_FAILURE, f"the {model} engine failed on this image "
+                                                       "(details in the server log)")
+            if time.monotonic() > deadline:
+                raise ApiError(ApiCode.BUSY, f"the {model} engine stayed busy for "
+                                             f"{self.limits.lock_timeout_s:.0f} s; try again later")
+        res = runner.latest(key)
+        return res.output, res.finished - res.started
+
+
+def _async_runner(engine: Engine) -> Any:
+    """The engine's worker (:class:`AsyncRunner`) when its model runs asynchronously, else None."""
+    from ..engines.async_worker import AsyncRunner
+    runner = getattr(engine, "runner", None)
+    return runner if isinstance(runner, AsyncRunner) else None
