@@ -83,3 +83,18 @@ def test_one_process_serves_zeromq_and_http_on_one_engine():
     assert out.count("m2fp_server.engines.registry: engine selfie") == 1  # one model for both front ends
     assert out.count("Created TensorFlow Lite") == 1
     assert "HTTP front end stopped" in out
+
+
+def test_a_port_in_use_is_a_clear_error(selfie_engine):
+    import socket
+    import threading
+
+    from m2fp_server.web.frontend import HttpFrontEnd
+    from m2fp_server.web.settings import HttpSettings
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        fe = HttpFrontEnd(selfie_engine, threading.Lock(), HttpSettings(port=port))
+        with pytest.raises(HttpAddressError, match=f"cannot listen for HTTP on 127.0.0.1:{port}: .*in use"):
+            fe.start()

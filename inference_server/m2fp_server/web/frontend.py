@@ -6,6 +6,7 @@ so one model sits in memory for the ZeroMQ clients and the web page alike.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -48,11 +49,23 @@ class HttpFrontEnd:
     def start(self) -> str:
         """Bind (errors such as a port in use surface here) and serve in a thread; returns the URL."""
         s = self.settings
+        # bind here: on failure Werkzeug would print and sys.exit(); we raise a clear error instead
         try:
-            self._server = make_server(s.host, s.port, self.app, threaded=True)
+            family, _, _, _, addr = socket.getaddrinfo(s.host, s.port, type=socket.SOCK_STREAM)[0]
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            raise HttpAddressError(f"cannot listen for HTTP on {s.host}:{s.port}: {exc}") from None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(64)
+            port = sock.getsockname()[1]
+            self._server = make_server(s.host, port, self.app, threaded=True, fd=sock.fileno())
         except OSError as exc:
             raise HttpAddressError(f"cannot listen for HTTP on {s.host}:{s.port}: {exc.strerror or exc}") \
                 from None
+        finally:
+            sock.close()  # Werkzeug works on its own duplicate of the descriptor
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="m2fp-http", daemon=True)
         self._thread.start()
