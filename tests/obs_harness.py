@@ -221,6 +221,14 @@ class ObsProcess:
         except (OSError, ValueError):
             return {}
 
+    def reset_plugin_timings(self) -> None:
+        """Ask the filter to restart its timing window (it removes the flag file when done)."""
+        flag = Path(str(self.stats_path) + ".reset")
+        flag.write_text("")
+        deadline = time.monotonic() + 5
+        while flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def wait_plugin(self, predicate: Any, timeout_s: float, poll_s: float = 0.05) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -262,7 +262,7 @@ def _percentiles(values: List[float]) -> Dict[str, float]:
         return {"n": 0}
     v = sorted(values)
     return {"n": len(v), "p50": v[len(v) // 2], "p95": v[min(len(v) - 1, int(len(v) * 0.95))],
-            "mean": sum(v) / len(v)}
+            "max": v[-1], "mean": sum(v) / len(v)}
 
 
 class StatsWriter:
