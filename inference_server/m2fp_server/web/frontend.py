@@ -44,7 +44,7 @@ class HttpFrontEnd:
             raise RuntimeError("the HTTP front end is not started")
         host = self.settings.host
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self._server.server_port}"
+        return f"http://{shown}:{self._server.server_address[1]}"
 
     def start(self) -> str:
         """Bind (errors such as a port in use surface here) and serve in a thread; returns the URL."""
