@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sizes", default="256x144,640x360", help="frame sizes to send (default 256x144,640x360)")
     p.add_argument("--clients", default="1,2", help="client counts (default 1,2)")
     p.add_argument("--server", default=None, help="measure this running server instead of starting one")
+    p.add_argument("--models", action="store_true",
+                   help="time each shipped embedded model and the embedded engine in this process (ms/frame)")
 
 
 def free_port() -> int:
@@ -87,6 +89,9 @@ def measure(address: str, size: tuple[int, int], clients: int, seconds: float) -
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.models:  # per-model table (issue: embedded engine) lives with the engine
+        from ..engines.embedded_bench import run_models_bench
+        return run_models_bench(args)
     if args.engine == "m2fp":  # the model benchmark (issue: M2FP engine) lives with the engine
         from ..engines.m2fp_bench import run_model_bench
         return run_model_bench(args)

@@ -31,7 +31,7 @@ import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
-from .base import Engine, EngineOutput, person_output
+from .base import Engine, EngineOutput, EngineUnavailable, person_output
 from .embedded_detect import Person, PoseDetector
 from .embedded_models import PoseSegmenter, Roi, crop, paste
 from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
@@ -47,20 +47,25 @@ class _Track:
     roi: Roi | None = None
     velocity: tuple[float, float] = (0.0, 0.0)
     last_centre: tuple[float, float] | None = None
+    steps: list[tuple[float, float]] = field(default_factory=list)  # last moves of the person's box
     since_detect: int = 10**9
     frame_size: tuple[int, int] = (0, 0)
-    history: list[str] = field(default_factory=list)
+    held: np.ndarray | None = None  # last answer per output pixel (see _hold_still)
+    held_grey: np.ndarray | None = None  # grey level of each pixel when its answer was last updated
 
 
 @dataclass
 class EmbeddedSettings:
     redetect_every: int = 30  # frames between detector runs while a mode is settled
     margin: float = 0.30  # region side = mask box's longer side x (1 + margin)
-    deadband: float = 0.04  # keep the last region unless it moved/grew by more than this share of its side
+    deadband: float = 0.06  # keep the last region unless it moved/grew by more than this share of its side
     min_presence: float = 0.5  # pose model's own presence score below which the person is lost
     fits_slack: float = 0.10  # a body "fits" if hips + 0.8 radius is within (1 + slack) x frame height
     max_side: int = 640  # working resolution: frame scaled to fit this long side (regions are cut from it)
     out_side: int = 320  # output resolution (long side): what post-processing works on
+    hold_grey: float = 6.0  # grey-level change (0..255, blurred) that lets a pixel's answer change; 0 = off
+    hold_prob: float = 0.35  # probability change that gets through on an unchanged picture
+    only: str = ""  # "landscape" | "general" | "pose": one model on the whole frame (baselines for comparison)
     outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
 
 
@@ -80,6 +85,10 @@ class EmbeddedEngine(Engine):
         self._pose = PoseSegmenter(threads=threads)
         self._detect = PoseDetector(threads=threads)
         self._tracks: dict[Any, _Track] = {}
+        self._threads = threads
+        self._general: TFLiteSegmenter | None = None
+        if self.settings.only not in ("", "landscape", "general", "pose"):
+            raise EngineUnavailable(f"embedded: only={self.settings.only!r}; choose landscape, general or pose")
 
     @property
     def classes(self) -> tuple[ClassInfo, ...]:
@@ -111,15 +120,48 @@ class EmbeddedEngine(Engine):
         tr.since_detect += 1
         if (tr.mode == "body" and tr.roi is None) or tr.since_detect >= s.redetect_every:
             self._redetect(rgb, tr)
-        mode = tr.mode
         k = min(1.0, s.out_side / max(W, H))
         out = (max(1, round(W * k)), max(1, round(H * k)))
+        if s.only:
+            return person_output(self._single(rgb, out), PERSON_CLASSES)
         if tr.mode == "body" and tr.roi is not None:
             prob = self._body(rgb, tr, out)
         else:
             prob = self._landscape(rgb, out)
-        tr.history = (tr.history + [mode])[-8:]
+        if s.hold_grey > 0:
+            prob = self._hold_still(rgb, prob, tr)
         return person_output(prob, PERSON_CLASSES)
+
+    def _hold_still(self, rgb: np.ndarray, prob: np.ndarray, tr: _Track) -> np.ndarray:
+        """Keep each pixel's last answer while its picture has not changed and the model did not change its mind.
+
+        Sensor noise alone makes both models waver around 0.5 along the outline (flicker on a still
+        picture).  A pixel is updated when its grey level moved more than ``hold_grey`` from the value it
+        had when last updated (so slow creep still counts), or when the new probability differs by more
+        than ``hold_prob`` (a real change of mind, e.g. a person found).  The pipeline's own smoothing
+        comes on top.
+        """
+        s = self.settings
+        h, w = prob.shape
+        grey = cv2.cvtColor(cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        grey = cv2.GaussianBlur(grey, (3, 3), 0).astype(np.int16)
+        if tr.held is None or tr.held.shape != prob.shape or tr.held_grey is None:
+            tr.held, tr.held_grey = prob.copy(), grey
+            return prob
+        update = (np.abs(grey - tr.held_grey) > s.hold_grey) | (np.abs(prob - tr.held) > s.hold_prob)
+        tr.held[update] = prob[update]
+        tr.held_grey[update] = grey[update]
+        return tr.held.copy()
+
+    def _single(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+        """One shipped model on the whole frame, nothing else (the baselines of the README table)."""
+        if self.settings.only == "landscape":
+            return self._landscape(rgb, out)
+        if self.settings.only == "pose":
+            return cv2.resize(self._pose(rgb), out, interpolation=cv2.INTER_LINEAR)
+        if self._general is None:
+            self._general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"], self._threads)
+        return cv2.resize(self._general(rgb), out, interpolation=cv2.INTER_LINEAR)
 
     def _landscape(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         return cv2.resize(self._selfie(rgb), out, interpolation=cv2.INTER_LINEAR)
@@ -132,13 +174,14 @@ class EmbeddedEngine(Engine):
         if not bodies:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
-            tr.mode, tr.roi, tr.velocity, tr.last_centre = "bust", None, (0.0, 0.0), None
+            tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
             return
         best = max(bodies, key=lambda p: p.body_radius)
         if tr.mode == "body" and tr.roi is not None and _inside(best.hips, tr.roi):
             return  # still the tracked person: the mask-derived region is the better one
         x0, y0, x1, y1 = best.body_box()
-        tr.mode, tr.roi, tr.velocity, tr.last_centre = "body", Roi.around(x0, y0, x1, y1, 0.25), (0.0, 0.0), None
+        tr.mode, tr.roi, tr.velocity = "body", Roi.around(x0, y0, x1, y1, 0.25), (0.0, 0.0)
+        tr.last_centre, tr.steps = None, []
         log.debug("embedded: body mode, region %s", tr.roi)
 
     def _fits(self, p: Person, H: int) -> bool:
@@ -159,7 +202,7 @@ class EmbeddedEngine(Engine):
                 res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
         if res.presence < s.min_presence:
             log.debug("embedded: person lost (presence %.2f)", res.presence)
-            tr.roi, tr.velocity, tr.last_centre = None, (0.0, 0.0), None
+            tr.roi, tr.velocity, tr.last_centre, tr.steps = None, (0.0, 0.0), None, []
             return self._landscape(rgb, out)
         k = out[0] / W
         oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
@@ -178,18 +221,29 @@ class EmbeddedEngine(Engine):
     def _follow(self, mask: np.ndarray, roi: Roi, tr: _Track) -> None:
         """Next frame's region: the mask's box (+margin), moved on by the person's velocity."""
         s = self.settings
-        ys, xs = np.nonzero(mask >= 0.5)
-        if xs.size < 16:
-            tr.roi, tr.last_centre = None, None
+        # a box that a speck or a limb touching a background blob cannot move much: 1st-99th
+        # percentile of the mask's pixels along each axis (this only steers the region; the output
+        # keeps every pixel the model found)
+        fg = mask >= 0.5
+        cols, rows = fg.sum(0), fg.sum(1)
+        total = int(cols.sum())
+        if total < 16:
+            tr.roi, tr.last_centre, tr.steps = None, None, []
             return
+        cc, rc = np.cumsum(cols), np.cumsum(rows)
+        lo, hi = 0.01 * total, 0.99 * total
+        bx0, bx1 = int(np.searchsorted(cc, lo)), int(np.searchsorted(cc, hi)) + 1
+        by0, by1 = int(np.searchsorted(rc, lo)), int(np.searchsorted(rc, hi)) + 1
         n = mask.shape[0]
         k = roi.side / n
-        x0, x1 = roi.cx - roi.side / 2 + xs.min() * k, roi.cx - roi.side / 2 + (xs.max() + 1) * k
-        y0, y1 = roi.cy - roi.side / 2 + ys.min() * k, roi.cy - roi.side / 2 + (ys.max() + 1) * k
+        x0, x1 = roi.cx - roi.side / 2 + bx0 * k, roi.cx - roi.side / 2 + bx1 * k
+        y0, y1 = roi.cy - roi.side / 2 + by0 * k, roi.cy - roi.side / 2 + by1 * k
         new = Roi.around(x0, y0, x1, y1, s.margin)
         if tr.last_centre is not None:
-            vx, vy = new.cx - tr.last_centre[0], new.cy - tr.last_centre[1]
-            tr.velocity = (0.5 * tr.velocity[0] + 0.5 * vx, 0.5 * tr.velocity[1] + 0.5 * vy)
+            # median of the last three steps: one jump of the box (an arm appearing) is not a motion
+            tr.steps = (tr.steps + [(new.cx - tr.last_centre[0], new.cy - tr.last_centre[1])])[-3:]
+            if len(tr.steps) == 3:
+                tr.velocity = (float(np.median([v[0] for v in tr.steps])), float(np.median([v[1] for v in tr.steps])))
         tr.last_centre = (new.cx, new.cy)
         moved = max(abs(new.cx - roi.cx), abs(new.cy - roi.cy), abs(new.side - roi.side))
         if moved <= s.deadband * roi.side and abs(tr.velocity[0]) + abs(tr.velocity[1]) < s.deadband * roi.side:
