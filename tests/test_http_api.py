@@ -432,3 +432,12 @@ def test_page_and_static_files_come_from_the_package(web):
         r = requests.get(web.url + path, timeout=TIMEOUT)
         assert r.status_code == 200 and kind in r.headers["Content-Type"], path
         assert path.rsplit("/", 1)[1] in page.text
+
+
+def test_a_foreign_host_name_is_refused(web):
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 gets nothing."""
+    for path in ("/", "/api/info", "/static/app.js"):
+        r = requests.get(web.url + path, headers={"Host": "evil.example:5000"}, timeout=TIMEOUT)
+        assert_error(r, 403, 1403, "evil.example")
+    for host in ("localhost:5000", "127.0.0.1", "[::1]:80", "app.localhost"):
+        assert requests.get(web.url + "/api/info", headers={"Host": host}, timeout=TIMEOUT).status_code == 200

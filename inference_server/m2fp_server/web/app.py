@@ -7,6 +7,7 @@ size limits, static files from the package); this module only maps requests to
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from importlib import resources
@@ -41,9 +42,28 @@ def _error(err: ApiError, headers: dict[str, str] | None = None) -> Response:
     return _json(err.to_json(), err.status, headers)
 
 
+def is_loopback_host(host_header: str) -> bool:
+    """Is an HTTP Host header (name[:port]) a loopback name or address?"""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [v6]:port
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class WebApp:
-    def __init__(self, service: ParseService) -> None:
+    def __init__(self, service: ParseService, loopback_only: bool = True) -> None:
+        """``loopback_only``: answer only requests addressed to a loopback host name, so a web
+        page cannot reach this server through DNS rebinding (a name of its own resolving to
+        127.0.0.1) and read the replies."""
         self.service = service
+        self.loopback_only = loopback_only
         self.url_map = Map([
             Rule("/", endpoint="index", methods=["GET"]),
             Rule("/api/info", endpoint="info", methods=["GET"]),
@@ -52,6 +72,11 @@ class WebApp:
         self._wsgi = SharedDataMiddleware(self._dispatch, {"/static": STATIC_PACKAGE}, cache=False)
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        host = Request(environ).host
+        if self.loopback_only and not is_loopback_host(host):
+            err = ApiError(ApiCode.FORBIDDEN_HOST, f"this server answers only on loopback names, not {host!r}; "
+                                                   "open it as http://127.0.0.1:PORT/")
+            return _error(err)(environ, start_response)
         return self._wsgi(environ, start_response)
 
     # ------------------------------------------------------------------ dispatch

@@ -17,6 +17,7 @@ class ApiCode(enum.IntEnum):
     UNSUPPORTED_FORMAT = 1003  # an image, but not JPEG or PNG
     TOO_LARGE = 1004  # upload bytes or pixel count above the limit
     BAD_OPTION = 1005  # keep / background / threshold invalid
+    FORBIDDEN_HOST = 1403  # a loopback-only server reached under another host name (DNS rebinding)
     NOT_FOUND = 1404
     METHOD_NOT_ALLOWED = 1405
     BUSY = 1503  # too many parses waiting for the shared engine
@@ -34,6 +35,7 @@ HTTP_STATUS: dict[ApiCode, int] = {
     ApiCode.UNSUPPORTED_FORMAT: 415,
     ApiCode.TOO_LARGE: 413,
     ApiCode.BAD_OPTION: 400,
+    ApiCode.FORBIDDEN_HOST: 403,
     ApiCode.NOT_FOUND: 404,
     ApiCode.METHOD_NOT_ALLOWED: 405,
     ApiCode.BUSY: 503,

@@ -29,7 +29,7 @@ class HttpFrontEnd:
         self.settings = settings or HttpSettings()
         check_bind_address(self.settings.host, self.settings.allow_remote)
         self.service = ParseService(engine, engine_lock, self.settings.limits)
-        self.app = WebApp(self.service)
+        self.app = WebApp(self.service, loopback_only=not self.settings.allow_remote)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
