@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 import pytest
 import requests
-
 from m2fp_server.engines.base import Engine, EngineOutput
 from m2fp_server.evaluation.groundtruth import Placement, still
 from m2fp_server.samples import PORTRAITS, frame_of_size
@@ -391,7 +390,7 @@ def async_web(selfie_engine):  # type: ignore[no-untyped-def]
 
 def test_asynchronous_engine_answers_with_this_photos_own_result(async_web, selfie_engine):
     fe, eng, lock = async_web
-    rgb, truth = still("grace_hopper", (480, 360), seed=4)
+    rgb, _ = still("grace_hopper", (480, 360), seed=4)
     replies: list[requests.Response] = []
     t = threading.Thread(target=lambda: replies.append(parse(fe.url, png_bytes(rgb))))
     t.start()

@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from m2fp_server.evaluation.groundtruth import Placement, still
 from m2fp_server.web.frontend import HttpFrontEnd
 from m2fp_server.web.settings import HttpSettings

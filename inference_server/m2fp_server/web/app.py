@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+from collections.abc import Iterable
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.middleware.shared_data import SharedDataMiddleware

@@ -35,7 +35,7 @@ def http_settings(args: argparse.Namespace) -> HttpSettings | None:
     return HttpSettings(host=host, port=port, allow_remote=args.http_allow_remote, limits=limits)
 
 
-def start_http(server: "InferenceServer", settings: HttpSettings | None) -> "HttpFrontEnd | None":
+def start_http(server: InferenceServer, settings: HttpSettings | None) -> HttpFrontEnd | None:
     """Start the front end on the server's engine (None when --http was not given)."""
     if settings is None:
         return None

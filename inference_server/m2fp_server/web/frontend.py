@@ -34,7 +34,7 @@ class HttpFrontEnd:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def sharing(cls, server: "InferenceServer", settings: HttpSettings | None = None) -> "HttpFrontEnd":
+    def sharing(cls, server: InferenceServer, settings: HttpSettings | None = None) -> HttpFrontEnd:
         """The front end for a ZeroMQ server's engine: one model in memory, one lock."""
         return cls(server.engine, server.engine_lock, settings)
 

@@ -20,11 +20,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
-
 from m2fp_protocol import ClassInfo, ProtocolError
 from m2fp_protocol.classes import is_background
 
@@ -35,7 +35,6 @@ from ..postprocess.resize import resize_alpha, resize_labels, threshold_alpha
 from .errors import ApiCode, ApiError
 from .images import decode_upload, png_base64
 from .settings import ParseLimits
-
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class ParseOptions:
     threshold: float = 0.5
 
     @classmethod
-    def from_form(cls, form: Mapping[str, str], background_image: np.ndarray | None) -> "ParseOptions":
+    def from_form(cls, form: Mapping[str, str], background_image: np.ndarray | None) -> ParseOptions:
         opts = cls()
         keep = form.get("keep")
         if keep is not None:
