@@ -23,7 +23,7 @@ class PipelineResult:
     labels: np.ndarray | None  # (H, W) uint8 class ids, when asked for
     infer_ms: float
     post_ms: float
-    source_age: int = 0  # frames between this frame and the one the engine's result came from
+    source_age: int = 0  # frames between this frame and the one the (slow part of the) result came from
 
 
 class Pipeline:
@@ -72,4 +72,4 @@ class Pipeline:
         t2 = time.perf_counter()
         stream.frames += 1
         return PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
-                              int(out.extra.get("age_frames", 0)))
+                              int(out.extra.get("slow_age_frames", out.extra.get("age_frames", 0))))

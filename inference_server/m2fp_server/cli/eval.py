@@ -52,6 +52,8 @@ def engine_factory(name: str, options: dict[str, Any]):  # type: ignore[no-untyp
     def build(clip):  # type: ignore[no-untyped-def]
         if name == "slow-oracle":
             return create(name, **{**options, "clip": clip})
+        if options.get("slow") == "slow-oracle":  # e.g. the hybrid timed with a perfect slow model
+            return create(name, **{**options, "slow_options": {"clip": clip, **options.get("slow_options", {})}})
         return create(name, **options)
     return build
 

@@ -20,10 +20,11 @@ ENGINES: dict[str, str] = {
     "selfie": "selfie:SelfieEngine",
     "embedded": "embedded:EmbeddedEngine",  # selfie + pose models chosen per stream by framing
     "slow-oracle": "slow_oracle:SlowOracleEngine",  # test engine: truth of an eval clip, late
+    "hybrid": "hybrid:HybridEngine",  # fast silhouette every frame + M2FP parts, asynchronous
 }
 
 #: What ``--engine auto`` tries, best first.
-AUTO_ORDER: list[str] = ["m2fp", "embedded", "selfie"]
+AUTO_ORDER: list[str] = ["hybrid", "m2fp", "embedded", "selfie"]  # hybrid: needs the M2FP weights
 
 
 def available() -> list[str]:

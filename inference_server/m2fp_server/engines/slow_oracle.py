@@ -68,7 +68,7 @@ class SlowOracleEngine(AsyncEngine):
     description = "ground truth of an evaluation clip, late and at a low rate (test engine)"
 
     def __init__(self, clip: Any = None, delay_ms: float = 300.0, rate_hz: float = 3.0,
-                 wait_first_s: float = 10.0, **clip_options: Any) -> None:
+                 wait_first_s: float = 10.0, threads: int = 1, **clip_options: Any) -> None:
         from ..evaluation.clips import CLIPS, Clip, get_clip
         if clip is None:
             raise EngineUnavailable(f"slow-oracle needs -E clip=NAME (one of: {', '.join(CLIPS)}) "

@@ -137,12 +137,15 @@ def tilt(**kw) -> Clip:
 
 
 def two_people(**kw) -> Clip:
+    size = kw.setdefault("size", (854, 480))  # 16:9: two busts side by side fit without touching
+    h = min(0.76, 0.40 * size[0] / size[1])  # a narrower frame: people further from the camera
+
     def left(t: float) -> Placement:
-        return Placement(cx=0.28 + 0.06 * _sin(t, 2.2), bottom=1.02, height=0.78, angle=3.0 * _sin(t, 2.2))
+        return Placement(cx=0.25 + 0.04 * _sin(t, 2.2), bottom=1.02, height=h, angle=3.0 * _sin(t, 2.2))
 
     def right(t: float) -> Placement:
-        return Placement(cx=0.73 - 0.05 * _sin(t, 1.8), bottom=1.04 + 0.03 * _sin(t, 1.3), height=0.82)
-    return motion_clip("two-people", "two busts side by side swaying against each other",
+        return Placement(cx=0.76 - 0.03 * _sin(t, 1.8), bottom=1.03 + 0.03 * _sin(t, 1.3), height=h * 1.04)
+    return motion_clip("two-people", "two busts side by side (16:9) swaying against each other",
                        [Person("astronaut", left), Person("grace_hopper", right)], pan=_slow_pan, **kw)
 
 

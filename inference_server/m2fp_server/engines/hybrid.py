@@ -1,0 +1,184 @@
+"""``hybrid``: a fast silhouette on every frame, M2FP's parts from its latest result.
+
+M2FP needs 0.2-0.6 s per frame here; the embedded models need a few ms.  So:
+
+* the **fast engine** (embedded, or selfie) answers every frame: it decides
+  *where the person is* now;
+* **M2FP** runs in its own worker thread (:class:`AsyncRunner`) on the newest
+  frame whenever it is free; its latest parsing, carried onto the current frame
+  by the stream's optical flow, decides *which part* each person pixel is;
+* M2FP also **adds people the fast model missed**: its person pixels far from
+  anything the fast model found are kept (warped, so they follow the person).
+
+The output has M2FP's classes, so ``keep`` works exactly as with M2FP alone.
+The fast path never waits for M2FP; on 2 cores M2FP gets one thread and the
+fast path the other (``slow_threads``; see the README's thread-split table).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import cv2
+import numpy as np
+
+from m2fp_protocol import ClassInfo
+
+from ..postprocess.motion import FlowTracker
+from .async_worker import AsyncEngine, AsyncRunner
+from .base import Engine, EngineOutput, EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _build(name: str, options: dict[str, Any]) -> Engine:
+    from .registry import create
+    return create(name, **options)
+
+
+class HybridEngine(Engine):
+    name = "hybrid"
+    description = "fast embedded silhouette every frame + M2FP parts (asynchronous, motion-compensated)"
+    wants_motion = True
+
+    def __init__(self, fast: str = "embedded", slow: str = "m2fp", slow_threads: int = 1,
+                 slow_rate_hz: float = 0.0, slow_delay_ms: float = 0.0, add_radius: float = 0.04, slow_nice: int = 10,
+                 slow_options: dict[str, Any] | None = None, fast_engine: Engine | None = None,
+                 slow_engine: Engine | None = None, **options: Any) -> None:
+        """``options`` go to the slow engine (weights path etc.); ``slow_threads`` too, as ``threads``.
+
+        ``slow_rate_hz`` / ``slow_delay_ms`` make the slow engine slower still (tests, measurements).
+        """
+        # the slow engine first: without M2FP weights this fails fast and ``auto`` moves on
+        if slow_engine is None:
+            slow_opts = {**options, **(slow_options or {})}
+            if slow_threads:
+                slow_opts.setdefault("threads", slow_threads)
+            slow_engine = _build(slow, slow_opts)
+        if isinstance(slow_engine, AsyncEngine):  # already asynchronous: run its model in our worker
+            slow_engine = slow_engine.offline()
+        self.slow = slow_engine
+        try:
+            self.fast = fast_engine or _build(fast, {"threads": 1})
+        except EngineUnavailable:
+            self.slow.close()
+            raise
+        self.add_radius = add_radius
+        self.runner = AsyncRunner(self.slow, slow_rate_hz, slow_delay_ms / 1e3, name="m2fp-hybrid-slow",
+                                  nice=slow_nice)
+        self._trackers: dict[Any, FlowTracker] = {}  # for infer() without the pipeline's tracker
+        self.stats = {"frames": 0, "slow_results_used": 0}
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        return self.slow.classes
+
+    @property
+    def preferred_input(self) -> tuple[int, int]:
+        fw, fh = self.fast.preferred_input
+        sw, sh = self.slow.preferred_input
+        return (max(fw, sw), max(fh, sh))
+
+    def offline(self) -> "HybridEngine":
+        """Synchronous twin for the offline reference: the slow engine answers every frame itself."""
+        return _SyncHybrid(self)
+
+    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+        tr = self._trackers.setdefault(stream, FlowTracker())
+        tr.push(rgb)
+        return self.infer_tracked(rgb, stream, tr, True)
+
+    def infer_tracked(self, rgb: np.ndarray, stream: Any, tracker: FlowTracker | None,
+                      motion: bool = True) -> EngineOutput:
+        self.stats["frames"] += 1
+        seq = tracker.seq if tracker is not None else self.stats["frames"]
+        self.runner.submit(stream, seq, rgb)  # never waits
+        fast = self.fast.infer(rgb, stream)
+        person = fast.probs[1:].sum(axis=0) if fast.probs.shape[0] > 2 else fast.probs[1]
+        res = self.runner.latest(stream)
+        slow_probs, age, warped = None, -1, False
+        if res is not None:
+            slow_probs, age = res.output.probs, seq - res.seq
+            if motion and tracker is not None and age > 0:
+                moved = tracker.warp(slow_probs, res.seq)
+                if moved is not None:
+                    slow_probs, warped = moved, True
+            self.stats["slow_results_used"] += 1
+        probs = self.fuse(person, slow_probs)
+        return EngineOutput(probs, self.classes, {"age_frames": 0, "slow_age_frames": age, "slow_warped": warped})
+
+    def fuse(self, person: np.ndarray, slow: np.ndarray | None) -> np.ndarray:
+        """(h, w) fast person probability + (C, h', w') slow class probabilities -> (C, h, w).
+
+        The part decision is made at the slow engine's own (low) resolution and
+        only then scaled up: the fine outline comes from the fast silhouette.
+        """
+        h, w = person.shape
+        C = len(self.classes)
+        out = np.empty((C, h, w), np.float32)
+        if slow is None:  # no parsing yet: the silhouette, parts unknown (spread evenly)
+            out[0] = 1.0 - person
+            out[1:] = person[None] / (C - 1)
+            return out
+        sh, sw = slow.shape[1:]
+        # which part: the slow parsing given "person", filled in from around where it has none
+        parts = slow[1:]
+        mass = parts.sum(axis=0)
+        k = (max(3, sw // 8) | 1, max(3, sh // 8) | 1)
+        spread = np.stack([cv2.blur(p, k) for p in parts])
+        spread_mass = spread.sum(axis=0)
+        near = mass > 0.3
+        cond = np.where(near[None], parts / (mass[None] + 1e-6), spread / (spread_mass[None] + 1e-6))
+        cond[:, (~near) & (spread_mass < 1e-3)] = 1.0 / (C - 1)  # no slow person anywhere near
+        # people the fast model missed: slow person pixels away from anything the fast model found
+        slow_person = cv2.resize(np.clip(1.0 - slow[0], 0.0, 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
+        r = max(1, int(self.add_radius * max(h, w)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
+        near_fast = cv2.dilate((person >= 0.5).astype(np.uint8), kernel)
+        person = np.maximum(person, slow_person * (1 - near_fast))
+        out[0] = 1.0 - person
+        for i in range(C - 1):  # scale up channel by channel, straight into the output
+            cv2.resize(cond[i], (w, h), dst=out[i + 1], interpolation=cv2.INTER_LINEAR)
+        out[1:] *= person[None]
+        return out
+
+    def forget(self, stream: Any) -> None:
+        self.runner.forget(stream)
+        self._trackers.pop(stream, None)
+        self.fast.forget(stream)
+        self.slow.forget(stream)
+
+    def close(self) -> None:
+        self.runner.close()
+        self.fast.close()
+        self.slow.close()
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "fast": self.fast.info(), "slow": self.slow.info(),
+                "slow_runs": self.runner.runs, "slow_busy_s": round(self.runner.busy_s, 3)}
+
+
+class _SyncHybrid(Engine):
+    """The hybrid with the slow engine run on every frame (offline reference only)."""
+
+    name = "hybrid"
+
+    def __init__(self, h: HybridEngine) -> None:
+        self.h = h
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        return self.h.classes
+
+    @property
+    def preferred_input(self) -> tuple[int, int]:
+        return self.h.preferred_input
+
+    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+        fast = self.h.fast.infer(rgb, stream)
+        person = fast.probs[1:].sum(axis=0) if fast.probs.shape[0] > 2 else fast.probs[1]
+        return EngineOutput(self.h.fuse(person, self.h.slow.infer(rgb, stream).probs), self.classes)
+
+    def forget(self, stream: Any) -> None:
+        self.h.fast.forget(stream)
+        self.h.slow.forget(stream)
