@@ -1,7 +1,11 @@
 """The one place the per-frame stages are ordered.
 
-    RGB frame → engine.infer → class selection → temporal smoothing
-              → resize to the requested mask size → (threshold) → (labels)
+    RGB frame → flow to the previous frame (motion compensation on)
+              → engine.infer (asynchronous engines: their newest result, warped onto this frame)
+              → class selection → temporal smoothing
+              → moved ahead by the client's display lag (motion on, ``predict_frames``)
+              → resize to the requested mask size (along the frame's edges when ``refine``)
+              → (threshold) → (labels)
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import numpy as np
 
 from .engines.base import Engine
 from .postprocess.classes import label_map, select_alpha
+from .postprocess.refine import EdgeRefiner
 from .postprocess.resize import resize_alpha, resize_labels, threshold_alpha
 from .streams import StreamState
 
@@ -31,13 +36,14 @@ class Pipeline:
 
     With ``motion`` on, the mask is moved ``predict_frames`` frames ahead along the
     measured motion: the OBS filter shows a mask with a newer frame than the one it
-    was computed from (one frame of readback, then the round trip).  A client that
-    delays its video until the mask is there (sync) sends ``predict_frames = 0``.
+    was computed from (one frame of readback, then the round trip), so it asks for 2.
+    Clients that wait for each frame's mask (sync, files) keep the default 0.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._wants_motion = bool(getattr(engine, "wants_motion", False))
+        self.refiner = EdgeRefiner()
 
     def process(
         self,
@@ -65,6 +71,8 @@ class Pipeline:
         if predict > 0:
             alpha = stream.motion.extrapolate(alpha, predict)
         size = mask_size or (rgb.shape[1], rgb.shape[0])
+        if cfg.refine:
+            alpha = self.refiner(alpha, rgb, size)
         alpha8 = resize_alpha(alpha, size)
         if not cfg.soft:  # cut after resizing so the edge stays smooth at the output size
             alpha8 = threshold_alpha(alpha8, cfg.threshold)

@@ -11,7 +11,9 @@ Model of the OBS filter (see obs_plugin/):
   being processed, one waiting; the server keeps only the newest waiting one);
 * without sync, frame k is shown at tick k with the newest mask received;
   with ``sync_frames = N`` frame k is shown at tick k+N with the newest mask
-  whose frame id is <= k (ideally k's own).
+  whose frame id is <= k (ideally k's own);
+* without sync it asks the server to move masks ahead by its display lag
+  (``predict_frames = readback_delay + 1``); with sync by nothing.
 """
 from __future__ import annotations
 
@@ -55,6 +57,9 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
     H, W = frames[0].shape[:2]
     with MaskClient(address, timeout_s=timeout_s) as client:
         info = client.hello("m2fp-replay")
+        # the display lag without sync: readback, then one tick for the reply (see the module doc)
+        lag = 0.0 if sync_frames > 0 else float(readback_delay + 1)
+        config = {"predict_frames": lag, **(config or {})}
         if config:
             client.configure(**config)
         box = send_size or tuple(info["preferred_input"])

@@ -21,9 +21,10 @@ class StreamConfig:
     soft: bool = True  # soft alpha (probabilities) or a hard 0/255 cut at threshold
     smoothing: float = 0.5  # temporal EMA weight of the past, 0 = off
     motion: bool = True  # motion-compensate held masks where the engine supports it
-    # frames the mask is moved ahead along the motion (motion on): the client's display lag;
-    # 2 = OBS filter showing masks as they arrive, 0 = a client that delays its video (sync)
-    predict_frames: float = 2.0
+    # frames the mask is moved ahead along the motion (motion on): the client's display lag.
+    # A live client showing masks as they arrive sends its lag (the OBS filter: 2); a client
+    # that waits for each frame's mask (sync, files, single images) keeps 0
+    predict_frames: float = 0.0
     refine: bool = False  # edge refinement with the full-resolution frame
     engine_options: dict[str, Any] = field(default_factory=dict)
 

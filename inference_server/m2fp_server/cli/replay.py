@@ -19,6 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readback-delay", type=int, default=1,
                    help="frames between capture and send, as the OBS filter's stage-surface ring (default 1)")
     p.add_argument("--max-inflight", type=int, default=2, help="unanswered frames allowed (default 2)")
+    p.add_argument("--no-motion", action="store_true",
+                   help="ask the server not to motion-compensate (hold each mask as computed)")
+    p.add_argument("--predict-frames", type=float, default=None,
+                   help="frames the server moves masks ahead (default: readback delay + 1, or 0 with --sync-frames)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,8 +33,13 @@ def run(args: argparse.Namespace) -> int:
     if not frames:
         raise ValueError(f"{args.video} has no frames")
     fps = args.fps or clip_fps
+    config: dict = {}
+    if args.no_motion:
+        config["motion"] = False
+    if args.predict_frames is not None:
+        config["predict_frames"] = args.predict_frames
     res = replay(frames, args.server, fps, sync_frames=args.sync_frames, readback_delay=args.readback_delay,
-                 max_inflight=args.max_inflight)
+                 max_inflight=args.max_inflight, config=config or None)
     res.save(str(args.output))
     valid = res.mask_age[res.mask_age >= 0]
     print(f"{len(frames)} frames at {fps:.1f} fps: sent {res.sent}, masks {res.masks}, dropped {res.dropped}, "

@@ -39,7 +39,7 @@ class Variant:
     name: str
     motion: bool = True
     sync: int = 0
-    predict: float | None = None  # frames the server moves masks ahead; None = the protocol's default
+    predict: float | None = None  # frames the server moves masks ahead; None = the replayed client's lag
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
