@@ -155,7 +155,8 @@ def _model_dir(opts: dict[str, Any], workdir: Path) -> tuple[Path, str]:
     from ..weights import WeightsMissing, locate
     from .m2fp.random_model import write_random_model_dir
     try:
-        return locate(str(opts.get("model", "multi")), opts.get("model_dir")), "real weights"
+        found = locate(str(opts.get("model", "multi")), opts.get("model_dir"))
+        return found, ("the folder given" if opts.get("model_dir") else "the fetched weights")
     except WeightsMissing as exc:
         if opts.get("model_dir"):
             raise
