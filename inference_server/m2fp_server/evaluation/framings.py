@@ -27,13 +27,15 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
 
-from .clips import Clip
 from .groundtruth import Cutout, Placement, clean_mask, compose, place, textured_background
+
+if TYPE_CHECKING:  # clips.py registers these builders, so it is imported lazily here
+    from .clips import Clip
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +61,18 @@ def opencv_doc_file(name: str) -> Path:
         if r.returncode != 0 or not debs:
             raise FileNotFoundError(f"opencv-doc sample {name} not found and apt-get download failed "
                                     f"({r.stderr.strip()[-200:]}); fetch it with: {FETCH_HINT}")
-        members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in FULL_BODY_FILES]
+        members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in SAMPLE_FILES]
         deb = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
         subprocess.run(["tar", "-x", "-C", tmp, *members], stdin=deb.stdout, check=True)
         deb.wait()
-        for n in FULL_BODY_FILES:
-            shutil.copy(Path(tmp) / members[FULL_BODY_FILES.index(n)], cached.parent / n)
+        for n in SAMPLE_FILES:
+            shutil.copy(Path(tmp) / members[SAMPLE_FILES.index(n)], cached.parent / n)
     return cached
+
+
+def fetch_opencv_doc() -> list[Path]:
+    """Make sure every sample the framing clips use is here (CI calls this before the tests)."""
+    return [opencv_doc_file(n) for n in SAMPLE_FILES]
 
 
 # --------------------------------------------------------------------------- full-body cutouts
@@ -82,7 +89,7 @@ RECIPES = {
 }
 #: real photographs without people, used as backgrounds (webcam-like room, street, building front)
 BACKGROUNDS = {"room": "aloeL.jpg", "street": "leuvenA.jpg", "building": "building.jpg", "home": "home.jpg"}
-FULL_BODY_FILES = sorted({r.file for r in RECIPES.values()} | set(BACKGROUNDS.values()))
+SAMPLE_FILES = sorted({r.file for r in RECIPES.values()} | set(BACKGROUNDS.values()))
 
 
 def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
@@ -169,6 +176,7 @@ def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, 
 
     ``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture.
     """
+    from .clips import Clip
     if static < 2 or moving < 2:
         raise ValueError("a clip needs at least 2 static and 2 moving frames")
     W, H = size
@@ -239,7 +247,7 @@ def framing_small_body(*, size: tuple[int, int] = (1280, 720), static: int = 30,
 
 
 #: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)
-FRAMINGS: dict[str, Callable[..., Clip]] = {
+FRAMINGS: dict[str, Callable[..., "Clip"]] = {
     "framing-bust": framing_bust,
     "framing-two-people": framing_two_people,
     "framing-full-body": framing_full_body,

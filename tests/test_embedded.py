@@ -1,0 +1,170 @@
+"""The embedded engine on real framings: busts, full bodies, small people; offline, live and per stream.
+
+Full-body people and the photo backgrounds come from Debian's opencv-doc samples,
+fetched at test time (``evaluation/framings.py``); those tests skip with the
+reason when the package cannot be had.  Short clips keep this file near 1 minute.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from m2fp_server.engines import registry
+from m2fp_server.engines.embedded import EmbeddedEngine
+from m2fp_server.evaluation.clips import CLIPS, get_clip
+from m2fp_server.evaluation.evaluate import Variant, live_run, offline_alphas
+from m2fp_server.evaluation.groundtruth import Placement, compose, place
+from m2fp_server.evaluation.metrics import flicker, iou, mean_iou
+
+SHORT = {"static": 8, "moving": 24}
+
+
+def _clip(name: str, **kw):  # type: ignore[no-untyped-def]
+    try:
+        return get_clip(name, **{**SHORT, **kw})
+    except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def engine():  # type: ignore[no-untyped-def]
+    eng = EmbeddedEngine()
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def landscape():  # type: ignore[no-untyped-def]
+    eng = EmbeddedEngine(only="landscape")
+    yield eng
+    eng.close()
+
+
+def test_registered_and_preferred_by_auto_over_selfie() -> None:
+    assert registry.ENGINES["embedded"] == "embedded:EmbeddedEngine"
+    order = registry.AUTO_ORDER
+    assert order.index("embedded") < order.index("selfie")
+    for name in ("framing-bust", "framing-two-people", "framing-full-body", "framing-small-body"):
+        assert name in CLIPS
+
+
+def test_full_body_beats_every_single_model_and_holds_still(engine) -> None:  # type: ignore[no-untyped-def]
+    clip = _clip("framing-full-body", moving=45)  # one whole sweep: the person reaches both sides
+    ours = offline_alphas(engine, clip)
+    moving = mean_iou(ours, clip.truth, clip.moving_frames)
+    assert moving >= 0.90, moving
+    for only in ("landscape", "general", "pose"):
+        single = EmbeddedEngine(only=only)
+        theirs = mean_iou(offline_alphas(single, clip), clip.truth, clip.moving_frames)
+        assert moving > theirs + 0.03, (only, moving, theirs)
+    # sensor noise only in the static part: nothing may flicker
+    assert flicker(ours, clip.static_frames) <= 0.01
+
+
+def test_small_person_touching_no_edge_is_found_and_kept(engine, landscape) -> None:  # type: ignore[no-untyped-def]
+    clip = _clip("framing-small-body", size=(1280, 720))
+    t = clip.truth[clip.moving_frames.start]
+    ys, xs = np.nonzero(t)
+    assert ys.min() > 0 and xs.min() > 0 and ys.max() < t.shape[0] - 1 and xs.max() < t.shape[1] - 1
+    ours = mean_iou(offline_alphas(engine, clip), clip.truth, clip.moving_frames)
+    theirs = mean_iou(offline_alphas(landscape, clip), clip.truth, clip.moving_frames)
+    assert ours >= 0.85 and ours > theirs + 0.3, (ours, theirs)
+
+
+def test_bust_uses_the_landscape_model_unchanged(engine, landscape) -> None:  # type: ignore[no-untyped-def]
+    """A webcam bust is the selfie model's home ground: the engine must not do worse there."""
+    clip = get_clip("framing-bust", background="texture:4", **SHORT)  # shipped cutout, no download
+    ours = offline_alphas(engine, clip)
+    theirs = offline_alphas(landscape, clip)
+    assert mean_iou(ours, clip.truth, clip.moving_frames) >= mean_iou(theirs, clip.truth, clip.moving_frames) - 0.005
+    assert engine._tracks == {}  # offline_alphas forgot its stream
+    engine.infer(clip.frames[0], "s")
+    assert engine._tracks["s"].mode == "bust"
+    engine.forget("s")
+
+
+def test_two_people_both_kept(engine) -> None:  # type: ignore[no-untyped-def]
+    clip = _clip("framing-two-people")
+    a = offline_alphas(engine, clip)
+    k = clip.moving_frames.start + 10
+    n, labels = cv2.connectedComponents(clip.truth[k])
+    assert n == 2 or n == 3  # the two busts may overlap
+    left, right = clip.truth[k][:, :200], clip.truth[k][:, -200:]
+    assert (a[k][:, :200][left > 0] >= 128).mean() > 0.8
+    assert (a[k][:, -200:][right > 0] >= 128).mean() > 0.8
+
+
+def test_streams_do_not_share_state(engine) -> None:  # type: ignore[no-untyped-def]
+    """Interleaving a bust stream and a full-body stream gives each exactly what it gets alone."""
+    body = _clip("framing-full-body", static=3, moving=6)
+    bust = get_clip("framing-bust", background="texture:4", static=3, moving=6)
+    alone_body = [engine.infer(f, "a").probs[1] for f in body.frames]
+    engine.forget("a")
+    alone_bust = [engine.infer(f, "b").probs[1] for f in bust.frames]
+    engine.forget("b")
+    for i in range(len(body.frames)):
+        assert np.array_equal(engine.infer(body.frames[i], "x").probs[1], alone_body[i])
+        assert np.array_equal(engine.infer(bust.frames[i], "y").probs[1], alone_bust[i])
+    assert engine._tracks["x"].mode == "body" and engine._tracks["y"].mode == "bust"
+    engine.forget("x")
+    engine.forget("y")
+
+
+def test_nothing_outside_the_region_is_erased(engine) -> None:  # type: ignore[no-untyped-def]
+    """A second, small bust far from the tracked full body is still in the mask (landscape model there)."""
+    from m2fp_server.evaluation.framings import bust_cutout, fullbody_cutout, photo_background
+    try:
+        body, bg = fullbody_cutout("basketball"), photo_background("street", (640, 480))
+    except FileNotFoundError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    layers = [place(body, Placement(0.3, 0.95, 0.8), (640, 480)),
+              place(bust_cutout("astronaut"), Placement(0.85, 1.02, 0.45), (640, 480))]
+    frame, truth = compose(bg, layers)
+    for _ in range(3):
+        p = engine.infer(frame, "two").probs[1]
+    tr = engine._tracks["two"]
+    assert tr.mode == "body" and tr.roi is not None and tr.roi.cx < 320
+    alpha = (cv2.resize(p, (640, 480)) * 255).astype(np.uint8)
+    second = np.zeros_like(truth)
+    second[:, 480:] = truth[:, 480:]
+    assert (alpha[second > 0] >= 128).mean() > 0.8
+    assert iou(alpha, truth) > 0.8
+    engine.forget("two")
+
+
+def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]
+    """Played at 30 fps through ZeroMQ (three frames of video delay), frames shown with their own mask
+    score as offline.  How many frames get their own mask depends on the machine's load: that is a
+    benchmark figure (README), not asserted here beyond "some"."""
+    clip = _clip("framing-full-body")
+    off = offline_alphas(engine, clip)
+    alphas, ages, stats = live_run(EmbeddedEngine(), clip, Variant.parse("sync3"))
+    assert stats["errors"] == 0
+    own = [i for i in clip.moving_frames if ages[i] == 0]
+    assert len(own) >= 5, (ages, stats)
+    live, offline = mean_iou(alphas, clip.truth, own), mean_iou(off, clip.truth, own)
+    assert live >= 0.88 and live >= offline - 0.03, (live, offline, stats)
+
+
+def test_bad_options_are_refused() -> None:
+    from m2fp_server.engines.base import EngineUnavailable
+    with pytest.raises(EngineUnavailable, match="only="):
+        EmbeddedEngine(only="nonsense")
+
+
+def test_bench_models_prints_each_model() -> None:
+    r = subprocess.run([sys.executable, "-m", "m2fp_server.cli.main", "bench", "--models", "--seconds", "0.3"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for row in ("selfie general", "selfie landscape", "pose landmark", "pose detector", "embedded engine, bust"):
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(row))
+        assert float(line.split()[-2]) > 0
