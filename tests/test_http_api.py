@@ -414,6 +414,33 @@ def test_asynchronous_engine_failure_is_reported_at_once(async_web):
     assert time.perf_counter() - t0 < 5  # not the 30 s wait for a result that never comes
 
 
+def test_hybrid_engine_answers_with_its_slow_models_parsing_of_the_photo(selfie_engine):
+    """auto's first choice with M2FP weights: the photo goes to the slow model's worker, and the
+    reply is that model's parsing of it (here the general selfie model stands in for M2FP)."""
+    from m2fp_server.engines.hybrid import HybridEngine
+    from m2fp_server.engines.selfie import SelfieEngine
+    slow = SelfieEngine(variant="general")
+    eng = HybridEngine(fast_engine=selfie_engine, slow_engine=slow, slow_nice=0)
+    fe = HttpFrontEnd(eng, threading.Lock(), HttpSettings(port=0))
+    fe.start()
+    try:
+        rgb, truth = still("astronaut", (480, 360), seed=6)
+        data = ok_data(parse(fe.url, png_bytes(rgb)))
+        assert data["engine"] == "hybrid"
+        own = resize_alpha_like(slow.infer(rgb).probs[1], rgb)
+        assert np.abs(decode_png(data["alpha"]).astype(int) - own.astype(int)).max() <= 1
+        assert iou(decode_png(data["alpha"]) >= 128, truth) > 0.9
+        assert eng.runner._slots == {}
+    finally:
+        fe.stop()
+        eng.runner.close()
+
+
+def resize_alpha_like(prob: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    from m2fp_server.postprocess.resize import resize_alpha
+    return resize_alpha(prob, (rgb.shape[1], rgb.shape[0]))
+
+
 # --------------------------------------------------------------------------- the page and info
 def test_info_lists_the_engine_classes(web):
     r = requests.get(f"{web.url}/api/info", timeout=TIMEOUT)
