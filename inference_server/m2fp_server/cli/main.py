@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "score engines on ground-truth clips: offline and live IoU, flicker, mask age"),
     "keys": ("keys", "make CURVE keys for a server reachable from other machines"),
     "soak": ("soak", "run two 30 fps clients against a real server; report memory, descriptors, drops"),
+    "doctor": ("doctor", "check OBS, its Python, pyzmq and the script path; say what is missing"),
+    "obs-bench": ("obs_bench", "measure the OBS filter's per-frame cost inside a real headless OBS"),
 }
 
 
