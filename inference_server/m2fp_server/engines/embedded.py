@@ -172,9 +172,19 @@ class EmbeddedEngine(Engine):
         return cv2.resize(self._selfie(rgb), out, interpolation=cv2.INTER_LINEAR)
 
     def _redetect(self, rgb: np.ndarray, tr: _Track) -> None:
+        """Choose the mode from the pose detector; a healthy track is only left for a real reason."""
         tr.since_detect = 0
         H, W = rgb.shape[:2]
         people = self._detect(rgb)
+        if tr.mode == "body" and tr.roi is not None:
+            # the tracked person (the pose model still sees them) stays tracked unless the detector says
+            # they came so close that the frame cuts them: then it is a bust again.  A missed detection
+            # (the detector favours the person nearest the camera) does not end a good track.
+            mine = [p for p in people if _inside(p.hips, tr.roi)]
+            if mine and not self._fits(mine[0], H):
+                log.debug("embedded: tracked person no longer fits the frame: bust mode")
+                tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
+            return
         bodies = [p for p in people if self._fits(p, H)]
         if not bodies:
             if tr.mode != "bust":
@@ -182,8 +192,6 @@ class EmbeddedEngine(Engine):
             tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
             return
         best = max(bodies, key=lambda p: p.body_radius)
-        if tr.mode == "body" and tr.roi is not None and _inside(best.hips, tr.roi):
-            return  # still the tracked person: the mask-derived region is the better one
         x0, y0, x1, y1 = best.body_box()
         tr.mode, tr.roi, tr.velocity = "body", Roi.around(x0, y0, x1, y1, 0.25), (0.0, 0.0)
         tr.last_centre, tr.steps = None, []
