@@ -65,7 +65,7 @@ def test_parse_through_a_running_server_gives_a_correct_mask(server_process, por
 
 def test_parse_in_process_npz_composite_and_parsing(portrait_png, tmp_path):
     src, truth = portrait_png
-    m2fp("parse", str(src), "-o", str(tmp_path / "a.npz"), "--engine", "selfie")
+    m2fp("parse", str(src), "-o", str(tmp_path / "a.npz"))  # --engine auto, as users run it
     alpha = np.load(tmp_path / "a.npz")["alpha"]
     assert alpha.shape == truth.shape and alpha.dtype == np.uint8
     assert iou(alpha >= 128, truth) >= 0.9
