@@ -146,6 +146,13 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         for key in ("render_skipped_frames", "output_skipped_frames"):
             assert with_filter[key] <= without[key] + slack, report
 
+        # the properties dialog as libobs builds it, with the server's parts as checkboxes
+        names = inst.get("properties") or obs.wait_plugin(lambda i: i.get("properties"), 5.0)["properties"]
+        for name in ("server_address", "status", "background_mode", "background_color", "background_image",
+                     "blur_strength", "threshold", "feather", "smoothing", "view_mode", "hold_ms", "after_hold",
+                     "curve_server_key", "curve_public_key", "curve_secret_key", "keep_person", "parts_all"):
+            assert name in names, names
+
         # 2. transparent: the alpha channel is the person
         got = alpha_iou(obs, person)
         report.append(f"transparent IoU {got:.3f} (median of 3 screenshots)")
@@ -176,7 +183,15 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         assert painted > 0.9 and black_bg > 0.9, report
         obs.client.set_source_filter_settings("Person", "M2FP", {"view_mode": "composite",
                                                                  "background_mode": "transparent"}, True)
-        time.sleep(0.3)
+        # unticking the only part (a CONFIG with keep = []) leaves nothing; ticking it brings the person back
+        obs.client.set_source_filter_settings("Person", "M2FP", {"keep_person": False}, True)
+        time.sleep(0.5)
+        kept = (obs.screenshot("Person")[..., 3] >= 128).mean()
+        report.append(f"'Person' unticked: {kept:.4f} of the frame kept")
+        assert kept < 0.01, report
+        obs.client.set_source_filter_settings("Person", "M2FP", {"keep_person": True}, True)
+        time.sleep(0.5)
+        assert alpha_iou(obs, person, shots=1) >= 0.9
 
         # 4. kill -9 the server: OBS keeps rendering, the filter holds, then passes through
         before = frame_counts(obs)

@@ -55,6 +55,7 @@ class FilterInstance:
         self.timings: Dict[str, Deque[float]] = {p: collections.deque(maxlen=1800) for p in PHASES}
         self.frames = 0
         self._want_readback = False
+        self.property_names: Optional[List[str]] = None  # filled when stats are written (tests)
         self._open_transport()
 
     # ------------------------------------------------------------------ settings (UI thread → render)
@@ -229,6 +230,7 @@ class FilterInstance:
             "status": self.status_line(),
             "action": self.action.value if self.action else None,
             "frames": self.frames,
+            "properties": self.property_names,
             "events": sorted(list(self.events) + (list(self.transport.events) if self.transport else [])),
             "timings_ms": {p: _percentiles(list(d)) for p, d in self.timings.items()},
         }

@@ -195,6 +195,12 @@ _SIGNATURES = {
     "obs_properties_add_button": (c_void_p, [c_void_p, c_char_p, c_char_p, button_clicked_t]),
     "obs_properties_add_group": (c_void_p, [c_void_p, c_char_p, c_char_p, c_int, c_void_p]),
     "obs_property_set_long_description": (None, [c_void_p, c_char_p]),
+    "obs_source_properties": (c_void_p, [c_void_p]),
+    "obs_properties_first": (c_void_p, [c_void_p]),
+    "obs_property_next": (c_bool, [POINTER(c_void_p)]),
+    "obs_property_name": (c_char_p, [c_void_p]),
+    "obs_property_group_content": (c_void_p, [c_void_p]),
+    "obs_properties_destroy": (None, [c_void_p]),
     # graphics
     "gs_texrender_create": (c_void_p, [c_int, c_int]),
     "gs_texrender_destroy": (None, [c_void_p]),

@@ -88,6 +88,8 @@ class FilterPlugin:
         if inst is not None:
             inst.video_tick()
         if self.stats is not None:
+            if inst is not None and inst.class_names and inst.property_names is None:
+                inst.property_names = properties.list_names(self.obs, inst.source)  # dialog self-check
             if self.stats.reset_requested():
                 for inst in self.instances.values():
                     inst.reset_timings()

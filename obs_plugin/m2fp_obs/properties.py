@@ -6,6 +6,7 @@ their C callbacks outlive script reloads.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -84,6 +85,33 @@ def build(obs: L.LibObs, reg: Any, inst: Optional[Any]) -> int:
     obs.obs_property_list_add_string(after, b"Hide the source", b"hide")
     obs.obs_properties_add_group(props, b"grp_away", b"While the server is away", L.OBS_GROUP_NORMAL, away)
     return props
+
+
+def list_names(obs: L.LibObs, source: int) -> list:
+    """Names of every property OBS's dialog would show for this filter (groups flattened).
+
+    Built through libobs exactly as the dialog builds it; the tests read the list
+    from the stats file to check the dialog's content in a real OBS.
+    """
+    props = obs.obs_source_properties(source)
+    names: list = []
+
+    def walk(ps: int) -> None:
+        prop = ctypes.c_void_p(obs.obs_properties_first(ps))
+        while prop.value:
+            names.append(L.s(obs.obs_property_name(prop)))
+            inner = obs.obs_property_group_content(prop)
+            if inner:
+                walk(inner)
+            if not obs.obs_property_next(ctypes.byref(prop)):
+                break
+
+    if props:
+        try:
+            walk(props)
+        finally:
+            obs.obs_properties_destroy(props)
+    return names
 
 
 def set_parts(obs: L.LibObs, source: int, names: list, on: bool) -> None:
