@@ -170,3 +170,24 @@ def test_portrait_frames_fit_the_canvas(engine: M2FPEngine) -> None:
     assert out.probs.shape == (20, 16, 16)
     tall = engine.infer(np.ascontiguousarray(portrait()[:, 128:384]))
     assert tall.probs.shape[1] == 16 and tall.probs.shape[2] == 8
+
+
+def test_fetch_reuses_present_files_and_explains_a_failed_download(
+        m2fp_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import importlib
+
+    from m2fp_server.cli import fetch_weights
+    from m2fp_server.weights import fetch
+    hub = importlib.import_module("modelscope.hub.snapshot_download")
+    calls: list[tuple[object, ...]] = []
+
+    def offline(*args: object, **kwargs: object) -> str:
+        calls.append(args)
+        raise ConnectionError("[E1020] Connection failed: name resolution")
+    monkeypatch.setattr(hub, "snapshot_download", offline)
+    assert fetch("multi", local_dir=str(m2fp_dir)) == m2fp_dir and calls == []
+    args = argparse.Namespace(model="multi", revision=None, local_dir=str(tmp_path / "new"))
+    with pytest.raises(ValueError, match="download failed .*Connection failed.*--model-dir"):
+        fetch_weights.run(args)
+    assert calls and calls[0][0] == "damo/cv_resnet101_image-multiple-human-parsing"

@@ -21,16 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..weights import fetch, spec_for
+    from ..weights import WeightsMissing, fetch, spec_for
     spec = spec_for(args.model)
     where = args.local_dir or f"the ModelScope cache ({cache_root()})"
     print(f"M2FP {args.model}: {spec.model_id} @ {args.revision or spec.revision} -> {where}")
     print("Licence: the M2FP weights are CC BY-NC 4.0 (non-commercial use only).")
     try:
         path = fetch(args.model, args.revision, args.local_dir)
-    except (OSError, RuntimeError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except WeightsMissing:
+        raise
+    except Exception as exc:  # noqa: BLE001 - modelscope_hub's errors: network, unknown revision, ...
         raise ValueError(f"download failed ({exc}); check the network, or copy configuration.json and "
                          f"pytorch_model.pt into a folder and pass --model-dir") from None
     print(f"ready: {path}")
