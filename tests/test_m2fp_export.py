@@ -77,3 +77,15 @@ def test_bf16_needs_an_image_to_report_agreement(model_dir: Path) -> None:
     done = run_cli("export", "--size", str(SIZE), "--precision", "bf16", "--model-dir", str(model_dir))
     assert done.returncode == 1
     assert "--image" in done.stderr
+
+
+def test_an_export_that_disagrees_with_torch_is_not_saved(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from m2fp_server.engines.m2fp import exported
+    from m2fp_server.samples import portrait
+    monkeypatch.setattr(exported, "MAX_LOGIT_DIFF", -1.0)  # any difference at all is "too much"
+    canvas = Canvas.for_short_side(SIZE, portrait=True)
+    with pytest.raises(exported.ExportError, match="differs from torch .* not saved"):
+        exported.export(model_dir, SIZE, "onnxruntime", portrait(), "astronaut", portrait=True, threads=2)
+    model_file, record_file = export_paths(model_dir, "onnxruntime", canvas)
+    assert not model_file.exists() and not record_file.exists()
+    assert not [p for p in model_file.parent.parent.iterdir() if p.name.startswith(".tmp-")]

@@ -185,10 +185,10 @@ def export(model_dir: Path, short_side: int, runtime: str, image: np.ndarray, im
         num_classes = len(cfg.class_names)
     x, _ = place(image, short_side, canvas)
     ref_logits, ref_masks = run_core(core, x)
-    model_file, rec_file = export_paths(model_dir, runtime, canvas, precision)
+    model_file, _ = export_paths(model_dir, runtime, canvas, precision)
     model_file.parent.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_file.parent.parent, prefix=".tmp-") as tmp:
-        tmpdir = Path(tmp)
+    tmpdir = Path(tempfile.mkdtemp(dir=model_file.parent.parent, prefix=".tmp-"))
+    try:
         onnx_file = tmpdir / "model.onnx"
         t0 = time.perf_counter()
         export_onnx(core, canvas, onnx_file)
@@ -209,9 +209,8 @@ def export(model_dir: Path, short_side: int, runtime: str, image: np.ndarray, im
         if precision != "f32":
             low = open_runner(runtime, tmpdir / model_file.name, precision, threads)
             lo_logits, lo_masks = low(x)
-            ref = _labels(ref_logits, ref_masks, num_classes or ref_logits.shape[-1] - 1)
-            got = _labels(lo_logits, lo_masks, num_classes or ref_logits.shape[-1] - 1)
-            agreement = float((ref == got).mean())
+            classes = num_classes or ref_logits.shape[-1] - 1
+            agreement = float((_labels(ref_logits, ref_masks, classes) == _labels(lo_logits, lo_masks, classes)).mean())
             dl = float(np.abs(lo_logits - ref_logits).max())
             dm = float(np.abs(lo_masks - ref_masks).max())
         record = ExportRecord(runtime, canvas.key, precision, weights_fingerprint(model_dir), dl, dm,
@@ -220,6 +219,7 @@ def export(model_dir: Path, short_side: int, runtime: str, image: np.ndarray, im
         (tmpdir / "export.json").write_text(json.dumps(asdict(record), indent=2))
         if model_file.parent.exists():
             shutil.rmtree(model_file.parent)
-        shutil.move(str(tmpdir), str(model_file.parent))
-        os.makedirs(tmpdir, exist_ok=True)  # TemporaryDirectory cleans up the (now moved) folder
+        tmpdir.rename(model_file.parent)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
     return model_file, record
