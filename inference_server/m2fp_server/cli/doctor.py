@@ -96,8 +96,9 @@ def find_obs_python(obs: str | None) -> tuple[str | None, str]:
                 if sys.platform.startswith("win"):
                     exe = Path(home) / "python.exe"
                 else:
-                    cands = sorted(glob.glob(str(Path(home) / "Python.framework" / "Versions" / "3.*" / "bin"
-                                                 / "python3.*")))
+                    cands = sorted(c for c in glob.glob(str(Path(home) / "Python.framework" / "Versions" / "3.*"
+                                                            / "bin" / "python3.*"))
+                                   if re.search(r"python3\.\d+$", c))
                     exe = Path(cands[-1]) if cands else Path(home) / "bin" / "python3"
                 return (str(exe) if exe.exists() else None), f"Tools > Scripts > Python Settings ({ini})"
         return None, "Tools > Scripts > Python Settings is not set"
