@@ -84,3 +84,36 @@ def test_class_selection_works_on_the_hybrid_output(hybrid) -> None:  # type: ig
     assert a_all.shape == (192, 256) and a_face.shape == (192, 256)
     assert (a_face.astype(int) <= a_all.astype(int) + 1).all()  # a part is inside the person
     assert (a_all >= 128).mean() > 0.1  # the silhouette is there from the first frame on
+
+
+def test_any_engine_can_run_asynchronously_and_is_warped_onto_the_newest_frame() -> None:
+    from m2fp_server.engines.registry import create
+    from m2fp_server.evaluation.metrics import mean_iou
+    from m2fp_server.pipeline import Pipeline
+    from m2fp_server.streams import StreamState
+    clip = get_clip("sway", static=2, moving=18, size=(256, 192))
+    eng = create("async", engine="selfie", delay_ms=150, wait_first_s=5.0)
+    try:
+        assert eng.name == "async-selfie" and eng.info()["asynchronous"]
+        pipe = Pipeline(eng)
+        warped, held = StreamState(b"warped"), StreamState(b"held")
+        warped.apply(StreamConfig(smoothing=0.0, motion=True), eng.classes)
+        held.apply(StreamConfig(smoothing=0.0, motion=False), eng.classes)
+        out = {b"warped": {}, b"held": {}}
+        ages, times = [], []
+        for i in range(2, 20):
+            for st in (warped, held):
+                t = time.perf_counter()
+                r = pipe.process(clip.frames[i], st)
+                times.append(time.perf_counter() - t)
+                ages.append(r.source_age)
+                out[st.key][i] = r.alpha
+            time.sleep(1 / 30)
+        assert max(times[2:]) < 0.1  # the first frame of a stream waits for its own result, no later one
+        assert max(ages) >= 3  # results are several frames old
+        frames = range(8, 20)
+        w = mean_iou(out[b"warped"], clip.truth, frames)
+        h = mean_iou(out[b"held"], clip.truth, frames)
+        assert w > h + 0.03, (w, h)  # warped onto the newest frame, they follow the person
+    finally:
+        eng.close()

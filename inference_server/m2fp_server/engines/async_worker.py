@@ -24,7 +24,7 @@ import numpy as np
 from m2fp_protocol import ClassInfo
 
 from ..postprocess.motion import FlowTracker
-from .base import Engine, EngineOutput
+from .base import Engine, EngineOutput, EngineUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,24 @@ class AsyncEngine(Engine):
         self.inner.close()
 
     def info(self) -> dict[str, Any]:
-        return {**self.inner.info(), "asynchronous": True,
+        return {**self.inner.info(), "name": self.name, "model": self.inner.name, "asynchronous": True,
                 "rate_hz": 1.0 / self.runner.min_interval if self.runner.min_interval else None,
                 "min_latency_ms": self.runner.min_latency_s * 1e3}
+
+
+class AsyncNamedEngine(AsyncEngine):
+    """``--engine async -E engine=m2fp ...``: any registered engine, asynchronous and motion-compensated.
+
+    The other options go to that engine, except ``rate_hz`` / ``delay_ms`` (slow it
+    down further, for measurements) and ``wait_first_s``.
+    """
+
+    name = "async"
+
+    def __init__(self, engine: str = "m2fp", rate_hz: float = 0.0, delay_ms: float = 0.0,
+                 wait_first_s: float = 10.0, **options: Any) -> None:
+        from .registry import create
+        if engine in ("async", "auto"):
+            raise EngineUnavailable(f"-E engine= must name a concrete engine, not {engine!r}")
+        super().__init__(create(engine, **options), rate_hz, delay_ms / 1e3, wait_first_s)
+        self.name = f"async-{engine}"  # type: ignore[misc]

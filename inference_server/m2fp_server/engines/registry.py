@@ -21,6 +21,7 @@ ENGINES: dict[str, str] = {
     "embedded": "embedded:EmbeddedEngine",  # selfie + pose models chosen per stream by framing
     "slow-oracle": "slow_oracle:SlowOracleEngine",  # test engine: truth of an eval clip, late
     "hybrid": "hybrid:HybridEngine",  # fast silhouette every frame + M2FP parts, asynchronous
+    "async": "async_worker:AsyncNamedEngine",  # -E engine=NAME: any engine in its own worker, motion-compensated
 }
 
 #: What ``--engine auto`` tries, best first.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -127,6 +128,8 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
     srv = InferenceServer(engine, ServerSettings(address="tcp://127.0.0.1:*"))
     srv.pipeline = rec = RecordingPipeline(engine)
     address = srv.start()
+    runner = getattr(engine, "runner", None)  # asynchronous engines: how often the slow model finished
+    runs0, t0 = (runner.runs if runner else 0), time.perf_counter()
     try:
         res = replay(clip.frames, address, clip.fps, sync_frames=variant.sync,
                      config=live_config(variant, config), send_size=send_size(clip, engine))
@@ -136,6 +139,7 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
     stats = {"sent": res.sent, "masks": res.masks, "dropped": res.dropped, "errors": res.errors,
              "late_ticks": res.late_ticks,
              "result_age_median": float(np.median(rec.source_ages)) if rec.source_ages else None,
+             "slow_results_per_s": (runner.runs - runs0) / (time.perf_counter() - t0) if runner else None,
              "latency_p50_ms": float(np.nanmedian(res.latency_ms)) if np.isfinite(res.latency_ms).any() else None}
     return res.alpha, res.mask_age, stats
 
