@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.clips import CLIPS, get_clip
     from ..evaluation.evaluate import Variant, evaluate, table
     if args.list:
-        for name, builder in CLIPS.items():
-            print(f"{name:16s} {(builder.__doc__ or '').strip().splitlines()[0] if builder.__doc__ else ''}")
+        for name, builder in CLIPS.items():  # a tiny render is the quickest way to the description
+            print(f"{name:18s} {builder(static=2, moving=2, size=(64, 48)).description}")
         return 0
     names = args.clip or list(CLIPS)
     unknown = [n for n in names if n not in CLIPS]
@@ -78,13 +78,15 @@ def run(args: argparse.Namespace) -> int:
     engines = args.engine or ["selfie", "slow-oracle"]
     print(f"# m2fp eval: load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     rows = []
-    for cname in names:
+    for n, cname in enumerate(names):
         clip = get_clip(cname, **_clip_options(args))
+        clip_rows = []
         for ename in engines:
-            rows += evaluate(engine_factory(ename, opts), ename, clip, variants, config,
-                             offline=not args.no_offline)
-        print(table([r for r in rows if r.clip == cname]).split("\n", 2)[-1] if rows[:-1] and
-              any(r.clip != cname for r in rows) else table([r for r in rows if r.clip == cname]), flush=True)
+            clip_rows += evaluate(engine_factory(ename, opts), ename, clip, variants, config,
+                                  offline=not args.no_offline)
+        text = table(clip_rows)
+        print(text if n == 0 else text.split("\n", 2)[2], flush=True)  # one header for the whole run
+        rows += clip_rows
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in rows], indent=1))
         print(f"wrote {args.json}")
