@@ -7,7 +7,6 @@ of the server's return" is measured from the moment it could first be reached.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def server_command() -> list[str]:
-    exe = shutil.which("m2fp-server")
-    return [exe] if exe else [sys.executable, "-m", "m2fp_server.cli.serve"]
+    """``m2fp-server`` of the interpreter running the tests (not whichever one is first on PATH)."""
+    return [sys.executable, "-m", "m2fp_server.cli.serve"]
 
 
 class ServerProcess:

@@ -55,6 +55,7 @@ class FilterInstance:
         self.timings: Dict[str, Deque[float]] = {p: collections.deque(maxlen=1800) for p in PHASES}
         self.frames = 0
         self._want_readback = False
+        self._seen_info: Optional[Dict[str, Any]] = None
         self.property_names: Optional[List[str]] = None  # filled when stats are written (tests)
         self._open_transport()
 
@@ -90,6 +91,9 @@ class FilterInstance:
         self.compositor.set_background_image(new.background_image if new.background_mode == "image" else "")
 
     def _on_info(self, tr: MaskTransport) -> None:
+        if tr.info is self._seen_info:  # same INFO object: nothing new (checked every frame)
+            return
+        self._seen_info = tr.info
         classes = tr.info.get("classes") if tr.info else None
         if not isinstance(classes, list):
             return
