@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,13 +62,23 @@ def timed(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def matmul_peak(dtype_name: str = "float32", n: int = 2048, repeats: int = 7) -> float:
-    """Achieved GFLOP/s of an n x n matrix product (torch, current thread count)."""
+def matmul_peak(dtype_name: str = "float32", sizes: tuple[int, ...] = (1024, 2048, 3072), repeats: int = 7) -> float:
+    """Best achieved GFLOP/s of square matrix products (torch, current thread count).
+
+    The best run of the best size: a peak, so background load shows up as a lower
+    peak rather than as a model that looks more efficient than it is.
+    """
     import torch
     dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    s = timed(lambda: torch.mm(a, b), repeats)
-    return 2 * n ** 3 / s / 1e9
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        torch.mm(a, b)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            torch.mm(a, b)
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
 
 
 def network_gflop(core: Any, canvas: Any) -> float:
@@ -166,6 +178,12 @@ def _model_dir(opts: dict[str, Any], workdir: Path) -> tuple[Path, str]:
 
 
 def run_model_bench(args: argparse.Namespace) -> int:
+    """Orchestrate: every figure is measured in its own process.
+
+    Runtimes keep thread pools alive (OpenVINO's, ONNX Runtime's spinning workers),
+    so timing several runtimes in one process lets the idle ones slow the one being
+    measured; a fresh process per row keeps each figure clean.
+    """
     opts = _options(args)
     threads = int(opts.get("threads") or len(os.sched_getaffinity(0)))
     repeats = max(5, int(opts.get("repeats", 5)))
@@ -174,67 +192,103 @@ def run_model_bench(args: argparse.Namespace) -> int:
     want_baseline = bool(opts.get("baseline", True))
     sides = _short_sides(args)
 
-    import cv2
-    import torch
-    from PIL import Image
-
     from ..cli.bench import _cpu_model
-    from ..samples import frame_of_size
-    from .m2fp.engine import M2FPEngine
-    from .m2fp.exported import export, find_export
+    from .m2fp.exported import find_export
     from .m2fp.frames import Canvas
-    from .m2fp.network import load_core
 
-    torch.set_num_threads(threads)
-    logging.getLogger("modelscope").setLevel(logging.ERROR)
-    frame = frame_of_size(*FRAME_SIZE)
     with tempfile.TemporaryDirectory(prefix="m2fp-bench-") as tmp:
         model_dir, weights_kind = _model_dir(opts, Path(tmp))
-        print(f"CPU: {_cpu_model()}, {threads} threads; torch {torch.__version__}; model {model_dir} "
-              f"({weights_kind}); frame {FRAME_SIZE[0]}x{FRAME_SIZE[1]}; median of {repeats} after warm-up")
-        peak32 = matmul_peak("float32")
-        peak16 = matmul_peak("bfloat16") if want_bf16 else None
-        print(f"matrix-multiply peak (torch, 2048^3): f32 {peak32:.0f} GFLOP/s"
-              + (f", bf16 {peak16:.0f} GFLOP/s" if peak16 else ""), flush=True)
-
-        core, cfg = load_core(model_dir, threads)
+        common = {"model_dir": str(model_dir), "threads": threads, "repeats": repeats}
+        load = os.getloadavg()[0]
+        print(f"CPU: {_cpu_model()}, {threads} threads; model {model_dir} ({weights_kind}); frame "
+              f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]}; median of {repeats} after warm-up, one process per row; "
+              f"load average at start {load:.1f}", flush=True)
+        peaks = _child({"kind": "peak", **common, "bf16": want_bf16})
+        print(f"matrix-multiply peak (torch {peaks['torch']}, best of 1024-3072): f32 {peaks['f32']:.0f} GFLOP/s"
+              + (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks.get("bf16") else ""), flush=True)
+        gflop = {int(k): v for k, v in _child({"kind": "gflop", **common, "sides": sides})["gflop"].items()}
         rows: list[Row] = []
         standin = False
-        pipe = None
         if want_baseline:
-            standin = install_torchvision_transforms_standin()
-            pipe = build_pipeline(model_dir)
-            pil = Image.fromarray(frame)
-            s = timed(lambda: pipe(pil), max(5, repeats))
-            rows.append(Row("ModelScope pipeline as users call it", PIPELINE_DEFAULT_SHORT_SIDE, s))
-            print(f"  pipeline at its default short side {PIPELINE_DEFAULT_SHORT_SIDE}: {s:.2f} s", flush=True)
+            r = _child({"kind": "pipeline", **common, "side": None})
+            standin = r["standin"]
+            rows.append(Row("ModelScope pipeline as users call it", PIPELINE_DEFAULT_SHORT_SIDE, r["seconds"]))
+            print(f"  pipeline at its default short side {PIPELINE_DEFAULT_SHORT_SIDE}: {r['seconds']:.2f} s",
+                  flush=True)
         for side in sides:
             canvas = Canvas.for_short_side(side)
-            gflop = network_gflop(core, canvas)
-            if pipe is not None:
-                pil = Image.fromarray(frame)
-                s = timed(lambda: pipe._process_single(pil, preprocess_params={"min_size": side}), repeats)
-                rows.append(Row("ModelScope pipeline at our size", side, s))
-            torch_engine = M2FPEngine(model_dir=str(model_dir), size=side, runtime="torch", threads=threads)
-            rows.append(Row("ours, torch", side, timed(lambda: torch_engine.infer(frame), repeats), gflop))
-            del torch_engine
+            if want_baseline:
+                r = _child({"kind": "pipeline", **common, "side": side})
+                rows.append(Row("ModelScope pipeline at our size", side, r["seconds"]))
+            r = _child({"kind": "engine", **common, "side": side, "runtime": "torch", "precision": "f32"})
+            rows.append(Row("ours, torch", side, r["seconds"], gflop[side]))
             for rt in runtimes:
-                precisions = ["f32"] + (["bf16"] if want_bf16 and rt == "openvino" else [])
-                for prec in precisions:
+                for prec in ["f32"] + (["bf16"] if want_bf16 and rt == "openvino" else []):
                     if find_export(model_dir, canvas, rt, prec) is None:
                         print(f"  exporting {rt} {prec} {canvas.key} (once) ...", flush=True)
-                        export(model_dir, side, rt, cv2.cvtColor(cv2.imread(str(_sample())), cv2.COLOR_BGR2RGB),
-                               _sample().name, prec, threads=threads, core=core, num_classes=len(cfg.class_names))
-                    eng = M2FPEngine(model_dir=str(model_dir), size=side, runtime=rt, precision=prec,
-                                     threads=threads)
+                        _export(model_dir, side, rt, prec, threads)
+                    r = _child({"kind": "engine", **common, "side": side, "runtime": rt, "precision": prec})
                     label = f"ours, {rt} {prec}" + (" (opt-in)" if prec != "f32" else "")
-                    rows.append(Row(label, side, timed(lambda: eng.infer(frame), repeats), gflop, prec))
-                    del eng
-            for r in rows:
-                if r.short_side == side:
-                    print(f"  {side}: {r.what}: {r.seconds:.3f} s", flush=True)
-        print_table(rows, peak32, peak16, standin)
+                    rows.append(Row(label, side, r["seconds"], gflop[side], prec))
+            for row in rows:
+                if row.short_side == side:
+                    print(f"  {side}: {row.what}: {row.seconds:.3f} s", flush=True)
+        print_table(rows, peaks["f32"], peaks.get("bf16"), standin)
+        print(f"load average at the end {os.getloadavg()[0]:.1f} (2 cores; other work on the machine "
+              f"slows every row)")
     return 0
+
+
+def _export(model_dir: Path, side: int, runtime: str, precision: str, threads: int) -> None:
+    cmd = [sys.executable, "-m", "m2fp_server.cli.main", "--log-level", "WARNING", "export", "--size", str(side),
+           "--runtime", runtime, "--precision", precision, "--model-dir", str(model_dir), "--threads", str(threads)]
+    if precision != "f32":
+        cmd += ["--image", str(_sample())]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def _child(job: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "MODELSCOPE_LOG_LEVEL": str(logging.WARNING), "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-m", __name__, json.dumps(job)], capture_output=True, text=True,
+                          env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark step {job['kind']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    """One benchmark step, in this (fresh) process; returns JSON-able figures."""
+    import torch
+    threads, repeats = int(job["threads"]), int(job["repeats"])
+    torch.set_num_threads(threads)
+    kind = job["kind"]
+    if kind == "peak":
+        return {"torch": torch.__version__, "f32": matmul_peak("float32"),
+                "bf16": matmul_peak("bfloat16") if job.get("bf16") else None}
+    from ..samples import frame_of_size
+    from .m2fp.frames import Canvas
+    from .m2fp.network import load_core
+    frame = frame_of_size(*FRAME_SIZE)
+    if kind == "gflop":
+        core, _ = load_core(job["model_dir"], threads)
+        return {"gflop": {str(s): network_gflop(core, Canvas.for_short_side(s)) for s in job["sides"]}}
+    if kind == "pipeline":
+        from PIL import Image
+        standin = install_torchvision_transforms_standin()
+        pipe = build_pipeline(Path(job["model_dir"]))
+        pil = Image.fromarray(frame)
+        side = job.get("side")
+        if side is None:  # as users call it: the pipeline's own defaults
+            seconds = timed(lambda: pipe(pil), repeats)
+        else:  # the pipeline's own per-input step with its min_size argument
+            seconds = timed(lambda: pipe._process_single(pil, preprocess_params={"min_size": side}), repeats)
+        return {"seconds": seconds, "standin": standin}
+    if kind == "engine":
+        from .m2fp.engine import M2FPEngine
+        eng = M2FPEngine(model_dir=job["model_dir"], size=job["side"], runtime=job["runtime"],
+                         precision=job["precision"], threads=threads)
+        return {"seconds": timed(lambda: eng.infer(frame), repeats), "runtime": eng.runtime}
+    raise ValueError(f"unknown benchmark step {kind!r}")
 
 
 def _sample() -> Path:
@@ -267,3 +321,8 @@ def print_table(rows: list[Row], peak32: float, peak16: float | None, standin: b
     if standin:
         print("note: torchvision cannot be imported next to the CPU torch here; the pipeline ran with a "
               "stand-in for its three PIL transforms (same operations), see m2fp_bench.py")
+
+
+if __name__ == "__main__":  # one benchmark step (see _child)
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
