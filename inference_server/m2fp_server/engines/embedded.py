@@ -1,19 +1,20 @@
 """The embedded engine: the shipped MediaPipe models used together, chosen per stream by framing.
 
-Measured on the framing clips (``evaluation/framings.py``, README table): the
-landscape selfie model is the best single model for busts and groups near the
-camera but loses full bodies and small people; the pose landmark model segments
-a full body far better than any selfie model, *if* it is given a square region
-around that person (IoU 0.94-0.97 against 0.65-0.73 on the whole frame), and it
-handles one person per call at ~9 ms.  So per stream:
+Measured on the framing clips (``evaluation/framings.py``; table in the README):
+the landscape selfie model is the best single model for busts and people near the
+camera (IoU 0.98 / 0.91) but loses full bodies (0.85) and finds almost nothing of a
+small person (0.06); the pose landmark model is mediocre on the whole frame
+(0.62-0.73) but the best by far when given a square region around the person
+(0.93-0.95), one person per call, ~9 ms.  Averaging the selfie models' maps did
+not help (+0.002 on a bust, -0.07 on two people).  So per stream:
 
 * **bust mode** (default; the person is cut by the bottom edge, or nobody was
   found): the landscape selfie model on the whole frame, ~2 ms;
 * **body mode** (the pose detector found someone whose whole body fits in the
   frame): the pose landmark model on a square region that follows that person
-  from frame to frame (region from the last mask, shifted by the person's
+  from frame to frame (region from the last mask, moved on by the person's
   velocity), plus the landscape model on the whole frame so nobody outside the
-  region is lost; ~12 ms.
+  region is lost; ~11 ms.
 
 The pose detector (~6 ms) runs on the first frame, whenever the tracked person
 is lost, and every ``redetect_every`` frames (new people, framing changes), so
