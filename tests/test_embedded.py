@@ -117,6 +117,22 @@ def test_streams_do_not_share_state(engine) -> None:  # type: ignore[no-untyped-
     engine.forget("y")
 
 
+def test_framing_change_is_followed_within_a_few_frames(engine) -> None:  # type: ignore[no-untyped-def]
+    """Full body, then a bust (someone walks up to the camera), then a full body again, in one stream."""
+    body = _clip("framing-full-body", static=2, moving=12)
+    bust = get_clip("framing-bust", background="texture:4", static=2, moving=12)
+    modes = []
+    for clip in (body, bust, body):
+        for f in clip.frames:
+            engine.infer(f, "walk")
+            modes.append(engine._tracks["walk"].mode)
+    engine.forget("walk")
+    n = len(body.frames)
+    assert modes[:n] == ["body"] * n
+    assert set(modes[n + 3:2 * n]) == {"bust"}, modes
+    assert set(modes[2 * n + 3:]) == {"body"}, modes
+
+
 def test_nothing_outside_the_region_is_erased(engine) -> None:  # type: ignore[no-untyped-def]
     """A second, small bust far from the tracked full body is still in the mask (landscape model there)."""
     from m2fp_server.evaluation.framings import bust_cutout, fullbody_cutout, photo_background
