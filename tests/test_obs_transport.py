@@ -327,6 +327,7 @@ def test_curve_keys_reach_the_server_and_wrong_ones_get_nothing(frame, selfie_en
         assert p.run(10.0, until=lambda t: good.counts["masks"] >= 3), good.status()
         assert _iou(p.masks[-1].data, frame[1]) > 0.85
         good.close()
+        time.sleep(0.3)  # let the authorised client's last frames arrive before counting
         received = srv.stats["received"]
         bad = MaskTransport(TransportSettings(address=address, curve_server_key=server_public.decode(),
                                               curve_public_key=bad_pub.decode(), curve_secret_key=bad_sec.decode()))

@@ -104,9 +104,10 @@ class FilterInstance:
         colors: List[Tuple[int, int, int]] = []
         for i, c in enumerate(classes):
             col = c.get("color") if isinstance(c, dict) else None
-            if isinstance(col, list) and len(col) == 3:
-                colors.append((int(col[0]), int(col[1]), int(col[2])))
-            else:
+            try:
+                r, g, b = (int(v) & 255 for v in col)  # type: ignore[union-attr]
+                colors.append((r, g, b))
+            except (TypeError, ValueError):  # missing or malformed: a stable colour of our own
                 colors.append(color_for(i))
         self.compositor.set_palette(colors + [color_for(i) for i in range(len(colors), 256)])
         cfg = self.settings.server_config(names)
