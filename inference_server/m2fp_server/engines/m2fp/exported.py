@@ -127,6 +127,8 @@ class ORTRunner:
         opts.intra_op_num_threads = int(threads or default_threads())
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle workers would otherwise spin between frames, taking CPU from the rest of the server
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
 
