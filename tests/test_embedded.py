@@ -175,6 +175,8 @@ def test_bad_options_are_refused() -> None:
     from m2fp_server.engines.base import EngineUnavailable
     with pytest.raises(EngineUnavailable, match="only="):
         EmbeddedEngine(only="nonsense")
+    with pytest.raises(EngineUnavailable, match="bad option value"):
+        EmbeddedEngine(margin="wide")
 
 
 def test_bench_models_prints_each_model() -> None:

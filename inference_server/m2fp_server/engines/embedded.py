@@ -84,8 +84,15 @@ class EmbeddedEngine(Engine):
         unknown = sorted(set(options) - set(known) - {"variant"})
         if unknown:
             log.warning("embedded: ignoring unknown options %s", unknown)
-        self.settings = EmbeddedSettings(**{k: type(getattr(EmbeddedSettings, k))(v)
-                                            for k, v in options.items() if k in known})
+        try:
+            self.settings = EmbeddedSettings(**{k: type(getattr(EmbeddedSettings, k))(v)
+                                                for k, v in options.items() if k in known})
+        except ValueError as exc:
+            raise EngineUnavailable(f"embedded: bad option value ({exc})") from None
+        if self.settings.only not in ("", "landscape", "general", "pose"):
+            raise EngineUnavailable(f"embedded: only={self.settings.only!r}; choose landscape, general or pose")
+        if self.settings.outside not in ("landscape", "none"):
+            raise EngineUnavailable(f"embedded: outside={self.settings.outside!r}; choose landscape or none")
         self._selfie = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
         self._pose = PoseSegmenter(threads=threads)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
@@ -94,8 +101,6 @@ class EmbeddedEngine(Engine):
         self._tracks: dict[Any, _Track] = {}
         self._threads = threads
         self._general: TFLiteSegmenter | None = None
-        if self.settings.only not in ("", "landscape", "general", "pose"):
-            raise EngineUnavailable(f"embedded: only={self.settings.only!r}; choose landscape, general or pose")
 
     @property
     def classes(self) -> tuple[ClassInfo, ...]:
@@ -120,10 +125,9 @@ class EmbeddedEngine(Engine):
         if scale < 1.0:
             rgb = cv2.resize(rgb, (round(W0 * scale), round(H0 * scale)), interpolation=cv2.INTER_AREA)
         H, W = rgb.shape[:2]
-        tr = self._tracks.setdefault(stream, _Track())
-        if tr.frame_size != (W, H):
-            tr.__init__()  # type: ignore[misc]
-            tr.frame_size = (W, H)
+        tr = self._tracks.get(stream)
+        if tr is None or tr.frame_size != (W, H):  # new stream, or its size changed: start afresh
+            tr = self._tracks[stream] = _Track(frame_size=(W, H))
         k = min(1.0, s.out_side / max(W, H))
         out = (max(1, round(W * k)), max(1, round(H * k)))
         if s.only:
