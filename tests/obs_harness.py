@@ -28,6 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "obs_plugin" / "m2fp_obs_filter.py"
+RELOAD_HELPER = Path(__file__).resolve().parent / "obs_harness_reload.py"
 FILTER_ID = "m2fp_obs_filter"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -77,12 +78,14 @@ def image_input(name: str, path: Path) -> Input:
 
 class ObsProcess:
     def __init__(self, workdir: Path, inputs: list[Input], size: tuple[int, int] = (1280, 720), fps: int = 30,
-                 load_script: bool = True, extra_env: dict[str, str] | None = None) -> None:
+                 load_script: bool = True, extra_env: dict[str, str] | None = None,
+                 reload_helper: bool = False) -> None:
         self.dir = Path(workdir)
         self.inputs = inputs
         self.size = size
         self.fps = fps
         self.load_script = load_script
+        self.reload_helper = reload_helper
         self.extra_env = extra_env or {}
         self.ws_port = free_port()
         self.stats_path = self.dir / "m2fp_stats.json"
@@ -120,6 +123,8 @@ class ObsProcess:
         sources.insert(0, {"id": "scene", "versioned_id": "scene", "name": "Scene", "enabled": True,
                            "settings": {"items": items, "id_counter": len(items), "custom_size": False}})
         scripts = [{"path": str(SCRIPT), "settings": {}}] if self.load_script else []
+        if self.reload_helper:
+            scripts.append({"path": str(RELOAD_HELPER), "settings": {}})
         (base / "basic" / "scenes" / "m2fp.json").write_text(json.dumps({
             "name": "m2fp", "current_scene": "Scene", "current_program_scene": "Scene",
             "scene_order": [{"name": "Scene"}], "sources": sources, "groups": [], "transitions": [],
@@ -228,6 +233,20 @@ class ObsProcess:
         deadline = time.monotonic() + 5
         while flag.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def reload_script(self, timeout_s: float = 10.0) -> str:
+        """Reload the m2fp script inside OBS as Tools → Scripts → Reload does (needs reload_helper)."""
+        flag = Path(str(self.stats_path) + ".reload")
+        done = Path(str(flag) + ".done")
+        done.unlink(missing_ok=True)
+        flag.write_text("")
+        deadline = time.monotonic() + timeout_s
+        while not done.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the reload helper did not answer")
+            time.sleep(0.05)
+        time.sleep(0.05)
+        return done.read_text()
 
     def wait_plugin(self, predicate: Any, timeout_s: float, poll_s: float = 0.05) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout_s

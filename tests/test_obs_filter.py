@@ -7,7 +7,8 @@ One OBS run (starting OBS is the slow part) walks through what a user sees:
 2. transparent mode: the source's alpha matches the clip's ground truth (IoU ≥ 0.9);
 3. colour mode: the background is the colour, the person is not; parsing view:
    the person in the engine's palette colour;
-4. kill -9 the server: OBS keeps rendering, the filter holds the last mask for
+4. the script is reloaded (as Tools → Scripts → Reload does): the filter keeps working;
+   kill -9 the server: OBS keeps rendering, the filter holds the last mask for
    ``hold_ms`` and then passes the frame through;
 5. restart the server on the same port: masks are back within a second.
 
@@ -122,7 +123,7 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
     inp = ffmpeg_input("Person", path).with_m2fp(server_address=srv.address, background_mode="transparent",
                                                  hold_ms=HOLD_MS, after_hold="pass", smoothing=0.0)
     inp.filters[0]["enabled"] = False
-    obs = ObsProcess(tmp_path, [inp], size=(W, H), fps=FPS)
+    obs = ObsProcess(tmp_path, [inp], size=(W, H), fps=FPS, reload_helper=True)
     report: list[str] = []
     try:
         obs.start()
@@ -192,6 +193,17 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         obs.client.set_source_filter_settings("Person", "M2FP", {"keep_person": True}, True)
         time.sleep(0.5)
         assert alpha_iou(obs, person, shots=1) >= 0.9
+
+        # script reload (Tools > Scripts > Reload): the filter keeps working with the reloaded code
+        t_reload = time.monotonic()
+        assert obs.reload_script() == "ok"
+        inst = obs.wait_plugin(lambda i: event_time(i, "first mask", t_reload) is not None, 10.0)
+        assert inst, f"no masks after the reload: {obs.plugin_stats()}"
+        got = alpha_iou(obs, person, shots=1)
+        report.append(f"script reloaded: masks again {1000 * (event_time(inst, 'first mask', t_reload) - t_reload):.0f}"
+                      f" ms later, IoU {got:.3f}")
+        assert got >= 0.9, report
+        assert obs.log_text().count("registered filter 'm2fp_obs_filter'") == 1, "registered once, reused after"
 
         # 4. kill -9 the server: OBS keeps rendering, the filter holds, then passes through
         before = frame_counts(obs)
