@@ -343,3 +343,62 @@ def test_curve_keys_reach_the_server_and_wrong_ones_get_nothing(frame, selfie_en
         ctx.term()
     with pytest.raises(ValueError, match="all three"):
         TransportSettings(curve_server_key=server_public.decode()).curve_keys()
+
+
+# --------------------------------------------------------------------------- fuzzed replies
+def _valid_replies() -> list[list[bytes]]:
+    g8 = PixelFormat.GRAY8
+    return [
+        proto.encode_json(Header(MsgType.INFO), {"engine": {"name": "x"}, "classes": [], "preferred_input": [8, 8]}),
+        proto.encode_json(Header(MsgType.CONFIG_ACK, frame_id=3), {"generation": 2, "config": {}}),
+        proto.error_message(proto.ErrorCode.BAD_SIZE, "no", 4),
+        proto.encode(Header(MsgType.MASK, frame_id=5, width=4, height=3, pixel_format=g8), bytes(range(12))),
+        proto.encode(Header(MsgType.PARSING, frame_id=5, width=4, height=3, stride=6, pixel_format=g8), bytes(18)),
+        proto.encode(Header(MsgType.DROPPED, frame_id=6)),
+    ]
+
+
+def test_parse_reply_fuzzed_never_raises_anything_but_reply_error():
+    """3,000 mutations of valid replies (bit flips, cuts, extra bytes/parts): parsed or ReplyError."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    valid = _valid_replies()
+
+    @st.composite
+    def mutated(draw):  # type: ignore[no-untyped-def]
+        parts = [bytearray(p) for p in draw(st.sampled_from(valid))]
+        for _ in range(draw(st.integers(0, 4))):
+            i = draw(st.integers(0, len(parts) - 1))
+            op = draw(st.integers(0, 3))
+            if op == 0 and parts[i]:
+                j = draw(st.integers(0, len(parts[i]) - 1))
+                parts[i][j] ^= 1 << draw(st.integers(0, 7))
+            elif op == 1:
+                parts[i] = parts[i][: draw(st.integers(0, len(parts[i])))]
+            elif op == 2:
+                parts[i] += draw(st.binary(max_size=16))
+            else:
+                parts.append(bytearray(draw(st.binary(max_size=8))))
+        return [bytes(p) for p in parts]
+
+    outcomes = {"ok": 0, "rejected": 0}
+
+    @settings(max_examples=3000, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(mutated())
+    def fuzz(parts: list[bytes]) -> None:
+        try:
+            header, payload = parse_reply(parts)
+        except ReplyError as exc:
+            assert str(exc)
+            outcomes["rejected"] += 1
+            return
+        outcomes["ok"] += 1
+        if header.type in (MsgType.MASK, MsgType.PARSING):
+            assert len(payload) == header.width * header.height  # ready for the texture upload
+        elif header.type != MsgType.DROPPED:
+            assert isinstance(payload, dict)
+
+    fuzz()
+    assert outcomes["rejected"] > 500 and outcomes["ok"] > 100, outcomes
