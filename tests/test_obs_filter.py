@@ -10,7 +10,8 @@ One OBS run (starting OBS is the slow part) walks through what a user sees:
 4. the script is reloaded (as Tools → Scripts → Reload does): the filter keeps working;
    kill -9 the server: OBS keeps rendering, the filter holds the last mask for
    ``hold_ms`` and then passes the frame through;
-5. restart the server on the same port: masks are back within a second.
+5. restart the server on the same port: masks are back within a second;
+6. with "hide" as the fallback, a killed server hides the source after the hold.
 
 The clip is a person (public-domain cutout) standing still over a moving
 background, so the ground truth is the same on every frame.
@@ -217,8 +218,8 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         assert away is not None and hold is not None and passed is not None, inst["events"]
         report.append(f"kill -9: noticed {1000 * (away - t_kill):.0f} ms, held the mask, pass-through "
                       f"{1000 * (passed - t_kill):.0f} ms after the kill (hold {HOLD_MS} ms)")
-        assert away - t_kill < 0.1, report
-        assert HOLD_MS / 1000 <= passed - t_kill < HOLD_MS / 1000 + 0.1, report
+        assert away - t_kill < 0.1, report  # noticed within 100 ms
+        assert HOLD_MS / 1000 <= passed - away < HOLD_MS / 1000 + 0.1, report  # held, then the fallback
         shot = obs.screenshot("Person")
         assert (shot[..., 3] == 255).mean() > 0.99, "pass-through shows the whole frame"
         assert "server not reachable" in inst["status"]
@@ -239,6 +240,23 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         got = alpha_iou(obs, person)
         report.append(f"after restart IoU {got:.3f}")
         assert got >= 0.9, report
+
+        # 6. the other fallback: hide the source once the hold is over
+        obs.client.set_source_filter_settings("Person", "M2FP", {"after_hold": "hide"}, True)
+        time.sleep(0.2)
+        t_kill = time.monotonic()
+        srv.kill()
+        inst = obs.wait_plugin(lambda i: event_time(i, "action hide", t_kill) is not None, 5.0)
+        assert inst, obs.plugin_stats()
+        hidden = event_time(inst, "action hide", t_kill)
+        away = event_time(inst, "away: connection dropped", t_kill)
+        assert hidden is not None and away is not None and away - t_kill < 0.1
+        assert HOLD_MS / 1000 <= hidden - away < HOLD_MS / 1000 + 0.1
+        time.sleep(0.2)
+        shot = obs.screenshot("Person")
+        report.append(f"hide: after {1000 * (hidden - t_kill):.0f} ms, {(shot[..., 3] == 0).mean():.3f} of the "
+                      "frame transparent")
+        assert (shot[..., 3] == 0).all(), report
     finally:
         print("\n[obs] " + "\n[obs] ".join(report))
         obs.stop()

@@ -167,7 +167,7 @@ def test_kill9_falls_back_within_100ms_and_reconnects_within_1s(frame):
           f"listened; max transport time per frame {max_ms:.2f} ms")
     assert detect_ms < 100
     assert held, "the last mask was not held"
-    assert HOLD_MS <= pass_ms < HOLD_MS + 100
+    assert HOLD_MS <= pass_ms - detect_ms < HOLD_MS + 100  # the hold runs from the moment it was noticed
     assert resume_ms < 1000
     assert max_ms < BUDGET_MS
 

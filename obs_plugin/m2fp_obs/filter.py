@@ -140,22 +140,6 @@ class FilterInstance:
                 self.compositor.parsing.upload(p.width, p.height, p.data)
                 self.have_parsing = True
         t1 = time.perf_counter()
-        if not o.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING):
-            return False
-        send_size = tr.send_size((w, h)) if tr is not None and tr.state is State.READY else None
-        if send_size is not None:
-            small_size = send_size
-        elif self.capture.size != (0, 0):
-            small_size = self.capture.size
-        else:
-            small_size = fit_inside((w, h), (256, 256))
-        comp = self.compositor
-        send = send_size is not None and tr is not None and tr.can_send()
-        if send or s.background_mode == "blur":
-            self.capture.draw_small(lambda: comp.run("Draw", lambda: o.obs_source_video_render(target)), (w, h),
-                                    small_size)
-        self._want_readback = send
-        t2 = time.perf_counter()
         now = time.monotonic()
         alive = tr.server_alive if tr is not None else False
         away = tr.away_since if tr is not None else now
@@ -163,6 +147,27 @@ class FilterInstance:
         if action is not self.action:
             self.action = action
             self.events.append((now, f"action {action.value}"))
+        send_size = tr.send_size((w, h)) if tr is not None and tr.state is State.READY else None
+        send = send_size is not None and tr is not None and tr.can_send()
+        self._want_readback = False
+        if action in (Action.PASS, Action.HIDE) and not send:
+            # nothing to composite and nothing to send (server away): cost nothing
+            self._record(t0, t1, t1, time.perf_counter())
+            return action is Action.HIDE  # False: the caller passes the frame through untouched
+        if not o.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING):
+            return False
+        if send_size is not None:
+            small_size = send_size
+        elif self.capture.size != (0, 0):
+            small_size = self.capture.size
+        else:
+            small_size = fit_inside((w, h), (256, 256))
+        comp = self.compositor
+        if send or s.background_mode == "blur":
+            self.capture.draw_small(lambda: comp.run("Draw", lambda: o.obs_source_video_render(target)), (w, h),
+                                    small_size)
+        self._want_readback = send
+        t2 = time.perf_counter()
         if action in (Action.COMPOSITE, Action.HOLD):
             if s.view_mode == "alpha":
                 tech = "Alpha"
@@ -177,11 +182,13 @@ class FilterInstance:
         elif action is Action.PASS:
             o.obs_source_process_filter_tech_end(self.source, comp.effect, w, h, b"Draw")
         # Action.HIDE: draw nothing
-        t3 = time.perf_counter()
+        self._record(t0, t1, t2, time.perf_counter())
+        return True
+
+    def _record(self, t0: float, t1: float, t2: float, t3: float) -> None:
         self.frames += 1
         for phase, dt in (("poll_upload", t1 - t0), ("capture", t2 - t1), ("draw", t3 - t2), ("render", t3 - t0)):
             self.timings[phase].append(dt * 1000.0)
-        return True
 
     def video_tick(self) -> None:
         """Read back the small frame drawn on the previous render and send it.
