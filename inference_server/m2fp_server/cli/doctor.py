@@ -114,8 +114,8 @@ def find_obs_python(obs: str | None) -> tuple[str | None, str]:
             continue
         m = re.search(r"libpython(3\.\d+)", out)
         if m:
-            exe = shutil.which(f"python{m.group(1)}", path=CLEAN_PATH)
-            return exe, f"{mod} links libpython{m.group(1)}"
+            found = shutil.which(f"python{m.group(1)}", path=CLEAN_PATH)
+            return found, f"{mod} links libpython{m.group(1)}"
     return None, "OBS's Python scripting module (obs-scripting/_obspython.so) not found"
 
 
@@ -151,7 +151,10 @@ def script_listed_in_obs() -> bool | None:
 def checks(args: argparse.Namespace) -> list[Check]:
     out: list[Check] = []
     obs, version = find_obs()
-    out.append(Check("OBS Studio", obs is not None, f"{obs} {version}".strip() if obs else "not found",
+    m = re.search(r"(\d+)\.(\d+)", version)
+    too_old = m is not None and int(m.group(1)) < 29
+    detail = (f"{obs} {version}".strip() + (" (too old: OBS 29 or newer)" if too_old else "")) if obs else "not found"
+    out.append(Check("OBS Studio", obs is not None and not too_old, detail,
                      "install OBS 29 or newer (Debian/Ubuntu: sudo apt install obs-studio)"))
     py, how = (args.obs_python, "--obs-python") if args.obs_python else find_obs_python(obs)
     out.append(Check("OBS's Python", py is not None, f"{py} ({how})" if py else how,
