@@ -37,11 +37,14 @@ def build(obs: L.LibObs, reg: Any, inst: Optional[Any]) -> int:
     obs.obs_properties_add_text(server, b"status", b"Status", L.OBS_TEXT_INFO)
     obs.obs_properties_add_button(server, b"refresh_status", b"Refresh status", reg.button("refresh_status"))
     obs.obs_properties_add_button(server, b"start_server", b"Start a local m2fp-server", reg.button("start_server"))
-    obs.obs_properties_add_text(server, b"curve_server_key", b"Server public key (CURVE, optional)",
-                                L.OBS_TEXT_DEFAULT)
-    obs.obs_properties_add_text(server, b"curve_public_key", b"Client public key", L.OBS_TEXT_DEFAULT)
-    obs.obs_properties_add_text(server, b"curve_secret_key", b"Client secret key", L.OBS_TEXT_PASSWORD)
     obs.obs_properties_add_group(props, b"grp_server", b"Server", L.OBS_GROUP_NORMAL, server)
+
+    security = obs.obs_properties_create()  # what `m2fp keys` prints
+    obs.obs_properties_add_text(security, b"curve_server_key", b"Server public key", L.OBS_TEXT_DEFAULT)
+    obs.obs_properties_add_text(security, b"curve_public_key", b"Client public key", L.OBS_TEXT_DEFAULT)
+    obs.obs_properties_add_text(security, b"curve_secret_key", b"Client secret key", L.OBS_TEXT_PASSWORD)
+    obs.obs_properties_add_group(props, b"grp_security", b"Security (CURVE keys, for a server on another machine)",
+                                 L.OBS_GROUP_NORMAL, security)
 
     bg = obs.obs_properties_create()
     mode = obs.obs_properties_add_list(bg, b"background_mode", b"Background", L.OBS_COMBO_TYPE_LIST,
