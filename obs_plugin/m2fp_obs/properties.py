@@ -129,11 +129,18 @@ def set_parts(obs: L.LibObs, source: int, names: list, on: bool) -> None:
 
 
 def find_server_command() -> Optional[str]:
-    """``m2fp-server`` on PATH, or in the venv the install scripts create."""
+    """``m2fp-server`` on PATH, or in the venv the install scripts create (same places as they use)."""
     found = shutil.which("m2fp-server")
     if found:
         return found
-    home = os.environ.get("M2FP_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "m2fp-obs")
+    if os.environ.get("M2FP_HOME"):
+        home = os.environ["M2FP_HOME"]
+    elif sys.platform.startswith("win"):
+        home = os.path.join(os.environ.get("LOCALAPPDATA", ""), "m2fp-obs")
+    elif sys.platform == "darwin":
+        home = os.path.join(os.path.expanduser("~"), "Library", "Application Support", "m2fp-obs")
+    else:
+        home = os.path.join(os.path.expanduser("~"), ".local", "share", "m2fp-obs")
     sub = ("Scripts", "m2fp-server.exe") if sys.platform.startswith("win") else ("bin", "m2fp-server")
     path = os.path.join(home, "venv", *sub)
     return path if os.path.exists(path) else None
