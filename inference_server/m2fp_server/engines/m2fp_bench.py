@@ -251,11 +251,19 @@ def run_model_bench(args: argparse.Namespace) -> int:
 
 
 def _export(model_dir: Path, side: int, runtime: str, precision: str, threads: int) -> None:
-    cmd = [sys.executable, "-m", "m2fp_server.cli.main", "--log-level", "WARNING", "export", "--size", str(side),
-           "--runtime", runtime, "--precision", precision, "--model-dir", str(model_dir), "--threads", str(threads)]
-    if precision != "f32":
-        cmd += ["--image", str(_sample())]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    """``m2fp export`` in its own process, checked on the shipped portraits (the second if the first fails)."""
+    from ..samples import PORTRAITS
+    errors = []
+    for image in (PORTRAITS["astronaut"], PORTRAITS["grace_hopper"]):
+        cmd = [sys.executable, "-m", "m2fp_server.cli.main", "--log-level", "WARNING", "export", "--size", str(side),
+               "--runtime", runtime, "--precision", precision, "--model-dir", str(model_dir),
+               "--threads", str(threads), "--image", str(image)]
+        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if done.returncode == 0:
+            return
+        errors.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
+        print(f"    export check failed on {image.name}: {errors[-1]}", flush=True)
+    raise RuntimeError(f"{runtime} {precision} export at {side} failed its check: {'; '.join(errors)}")
 
 
 def _child(job: dict[str, Any]) -> dict[str, Any]:
@@ -304,14 +312,9 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown benchmark step {kind!r}")
 
 
-def _sample() -> Path:
-    from ..samples import PORTRAITS
-    return PORTRAITS["astronaut"]
-
-
 def print_table(rows: list[Row], peak32: float, peak16: float | None, standin: bool) -> None:
     print()
-    print(f"| short side | what | s/frame (median) | best | GFLOP | GFLOP/s | % of matmul peak | "
+    print("| short side | what | s/frame (median) | best | GFLOP | GFLOP/s | % of matmul peak | "
           f"pipeline@size / this | pipeline@640 / this |")
     print("|---|---|---|---|---|---|---|---|---|")
     default = next((r.seconds for r in rows if r.short_side == PIPELINE_DEFAULT_SHORT_SIDE
