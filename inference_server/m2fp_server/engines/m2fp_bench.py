@@ -315,7 +315,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 def print_table(rows: list[Row], peak32: float, peak16: float | None, standin: bool) -> None:
     print()
     print("| short side | what | s/frame (median) | best | GFLOP | GFLOP/s | % of matmul peak | "
-          f"pipeline@size / this | pipeline@640 / this |")
+          "pipeline@size / this | pipeline@640 / this |")
     print("|---|---|---|---|---|---|---|---|---|")
     default = next((r.seconds for r in rows if r.short_side == PIPELINE_DEFAULT_SHORT_SIDE
                     and r.what.startswith("ModelScope pipeline as")), None)
