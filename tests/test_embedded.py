@@ -171,6 +171,22 @@ def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ig
     assert live >= 0.88 and live >= offline - 0.03, (live, offline, stats)
 
 
+def test_detector_places_hips_and_body_circle_on_real_people() -> None:
+    """The SSD decoding (anchors, offsets, letterbox) lands on the person: hips inside the true box,
+    the body circle about the person's height; a webcam bust's body reaches far below the frame."""
+    from m2fp_server.engines.embedded_detect import PoseDetector, _anchors
+    assert _anchors().shape == (2254, 2)
+    det = PoseDetector()
+    body = _clip("framing-full-body", static=2, moving=2)
+    ys, xs = np.nonzero(body.truth[0])
+    (p, *_) = det(body.frames[0])
+    assert xs.min() < p.hips[0] < xs.max() and ys.min() < p.hips[1] < ys.max()
+    assert 0.35 < 2 * p.body_radius / (ys.max() - ys.min()) < 1.6
+    bust = get_clip("framing-bust", background="texture:4", static=2, moving=2)
+    (q, *_) = det(bust.frames[0])
+    assert q.hips[1] + 0.8 * q.body_radius > 1.2 * bust.frames.shape[1]
+
+
 def test_bad_options_are_refused() -> None:
     from m2fp_server.engines.base import EngineUnavailable
     with pytest.raises(EngineUnavailable, match="only="):
