@@ -51,6 +51,10 @@ class M2FPEngine(Engine):
             raise EngineUnavailable(str(exc)) from None
         except ConfigError as exc:
             raise EngineUnavailable(f"{exc}; re-download with: {fetch_command(model)}") from None
+        except ValueError as exc:  # unknown model name
+            raise EngineUnavailable(str(exc)) from None
+        if precision not in ("auto", "f32", "bf16"):
+            raise EngineUnavailable(f"unknown precision {precision!r}; choose from auto, f32, bf16")
         self.threads = int(threads or default_threads())
         self._classes = make_classes(self.config.class_names)
         self._num = len(self._classes)
