@@ -73,7 +73,7 @@ $obsPython = $obsPython.Trim()
 $pyHome = Split-Path -Parent $obsPython
 if ($pyHome -like "*WindowsApps*") { throw "$obsPython is the Microsoft Store Python; OBS needs a python.org install" }
 Write-Host "    $obsPython"
-Run $obsPython @("-m", "pip", "install", "--user", "--upgrade", "pyzmq")
+Run $obsPython @("-m", "pip", "install", "--upgrade", "pyzmq")  # into that install: OBS sees its site-packages
 
 # ---------------------------------------------------------------- 2. the server venv
 Say "inference server -> $Venv"
