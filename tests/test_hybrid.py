@@ -72,6 +72,13 @@ def test_parts_come_from_the_slow_parsing_inside_the_fast_silhouette(hybrid) -> 
     slow2[2, 0:6, 0:3] = 1.0
     added = hybrid.fuse(person, slow2)
     assert added[0, 5:20, 0:8].mean() < 0.2 and added[2, 5:20, 0:8].mean() > 0.8
+    # a stale slow result beside the person (touching the silhouette) leaves no ghost
+    ghost = np.zeros((C, 15, 20), np.float32)
+    ghost[0] = 1.0
+    ghost[0, 2:15, 10:20] = 0.0  # the person as the slow model saw them, 5 columns further right
+    ghost[5, 2:15, 10:20] = 1.0
+    out = hybrid.fuse(person, ghost)
+    assert out[0, 10:60, 62:80].mean() > 0.99  # right of the fast silhouette stays background
 
 
 def test_class_selection_works_on_the_hybrid_output(hybrid) -> None:  # type: ignore[no-untyped-def]

@@ -1,18 +1,19 @@
 """``hybrid``: a fast silhouette on every frame, M2FP's parts from its latest result.
 
-M2FP needs 0.2-0.6 s per frame here; the embedded models need a few ms.  So:
+M2FP needs 0.3-2 s per frame here; the embedded models need a few ms.  So:
 
 * the **fast engine** (embedded, or selfie) answers every frame: it decides
   *where the person is* now;
 * **M2FP** runs in its own worker thread (:class:`AsyncRunner`) on the newest
   frame whenever it is free; its latest parsing, carried onto the current frame
   by the stream's optical flow, decides *which part* each person pixel is;
-* M2FP also **adds people the fast model missed**: its person pixels far from
-  anything the fast model found are kept (warped, so they follow the person).
+* M2FP also **adds people the fast model missed**: a person in its parsing that
+  does not touch the fast silhouette at all is added (warped, so they follow).
 
 The output has M2FP's classes, so ``keep`` works exactly as with M2FP alone.
-The fast path never waits for M2FP; on 2 cores M2FP gets one thread and the
-fast path the other (``slow_threads``; see the README's thread-split table).
+The fast path never waits for M2FP.  On 2 cores M2FP gets one thread at a lower
+priority (``slow_threads=1``, ``slow_nice=10``): measured, a second M2FP thread
+brought no more results per second and doubled the fast path's latency (README).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class HybridEngine(Engine):
     wants_motion = True
 
     def __init__(self, fast: str = "embedded", slow: str = "m2fp", slow_threads: int = 1,
-                 slow_rate_hz: float = 0.0, slow_delay_ms: float = 0.0, add_radius: float = 0.04, slow_nice: int = 10,
+                 slow_rate_hz: float = 0.0, slow_delay_ms: float = 0.0, slow_nice: int = 10,
+                 add_overlap: float = 0.05, add_min_area: float = 0.002,
                  slow_options: dict[str, Any] | None = None, fast_engine: Engine | None = None,
                  slow_engine: Engine | None = None, **options: Any) -> None:
         """``options`` go to the slow engine (weights path etc.); ``slow_threads`` too, as ``threads``.
@@ -63,7 +65,8 @@ class HybridEngine(Engine):
         except EngineUnavailable:
             self.slow.close()
             raise
-        self.add_radius = add_radius
+        self.add_overlap = add_overlap  # a slow person overlapping the fast silhouette less than this is added
+        self.add_min_area = add_min_area  # ...if at least this share of the frame (no specks)
         self.runner = AsyncRunner(self.slow, slow_rate_hz, slow_delay_ms / 1e3, name="m2fp-hybrid-slow",
                                   nice=slow_nice)
         self._trackers: dict[Any, FlowTracker] = {}  # for infer() without the pipeline's tracker
@@ -130,17 +133,37 @@ class HybridEngine(Engine):
         near = mass > 0.3
         cond = np.where(near[None], parts / (mass[None] + 1e-6), spread / (spread_mass[None] + 1e-6))
         cond[:, (~near) & (spread_mass < 1e-3)] = 1.0 / (C - 1)  # no slow person anywhere near
-        # people the fast model missed: slow person pixels away from anything the fast model found
-        slow_person = cv2.resize(np.clip(1.0 - slow[0], 0.0, 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
-        r = max(1, int(self.add_radius * max(h, w)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
-        near_fast = cv2.dilate((person >= 0.5).astype(np.uint8), kernel)
-        person = np.maximum(person, slow_person * (1 - near_fast))
+        missed = self._missed_people(person, slow[0])
+        if missed is not None:
+            slow_person = cv2.resize(np.clip(1.0 - slow[0], 0.0, 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
+            keep = cv2.resize(missed, (w, h), interpolation=cv2.INTER_LINEAR)
+            person = np.maximum(person, slow_person * keep)
         out[0] = 1.0 - person
         for i in range(C - 1):  # scale up channel by channel, straight into the output
             cv2.resize(cond[i], (w, h), dst=out[i + 1], interpolation=cv2.INTER_LINEAR)
         out[1:] *= person[None]
         return out
+
+    def _missed_people(self, person: np.ndarray, slow_bg: np.ndarray) -> np.ndarray | None:
+        """Slow-engine people the fast silhouette does not touch, as a (h', w') float mask, or None.
+
+        Judged per connected person: one that overlaps the fast silhouette is the
+        same person (the fast model's outline wins, so a stale or badly warped
+        slow result never leaves a ghost beside them); one that does not is added.
+        """
+        sh, sw = slow_bg.shape
+        blobs = (slow_bg < 0.5).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(blobs, connectivity=8)
+        if n <= 1:
+            return None
+        fast = cv2.resize(person, (sw, sh), interpolation=cv2.INTER_AREA) >= 0.5
+        overlap = np.bincount(labels[fast], minlength=n)
+        area = stats[:, cv2.CC_STAT_AREA]
+        ids = [i for i in range(1, n)
+               if area[i] >= self.add_min_area * sh * sw and overlap[i] < self.add_overlap * area[i]]
+        if not ids:
+            return None
+        return np.isin(labels, ids).astype(np.float32)
 
     def forget(self, stream: Any) -> None:
         self.runner.forget(stream)
