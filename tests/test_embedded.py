@@ -201,4 +201,4 @@ def test_bench_models_prints_each_model() -> None:
     assert r.returncode == 0, r.stderr
     for row in ("selfie general", "selfie landscape", "pose landmark", "pose detector", "embedded engine, bust"):
         line = next(ln for ln in r.stdout.splitlines() if ln.startswith(row))
-        assert float(line.split()[-2]) > 0
+        assert float(line.split()[-3]) > 0 and float(line.split()[-2]) > 0
