@@ -4,7 +4,9 @@ The busts are the shipped public-domain cutouts (``data/cutouts``).  No
 public-domain full-body photograph ships with any package reachable here, so the
 full-body people come from Debian's ``opencv-doc`` sample images
 (``basketball1.png``: a man standing, grey; ``messi5.jpg``: a footballer in a
-wide kicking pose, colour).  Their licence is unclear, so they are never
+wide kicking pose, colour), and so do the people-free background photos (a room,
+a street, a building front: the synthetic texture of ``groundtruth`` is far
+harder than a real scene for every model).  Their licence is unclear, so they are never
 committed: :func:`opencv_doc_file` finds them on the system or fetches the
 package with ``apt-get download`` at test time, and the cutouts are cached
 under ``~/.cache/m2fp-obs``.
