@@ -237,7 +237,11 @@ def run_model_bench(args: argparse.Namespace) -> int:
                 for prec in ["f32"] + (["bf16"] if want_bf16 and rt == "openvino" else []):
                     if find_export(model_dir, canvas, rt, prec) is None:
                         print(f"  exporting {rt} {prec} {canvas.key} (once) ...", flush=True)
-                        _export(model_dir, side, rt, prec, threads)
+                        try:
+                            _export(model_dir, side, rt, prec, threads)
+                        except RuntimeError as exc:
+                            print(f"  skipping {rt} {prec} at {side}: {str(exc)[:200]}", flush=True)
+                            continue
                     r = _child({"kind": "engine", **common, "side": side, "runtime": rt, "precision": prec})
                     label = f"ours, {rt} {prec}" + (" (opt-in)" if prec != "f32" else "")
                     rows.append(Row(label, side, r["seconds"], gflop[side], r["best"], prec))
