@@ -27,6 +27,8 @@ POSE_FILE = "pose_landmark_full.tflite"
 class PoseResult:
     mask: np.ndarray  # (256, 256) float32 person probability in the crop
     presence: float  # 0..1, the model's own "a person is here" score
+    landmarks: np.ndarray  # (39, 5): x, y (crop pixels), z, visibility, presence (logits); 33 = hip centre,
+    #                        34 = a point on the circle holding the whole body (MediaPipe's region anchors)
 
 
 class PoseSegmenter:
@@ -40,6 +42,7 @@ class PoseSegmenter:
         outs = {tuple(d["shape"]): d["index"] for d in self._it.get_output_details()}
         self._seg = outs[(1, 256, 256, 1)]
         self._flag = outs[(1, 1)]
+        self._landmarks = outs[(1, 195)]
         self._buf = np.empty((1, self.size, self.size, 3), np.float32)
 
     def run(self, rgb256: np.ndarray) -> PoseResult:
@@ -49,7 +52,8 @@ class PoseSegmenter:
         self._it.invoke()
         logits = self._it.get_tensor(self._seg)[0, :, :, 0]
         mask = 1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))
-        return PoseResult(mask.astype(np.float32, copy=False), float(self._it.get_tensor(self._flag)[0, 0]))
+        return PoseResult(mask.astype(np.float32, copy=False), float(self._it.get_tensor(self._flag)[0, 0]),
+                          self._it.get_tensor(self._landmarks)[0].reshape(39, 5))
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """Any-size RGB in (squashed to 256x256), mask out: the same call shape as TFLiteSegmenter."""
