@@ -19,10 +19,10 @@ not help (+0.002 on a bust, -0.07 on two people).  So per stream:
   ~11 ms.
 
 The pose detector (~6 ms) runs on the first frame, whenever the tracked person
-is lost, and every ``redetect_every`` frames or when the covered share of the frame changes
-by half (new people, framing changes), so
-it does not count in the median.  Nothing is removed after the models: no
-edge or contour rule; a person the models found stays.
+is lost, every ``redetect_every`` frames, and when the covered share of the
+frame changes by half (new people, framing changes), so it does not count in the
+median.  No edge, contour or size rule removes anything: a person that touches
+no frame edge stays, and holes are left to the models.
 """
 from __future__ import annotations
 
