@@ -74,3 +74,20 @@ def test_a_broken_chain_is_reported_not_guessed(clip) -> None:  # type: ignore[n
     tr.push(clip.frames[10], flow=False)  # motion switched off: the history is dropped
     assert tr.warp(np.zeros((10, 10), np.float32), 9) is None
     assert tr.warp(np.ones((10, 10), np.float32), tr.seq) is not None
+
+
+def test_a_pinned_frame_can_be_warped_long_after_its_flows_are_gone(clip) -> None:  # type: ignore[no-untyped-def]
+    tr = FlowTracker(history=3)
+    start = clip.moving_frames.start
+    for i in range(start + 2):
+        tr.push(clip.frames[i])
+    assert tr.pin(start)  # the slow engine started on this frame
+    for i in range(start + 2, start + 14):
+        tr.push(clip.frames[i])
+    old = clip.truth[start].astype(np.float32)
+    warped = tr.warp(old, start)  # 13 frames later, with only 3 flows kept
+    assert warped is not None
+    assert iou(_alpha8(warped), clip.truth[start + 13]) > 0.9
+    assert tr.warp(old, start + 1) is None  # not pinned: out of reach
+    tr.release(start + 1)
+    assert tr.warp(old, start) is None  # released once a newer result is in

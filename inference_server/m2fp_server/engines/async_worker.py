@@ -41,6 +41,7 @@ class _Result:
 class _StreamSlot:
     waiting: tuple[int, np.ndarray] | None = None  # (seq, rgb) not yet started
     running: bool = False
+    running_seq: int = -1  # the frame the worker is on (while ``running``)
     result: _Result | None = None
     first: threading.Event = field(default_factory=threading.Event)
     calls: int = 0  # own frame numbering when no tracker is given
@@ -106,6 +107,7 @@ class AsyncRunner:
                         seq, rgb = s.waiting
                         s.waiting = None
                         s.running = True
+                        s.running_seq = seq
                         return key, seq, rgb
                 self._cond.wait(0.2)
             return None
@@ -147,6 +149,15 @@ class AsyncRunner:
                     s.first.set()
                 if s.waiting is not None:
                     self._cond.notify()
+
+
+def follow(runner: AsyncRunner, key: Any, tracker: FlowTracker, result_seq: int | None) -> None:
+    """Pin the frame the worker is on (so its result can be warped however late) and let go of older ones."""
+    slot = runner.slot(key)
+    if slot.running and slot.running_seq >= 0:
+        tracker.pin(slot.running_seq)
+    if result_seq is not None:
+        tracker.release(result_seq)
 
 
 def empty_output(classes: tuple[ClassInfo, ...], shape: tuple[int, int]) -> EngineOutput:
@@ -200,6 +211,8 @@ class AsyncEngine(Engine):
         if not slot.first.is_set() and self.wait_first_s > 0:
             slot.first.wait(self.wait_first_s)
         res = self.runner.latest(stream)
+        if motion and tracker is not None:
+            follow(self.runner, stream, tracker, None if res is None else res.seq)
         if res is None:
             return empty_output(self.classes, rgb.shape[:2])
         out = res.output

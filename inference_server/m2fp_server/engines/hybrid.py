@@ -26,7 +26,7 @@ import numpy as np
 from m2fp_protocol import ClassInfo
 
 from ..postprocess.motion import FlowTracker
-from .async_worker import AsyncEngine, AsyncRunner
+from .async_worker import AsyncEngine, AsyncRunner, follow
 from .base import Engine, EngineOutput, EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,8 @@ class HybridEngine(Engine):
         fast = self.fast.infer(rgb, stream)
         person = fast.probs[1:].sum(axis=0) if fast.probs.shape[0] > 2 else fast.probs[1]
         res = self.runner.latest(stream)
+        if motion and tracker is not None:
+            follow(self.runner, stream, tracker, None if res is None else res.seq)
         slow_probs, age, warped = None, -1, False
         if res is not None:
             slow_probs, age = res.output.probs, seq - res.seq

@@ -7,6 +7,9 @@ predecessor is computed once (OpenCV DIS, a few tenths of a millisecond on a
 small grey frame) and kept; a result from frame k is carried to frame n through
 the chain k -> k+1 -> ... -> n.  The chain is a coordinate map, updated with one
 remap per new frame, so the mask itself is resampled only once (no blur build-up).
+A frame the slow engine has started on is ``pin``-ned: its chain is advanced on
+every push from then on, so its result can be warped however late it arrives,
+while only a second's worth of flows is kept.
 
 ``extrapolate`` moves a mask a few frames into the *future* (the frames the
 viewer will see while the mask travels back), with the person's own velocity
@@ -36,7 +39,7 @@ class _Chain:
 class FlowTracker:
     """Per-stream flow history.  ``push`` every frame; ``warp`` results from older frames onto it."""
 
-    history: int = 48  # frames of flow kept: results older than this are held, not warped
+    history: int = 30  # frames of flow kept (a result from an unpinned frame older than this is held)
     max_width: int = FLOW_MAX_WIDTH
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
     finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, ~3x the time)
@@ -45,6 +48,7 @@ class FlowTracker:
     _gray: np.ndarray | None = None
     _flows: collections.OrderedDict = field(default_factory=collections.OrderedDict)  # seq -> (fh, fw, 2)
     _chains: dict[int, _Chain] = field(default_factory=dict)
+    _pinned: set[int] = field(default_factory=set)
     _dis: object | None = None
     _grid: np.ndarray | None = None
 
@@ -53,6 +57,7 @@ class FlowTracker:
         self._gray = None
         self._flows.clear()
         self._chains.clear()
+        self._pinned.clear()
 
     @property
     def grid_size(self) -> tuple[int, int] | None:
@@ -75,6 +80,7 @@ class FlowTracker:
         if not flow or prev is None or prev.shape != gray.shape:
             self._flows.clear()
             self._chains.clear()
+            self._pinned.clear()
             return self.seq
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(self.preset)
@@ -83,7 +89,27 @@ class FlowTracker:
         self._flows[self.seq] = self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
         while len(self._flows) > self.history:
             self._flows.popitem(last=False)
+        for source in list(self._pinned):  # keep pinned chains current: they never need old flows
+            if self.chain_to(source) is None:
+                self._pinned.discard(source)
         return self.seq
+
+    def pin(self, source: int) -> bool:
+        """Keep the chain from frame ``source`` current from now on (a slow result for it is coming).
+
+        False when ``source`` is already out of reach (older than the kept flows).
+        """
+        if source in self._pinned:
+            return True
+        if self.chain_to(source) is None:
+            return False
+        self._pinned.add(source)
+        return True
+
+    def release(self, before: int) -> None:
+        """Forget the chains of frames older than ``before`` (a newer result has arrived)."""
+        self._pinned = {s for s in self._pinned if s >= before}
+        self._chains = {s: c for s, c in self._chains.items() if s >= before}
 
     def _identity(self, shape: tuple[int, int]) -> np.ndarray:
         if self._grid is None or self._grid.shape[:2] != shape:
@@ -111,7 +137,9 @@ class FlowTracker:
             pos = grid + b  # where each pixel of frame s was in frame s-1
             ch.map = cv2.remap(ch.map, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             ch.at = s
-        self._chains = {source: ch}  # one live chain per stream: the newest result's
+        self._chains[source] = ch
+        for old in [s for s in self._chains if s != source and s not in self._pinned]:
+            del self._chains[old]  # unpinned chains live only while they are being used
         return ch.map
 
     def warp(self, arr: np.ndarray, source: int) -> np.ndarray | None:
