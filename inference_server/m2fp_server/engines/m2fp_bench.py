@@ -248,6 +248,10 @@ def run_model_bench(args: argparse.Namespace) -> int:
             for row in rows:
                 if row.short_side == side:
                     print(f"  {side}: {row.what}: {row.seconds:.3f} s", flush=True)
+        again = _child({"kind": "peak", **common, "bf16": want_bf16})  # the best of two tries: a peak
+        peaks = {k: max(v, again[k]) if isinstance(v, float) else v for k, v in peaks.items()}
+        print(f"matrix-multiply peak, best of the start and the end: f32 {peaks['f32']:.0f} GFLOP/s"
+              + (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks.get("bf16") else ""), flush=True)
         print_table(rows, peaks["f32"], peaks.get("bf16"), standin)
         print(f"load average at the end {os.getloadavg()[0]:.1f} (2 cores; other work on the machine "
               f"slows every row)")
