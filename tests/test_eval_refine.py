@@ -30,3 +30,13 @@ def test_refine_setting_improves_the_selfie_outline(selfie_engine) -> None:  # t
     refined = offline_alphas(selfie_engine, clip, StreamConfig(smoothing=0.0, refine=True))
     frames = range(len(clip))
     assert mean_boundary_error(refined, clip.truth, frames) < mean_boundary_error(plain, clip.truth, frames)
+
+
+def test_refined_edges_do_not_shimmer_on_a_still_person(selfie_engine) -> None:  # type: ignore[no-untyped-def]
+    from m2fp_server.evaluation.metrics import flicker
+    clip = get_clip("sway", static=20, moving=2, size=(320, 240))
+    raw = offline_alphas(selfie_engine, clip, StreamConfig(smoothing=0.0, refine=True))
+    smooth = offline_alphas(selfie_engine, clip, StreamConfig(smoothing=0.5, refine=True))
+    # the guide frame's sensor noise moves refined edges; smoothing after refinement holds them
+    assert flicker(raw, clip.static_frames) > 0.01
+    assert flicker(smooth, clip.static_frames) <= 0.001

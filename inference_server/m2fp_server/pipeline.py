@@ -65,14 +65,15 @@ class Pipeline:
         probs = out.probs
         h, w = probs.shape[1:]
         alpha = select_alpha(probs, stream.keep_ids)
+        size = mask_size or (rgb.shape[1], rgb.shape[0])
+        if cfg.refine:  # along the frame's edges, at the output size; smoothed there (the guide is noisy too)
+            alpha = self.refiner(alpha, rgb, size)
         if cfg.smoothing > 0:
-            small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            ah, aw = alpha.shape
+            small = rgb if rgb.shape[:2] == (ah, aw) else cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
         if predict > 0:
             alpha = stream.motion.extrapolate(alpha, predict)
-        size = mask_size or (rgb.shape[1], rgb.shape[0])
-        if cfg.refine:
-            alpha = self.refiner(alpha, rgb, size)
         alpha8 = resize_alpha(alpha, size)
         if not cfg.soft:  # cut after resizing so the edge stays smooth at the output size
             alpha8 = threshold_alpha(alpha8, cfg.threshold)
