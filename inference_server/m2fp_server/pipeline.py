@@ -56,6 +56,8 @@ class Pipeline:
         cfg = stream.config
         predict = cfg.predict_frames if cfg.motion else 0.0
         if self._wants_motion or predict > 0:
+            if not self._wants_motion:
+                stream.motion.history = 2  # prediction needs only the last two flows
             stream.motion.push(rgb, flow=cfg.motion)
         if self._wants_motion:
             out = self.engine.infer_tracked(rgb, stream.key, stream.motion, cfg.motion)  # type: ignore[attr-defined]
