@@ -267,3 +267,25 @@ def test_server_process_shuts_down_cleanly_on_signal(server_process, sig):
     assert proc.wait(10) == 0
     out = proc.stdout.read().decode()
     assert "shutting down" in out and "server stopped" in out
+
+
+def test_config_during_processing_takes_effect_at_the_next_frame(slow_server):
+    """A CONFIG arriving while the worker runs this client's frame never changes that frame mid-way."""
+    frame, truth = still("astronaut", (256, 192))
+    with MaskClient(slow_server.endpoint, timeout_s=5) as c:
+        c.hello()
+        fid = c.send_frame(rgba(frame))
+        time.sleep(0.01)  # the worker is now inside the 50 ms engine call for this frame
+        c.sock.send_multipart(proto.encode_json(Header(MsgType.CONFIG), {"keep": ["Background"]}))
+        got = {}
+        while len(got) < 2:  # the ACK comes at once, the MASK when the engine is done
+            r = c.recv(5.0)
+            assert r is not None
+            got[r.type] = r
+        first, ack = got[MsgType.MASK], got[MsgType.CONFIG_ACK]
+        assert first.header.frame_id == fid
+        assert first.header.generation < ack.json["generation"]
+        assert iou(first.array >= 128, truth) > 0.85  # made entirely with the old settings
+        second, _ = c.mask(rgba(frame))
+        assert second.header.generation == ack.json["generation"]
+        assert iou(second.array >= 128, 1 - truth) > 0.85  # and the next frame with the new ones

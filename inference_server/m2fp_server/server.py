@@ -30,7 +30,6 @@ from . import __version__
 from .engines.base import Engine
 from .frames import to_rgb
 from .pipeline import Pipeline
-from .postprocess.classes import resolve_keep
 from .security import Authenticator, CurveKeys, check_exposure
 from .streams import StreamState, StreamTable
 
@@ -259,11 +258,8 @@ class InferenceServer:
 
     def _on_config(self, router: zmq.Socket, identity: bytes, msg: proto.Message) -> None:
         stream = self.streams.get(identity)
-        cfg = StreamConfig.from_json(proto.decode_json(msg), base=stream.config)
-        resolve_keep(cfg.keep, self.engine.classes)  # validate names now; raises BAD_CONFIG
-        with self._sched.cond:
-            stream.apply(cfg, self.engine.classes)
-            gen = stream.generation
+        cfg = StreamConfig.from_json(proto.decode_json(msg), base=stream.latest_config())
+        gen = stream.request(cfg, self.engine.classes)  # raises BAD_CONFIG for unknown classes
         self._send(router, identity, proto.encode_json(
             Header(MsgType.CONFIG_ACK, frame_id=msg.header.frame_id, generation=gen),
             {"generation": gen, "config": cfg.to_json()}))
@@ -304,8 +300,7 @@ class InferenceServer:
         want_labels = bool(h.flags & proto.Flags.WANT_PARSING)
         try:
             rgb = to_rgb(h, job.message.payload)
-            with self._sched.cond:
-                gen = job.stream.generation
+            gen = job.stream.settle()  # settings sent since the last frame take effect now
             with self.engine_lock:
                 res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)
         except ProtocolError as exc:

@@ -5,6 +5,7 @@ streams, and a stream that goes quiet is forgotten after ``idle_s``.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -27,15 +28,46 @@ class StreamState:
     last_seen: float = field(default_factory=time.monotonic)
     frames: int = 0
     dropped: int = 0
+    #: generation of the settings the worker actually uses (``generation`` is the newest asked for)
+    applied_generation: int = 0
+    _pending: tuple[StreamConfig, list[int], int] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def apply(self, config: StreamConfig, classes: Sequence[ClassInfo]) -> None:
-        """Install new settings (validated against the engine's classes first)."""
-        keep_ids = resolve_keep(config.keep, classes)
-        self.config = config
-        self.keep_ids = keep_ids
-        self.generation += 1
-        self.smoother.weight = config.smoothing
-        self.smoother.reset()
+        """Install new settings now (single-threaded users: CLI, evaluation)."""
+        self.request(config, classes)
+        self.settle()
+
+    def request(self, config: StreamConfig, classes: Sequence[ClassInfo]) -> int:
+        """Validate and queue new settings; return their generation.
+
+        Called by the server's I/O thread while the worker may be processing this
+        stream: the settings take effect at the worker's next :meth:`settle`, so a
+        frame is never half processed with old settings and half with new ones.
+        """
+        keep_ids = resolve_keep(config.keep, classes)  # raises BAD_CONFIG before anything changes
+        with self._lock:
+            self.generation += 1
+            self._pending = (config, keep_ids, self.generation)
+            return self.generation
+
+    def latest_config(self) -> StreamConfig:
+        """The newest settings asked for (queued or in use): what a partial CONFIG merges into."""
+        with self._lock:
+            return self._pending[0] if self._pending is not None else self.config
+
+    def settle(self) -> int:
+        """Install queued settings (worker thread, before a frame); return the generation in use."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            config, keep_ids, gen = pending
+            self.config = config
+            self.keep_ids = keep_ids
+            self.smoother.weight = config.smoothing
+            self.smoother.reset()
+            self.applied_generation = gen
+        return self.applied_generation
 
 
 class StreamTable:
@@ -49,7 +81,7 @@ class StreamTable:
         if st is None:
             st = StreamState(key)
             st.apply(StreamConfig(), self._classes)
-            st.generation = 0
+            st.generation = st.applied_generation = 0
             self._streams[key] = st
         st.last_seen = time.monotonic()
         return st
