@@ -10,6 +10,13 @@ On OBS's graphics thread, each frame:
 * ``video_tick`` of the next frame: stage and map the small texture and send it,
   if fewer than ``max_inflight`` frames are unanswered (otherwise skip it).
 
+With "Frame sync" on (``sync_frames`` = N), ``video_render`` instead renders the
+input into a ring of N + 1 full-size textures (``delay.VideoDelay``) and draws the
+one of N frames ago with the mask computed from that frame, or the newest mask of
+an earlier frame when its own is late (``sync.FrameSync``).  OBS may render a
+source more than once per frame (screenshots, projectors): the ring advances only
+on the first render after a ``video_tick``.
+
 Settings arrive on the UI thread and are applied at the start of the next frame
 (the socket belongs to the graphics thread).
 """
@@ -26,6 +33,7 @@ from m2fp_protocol import PixelFormat, color_for
 from . import libobs as L
 from . import log
 from .capture import FrameCapture
+from .delay import VideoDelay
 from .policy import Action
 from .render import TECHNIQUES, Compositor
 from .settings import FilterSettings
@@ -57,6 +65,14 @@ class FilterInstance:
         self._want_readback = False
         self._seen_info: Optional[Dict[str, Any]] = None
         self.property_names: Optional[List[str]] = None  # filled when stats are written (tests)
+        self.delay: Optional[VideoDelay] = VideoDelay(obs, settings.sync_frames) if settings.sync_frames else None
+        self._ticks = 0  # video_tick count: a render after a new tick is a new frame
+        self._frame_tick = -1  # tick of the frame pushed into the delay ring
+        self._seq: Optional[int] = None  # that frame's seq in the ring
+        self._capture_seq: Optional[int] = None  # seq of the frame in the small capture (sent next tick)
+        self._counted_tick = -1
+        self.sync_counts: Dict[str, int] = collections.Counter()  # frames shown with their own mask / another
+        self.sync_age: Deque[float] = collections.deque(maxlen=1800)  # frames between shown frame and its mask
         self._open_transport()
 
     # ------------------------------------------------------------------ settings (UI thread → render)
@@ -68,6 +84,8 @@ class FilterInstance:
             self.transport.close()
             self.transport = None
         self.have_mask = self.have_parsing = False
+        if self.delay is not None:
+            self.delay.sync.forget_ids()  # a new socket numbers frames from 1 again
         try:
             self.transport = MaskTransport(self.settings.transport_settings(),
                                            self.settings.server_config(self.class_names))
@@ -81,6 +99,8 @@ class FilterInstance:
         if new is None:
             return
         old, self.settings = self.settings, new
+        if new.sync_frames != old.sync_frames:
+            self._set_delay(new.sync_frames)
         if new.connection_key() != old.connection_key():
             self._open_transport()
         elif self.transport is not None:
@@ -89,6 +109,19 @@ class FilterInstance:
             if cfg != self.transport.config:
                 self.transport.configure(cfg)
         self.compositor.set_background_image(new.background_image if new.background_mode == "image" else "")
+
+    def _set_delay(self, frames: int) -> None:
+        """Graphics thread, context entered (video_render): the ring exists only while sync is on."""
+        if self.delay is not None:
+            self.delay.destroy()
+            self.delay = None
+        if frames:
+            self.delay = VideoDelay(self.obs, frames)
+        self._frame_tick = -1
+        self._seq = self._capture_seq = None
+        self.sync_counts.clear()
+        self.sync_age.clear()
+        self.events.append((time.monotonic(), f"frame sync {frames}"))
 
     def _on_info(self, tr: MaskTransport) -> None:
         if tr.info is self._seen_info:  # same INFO object: nothing new (checked every frame)
@@ -133,7 +166,9 @@ class FilterInstance:
                 self._on_info(tr)
             m = tr.take_mask()
             if m is not None:
-                self.compositor.mask.upload(m.width, m.height, m.data)
+                self.compositor.mask.upload(m.width, m.height, m.data)  # the newest (also sync's fallback)
+                if self.delay is not None:
+                    self.delay.upload_mask(m.frame_id, m.width, m.height, m.data)
                 self.have_mask = True
             p = tr.take_parsing()
             if p is not None:
@@ -152,9 +187,19 @@ class FilterInstance:
         self._want_readback = False
         if action in (Action.PASS, Action.HIDE) and not send:
             # nothing to composite and nothing to send (server away): cost nothing
+            if self.delay is not None:
+                self.delay.sync.reset()  # the ring stops here: refill it when masks are back
             self._record(t0, t1, t1, time.perf_counter())
             return action is Action.HIDE  # False: the caller passes the frame through untouched
-        if not o.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING):
+        delay = self.delay
+        if delay is not None:
+            new_frame = self._frame_tick != self._ticks
+            if new_frame or self._seq is None:
+                self._frame_tick = self._ticks
+                self._seq = delay.begin_frame((w, h))
+                delay.render_frame(self._seq, lambda: self.compositor.run(
+                    "Draw", lambda: o.obs_source_video_render(target)))
+        elif not o.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING):
             return False
         if send_size is not None:
             small_size = send_size
@@ -167,7 +212,13 @@ class FilterInstance:
             self.capture.draw_small(lambda: comp.run("Draw", lambda: o.obs_source_video_render(target)), (w, h),
                                     small_size)
         self._want_readback = send
+        if send:
+            self._capture_seq = self._seq if delay is not None else None
         t2 = time.perf_counter()
+        if delay is not None:
+            self._draw_synced(delay, action, w, h)
+            self._record(t0, t1, t2, time.perf_counter())
+            return True
         if action in (Action.COMPOSITE, Action.HOLD):
             if s.view_mode == "alpha":
                 tech = "Alpha"
@@ -185,6 +236,31 @@ class FilterInstance:
         self._record(t0, t1, t2, time.perf_counter())
         return True
 
+    def _draw_synced(self, delay: VideoDelay, action: Action, w: int, h: int) -> None:
+        """Draw the frame of ``delay`` frames ago with the mask made from it (or the best one held)."""
+        s, comp = self.settings, self.compositor
+        image, seq = delay.shown_texture()
+        if not image:
+            return
+        if action in (Action.COMPOSITE, Action.HOLD):
+            mask, mask_seq = delay.mask_texture(seq)
+            if seq is not None and mask_seq is not None and self._counted_tick != self._ticks:
+                self._counted_tick = self._ticks  # once per OBS frame, not per render
+                self.sync_counts["own_mask" if mask_seq == seq else "other_mask"] += 1
+                self.sync_age.append(float(seq - mask_seq))
+            if s.view_mode == "alpha":
+                tech = "Alpha"
+            elif s.view_mode == "parsing":
+                tech = "Parsing"
+            else:
+                tech = TECHNIQUES.get(s.background_mode, "Transparent")
+            tech = comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(),
+                                small=self.capture.small_texture, small_size=self.capture.size,
+                                blur=s.blur_strength, mask=mask)
+            comp.draw(tech, image, (w, h))
+        elif action is Action.PASS:
+            comp.draw("Draw", image, (w, h))
+
     def _record(self, t0: float, t1: float, t2: float, t3: float) -> None:
         self.frames += 1
         for phase, dt in (("poll_upload", t1 - t0), ("capture", t2 - t1), ("draw", t3 - t2), ("render", t3 - t0)):
@@ -198,6 +274,7 @@ class FilterInstance:
         rendering is done and the copy is cheap.  Sent one frame after capture,
         as ``m2fp replay`` models (readback_delay=1).
         """
+        self._ticks += 1
         if not self._want_readback:
             return
         self._want_readback = False
@@ -214,7 +291,9 @@ class FilterInstance:
         t1 = time.perf_counter()
         if frame is not None:
             buf, sw, sh, stride = frame
-            tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA)
+            fid = tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA)
+            if fid is not None and self.delay is not None and self._capture_seq is not None:
+                self.delay.sync.sent(self._capture_seq, fid)
         t2 = time.perf_counter()
         self.timings["readback"].append((t1 - t0) * 1000.0)
         self.timings["send"].append((t2 - t1) * 1000.0)
@@ -245,6 +324,10 @@ class FilterInstance:
             "properties": self.property_names,
             "events": sorted(list(self.events) + (list(self.transport.events) if self.transport else [])),
             "timings_ms": {p: _percentiles(list(d)) for p, d in self.timings.items()},
+            "sync_frames": self.delay.delay if self.delay is not None else 0,
+            "sync": {"own_mask": self.sync_counts["own_mask"], "other_mask": self.sync_counts["other_mask"],
+                     "mask_age_frames": _percentiles(list(self.sync_age))},
+            "server_config": self.transport.acked_config if self.transport is not None else None,
         }
         if st is not None:
             out.update(state=st.state.value, alive=st.server_alive, away_since=st.away_since, sent=st.sent,
@@ -256,6 +339,8 @@ class FilterInstance:
     def reset_timings(self) -> None:
         for d in self.timings.values():
             d.clear()
+        self.sync_counts.clear()
+        self.sync_age.clear()
 
     # ------------------------------------------------------------------ teardown
     def destroy(self) -> None:
@@ -267,6 +352,9 @@ class FilterInstance:
         try:
             self.capture.destroy()
             self.compositor.destroy()
+            if self.delay is not None:
+                self.delay.destroy()
+                self.delay = None
         finally:
             self.obs.obs_leave_graphics()
 

@@ -14,10 +14,17 @@ import sys
 from typing import Any, Optional
 
 from . import libobs as L
-from .settings import BACKGROUND_MODES, VIEW_MODES, is_background, keep_key
+from .settings import BACKGROUND_MODES, SYNC_MAX, SYNC_MIN, VIEW_MODES, is_background, keep_key
 
 _MODE_LABELS = {"transparent": "Transparent", "color": "Colour", "image": "Image", "blur": "Blurred background"}
 _VIEW_LABELS = {"composite": "Composite", "alpha": "Mask (alpha)", "parsing": "Parsing (colour-coded parts)"}
+
+
+SYNC_HELP = (f"0 = off: masks are shown as they arrive and the server moves them ahead along the motion. "
+             f"{SYNC_MIN}-{SYNC_MAX}: the video is delayed by N frames so each frame gets the mask made from it "
+             f"(1 counts as {SYNC_MIN}: a mask is never back within one frame). Offset the audio by the same "
+             f"delay, N x frame time: Advanced Audio Properties -> Sync Offset (67 ms for 2 frames at 30 fps, "
+             f"100 ms for 3).")
 
 
 def set_status(obs: L.LibObs, source: int, text: str) -> None:
@@ -87,6 +94,13 @@ def build(obs: L.LibObs, reg: Any, inst: Optional[Any]) -> int:
     obs.obs_property_list_add_string(after, b"Show the frame unmasked", b"pass")
     obs.obs_property_list_add_string(after, b"Hide the source", b"hide")
     obs.obs_properties_add_group(props, b"grp_away", b"While the server is away", L.OBS_GROUP_NORMAL, away)
+
+    sync = obs.obs_properties_create()
+    prop = obs.obs_properties_add_int(sync, b"sync_frames", b"Frame sync (delay video by N frames, 0 = off)",
+                                      0, SYNC_MAX, 1)
+    obs.obs_property_set_long_description(prop, SYNC_HELP.encode("utf-8"))
+    obs.obs_properties_add_text(sync, b"sync_note", SYNC_HELP.encode("utf-8"), L.OBS_TEXT_INFO)
+    obs.obs_properties_add_group(props, b"grp_sync", b"Frame sync", L.OBS_GROUP_NORMAL, sync)
     return props
 
 

@@ -126,9 +126,10 @@ class Compositor:
     # ------------------------------------------------------------------ per frame
     def prepare(self, technique: str, *, threshold: float = 0.5, feather: float = 0.1,
                 color: Tuple[float, float, float, float] = (0, 0, 0, 1), small: Optional[int] = None,
-                small_size: Tuple[int, int] = (1, 1), blur: float = 0.5) -> str:
+                small_size: Tuple[int, int] = (1, 1), blur: float = 0.5, mask: Optional[int] = None) -> str:
         """Set the parameters of ``technique`` (falling back when a texture is missing); returns the
-        technique to run.  ``image`` is left to whoever draws (OBS's process_filter_tech_end)."""
+        technique to run.  ``image`` is left to whoever draws (OBS's process_filter_tech_end, or ``draw``).
+        ``mask`` replaces the newest mask (frame sync applies the mask of the frame shown)."""
         o, p = self.obs, self.params
         if technique == "Image" and not self.bg_image:
             technique = "Color"
@@ -137,7 +138,7 @@ class Compositor:
         if technique == "Parsing" and not (self.parsing.tex and self.palette):
             technique = "Alpha"
         if technique != "Draw":
-            o.gs_effect_set_texture(p["mask_tex"], self.mask.tex)
+            o.gs_effect_set_texture(p["mask_tex"], mask or self.mask.tex)
             o.gs_effect_set_float(p["threshold"], threshold)
             o.gs_effect_set_float(p["feather"], feather)
         if technique == "Color":
@@ -152,6 +153,11 @@ class Compositor:
             o.gs_effect_set_texture(p["parsing_tex"], self.parsing.tex)
             o.gs_effect_set_texture(p["palette_tex"], self.palette)
         return technique
+
+    def draw(self, technique: str, image: int, size: Tuple[int, int]) -> None:
+        """Draw ``image`` at ``size`` with ``technique`` (what process_filter_tech_end does with its own texture)."""
+        self.obs.gs_effect_set_texture(self.params["image"], image)
+        self.run(technique, lambda: self.obs.gs_draw_sprite(image, 0, size[0], size[1]))
 
     def run(self, technique: str, draw: Callable[[], None]) -> None:
         """Run ``draw`` (which issues the draw calls) inside every pass of ``technique``."""

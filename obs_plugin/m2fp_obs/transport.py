@@ -178,6 +178,7 @@ class MaskTransport:
         self.state = State.CONNECTING
         self.info: Optional[Dict[str, Any]] = None
         self.config: Dict[str, Any] = dict(config or {})
+        self.acked_config: Optional[Dict[str, Any]] = None  # the settings the server says it runs with
         self.generation = 0  # acknowledged generation of our config on this connection
         self._config_id = 0  # frame_id of the CONFIG waiting for its ACK (0 = none)
         self._ids = itertools.count(1)
@@ -416,6 +417,8 @@ class MaskTransport:
             if h.frame_id == self._config_id:
                 self._config_id = 0
                 self.generation = int(payload.get("generation", h.generation))
+                cfg = payload.get("config")
+                self.acked_config = cfg if isinstance(cfg, dict) else None
                 self._set_state(State.READY)
         elif t == MsgType.MASK:
             sent = self._inflight.pop(h.frame_id, None)

@@ -1,0 +1,111 @@
+"""Frame sync bookkeeping: which ring slot holds which frame, and which mask goes with the frame shown.
+
+The video is delayed by ``delay`` frames so that a frame is shown with the mask
+computed from that very frame (NVIDIA Broadcast's way).  The frame rendered at
+OBS frame ``seq`` is sent to the server one tick later (readback delay 1) under
+the transport's ``frame_id``; its MASK comes back with that id.  This module
+maps ids to frames and chooses, for the frame shown, its own mask if it is here,
+else the newest mask of an earlier frame, else (never wait) the oldest one held.
+
+No OBS and no GPU here (``delay.py`` holds the textures), so the choice is unit-tested.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+
+@dataclass
+class MaskSlot:
+    seq: Optional[int]  # the frame the mask was computed from (None: sent before sync knew it)
+    frame_id: int
+
+
+class FrameSync:
+    def __init__(self, delay: int, extra_masks: int = 3) -> None:
+        if delay < 1:
+            raise ValueError("frame sync needs a delay of at least one frame")
+        self.delay = delay
+        self.video_slots = delay + 1  # the frame being rendered + ``delay`` older ones
+        #: masks of the frames in the window, plus a few so an upload never hits a texture drawn 1–2 frames ago
+        self.mask_slots = delay + 1 + extra_masks
+        self.masks: List[Optional[MaskSlot]] = [None] * self.mask_slots
+        self._seq_of_id: Dict[int, int] = {}
+        self._next_seq = 0  # never goes back: masks keep the seq of their frame across resets
+        self.newest: Optional[int] = None
+        self.count = 0
+
+    def reset(self) -> None:
+        """Forget the video frames (after a pass-through the ring holds stale pictures); masks stay."""
+        self.newest = None  # seq of the newest frame in the ring
+        self.count = 0  # frames in the ring (≤ video_slots)
+
+    def forget_ids(self) -> None:
+        """A new connection numbers frames from 1 again: old ids and masks mean nothing now."""
+        self._seq_of_id.clear()
+        self.forget_masks()
+
+    def forget_masks(self) -> None:
+        self.masks = [None] * self.mask_slots
+
+    # ------------------------------------------------------------------ video
+    def push(self) -> int:
+        """A new OBS frame: returns its seq; render it into ``slot_of(seq)``."""
+        seq = self._next_seq
+        self._next_seq += 1
+        self.newest = seq
+        self.count = min(self.video_slots, self.count + 1)
+        return seq
+
+    def slot_of(self, seq: int) -> int:
+        return seq % self.video_slots
+
+    def shown_seq(self) -> Optional[int]:
+        """The frame to show now: ``delay`` frames back, or the oldest held while the ring fills."""
+        if self.newest is None:
+            return None
+        return self.newest - min(self.delay, self.count - 1)
+
+    def filled(self) -> bool:
+        return self.count == self.video_slots
+
+    # ------------------------------------------------------------------ masks
+    def sent(self, seq: int, frame_id: int) -> None:
+        """The small copy of frame ``seq`` went to the server as ``frame_id``."""
+        self._seq_of_id[frame_id] = seq
+        if len(self._seq_of_id) > 4 * self.mask_slots + 16:  # bounded: drop the oldest ids
+            for fid in sorted(self._seq_of_id)[: len(self._seq_of_id) // 2]:
+                del self._seq_of_id[fid]
+
+    def add_mask(self, frame_id: int) -> int:
+        """A mask arrived: returns the mask slot to upload it into (the one of the oldest frame)."""
+        seq = self._seq_of_id.get(frame_id)
+        slot = self._free_slot()
+        self.masks[slot] = MaskSlot(seq, frame_id)
+        return slot
+
+    def _free_slot(self) -> int:
+        for i, m in enumerate(self.masks):
+            if m is None:
+                return i
+        return min(range(self.mask_slots), key=lambda i: self._order(self.masks[i]))
+
+    @staticmethod
+    def _order(m: Optional[MaskSlot]) -> tuple:
+        assert m is not None
+        return (m.seq if m.seq is not None else -1, m.frame_id)
+
+    def mask_for(self, seq: Optional[int]) -> Optional[int]:
+        """Mask slot for frame ``seq``: its own mask, else the newest of an earlier frame, else the oldest held."""
+        held = [(i, m) for i, m in enumerate(self.masks) if m is not None]
+        if not held:
+            return None
+        if seq is not None:
+            earlier = [(i, m) for i, m in held if m.seq is not None and m.seq <= seq]
+            if earlier:
+                return max(earlier, key=lambda im: self._order(im[1]))[0]
+        return min(held, key=lambda im: self._order(im[1]))[0]
+
+    def mask_seq(self, slot: int) -> Optional[int]:
+        m = self.masks[slot]
+        return m.seq if m is not None else None

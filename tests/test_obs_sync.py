@@ -1,0 +1,131 @@
+"""Frame sync bookkeeping (pure Python, no OBS): ring slots, frame ids → frames, the mask for the frame shown,
+and the settings → CONFIG mapping of ``predict_frames``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "obs_plugin"))
+
+from m2fp_protocol import StreamConfig  # noqa: E402
+from m2fp_obs.settings import FilterSettings, clamp_sync  # noqa: E402
+from m2fp_obs.sync import FrameSync  # noqa: E402
+
+
+def simulate(delay: int, round_trip: int, frames: int = 40, send_every: int = 1) -> list[tuple[int, int | None]]:
+    """OBS frames with the filter's timing: frame k is sent at tick k+1 (readback delay 1) and its mask
+    arrives ``round_trip`` ticks later, before that tick's render.  Returns (shown seq, mask seq) per frame."""
+    sync = FrameSync(delay)
+    arrivals: dict[int, list[int]] = {}
+    shown = []
+    pending_send: int | None = None
+    next_id = 1
+    for tick in range(frames):
+        if pending_send is not None:  # video_tick: read back the previous render and send it
+            fid = next_id
+            next_id += 1
+            sync.sent(pending_send, fid)
+            arrivals.setdefault(tick + round_trip, []).append(fid)
+            pending_send = None
+        for fid in arrivals.pop(tick, []):  # video_render: poll, upload the masks that are here
+            sync.add_mask(fid)
+        seq = sync.push()
+        if seq % send_every == 0:
+            pending_send = seq
+        s = sync.shown_seq()
+        slot = sync.mask_for(s)
+        shown.append((s, sync.mask_seq(slot) if slot is not None else None))
+    return shown
+
+
+def test_ring_fills_then_shows_the_frame_delay_back_never_blocking():
+    sync = FrameSync(2)
+    assert sync.shown_seq() is None and sync.mask_for(None) is None
+    seqs = [sync.push() for _ in range(5)]
+    assert seqs == [0, 1, 2, 3, 4]
+    # after each push the ring shows the oldest frame it has, then exactly 2 back
+    sync2 = FrameSync(2)
+    shown = []
+    for _ in range(5):
+        sync2.push()
+        shown.append(sync2.shown_seq())
+    assert shown == [0, 0, 0, 1, 2]
+    # the slot being rendered is never the one shown
+    for k in range(10):
+        assert sync2.slot_of(k) != sync2.slot_of(k - 2)
+
+
+def test_each_frame_gets_its_own_mask_when_it_is_back_in_time():
+    # readback 1 + a round trip under a frame: the mask of frame k is there at tick k+2
+    shown = simulate(delay=2, round_trip=1)
+    steady = shown[5:]
+    assert all(mask == frame for frame, mask in steady), steady
+
+
+def test_a_delay_of_one_frame_is_never_in_time():
+    shown = simulate(delay=1, round_trip=1)
+    steady = shown[5:]
+    assert all(mask is not None and mask < frame for frame, mask in steady), steady
+    assert clamp_sync(1) == 2 and clamp_sync(0) == 0 and clamp_sync(9) == 4 and clamp_sync(-3) == 0
+
+
+def test_late_or_missing_masks_fall_back_to_the_newest_earlier_one():
+    # a round trip of 2 frames with a delay of 2: every mask is one frame late
+    late = simulate(delay=2, round_trip=2)[6:]
+    assert all(frame - mask == 1 for frame, mask in late), late
+    # every other frame sent: the unsent frames use the previous frame's mask, never a future one
+    sparse = simulate(delay=2, round_trip=1, send_every=2)[6:]
+    assert all(0 <= frame - mask <= 1 for frame, mask in sparse), sparse
+    assert any(frame == mask for frame, mask in sparse)
+
+
+def test_exact_match_wins_over_newer_masks_and_unknown_ids_are_only_a_fallback():
+    sync = FrameSync(3)
+    for _ in range(6):
+        sync.push()
+    for seq, fid in ((1, 10), (2, 11), (3, 12), (4, 13)):
+        sync.sent(seq, fid)
+    for fid in (10, 11, 12, 13):
+        sync.add_mask(fid)
+    assert sync.shown_seq() == 2
+    assert sync.mask_seq(sync.mask_for(2)) == 2  # not 4, the newest
+    assert sync.mask_seq(sync.mask_for(0)) == 1  # nothing earlier: the oldest held (never wait)
+    sync.forget_ids()  # reconnected: ids restart at 1
+    assert sync.mask_for(2) is None
+    slot = sync.add_mask(99)  # a mask for a frame sync does not know (sent before it was on)
+    assert sync.mask_seq(slot) is None and sync.mask_for(5) == slot
+
+
+def test_mask_pool_evicts_the_oldest_frame_and_stays_bounded():
+    sync = FrameSync(2)
+    for k in range(50):
+        sync.push()
+        sync.sent(k, 1000 + k)
+        sync.add_mask(1000 + k)
+        assert sum(m is not None for m in sync.masks) <= sync.mask_slots
+    held = sorted(m.seq for m in sync.masks if m is not None)
+    assert held == list(range(50 - sync.mask_slots, 50))
+    assert len(sync._seq_of_id) <= 4 * sync.mask_slots + 16
+
+
+def test_reset_refills_the_ring_but_keeps_seqs_increasing():
+    sync = FrameSync(2)
+    for _ in range(4):
+        sync.push()
+    sync.reset()
+    assert sync.shown_seq() is None
+    assert sync.push() == 4 and sync.shown_seq() == 4
+
+
+@pytest.mark.parametrize("sync_frames, predict", [(0, 2), (2, 0), (4, 0)])
+def test_predict_frames_follows_frame_sync(sync_frames, predict):
+    defaults = {k: v for k, _kind, v in FilterSettings.defaults()}
+    assert defaults["sync_frames"] == 0
+    merged = {**defaults, "sync_frames": sync_frames}
+    s = FilterSettings.read(lambda k: merged.get(k, ""), lambda k: merged.get(k, 0), lambda k: merged.get(k, 0.0),
+                            lambda k: merged.get(k, False))
+    cfg = s.server_config(["Background", "Person"])
+    assert cfg["predict_frames"] == predict
+    assert StreamConfig.from_json(cfg).validate().predict_frames == predict
