@@ -6,18 +6,27 @@ the video is delayed through the texture ring, the server is asked for no
 prediction, the source still renders, its alpha matches the ground truth, and most
 frames are shown with the mask made from that very frame.  Turning sync off again
 releases the ring; OBS then quits with sync on (its leak count at exit covers every texture).
+
+A second run checks the alignment itself: a person swaying left and right, each
+frame's index coded as 8 black/white blocks in a corner (read back from the
+screenshot's colour, which transparent mode keeps), so every screenshot's alpha
+is compared with the truth of the very frame it shows and of its neighbours.
 """
 from __future__ import annotations
 
+import math
+import subprocess
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from m2fp_server.evaluation.groundtruth import Cutout, Placement, compose, place, textured_background
 from obs_harness import ObsProcess, ffmpeg_input, obs_available
 from obs_harness_server import ServerProcess
-from test_obs_filter import FPS, H, W, alpha_iou, clip, measure  # noqa: F401  (clip is a fixture)
+from test_obs_filter import FPS, H, W, alpha_iou, clip, iou, measure  # noqa: F401  (clip is a fixture)
 
 pytestmark = pytest.mark.skipif(obs_available() is not None, reason=str(obs_available()))
 
@@ -65,7 +74,9 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
         assert counts["render_total_frames"] >= 2 * FPS, report  # OBS kept rendering
         assert inst["masks"] - masks_before >= FPS, report  # masks kept coming
         assert shown >= 2 * FPS, report  # and the filter composited through the ring
-        assert own >= 0.5, report  # most frames have their own mask (selfie engine: a few ms)
+        # frames got the mask made from them (0.71-1.00 measured, depends on the machine's load; the
+        # alignment itself is checked against per-frame truth in the next test)
+        assert sync["own_mask"] >= 10, report
         got = alpha_iou(obs, person)
         report.append(f"sync 2: transparent IoU {got:.3f}")
         assert got >= 0.9, report
@@ -97,3 +108,70 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
     log = obs.log_text()
     assert "Traceback" not in log, log[-3000:]
     assert "Number of memory leaks: 0" in log, log[-3000:]
+
+
+CODE_BLOCK = 16  # px per bit of the frame index in the coded clip
+CODED_FRAMES = 120
+
+
+def make_coded_clip(path: Path) -> list[np.ndarray]:
+    """A person swaying (±0.2 of the width, 2 s period) with the frame index coded top-left; truth per frame."""
+    cut = Cutout.load("astronaut")
+    bg = textured_background(W, H, seed=3)
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
+           "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "12",
+           "-pix_fmt", "yuv420p", "-g", str(FPS), str(path)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    truths = []
+    for i in range(CODED_FRAMES):
+        cx = 0.5 + 0.2 * math.sin(2 * math.pi * i / (2 * FPS))
+        rgb, truth = compose(bg, [place(cut, Placement(cx=cx, bottom=1.0, height=0.75), (W, H))])
+        rgb = rgb.copy()
+        for b in range(8):
+            rgb[:CODE_BLOCK, b * CODE_BLOCK:(b + 1) * CODE_BLOCK] = 255 if (i >> b) & 1 else 0
+        truths.append(truth > 0)
+        proc.stdin.write(rgb.tobytes())
+    proc.stdin.close()
+    assert proc.wait(60) == 0
+    return truths
+
+
+def frame_index(shot: np.ndarray) -> int:
+    bits = [shot[4:CODE_BLOCK - 4, b * CODE_BLOCK + 4:(b + 1) * CODE_BLOCK - 4, :3].mean() > 127 for b in range(8)]
+    return sum(1 << b for b, on in enumerate(bits) if on)
+
+
+def test_frame_sync_shows_each_frame_with_its_own_mask(tmp_path):
+    truths = make_coded_clip(tmp_path / "coded.mp4")
+    srv = ServerProcess().start()
+    inp = ffmpeg_input("Person", tmp_path / "coded.mp4").with_m2fp(server_address=srv.address, smoothing=0.0,
+                                                                   background_mode="transparent", sync_frames=2)
+    obs = ObsProcess(tmp_path, [inp], size=(W, H), fps=FPS)
+    report: list[str] = []
+    try:
+        obs.start()
+        inst = obs.wait_plugin(lambda i: i.get("sync", {}).get("own_mask", 0) >= 10, 20.0)
+        assert inst, f"no synced masks: {obs.plugin_stats()}\n{obs.log_tail()}"
+        assert inst["sync_frames"] == 2 and acked_predict(inst) == 0
+        own, before, after = [], [], []
+        for _ in range(20):
+            shot = obs.screenshot("Person")
+            k = frame_index(shot)
+            assert k < CODED_FRAMES, "the frame index is readable"
+            alpha = shot[..., 3] >= 128
+            alpha[:CODE_BLOCK + 8, :8 * CODE_BLOCK + 8] = False  # the code, not the person
+            own.append(iou(alpha, truths[k]))
+            before.append(iou(alpha, truths[k - 1]))
+            after.append(iou(alpha, truths[(k + 1) % CODED_FRAMES]))
+            time.sleep(0.05)
+        report.append(f"swaying person, sync 2: IoU with the frame shown {np.mean(own):.3f} "
+                      f"(median {np.median(own):.3f}), with the frame before {np.mean(before):.3f}, "
+                      f"after {np.mean(after):.3f}")
+        assert np.median(own) >= 0.9, report
+        assert np.mean(own) > max(np.mean(before), np.mean(after)) + 0.02, report
+    finally:
+        print("\n[obs-sync] " + "\n[obs-sync] ".join(report))
+        obs.stop()
+        srv.stop()
+    assert "Number of memory leaks: 0" in obs.log_text()
