@@ -106,7 +106,7 @@ def test_server_survives_10000_fuzzed_messages_with_flat_memory(server_process):
         counts["expected_errors"] += predicted_error(parts)
         sock.send_multipart(parts)
         counts["sent"] += 1
-        if counts["sent"] == 2000:
+        if counts["sent"] in (2000, 6000):
             drain(50)
             rss.append(rss_kb(proc.pid))
         drain()
@@ -134,8 +134,11 @@ def test_server_survives_10000_fuzzed_messages_with_flat_memory(server_process):
     assert counts["replies"] + stats.get("send_dropped", 0) == counts["sent"], (counts, stats)
     assert stats["received"] >= counts["sent"]
     assert counts["errors"] >= counts["expected_errors"] > N_SERVER_CASES // 2, counts
-    growth_mb = (rss[-1] - rss[0]) / 1024
-    assert growth_mb < 8, f"RSS grew {growth_mb:.1f} MB over {N_SERVER_CASES} messages ({rss})"
+    # flat = no growth per message: the second half (6,000 -> 10,000) may not grow; allocator
+    # warm-up (arenas sized by the biggest frame and mask seen so far) happens in the first half
+    first_mb, second_mb = (rss[1] - rss[0]) / 1024, (rss[2] - rss[1]) / 1024
+    assert second_mb < 4, f"RSS grew {second_mb:.1f} MB over the last 4,000 messages ({rss} kB)"
+    assert first_mb + second_mb < 24, f"RSS grew {first_mb + second_mb:.1f} MB ({rss} kB)"
 
 
 @settings(max_examples=N_CLIENT_CASES, deadline=None, database=None, derandomize=True)

@@ -73,6 +73,7 @@ BAD = {
     "absurd size": ([_raw_header(w=100000, h=100000, stride=400000), bytes(16)], ErrorCode.BAD_SIZE),
     "stride too small": ([_raw_header(stride=8), bytes(48)], ErrorCode.BAD_SIZE),
     "bad mask size": ([_raw_header(mw=9000, mh=5), bytes(48)], ErrorCode.BAD_SIZE),
+    "mask too large": ([_raw_header(mw=8000, mh=8000), bytes(48)], ErrorCode.BAD_SIZE),
 }
 
 

@@ -7,6 +7,7 @@ from .messages import (
     MAGIC,
     MAX_DIMENSION,
     MAX_FRAME_BYTES,
+    MAX_MASK_PIXELS,
     PROTOCOL_VERSION,
     ErrorCode,
     Flags,
@@ -18,7 +19,7 @@ from .messages import (
 
 __all__ = sorted([
     "CIHP_CLASSES", "CLIENT_ACCEPTS", "SERVER_ACCEPTS", "ClassInfo", "ErrorCode", "Flags", "HEADER_SIZE", "Header", "MAGIC", "MAX_DIMENSION",
-    "MAX_FRAME_BYTES", "Message", "MsgType", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "PixelFormat",
+    "MAX_FRAME_BYTES", "MAX_MASK_PIXELS", "Message", "MsgType", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "PixelFormat",
     "ProtocolError", "StreamConfig", "color_for", "decode", "decode_json", "encode", "encode_json",
     "error_message", "foreground_ids", "make_classes", "pack_header", "unpack_header",
 ])

@@ -16,6 +16,7 @@ from .messages import (
     FRAME_FORMATS,
     MAGIC,
     MAX_DIMENSION,
+    MAX_MASK_PIXELS,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     ErrorCode,
@@ -135,6 +136,9 @@ def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX
     if t == MsgType.FRAME:
         _check_image(header, payload, FRAME_FORMATS, max_frame_bytes)
         _check_dims(header.mask_width, header.mask_height, allow_zero=True, what="mask size")
+        if header.mask_width * header.mask_height > MAX_MASK_PIXELS:
+            raise ProtocolError(ErrorCode.BAD_SIZE, f"mask size {header.mask_width}x{header.mask_height} is larger "
+                                f"than {MAX_MASK_PIXELS} pixels (3840x2160)")
     elif t in (MsgType.MASK, MsgType.PARSING):
         _check_image(header, payload, frozenset({PixelFormat.GRAY8}), max_frame_bytes)
     return Message(header, payload)

@@ -17,6 +17,9 @@ PROTOCOL_VERSION = 1
 #: refused by libzmq before Python ever allocates it.
 MAX_FRAME_BYTES = 3840 * 2160 * 4
 MAX_DIMENSION = 8192
+#: Largest MASK a FRAME may ask for (pixels): a 4K mask.  Without it a tiny frame
+#: could make the server allocate hundreds of MB (an 8192x8192 float alpha).
+MAX_MASK_PIXELS = 3840 * 2160
 
 
 class MsgType(enum.IntEnum):
