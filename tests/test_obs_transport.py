@@ -402,3 +402,44 @@ def test_parse_reply_fuzzed_never_raises_anything_but_reply_error():
 
     fuzz()
     assert outcomes["rejected"] > 500 and outcomes["ok"] > 100, outcomes
+
+
+def test_server_restarted_with_another_engine_is_followed(frame):
+    """Switching the server's engine while a client streams: the client re-reads INFO (engine, classes,
+    input size) on reconnection and masks resume at the new engine's size."""
+    srv = ServerProcess().start()
+    port = srv.port
+    try:
+        p = _streaming(srv, frame)
+        assert p.tr.status().engine == "selfie"
+        srv.kill()
+        srv2 = ServerProcess(engine="embedded", port=port).start()
+        try:
+            tr = p.tr
+            deadline = time.monotonic() + 10
+            got = None
+            rgb, truth = still("astronaut", (640, 360))
+            while time.monotonic() < deadline and got is None:
+                t0 = time.perf_counter()
+                tr.poll()
+                if tr.can_send():
+                    w, h = tr.send_size((1280, 720))
+                    small = rgb if (w, h) == (640, 360) else None
+                    if small is not None:
+                        px = np.dstack([small, np.full(small.shape[:2], 255, np.uint8)]).tobytes()
+                        tr.send_frame(px, w, h, w * 4, PixelFormat.RGBA)
+                m = tr.take_mask()
+                assert (time.perf_counter() - t0) * 1000 < BUDGET_MS
+                if m is not None and (m.width, m.height) == (640, 360):
+                    got = m
+                time.sleep(1 / FPS)
+            assert got is not None, f"no mask from the new engine: {tr.status()}"
+            st = tr.status()
+            assert st.engine == "embedded" and "connected · embedded" in st.line()
+            assert tr.info["engine"]["name"] == "embedded"
+            assert _iou(got.data, truth) > 0.85
+            tr.close()
+        finally:
+            srv2.stop()
+    finally:
+        srv.stop()
