@@ -220,12 +220,7 @@ class FilterInstance:
             self._record(t0, t1, t2, time.perf_counter())
             return True
         if action in (Action.COMPOSITE, Action.HOLD):
-            if s.view_mode == "alpha":
-                tech = "Alpha"
-            elif s.view_mode == "parsing":
-                tech = "Parsing"
-            else:
-                tech = TECHNIQUES.get(s.background_mode, "Transparent")
+            tech = self._technique()
             tech = comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(),
                                 small=self.capture.small_texture, small_size=self.capture.size,
                                 blur=s.blur_strength)
@@ -235,6 +230,15 @@ class FilterInstance:
         # Action.HIDE: draw nothing
         self._record(t0, t1, t2, time.perf_counter())
         return True
+
+    def _technique(self) -> str:
+        """The effect technique for the view and background modes (one per mode in the .effect file)."""
+        s = self.settings
+        if s.view_mode == "alpha":
+            return "Alpha"
+        if s.view_mode == "parsing":
+            return "Parsing"
+        return TECHNIQUES.get(s.background_mode, "Transparent")
 
     def _draw_synced(self, delay: VideoDelay, action: Action, w: int, h: int) -> None:
         """Draw the frame of ``delay`` frames ago with the mask made from it (or the best one held)."""
@@ -248,12 +252,7 @@ class FilterInstance:
                 self._counted_tick = self._ticks  # once per OBS frame, not per render
                 self.sync_counts["own_mask" if mask_seq == seq else "other_mask"] += 1
                 self.sync_age.append(float(seq - mask_seq))
-            if s.view_mode == "alpha":
-                tech = "Alpha"
-            elif s.view_mode == "parsing":
-                tech = "Parsing"
-            else:
-                tech = TECHNIQUES.get(s.background_mode, "Transparent")
+            tech = self._technique()
             tech = comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(),
                                 small=self.capture.small_texture, small_size=self.capture.size,
                                 blur=s.blur_strength, mask=mask)

@@ -21,7 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .groundtruth import Cutout, Placement, compose, place, textured_background
+from .groundtruth import Cutout, Placement, add_sensor_noise, compose, place, textured_background
 
 #: seconds since the moving part started (0 during the static opening) -> placement
 Motion = Callable[[float], Placement]
@@ -88,14 +88,9 @@ def motion_clip(name: str, description: str, people: list[Person], *, size: tupl
         back = cv2.getRectSubPix(bg, (W, H), centre)
         layers = [place(c, p.motion(t), size) for c, p in zip(cuts, people)]
         frame, truth[i] = compose(back, layers)
-        if noise > 0:
-            grain = rng.standard_normal(frame.shape, dtype=np.float32)
-            grain *= noise
-            grain += frame
-            np.clip(grain, 0, 255, out=grain)
-            frame = np.rint(grain)
-        frames[i] = frame
+        frames[i] = add_sensor_noise(frame, rng, noise)
     return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
+
 
 
 # --------------------------------------------------------------------------- motions

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Callable
 import cv2
 import numpy as np
 
-from .groundtruth import Cutout, Placement, clean_mask, compose, place, textured_background
+from .groundtruth import Cutout, Placement, add_sensor_noise, clean_mask, compose, place, textured_background
 
 if TYPE_CHECKING:  # clips.py registers these builders, so it is imported lazily here
     from .clips import Clip
@@ -193,13 +193,7 @@ def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, 
     for k in range(T):
         t = max(0, k - static + 1) / fps  # the first moving frame already moved one step
         frame, truth[k] = compose(bg, [place(c, p, size) for c, p in zip(cutouts, motion(t))])
-        if noise > 0:
-            grain = rng.standard_normal(frame.shape, dtype=np.float32)
-            grain *= noise
-            grain += frame
-            np.clip(grain, 0, 255, out=grain)
-            frame = np.rint(grain)
-        frames[k] = frame
+        frames[k] = add_sensor_noise(frame, rng, noise)
     return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
 
 

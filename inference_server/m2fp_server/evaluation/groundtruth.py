@@ -115,6 +115,17 @@ def compose(background: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarra
     return (out + 0.5).astype(np.uint8), (gt >= 0.5).astype(np.uint8)
 
 
+def add_sensor_noise(frame: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """Gaussian grain (grey levels), so no two frames of a still scene are bit-identical."""
+    if sigma <= 0:
+        return frame
+    grain = rng.standard_normal(frame.shape, dtype=np.float32)
+    grain *= sigma
+    grain += frame
+    np.clip(grain, 0, 255, out=grain)
+    return np.rint(grain)
+
+
 def still(name: str = "astronaut", size: tuple[int, int] = (640, 480), placement: Placement | None = None,
           seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """One composite frame of a shipped cutout over a texture: (rgb, truth)."""
