@@ -185,6 +185,8 @@ class ObsProcess:
             try:
                 proc.wait(wait)
             except subprocess.TimeoutExpired:
+                if proc is self.obs:
+                    self._dump_hang(proc.pid)
                 proc.kill()
                 proc.wait(5)
         if getattr(self, "obs_log", None):
@@ -192,6 +194,20 @@ class ObsProcess:
 
     def __enter__(self) -> "ObsProcess":
         return self.start()
+
+    def _dump_hang(self, pid: int) -> None:
+        """OBS did not exit on SIGINT: keep every thread's stack (gdb) next to its log, for the report.
+
+        Seen twice in ~50 runs of the frame-sync alignment test, never reproduced under a debugger.
+        """
+        out = self.dir / "obs-hang-backtrace.txt"
+        try:
+            bt = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+                                capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            bt = f"no backtrace: {exc}"
+        out.write_text(bt)
+        print(f"\n[obs] did not exit within its shutdown wait; thread stacks in {out}")
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
