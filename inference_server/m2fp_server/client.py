@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import zmq
@@ -108,6 +108,19 @@ class MaskClient:
         if h.type in (MsgType.INFO, MsgType.CONFIG_ACK, MsgType.ERROR):
             return Reply(h, json=proto.decode_json(msg))
         return Reply(h)
+
+    def replies_until(self, deadline: float) -> Iterator[Reply]:
+        """Every reply that arrives before ``deadline`` (``time.perf_counter()``), as it arrives.
+
+        For clients that stream at a fixed rate: they wait for the next tick here and still
+        see each reply the moment it comes (so latencies are exact, not rounded to ticks).
+        """
+        while True:
+            r = self.recv(max(0.0, deadline - time.perf_counter()))
+            if r is not None:
+                yield r
+            elif time.perf_counter() >= deadline:
+                return
 
     def wait_for(self, types: set[MsgType], frame_id: int | None = None,
                  timeout_s: float | None = None) -> Reply:

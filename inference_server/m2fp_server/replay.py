@@ -77,12 +77,7 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
             deadline = t0 + j * period
             if time.perf_counter() - deadline > period / 2:
                 late += 1
-            while True:  # until this tick: take replies the moment they arrive (exact latency)
-                r = client.recv(max(0.0, deadline - time.perf_counter()))
-                if r is None:
-                    if time.perf_counter() >= deadline:
-                        break
-                    continue
+            for r in client.replies_until(deadline):  # until this tick, each reply as it arrives
                 fid = r.header.frame_id - 1  # ids are 1-based on the wire
                 if r.type == MsgType.MASK:
                     assert r.array is not None

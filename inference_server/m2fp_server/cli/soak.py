@@ -62,12 +62,7 @@ def stream(address: str, frame: np.ndarray, fps: float, stop: threading.Event, s
         period, t0, k = 1.0 / fps, time.perf_counter(), 0
         while not stop.is_set():
             deadline = t0 + k * period
-            while True:
-                r = c.recv(max(0.0, deadline - time.perf_counter()))
-                if r is None:
-                    if time.perf_counter() >= deadline:
-                        break
-                    continue
+            for r in c.replies_until(deadline):
                 sent_at = inflight.pop(r.header.frame_id, None)
                 if r.type == MsgType.MASK:
                     st.masks += 1

@@ -74,10 +74,6 @@ class SelfieEngine(Engine):
     def classes(self) -> tuple[ClassInfo, ...]:
         return PERSON_CLASSES
 
-    @property
-    def preferred_input(self) -> tuple[int, int]:
-        return (256, 256)
-
     def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
         return person_output(self._model(rgb), PERSON_CLASSES)
 

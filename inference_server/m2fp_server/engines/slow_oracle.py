@@ -48,10 +48,6 @@ class OracleEngine(Engine):
     def classes(self) -> tuple[ClassInfo, ...]:
         return PERSON_CLASSES
 
-    @property
-    def preferred_input(self) -> tuple[int, int]:
-        return (256, 256)
-
     def match(self, rgb: np.ndarray) -> int:
         d = np.abs(self._thumbs - _thumb(rgb)[None]).mean(axis=(1, 2, 3))
         return int(np.argmin(d))
