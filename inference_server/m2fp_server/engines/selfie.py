@@ -27,16 +27,10 @@ MODEL_FILES = {
 }
 
 
-def load_interpreter(path: Path, threads: int = 1) -> Any:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as exc:  # pragma: no cover - dependency of the package
-        raise EngineUnavailable("ai-edge-litert is not installed: pip install ai-edge-litert") from exc
-    if not path.is_file():
-        raise EngineUnavailable(f"model file {path} is missing; reinstall m2fp-obs")
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
-    return it
+def load_interpreter(path: Path, threads: int = 1, backend: str | None = None) -> Any:
+    """The model behind TFLite's interpreter calls, on OpenVINO or ai-edge-litert (see ``tflite_backend``)."""
+    from .tflite_backend import open_model
+    return open_model(path, threads, backend)
 
 
 class TFLiteSegmenter:

@@ -157,6 +157,10 @@ from .framings import FRAMINGS  # noqa: E402  (framing clips: real photos, full 
 
 CLIPS.update(FRAMINGS)
 
+from .footage import FOOTAGE  # noqa: E402  (moving backgrounds, fast, small, edge-cut, crossing people)
+
+CLIPS.update(FOOTAGE)
+
 
 @functools.lru_cache(maxsize=8)
 def _cached(name: str, items: tuple) -> Clip:

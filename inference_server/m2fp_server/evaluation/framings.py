@@ -63,12 +63,13 @@ def opencv_doc_file(name: str) -> Path:
         if r.returncode != 0 or not debs:
             raise FileNotFoundError(f"opencv-doc sample {name} not found and apt-get download failed "
                                     f"({r.stderr.strip()[-200:]}); fetch it with: {FETCH_HINT}")
-        members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in SAMPLE_FILES]
+        wanted = sorted(set(SAMPLE_FILES) | {name})  # every sample at once: one download
+        members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in wanted]
         deb = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
         subprocess.run(["tar", "-x", "-C", tmp, *members], stdin=deb.stdout, check=True)
         deb.wait()
-        for n in SAMPLE_FILES:
-            shutil.copy(Path(tmp) / members[SAMPLE_FILES.index(n)], cached.parent / n)
+        for n, member in zip(wanted, members):
+            shutil.copy(Path(tmp) / member, cached.parent / n)
     return cached
 
 
@@ -88,6 +89,9 @@ class CutoutRecipe:
 RECIPES = {
     "basketball": CutoutRecipe("basketball1.png", (110, 270, 440), (0, 0, 240, 480)),
     "messi": CutoutRecipe("messi5.jpg", (262, 195, 420), (40, 40, 480, 342)),
+    # used by footage.py: the same man in another pose, and the man the right edge of the photo cuts
+    "catcher": CutoutRecipe("basketball2.png", (100, 270, 440), (0, 0, 240, 480)),
+    "shirt": CutoutRecipe("basketball1.png", (520, 250, 470), (400, 0, 640, 480)),
 }
 #: real photographs without people, used as backgrounds (webcam-like room, street, building front)
 BACKGROUNDS = {"room": "aloeL.jpg", "street": "leuvenA.jpg", "building": "building.jpg", "home": "home.jpg"}
