@@ -13,17 +13,17 @@ from typing import Any
 
 from .common import engine_options
 
-DEFAULT_VARIANTS = ["hold", "motion", "sync2"]
+DEFAULT_VARIANTS = ["defaults", "sync2"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", action="append", default=None,
-                   help="engine to evaluate, repeatable (default: selfie and slow-oracle)")
+                   help="engine to evaluate (any registered name, or auto), repeatable (default: auto)")
     p.add_argument("--engine-option", "-E", action="append", default=[], metavar="KEY=VALUE",
                    help="option for every engine evaluated (e.g. -E delay_ms=300 -E rate_hz=3)")
     p.add_argument("--clip", action="append", default=None, help="clip name, repeatable (default: all)")
     p.add_argument("--variant", action="append", default=None,
-                   help="live run: hold | motion | syncN | syncN+motion | motion+predictP, repeatable "
+                   help="live run: defaults | hold | motion | syncN | syncN+motion | motion+predictP, repeatable "
                         f"(default: {' '.join(DEFAULT_VARIANTS)}); 'none' = offline only")
     p.add_argument("--no-offline", action="store_true", help="skip the offline row")
     p.add_argument("--static", type=int, default=None, help="static frames per clip (default: the clip's)")
@@ -60,7 +60,8 @@ def engine_factory(name: str, options: dict[str, Any]):  # type: ignore[no-untyp
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.clips import CLIPS, get_clip
-    from ..evaluation.evaluate import Variant, evaluate, table
+    from ..engines.tflite_backend import cpu_summary
+    from ..evaluation.evaluate import Variant, evaluate, summary, table
     if args.list:
         for name, builder in CLIPS.items():  # a tiny render is the quickest way to the description
             print(f"{name:18s} {builder(static=2, moving=2, size=(64, 48)).description}")
@@ -75,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(config, dict):
         raise ValueError("--config must be a JSON object")
     opts = engine_options(args.engine_option)
-    engines = args.engine or ["selfie", "slow-oracle"]
-    print(f"# m2fp eval: load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    engines = args.engine or ["auto"]
+    print(f"# m2fp eval: load {os.getloadavg()[0]:.2f}; {cpu_summary()}")
     rows = []
     for n, cname in enumerate(names):
         clip = get_clip(cname, **_clip_options(args))
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         text = table(clip_rows)
         print(text if n == 0 else text.split("\n", 2)[2], flush=True)  # one header for the whole run
         rows += clip_rows
+    print("\n## per clip (moving part)\n")
+    print(summary(rows))
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in rows], indent=1))
         print(f"wrote {args.json}")

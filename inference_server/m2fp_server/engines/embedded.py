@@ -57,6 +57,8 @@ class _Track:
     frame_size: tuple[int, int] = (0, 0)
     held: np.ndarray | None = None  # last answer per output pixel (see _hold_still)
     held_grey: np.ndarray | None = None  # grey level of each pixel when its answer was last updated
+    outside: np.ndarray | None = None  # body mode: the landscape model's confident blobs, last run
+    outside_age: int = 10**9  # frames since ``outside`` was computed
 
 
 @dataclass
@@ -77,6 +79,8 @@ class EmbeddedSettings:
     only: str = ""  # "landscape" | "general" | "pose": one model on the whole frame (baselines for comparison)
     outside_min_mean: float = 0.85  # outside the region: landscape blobs with a lower mean probability are unsure
     outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
+    outside_every: int = 3  # body mode: frames between landscape runs for the area outside the region
+    bf16: bool = True  # pose model in bf16 where the CPU has native bf16 (else f32; see tflite_backend)
 
 
 class EmbeddedEngine(Engine):
@@ -90,7 +94,7 @@ class EmbeddedEngine(Engine):
         if unknown:
             log.warning("embedded: ignoring unknown options %s", unknown)
         try:
-            self.settings = EmbeddedSettings(**{k: type(getattr(EmbeddedSettings, k))(v)
+            self.settings = EmbeddedSettings(**{k: _coerce(getattr(EmbeddedSettings, k), v)
                                                 for k, v in options.items() if k in known})
         except ValueError as exc:
             raise EngineUnavailable(f"embedded: bad option value ({exc})") from None
@@ -101,7 +105,7 @@ class EmbeddedEngine(Engine):
         if self.settings.outside not in ("landscape", "none"):
             raise EngineUnavailable(f"embedded: outside={self.settings.outside!r}; choose landscape or none")
         self._selfie = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
-        self._pose = PoseSegmenter(threads=threads)
+        self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
         self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection)
@@ -248,8 +252,12 @@ class EmbeddedEngine(Engine):
         oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
         prob = paste(res.mask, oroi, out)
         if s.outside == "landscape":
-            # outside the region the landscape model speaks (nobody it found is lost); inside, the pose model
-            full = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean)
+            # outside the region the landscape model speaks (nobody it found is lost); inside, the pose model.
+            # Someone entering is found within ``outside_every`` frames; in between its last answer is reused.
+            tr.outside_age += 1
+            if tr.outside is None or tr.outside.shape != prob.shape or tr.outside_age >= s.outside_every:
+                tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean), 0
+            full = tr.outside.copy()
             x0, y0, x1, y1 = oroi.box()
             x0, y0 = max(0, x0 + 1), max(0, y0 + 1)
             np.maximum(prob, full, out=full)
@@ -276,6 +284,15 @@ class EmbeddedEngine(Engine):
         if moved <= s.deadband * roi.side and abs(tr.velocity[0]) + abs(tr.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
         tr.roi = Roi(new.cx + tr.velocity[0], new.cy + tr.velocity[1], new.side)
+
+
+def _coerce(default: Any, value: Any) -> Any:
+    """An option given as text (``-E bf16=false``) in the type of its default."""
+    if isinstance(default, bool) and isinstance(value, str):
+        if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"{value!r} is not a yes/no value")
+        return value.lower() in ("1", "true", "yes", "on")
+    return type(default)(value)
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:

@@ -27,10 +27,10 @@ MODEL_FILES = {
 }
 
 
-def load_interpreter(path: Path, threads: int = 1, backend: str | None = None) -> Any:
+def load_interpreter(path: Path, threads: int = 1, backend: str | None = None, bf16: bool = False) -> Any:
     """The model behind TFLite's interpreter calls, on OpenVINO or ai-edge-litert (see ``tflite_backend``)."""
     from .tflite_backend import open_model
-    return open_model(path, threads, backend)
+    return open_model(path, threads, backend, bf16)
 
 
 class TFLiteSegmenter:

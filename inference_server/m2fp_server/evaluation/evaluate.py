@@ -27,6 +27,7 @@ from ..engines.base import Engine
 from ..frames import fit_inside
 from ..pipeline import Pipeline
 from ..streams import StreamState
+from .aging import iou_by_age, moved_ahead
 from .clips import Clip
 from .metrics import Scores, score
 
@@ -44,7 +45,10 @@ class Variant:
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
-        """``hold``, ``motion``, ``syncN``, ``syncN+motion``, ``motion+predictP`` ..."""
+        """``defaults`` (the server's default settings), ``hold``, ``motion``, ``syncN``, ``syncN+motion``,
+        ``motion+predictP`` ..."""
+        if text.lower() == "defaults":
+            return cls("defaults", StreamConfig().motion, 0, None)
         motion, sync, predict = False, 0, None
         for tok in text.lower().split("+"):
             if tok == "hold":
@@ -59,7 +63,8 @@ class Variant:
                 except ValueError:
                     raise ValueError(f"bad variant part {tok!r}: predictP needs a number") from None
             else:
-                raise ValueError(f"bad variant {text!r}: use hold, motion, syncN, syncN+motion, motion+predictP")
+                raise ValueError(f"bad variant {text!r}: use defaults, hold, motion, syncN, syncN+motion, "
+                                 "motion+predictP")
         if predict is None and sync > 0:
             predict = 0.0  # a synced picture waits for its own mask: nothing to predict
         return cls(text.lower(), motion, sync, predict)
@@ -82,8 +87,18 @@ def send_size(clip: Clip, engine: Engine) -> tuple[int, int]:
     return fit_inside(clip.size, engine.preferred_input)
 
 
-def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = None) -> np.ndarray:
-    """Every frame through the pipeline in order (the engine's synchronous model if it has one)."""
+@dataclass
+class OfflineRun:
+    alpha: np.ndarray  # (T, H, W) uint8 at the clip's size
+    moved_ahead: dict[int, float]  # age -> IoU of masks moved that many frames ahead (see aging.py)
+    infer_ms: list[float]  # the engine's time per frame in the pipeline
+
+
+def offline_run(engine: Engine, clip: Clip, config: StreamConfig | None = None, aging: bool = True) -> OfflineRun:
+    """Every frame through the pipeline in order (the engine's synchronous model if it has one).
+
+    ``aging``: also measure the masks moved ahead by the motion compensation (``aging.moved_ahead``).
+    """
     eng = engine.offline() if hasattr(engine, "offline") else engine
     pipe = Pipeline(eng)
     stream = StreamState(b"offline")
@@ -92,12 +107,22 @@ def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = Non
     W, H = clip.size
     sw, sh = send_size(clip, engine)
     out = np.empty((len(clip), H, W), np.uint8)
+    smalls, small_alphas, infer_ms = [], [], []
     for i, f in enumerate(clip.frames):
         small = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
         r = pipe.process(small, stream, (sw, sh))
+        infer_ms.append(r.infer_ms)
+        if aging:
+            smalls.append(small)
+            small_alphas.append(r.alpha.astype(np.float32) / 255.0)
         out[i] = cv2.resize(r.alpha, (W, H), interpolation=cv2.INTER_LINEAR)
     eng.forget(b"offline")
-    return out
+    aged = moved_ahead(small_alphas, smalls, clip.truth, clip.moving_frames) if aging else {}
+    return OfflineRun(out, aged, infer_ms)
+
+
+def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = None) -> np.ndarray:
+    return offline_run(engine, clip, config, aging=False).alpha
 
 
 class RecordingPipeline(Pipeline):
@@ -106,10 +131,12 @@ class RecordingPipeline(Pipeline):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         self.source_ages: list[int] = []
+        self.infer_ms: list[float] = []
 
     def process(self, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
         res = super().process(*args, **kw)
         self.source_ages.append(res.source_age)
+        self.infer_ms.append(res.infer_ms)
         return res
 
 
@@ -138,6 +165,7 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
         srv.join()
     stats = {"sent": res.sent, "masks": res.masks, "dropped": res.dropped, "errors": res.errors,
              "late_ticks": res.late_ticks,
+             "ms_per_frame": float(np.median(rec.infer_ms)) if rec.infer_ms else None,
              "result_age_median": float(np.median(rec.source_ages)) if rec.source_ages else None,
              "slow_results_per_s": (runner.runs - runs0) / (time.perf_counter() - t0) if runner else None,
              "latency_p50_ms": float(np.nanmedian(res.latency_ms)) if np.isfinite(res.latency_ms).any() else None}
@@ -152,17 +180,19 @@ def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: C
     if offline:
         eng = engine_factory(clip)
         try:
-            a = offline_alphas(eng, clip, cfg)
+            off = offline_run(eng, clip, cfg)
         finally:
             eng.close()
-        rows.append(Row(clip.name, engine_name, "offline", score(a, clip.truth, clip.static_frames,
-                                                                 clip.moving_frames)))
+        rows.append(Row(clip.name, engine_name, "offline",
+                        score(off.alpha, clip.truth, clip.static_frames, clip.moving_frames),
+                        {"ms_per_frame": float(np.median(off.infer_ms)), "moved_ahead": off.moved_ahead}))
     for v in variants:
         eng = engine_factory(clip)
         try:
             a, age, stats = live_run(eng, clip, v, config)
         finally:
             eng.close()
+        stats["iou_by_age"] = {k: v for k, (v, n) in iou_by_age(a, clip.truth, age, clip.moving_frames).items() if n}
         rows.append(Row(clip.name, engine_name, v.name,
                         score(a, clip.truth, clip.static_frames, clip.moving_frames, age), stats))
         log.info("%s / %s / %s: moving IoU %.3f", clip.name, engine_name, v.name, rows[-1].scores.iou_moving)
@@ -187,4 +217,31 @@ def table(rows: list[Row]) -> str:
                      f"{_fmt(s.iou_moving, '.3f')} | {_fmt(s.flicker_static, '.4f')} | "
                      f"{_fmt(s.boundary_moving, '.1f')} | {age} | {_fmt(r.extra.get('result_age_median'), '.1f')} | "
                      f"{r.extra.get('dropped', '-')} |")
+    return "\n".join(lines)
+
+
+def _ages(d: dict[Any, float] | None) -> str:
+    if not d:
+        return "-"
+    return " / ".join(_fmt(d.get(a, d.get(str(a))), ".3f") for a in (0, 1, 2, 3))
+
+
+def summary(rows: list[Row]) -> str:
+    """One line per clip and engine: the figures the issue asks for side by side (docs/evaluation.md)."""
+    head = ("| clip | engine | offline IoU | live, defaults | live, sync 2 | offline, moved ahead 0/1/2/3 frames | "
+            "live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | engine ms/frame |\n"
+            "|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    keys = list(dict.fromkeys((r.clip, r.engine) for r in rows))
+    for clip, engine in keys:
+        by = {r.variant: r for r in rows if (r.clip, r.engine) == (clip, engine)}
+        off, dflt, sync = by.get("offline"), by.get("defaults"), by.get("sync2")
+        ms = (dflt or off).extra.get("ms_per_frame") if (dflt or off) else None
+        lines.append(
+            f"| {clip} | {engine} | {_fmt(off.scores.iou_moving if off else None, '.3f')} | "
+            f"{_fmt(dflt.scores.iou_moving if dflt else None, '.3f')} | "
+            f"{_fmt(sync.scores.iou_moving if sync else None, '.3f')} | "
+            f"{_ages(off.extra.get('moved_ahead') if off else None)} | "
+            f"{_ages(dflt.extra.get('iou_by_age') if dflt else None)} | "
+            f"{_fmt(dflt.scores.flicker_static if dflt else None, '.4f')} | {_fmt(ms, '.1f')} |")
     return "\n".join(lines)

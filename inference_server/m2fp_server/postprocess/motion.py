@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .person_motion import PersonMotion
+
 FLOW_MAX_WIDTH = 256  # flow is computed on frames no wider than this
 
 
@@ -44,7 +46,11 @@ class FlowTracker:
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
     finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, ~3x the time)
     deadband: float = 0.25  # px/frame of flow treated as noise when extrapolating
+    person_max_width: int = 640  # the per-person motion of ``extrapolate`` is measured on frames up to this wide
     seq: int = -1  # number of the newest frame
+    person: PersonMotion = field(default_factory=PersonMotion)
+    _fine: np.ndarray | None = None  # newest frame, grey, at the per-person resolution
+    _fine_prev: np.ndarray | None = None
     _gray: np.ndarray | None = None
     _flows: collections.OrderedDict = field(default_factory=collections.OrderedDict)  # seq -> (fh, fw, 2)
     _chains: dict[int, _Chain] = field(default_factory=dict)
@@ -58,6 +64,7 @@ class FlowTracker:
         self._flows.clear()
         self._chains.clear()
         self._pinned.clear()
+        self._fine = self._fine_prev = None
 
     @property
     def grid_size(self) -> tuple[int, int] | None:
@@ -77,6 +84,13 @@ class FlowTracker:
         small = rgb if (fw, fh) == (w, h) else cv2.resize(rgb, (fw, fh), interpolation=cv2.INTER_AREA)
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) if small.ndim == 3 else small
         prev, self._gray = self._gray, gray
+        fw2 = min(w, max(self.person_max_width, fw))
+        if fw2 == fw:
+            fine = gray
+        else:
+            fine = rgb if fw2 == w else cv2.resize(rgb, (fw2, max(8, round(h * fw2 / w))), interpolation=cv2.INTER_AREA)
+            fine = cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY) if fine.ndim == 3 else fine
+        self._fine_prev, self._fine = (self._fine if flow else None), fine
         if not flow or prev is None or prev.shape != gray.shape:
             self._flows.clear()
             self._chains.clear()
@@ -163,7 +177,16 @@ class FlowTracker:
         return v
 
     def extrapolate(self, alpha: np.ndarray, frames_ahead: float) -> np.ndarray:
-        """Move ``alpha`` (h, w float, this frame) ``frames_ahead`` frames along the person's motion."""
+        """Move ``alpha`` (h, w float, this frame) ``frames_ahead`` frames along the person's motion.
+
+        Each person is moved by their own motion, measured around them (``PersonMotion``); where
+        nobody could be fitted, the dense flow of the whole frame is used.
+        """
+        if frames_ahead > 0 and self.person_max_width > 0 and self._fine is not None and self._fine_prev is not None \
+                and self._fine.shape == self._fine_prev.shape:
+            moved = self.person.extrapolate(np.asarray(alpha, np.float32), self._fine, self._fine_prev, frames_ahead)
+            if moved is not None:
+                return moved
         v = self.velocity() if frames_ahead > 0 else None
         if v is None or not v.any():
             return alpha
