@@ -27,16 +27,14 @@ import functools
 import math
 import shutil
 import subprocess
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import cv2
 import numpy as np
 
+from .clip import Clip
 from .framings import bust_cutout, fullbody_cutout, opencv_doc_file
 from .groundtruth import Cutout, Placement, add_sensor_noise, compose, place
-
-if TYPE_CHECKING:  # clips.py registers these builders, so it is imported lazily here
-    from .clips import Clip
 
 #: seconds since the motion began -> one placement per person
 Motion = Callable[[float], list[Placement]]
@@ -140,7 +138,6 @@ def panned_photo(name: str, size: tuple[int, int], pan: Callable[[float], tuple[
 def render(name: str, description: str, cutouts: list[Cutout], motion: Motion, background: Background, *,
            size: tuple[int, int], static: int, moving: int, fps: float, noise: float = 2.0, seed: int = 11) -> Clip:
     """``static`` still frames (flicker), then ``moving`` frames (lag); truth = the warped cutouts."""
-    from .clips import Clip
     if static < 2 or moving < 2:
         raise ValueError("a clip needs at least 2 static and 2 moving frames")
     W, H = size
@@ -237,7 +234,7 @@ def crossing(*, size: tuple[int, int] = (854, 480), static: int = 30, moving: in
 
 
 #: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)
-FOOTAGE: dict[str, Callable[..., "Clip"]] = {
+FOOTAGE: dict[str, Callable[..., Clip]] = {
     "footage-video-fast": video_fast,
     "footage-pan-busts": pan_busts,
     "footage-small-body": small_body,
