@@ -138,10 +138,12 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
     from ..server import InferenceServer, ServerSettings
     source_ages: list[int] = []  # how old each engine result was (slow engines answer late)
     infer_ms: list[float] = []
+    post_ms: list[float] = []
 
     def observe(r: PipelineResult) -> None:
         source_ages.append(r.source_age)
         infer_ms.append(r.infer_ms)
+        post_ms.append(r.post_ms)
     pipeline = Pipeline(engine, observer=observe)
     srv = InferenceServer(engine, ServerSettings(address="tcp://127.0.0.1:*"), pipeline=pipeline)
     address = srv.start()
@@ -155,6 +157,7 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
     stats = {"sent": res.sent, "masks": res.masks, "dropped": res.dropped, "errors": res.errors,
              "late_ticks": res.late_ticks,
              "ms_per_frame": float(np.median(infer_ms)) if infer_ms else None,
+             "post_ms_per_frame": float(np.median(post_ms)) if post_ms else None,
              "result_age_median": float(np.median(source_ages)) if source_ages else None,
              "slow_results_per_s": _rate(engine.slow_runs, runs0, time.perf_counter() - t0),
              "latency_p50_ms": float(np.nanmedian(res.latency_ms)) if np.isfinite(res.latency_ms).any() else None}
@@ -222,19 +225,20 @@ def _ages(d: dict[Any, float] | None) -> str:
 def summary(rows: list[Row]) -> str:
     """One line per clip and engine: the figures the issue asks for side by side (docs/evaluation.md)."""
     head = ("| clip | engine | offline IoU | live, defaults | live, sync 2 | offline, moved ahead 0/1/2/3 frames | "
-            "live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | engine ms/frame |\n"
-            "|---|---|---|---|---|---|---|---|---|")
+            "live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | engine ms/frame | post ms/frame |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     keys = list(dict.fromkeys((r.clip, r.engine) for r in rows))
     for clip, engine in keys:
         by = {r.variant: r for r in rows if (r.clip, r.engine) == (clip, engine)}
         off, dflt, sync = by.get("offline"), by.get("defaults"), by.get("sync2")
         ms = (dflt or off).extra.get("ms_per_frame") if (dflt or off) else None
+        post = dflt.extra.get("post_ms_per_frame") if dflt else None
         lines.append(
             f"| {clip} | {engine} | {_fmt(off.scores.iou_moving if off else None, '.3f')} | "
             f"{_fmt(dflt.scores.iou_moving if dflt else None, '.3f')} | "
             f"{_fmt(sync.scores.iou_moving if sync else None, '.3f')} | "
             f"{_ages(off.extra.get('moved_ahead') if off else None)} | "
             f"{_ages(dflt.extra.get('iou_by_age') if dflt else None)} | "
-            f"{_fmt(dflt.scores.flicker_static if dflt else None, '.4f')} | {_fmt(ms, '.1f')} |")
+            f"{_fmt(dflt.scores.flicker_static if dflt else None, '.4f')} | {_fmt(ms, '.1f')} | {_fmt(post, '.1f')} |")
     return "\n".join(lines)

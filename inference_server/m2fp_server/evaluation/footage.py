@@ -222,7 +222,7 @@ def edge_cut(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: in
 def crossing(*, size: tuple[int, int] = (854, 480), static: int = 30, moving: int = 120, fps: float = 30.0,
              noise: float = 2.0) -> Clip:
     """Two full bodies walking past each other (one in front), over a playing video."""
-    seconds = max(moving / fps, 1.0)
+    seconds = 4.0  # the crossing takes this long whatever the clip length (motion is a function of time)
 
     def motion(t: float) -> list[Placement]:
         u = min(1.0, t / seconds)
@@ -230,7 +230,8 @@ def crossing(*, size: tuple[int, int] = (854, 480), static: int = 30, moving: in
                 Placement(0.80 - 0.60 * u, 0.90 + 0.01 * _sin(t, 0.7), 0.62, -4.0 * _sin(t, 1.1))]
     return render("footage-crossing", "two full bodies (messi5, basketball2) crossing, over a playing video "
                   "(tree.avi)", [fullbody_cutout("messi"), fullbody_cutout("catcher")], motion,
-                  playing_video("tree.avi", size, lambda t: (-0.08 * _sin(t, 5.0), 0.0)), size=size, static=static, moving=moving, fps=fps, noise=noise)
+                  playing_video("tree.avi", size, lambda t: (-0.08 * _sin(t, 5.0), 0.0)), size=size, static=static,
+                  moving=moving, fps=fps, noise=noise)
 
 
 #: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)

@@ -65,6 +65,7 @@ class FlowTracker:
         self._chains.clear()
         self._pinned.clear()
         self._fine = self._fine_prev = None
+        self.person.reset()
 
     @property
     def grid_size(self) -> tuple[int, int] | None:
@@ -184,7 +185,8 @@ class FlowTracker:
         """
         if frames_ahead > 0 and self.person_max_width > 0 and self._fine is not None and self._fine_prev is not None \
                 and self._fine.shape == self._fine_prev.shape:
-            moved = self.person.extrapolate(np.asarray(alpha, np.float32), self._fine, self._fine_prev, frames_ahead)
+            moved = self.person.extrapolate(np.asarray(alpha, np.float32), self._fine, self._fine_prev, frames_ahead,
+                                           self.seq)
             if moved is not None:
                 return moved
         v = self.velocity() if frames_ahead > 0 else None
