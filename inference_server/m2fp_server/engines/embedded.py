@@ -91,6 +91,7 @@ class EmbeddedSettings:
     outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
     outside_every: int = 3  # body mode: frames between landscape runs for the area outside the region
     bf16: bool = True  # pose model in bf16 where the CPU has native bf16 (else f32; see tflite_backend)
+    backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
 
 
 class EmbeddedEngine(Engine):
@@ -115,10 +116,11 @@ class EmbeddedEngine(Engine):
         if self.settings.outside not in ("landscape", "none"):
             raise EngineUnavailable(f"embedded: outside={self.settings.outside!r}; choose landscape or none")
         self._selfie = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
-        self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16)
+        backend = self.settings.backend or None
+        self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16, backend=backend)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
-        self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection)
+        self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection, backend=backend)
         self._threads = threads
         self._general: TFLiteSegmenter | None = None
 

@@ -16,16 +16,17 @@ import numpy as np
 
 
 def _median_ms(fn: Callable[[int], object], seconds: float, min_runs: int = 20) -> tuple[float, float, int]:
-    """(wall ms, this thread's CPU ms, runs): CPU time is what the row costs one core even when other
-    processes share the cores and stretch the wall time."""
+    """(wall ms, this process's CPU ms, runs): CPU time is what the row costs even when other processes
+    share the cores and stretch the wall time (the process's, not the thread's: OpenVINO computes on its
+    own threads)."""
     fn(0)  # warm-up (XNNPACK packs weights on first use)
     wall, cpu = [], []
     end = time.perf_counter() + seconds
     i = 0
     while time.perf_counter() < end or i < min_runs:
-        t, c = time.perf_counter(), time.thread_time()
+        t, c = time.perf_counter(), time.process_time()
         fn(i)
-        cpu.append((time.thread_time() - c) * 1e3)
+        cpu.append((time.process_time() - c) * 1e3)
         wall.append((time.perf_counter() - t) * 1e3)
         i += 1
     return float(np.median(wall)), float(np.median(cpu)), len(wall)
@@ -48,30 +49,45 @@ def run_models_bench(args: argparse.Namespace) -> int:
     from .embedded_detect import PoseDetector
     from .embedded_models import PoseSegmenter, Roi, crop
     from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+    from .tflite_backend import cpu_summary, has_native_bf16
 
     seconds = max(0.5, float(args.seconds))
     bust, body, note = _frames()
     print(f"# m2fp bench --models: 1 thread, 640x480 frames, median of >= {seconds:.1f} s per row; "
-          f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+          f"load {os.getloadavg()[0]:.2f}; {cpu_summary()}")
     print(f"{'what':46s} {'ms/frame':>9s} {'cpu ms':>7s} {'runs':>6s}")
     general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"])
     landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"])
     pose = PoseSegmenter()
+    pose_lite = PoseSegmenter(backend="litert")
+    pose_bf16 = PoseSegmenter(bf16=True) if has_native_bf16() else None
     detect = PoseDetector()
     roi = Roi(320, 240, 480)
+
+    def region(i: int) -> np.ndarray:
+        return crop(bust[i % len(bust)], roi, 256)
     rows: list[tuple[str, Callable[[int], object]]] = [
         ("selfie general (256x256), whole frame", lambda i: general(bust[i % len(bust)])),
         ("selfie landscape (256x144), whole frame", lambda i: landscape(bust[i % len(bust)])),
-        ("pose landmark full (256x256), one region", lambda i: pose.run(crop(bust[i % len(bust)], roi, 256))),
+        ("pose landmark full, one region: ai-edge-litert", lambda i: pose_lite.run(region(i))),
+        ("pose landmark full, one region: backend f32", lambda i: pose.run(region(i))),
         ("pose detector (224x224), whole frame", lambda i: detect(bust[i % len(bust)])),
     ]
+    if pose_bf16 is not None:
+        bf16_model = pose_bf16
+        rows.append(("pose landmark full, one region: bf16", lambda i: bf16_model.run(region(i))))
     eng = EmbeddedEngine()
+    # the schedule and runtime before issue 13, same process: the baseline of the body-mode row
+    before = EmbeddedEngine(backend="litert", bf16=False, outside_every=1)
+    before_stream = before.new_stream()
     bust_stream, body_stream = eng.new_stream(), eng.new_stream()
     rows.append(("embedded engine, bust mode", lambda i: eng.infer(bust[i % len(bust)], bust_stream)))
     if body is not None:
         frames = body
         rows.append(("embedded engine, body mode (full-body clip)",
                      lambda i: eng.infer(frames[i % len(frames)], body_stream)))
+        rows.append(("  the same, litert/f32/landscape every frame",
+                     lambda i: before.infer(frames[i % len(frames)], before_stream)))
     for name, fn in rows:
         ms, cpu, n = _median_ms(fn, seconds)
         print(f"{name:46s} {ms:9.2f} {cpu:7.2f} {n:6d}", flush=True)

@@ -36,8 +36,9 @@ class PoseSegmenter:
 
     size = 256
 
-    def __init__(self, path: Path | None = None, threads: int = 1, bf16: bool = False) -> None:
-        self._it = load_interpreter(path or MODELS_DIR / POSE_FILE, threads, bf16=bf16)
+    def __init__(self, path: Path | None = None, threads: int = 1, bf16: bool = False,
+                 backend: str | None = None) -> None:
+        self._it = load_interpreter(path or MODELS_DIR / POSE_FILE, threads, backend, bf16)
         self._in = self._it.get_input_details()[0]["index"]
         outs = {tuple(d["shape"]): d["index"] for d in self._it.get_output_details()}
         self._seg = outs[(1, 256, 256, 1)]

@@ -51,6 +51,7 @@ class FlowTracker:
     person: PersonMotion = field(default_factory=PersonMotion)
     _fine: np.ndarray | None = None  # newest frame, grey, at the per-person resolution
     _fine_prev: np.ndarray | None = None
+    _lazy: tuple[int, np.ndarray, np.ndarray] | None = None  # (seq, grey, previous grey) of a flow not computed yet
     _gray: np.ndarray | None = None
     _flows: collections.OrderedDict = field(default_factory=collections.OrderedDict)  # seq -> (fh, fw, 2)
     _chains: dict[int, _Chain] = field(default_factory=dict)
@@ -65,6 +66,7 @@ class FlowTracker:
         self._chains.clear()
         self._pinned.clear()
         self._fine = self._fine_prev = None
+        self._lazy = None
         self.person.reset()
 
     @property
@@ -92,22 +94,40 @@ class FlowTracker:
             fine = rgb if fw2 == w else cv2.resize(rgb, (fw2, max(8, round(h * fw2 / w))), interpolation=cv2.INTER_AREA)
             fine = cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY) if fine.ndim == 3 else fine
         self._fine_prev, self._fine = (self._fine if flow else None), fine
+        self._lazy = None
         if not flow or prev is None or prev.shape != gray.shape:
             self._flows.clear()
             self._chains.clear()
             self._pinned.clear()
             return self.seq
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)
-            self._dis.setFinestScale(self.finest_scale)  # type: ignore[attr-defined]
-        # backward flow: pixel x of this frame was at x + b(x) in the previous one
-        self._flows[self.seq] = self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
+        if self.history <= 2 and not self._pinned:
+            # prediction only (no slow results to carry): the whole-frame flow is needed only where
+            # nobody could be fitted (``extrapolate``), so it is computed then
+            self._lazy = (self.seq, gray, prev)
+            return self.seq
+        self._flows[self.seq] = self._frame_flow(gray, prev)
         while len(self._flows) > self.history:
             self._flows.popitem(last=False)
         for source in list(self._pinned):  # keep pinned chains current: they never need old flows
             if self.chain_to(source) is None:
                 self._pinned.discard(source)
         return self.seq
+
+    def _frame_flow(self, gray: np.ndarray, prev: np.ndarray) -> np.ndarray:
+        """Backward flow: pixel x of ``gray`` was at x + b(x) in ``prev``."""
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(self.preset)
+            self._dis.setFinestScale(self.finest_scale)  # type: ignore[attr-defined]
+        return self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
+
+    def _flow(self, seq: int) -> np.ndarray | None:
+        """The flow into frame ``seq`` (computed now if it was left for later)."""
+        if seq not in self._flows and self._lazy is not None and self._lazy[0] == seq:
+            _, gray, prev = self._lazy
+            self._flows[seq] = self._frame_flow(gray, prev)
+            while len(self._flows) > self.history:
+                self._flows.popitem(last=False)
+        return self._flows.get(seq)
 
     def pin(self, source: int) -> bool:
         """Keep the chain from frame ``source`` current from now on (a slow result for it is coming).
@@ -142,11 +162,11 @@ class FlowTracker:
             return grid
         ch = self._chains.get(source)
         if ch is None or ch.at > self.seq:
-            if source + 1 not in self._flows:
+            if self._flow(source + 1) is None:
                 return None
             ch = _Chain(source, source, grid.copy())
         for s in range(ch.at + 1, self.seq + 1):
-            b = self._flows.get(s)
+            b = self._flow(s)
             if b is None:
                 return None
             pos = grid + b  # where each pixel of frame s was in frame s-1
@@ -168,7 +188,7 @@ class FlowTracker:
 
     def velocity(self) -> np.ndarray | None:
         """Per-pixel motion of the newest frame (px/frame on the flow grid), mean of the last two flows."""
-        b = self._flows.get(self.seq)
+        b = self._flow(self.seq)
         if b is None:
             return None
         b1 = self._flows.get(self.seq - 1)

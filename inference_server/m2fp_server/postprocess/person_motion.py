@@ -29,7 +29,7 @@ import numpy as np
 
 @dataclass
 class PersonMotion:
-    work_side: int = 320  # a person's box is scaled so its longer side is this (pixels) for the flow...
+    work_side: int = 240  # a person's box is scaled so its longer side is this (pixels) for the flow...
     max_upscale: float = 2.0  # ...enlarging small people at most this much (the flow needs texture per patch)
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM  # FAST misses much of a small person's motion
     margin: float = 0.15  # box margin around a person, share of its longer side
