@@ -1,8 +1,8 @@
 """Run the shipped ``.tflite`` models with OpenVINO (reads TFLite files directly) or ai-edge-litert.
 
-OpenVINO's CPU plugin runs the pose landmark model well below XNNPACK's time on
-one thread here (``m2fp bench --models`` prints both; the table is in
-docs/engines.md), so it is the default when installed.  bf16 inference is used
+OpenVINO's CPU plugin ran the pose landmark model faster than XNNPACK on one
+thread here (``m2fp bench --models`` prints both side by side; the table is in
+docs/evaluation.md), so it is the default when installed.  bf16 inference is used
 only when the CPU has native bf16 instructions (``avx512_bf16`` or ``amx_bf16``
 in ``/proc/cpuinfo``) and the caller allows it; elsewhere OpenVINO would
 emulate it slowly.

@@ -210,8 +210,8 @@ def edge_cut(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: in
              noise: float = 2.0) -> Clip:
     """A man the right edge cuts (the photo cuts him there too), leaning in and out, over a playing pattern."""
     def motion(t: float) -> list[Placement]:
-        # the cutout is ~0.45 of its height wide: cx near 0.87 puts its cut side beyond the right edge
-        return [Placement(0.86 - 0.10 * (1 - _cos(t, 2.6)), 1.01, 0.96 + 0.06 * _sin(t, 1.9),
+        # the cutout is ~0.45 of its height wide: with cx >= 0.87 its cut side stays beyond the right edge
+        return [Placement(0.95 - 0.04 * (1 - _cos(t, 2.6)), 1.01, 0.96 + 0.06 * _sin(t, 1.9),
                           4.0 * _sin(t, 1.4))]
     return render("footage-edge-cut", "man cut by the right edge (basketball1), leaning in and out, over a "
                   "playing test pattern (ffmpeg testsrc2)", [fullbody_cutout("shirt")], motion,

@@ -3,17 +3,18 @@
 A slow engine's result belongs to a frame several frames back.  Holding it
 leaves a ghost where the person was; one flow over the whole gap fails on fast
 motion (the two pictures are too different).  So every frame's flow to its
-predecessor is computed once (OpenCV DIS, a few tenths of a millisecond on a
-small grey frame) and kept; a result from frame k is carried to frame n through
-the chain k -> k+1 -> ... -> n.  The chain is a coordinate map, updated with one
+predecessor is computed once (OpenCV DIS on a small grey frame) and kept; a
+result from frame k is carried to frame n through the chain k -> k+1 -> ... -> n.  The chain is a coordinate map, updated with one
 remap per new frame, so the mask itself is resampled only once (no blur build-up).
 A frame the slow engine has started on is ``pin``-ned: its chain is advanced on
 every push from then on, so its result can be warped however late it arrives,
 while only a second's worth of flows is kept.
 
 ``extrapolate`` moves a mask a few frames into the *future* (the frames the
-viewer will see while the mask travels back), with the person's own velocity
-spread to the pixels around them so the leading edge fills in.
+viewer will see while the mask travels back): each person by their own motion,
+measured around them (``person_motion``); where nobody can be fitted, by the
+dense flow, the person's velocity spread to the pixels around them so the
+leading edge fills in.
 """
 from __future__ import annotations
 
