@@ -232,7 +232,8 @@ def summary(rows: list[Row]) -> str:
     for clip, engine in keys:
         by = {r.variant: r for r in rows if (r.clip, r.engine) == (clip, engine)}
         off, dflt, sync = by.get("offline"), by.get("defaults"), by.get("sync2")
-        ms = (dflt or off).extra.get("ms_per_frame") if (dflt or off) else None
+        first = dflt or off
+        ms = first.extra.get("ms_per_frame") if first is not None else None
         post = dflt.extra.get("post_ms_per_frame") if dflt else None
         lines.append(
             f"| {clip} | {engine} | {_fmt(off.scores.iou_moving if off else None, '.3f')} | "

@@ -4,8 +4,9 @@ A slow engine's result belongs to a frame several frames back.  Holding it
 leaves a ghost where the person was; one flow over the whole gap fails on fast
 motion (the two pictures are too different).  So every frame's flow to its
 predecessor is computed once (OpenCV DIS on a small grey frame) and kept; a
-result from frame k is carried to frame n through the chain k -> k+1 -> ... -> n.  The chain is a coordinate map, updated with one
-remap per new frame, so the mask itself is resampled only once (no blur build-up).
+result from frame k is carried to frame n through the chain k -> k+1 -> ... -> n.
+The chain is a coordinate map, updated with one remap per new frame, so the
+mask itself is resampled only once (no blur build-up).
 A frame the slow engine has started on is ``pin``-ned: its chain is advanced on
 every push from then on, so its result can be warped however late it arrives,
 while only a second's worth of flows is kept.
@@ -117,7 +118,7 @@ class FlowTracker:
     def _frame_flow(self, gray: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """Backward flow: pixel x of ``gray`` was at x + b(x) in ``prev``."""
         if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)
+            self._dis = cv2.DISOpticalFlow_create(self.preset)  # type: ignore[attr-defined]
             self._dis.setFinestScale(self.finest_scale)  # type: ignore[attr-defined]
         return self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
 

@@ -48,7 +48,7 @@ class PersonMotion:
 
     def _flow(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
         if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)
+            self._dis = cv2.DISOpticalFlow_create(self.preset)  # type: ignore[attr-defined]
         return self._dis.calc(cur, prev, None)  # type: ignore[attr-defined]
 
     def transform(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray) -> np.ndarray | None:
@@ -63,7 +63,8 @@ class PersonMotion:
         k = min(self.max_upscale, self.work_side / max(x1 - x0, y1 - y0))
         size = (max(8, round((x1 - x0) * k)), max(8, round((y1 - y0) * k)))
         interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
-        c, p, r = cur[y0:y1, x0:x1], prev[y0:y1, x0:x1], region[y0:y1, x0:x1].astype(np.uint8)
+        c, p = cur[y0:y1, x0:x1], prev[y0:y1, x0:x1]
+        r: np.ndarray = region[y0:y1, x0:x1].astype(np.uint8)
         if k != 1:
             c, p = cv2.resize(c, size, interpolation=interp), cv2.resize(p, size, interpolation=interp)
             r = cv2.resize(r, size, interpolation=cv2.INTER_NEAREST)
@@ -140,10 +141,10 @@ class PersonMotion:
             back = np.linalg.inv(_similarity(params, p.centre))  # future frame -> this frame
             back_a = g2a @ back @ np.linalg.inv(g2a)
             # this person's soft mask: alpha around the region (its outline's soft pixels included)
-            reach = cv2.dilate(p.region.astype(np.uint8), np.ones((5, 5), np.uint8))
+            reach: np.ndarray = cv2.dilate(p.region.astype(np.uint8), np.ones((5, 5), np.uint8))
             if (h, w) != (gh, gw):
                 reach = cv2.resize(reach, (w, h), interpolation=cv2.INTER_NEAREST)
-            gone |= reach
+            gone = np.maximum(gone, reach)
             arrived.append(cv2.warpAffine(alpha * reach, back_a[:2].astype(np.float32), (w, h),
                                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                           borderMode=cv2.BORDER_CONSTANT, borderValue=0))
