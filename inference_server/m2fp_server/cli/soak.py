@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bench import free_port, start_server, wait_ready
+from ..bench.server import free_port, start_server, wait_ready
 from .common import add_engine_arguments
 
 
