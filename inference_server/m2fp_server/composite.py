@@ -51,7 +51,7 @@ def composite(rgb: np.ndarray, alpha: np.ndarray, background: str | tuple[int, i
     elif isinstance(background, Path):
         bg = cv2.resize(load_rgb(background), (w, h), interpolation=cv2.INTER_AREA)
     else:
-        bg = cv2.resize(background, (w, h))
+        bg = cv2.resize(np.asarray(background), (w, h))
     a = (alpha.astype(np.float32) / 255.0)[..., None]
     return (rgb * a + bg * (1.0 - a) + 0.5).astype(np.uint8)
 

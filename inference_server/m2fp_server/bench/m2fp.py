@@ -24,7 +24,6 @@ and the figure would describe the emulation, not the machine.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import logging
@@ -152,7 +151,7 @@ def install_torchvision_transforms_standin() -> bool:
     tr.Compose, tr.Resize, tr.ToTensor = Compose, Resize, ToTensor  # type: ignore[attr-defined]
     tv.transforms = tr  # type: ignore[attr-defined]
     tv.__spec__ = importlib.util.spec_from_loader("torchvision", loader=None, is_package=True)
-    tv.__path__ = []  # type: ignore[attr-defined]
+    tv.__path__ = []
     tr.__spec__ = importlib.util.spec_from_loader("torchvision.transforms", loader=None)
     sys.modules["torchvision"], sys.modules["torchvision.transforms"] = tv, tr
     return True
@@ -168,13 +167,7 @@ def build_pipeline(model_dir: Path) -> Any:
         return pipeline(Tasks.image_segmentation, model=str(model_dir))
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    from ..cli.common import engine_options  # the CLI's KEY=VALUE parsing (bench is a CLI tool)
-    return engine_options(getattr(args, "engine_option", []) or [])
-
-
-def _short_sides(args: argparse.Namespace) -> list[int]:
-    raw = str(getattr(args, "sizes", "") or "")
+def _short_sides(raw: str) -> list[int]:
     parts = [p.strip() for p in raw.split(",") if p.strip()]
     if parts and all(p.isdigit() for p in parts):
         return [int(p) for p in parts]
@@ -195,21 +188,20 @@ def _model_dir(opts: dict[str, Any], workdir: Path) -> tuple[Path, str]:
         return write_random_model_dir(workdir / "m2fp-random", str(opts.get("model", "multi"))), "random weights"
 
 
-def run_model_bench(args: argparse.Namespace) -> int:
+def run_model_bench(sizes: str, opts: dict[str, Any]) -> int:
     """Orchestrate: every figure is measured in its own process.
 
     Runtimes keep thread pools alive (OpenVINO's, ONNX Runtime's spinning workers),
     so timing several runtimes in one process lets the idle ones slow the one being
     measured; a fresh process per row keeps each figure clean.
     """
-    opts = _options(args)
     threads = int(opts.get("threads") or len(os.sched_getaffinity(0)))
     repeats = max(5, int(opts.get("repeats", 5)))
     runtimes = [r for r in str(opts.get("runtimes", "openvino")).split(",") if r]
     want_bf16 = bool(opts.get("bf16", True))
     want_baseline = bool(opts.get("baseline", True))
     step_timeout = float(opts.get("step_timeout_s", 600.0))
-    sides = _short_sides(args)
+    sides = _short_sides(sizes)
     bf16_peak = want_bf16 and cpu_has_bf16()
 
     from ..engines.m2fp.exported import find_export

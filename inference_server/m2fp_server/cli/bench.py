@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_engine_arguments
+from .common import add_engine_arguments, engine_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
         return run_models_bench(args)
     if args.engine == "m2fp":
         from ..bench.m2fp import run_model_bench
-        return run_model_bench(args)
+        return run_model_bench(args.sizes, engine_options(args.engine_option))
     from ..bench.server import run_server_bench
     return run_server_bench(args)

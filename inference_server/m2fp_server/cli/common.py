@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..server import DEFAULT_ADDRESS
+from m2fp_protocol import DEFAULT_ADDRESS
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:

@@ -102,7 +102,8 @@ def bob(**kw) -> Clip:
 
 def zoom(**kw) -> Clip:
     def motion(t: float) -> Placement:
-        return Placement(cx=0.5 + 0.05 * _sin(t, 3.0), bottom=1.02, height=0.85 + 0.15 * (1 - math.cos(2 * math.pi * t / 3.0)))
+        return Placement(cx=0.5 + 0.05 * _sin(t, 3.0), bottom=1.02,
+                         height=0.85 + 0.15 * (1 - math.cos(2 * math.pi * t / 3.0)))
     return motion_clip("zoom", "bust leaning into the camera and back (height 0.85 -> 1.15, 3 s period)",
                        [Person("astronaut", motion)], pan=_slow_pan, **kw)
 

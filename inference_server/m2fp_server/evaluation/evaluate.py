@@ -24,7 +24,7 @@ import numpy as np
 from m2fp_protocol import StreamConfig
 
 from ..engines.base import Engine
-from ..frames import fit_inside
+from m2fp_protocol import fit_inside
 from ..pipeline import Pipeline
 from ..streams import StreamState
 from .clips import Clip

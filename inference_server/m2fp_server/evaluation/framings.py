@@ -131,7 +131,9 @@ def build_fullbody_cutout(name: str) -> Cutout:
     trimap[avg > 0.5] = cv2.GC_PR_FGD
     trimap[(pose > 0.95) & (selfie > 0.95) & keep] = cv2.GC_FGD
     cv2.setRNGSeed(0)
-    cv2.grabCut(bgr, trimap, None, np.zeros((1, 65)), np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_MASK)
+    # OpenCV's stubs want a rectangle, which GC_INIT_WITH_MASK ignores (its docs pass None)
+    cv2.grabCut(bgr, trimap, None, np.zeros((1, 65)), np.zeros((1, 65)), 5,  # type: ignore[call-overload]
+                cv2.GC_INIT_WITH_MASK)
     alpha = clean_mask(((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32))
     ys, xs = np.nonzero(alpha)
     pad = 4

@@ -49,7 +49,7 @@ class FlowTracker:
     _flows: collections.OrderedDict = field(default_factory=collections.OrderedDict)  # seq -> (fh, fw, 2)
     _chains: dict[int, _Chain] = field(default_factory=dict)
     _pinned: set[int] = field(default_factory=set)
-    _dis: object | None = None
+    _dis: cv2.DISOpticalFlow | None = None
     _grid: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -83,10 +83,10 @@ class FlowTracker:
             self._pinned.clear()
             return self.seq
         if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)
-            self._dis.setFinestScale(self.finest_scale)  # type: ignore[attr-defined]
+            self._dis = cv2.DISOpticalFlow.create(self.preset)
+            self._dis.setFinestScale(self.finest_scale)
         # backward flow: pixel x of this frame was at x + b(x) in the previous one
-        self._flows[self.seq] = self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
+        self._flows[self.seq] = self._dis.calc(gray, prev, None)  # type: ignore[call-overload]  # stubs lack flow=None
         while len(self._flows) > self.history:
             self._flows.popitem(last=False)
         for source in list(self._pinned):  # keep pinned chains current: they never need old flows
