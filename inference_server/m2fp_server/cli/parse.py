@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import BadInput, MissingFile
 from .common import add_engine_arguments, add_server_argument, build_engine
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def _segmenter(args: argparse.Namespace, is_video: bool) -> Segmenter:
 
 def run(args: argparse.Namespace) -> int:
     if not args.input.is_file():
-        raise FileNotFoundError(f"input {args.input} does not exist")
+        raise MissingFile(f"input {args.input} does not exist")
     from ..composite import parse_background
     background = parse_background(args.background) if args.mode == "composite" else None
     is_video = args.input.suffix.lower() in VIDEO_EXTS
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _process_image(args: argparse.Namespace, seg: Segmenter, background: Any) -> None:
     import cv2
+
     from ..composite import load_rgb
     rgb = load_rgb(args.input)
     alpha, labels = seg(rgb, want_labels=args.mode == "parsing")
@@ -77,4 +79,4 @@ def _process_image(args: argparse.Namespace, seg: Segmenter, background: Any) ->
     if out.ndim == 3:
         out = cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA if out.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     if not cv2.imwrite(str(args.output), out):
-        raise ValueError(f"cannot write {args.output} (unknown image extension?)")
+        raise BadInput(f"cannot write {args.output} (unknown image extension?)")

@@ -21,6 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..errors import BadInput
 from .clip import Clip
 from .framings import FRAMINGS  # framing clips: real photos, full bodies
 from .groundtruth import Cutout, Placement, add_sensor_noise, compose, place, textured_background
@@ -55,7 +56,7 @@ def motion_clip(name: str, description: str, people: list[Person], *, size: tupl
     so no two frames are bit-identical, as with any camera.
     """
     if static < 2 or moving < 2:
-        raise ValueError("a clip needs at least 2 static and 2 moving frames")
+        raise BadInput("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     margin = int(0.25 * max(W, H))
     bg = textured_background(W + 2 * margin, H + 2 * margin, seed)
@@ -149,7 +150,7 @@ def _cached(name: str, items: tuple) -> Clip:
 def get_clip(name: str, **kw) -> Clip:
     """Build (or reuse) a registered clip; arrays are shared: do not modify them."""
     if name not in CLIPS:
-        raise ValueError(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
+        raise BadInput(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v is not None}
     clip = _cached(name, tuple(sorted(kw.items())))
     clip.frames.flags.writeable = False

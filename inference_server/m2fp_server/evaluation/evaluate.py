@@ -20,11 +20,10 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-
-from m2fp_protocol import StreamConfig
+from m2fp_protocol import StreamConfig, fit_inside
 
 from ..engines.base import Engine
-from m2fp_protocol import fit_inside
+from ..errors import BadInput
 from ..pipeline import Pipeline
 from ..streams import StreamState
 from .clips import Clip
@@ -57,9 +56,9 @@ class Variant:
                 try:
                     predict = float(tok[7:])
                 except ValueError:
-                    raise ValueError(f"bad variant part {tok!r}: predictP needs a number") from None
+                    raise BadInput(f"bad variant part {tok!r}: predictP needs a number") from None
             else:
-                raise ValueError(f"bad variant {text!r}: use hold, motion, syncN, syncN+motion, motion+predictP")
+                raise BadInput(f"bad variant {text!r}: use hold, motion, syncN, syncN+motion, motion+predictP")
         if predict is None and sync > 0:
             predict = 0.0  # a synced picture waits for its own mask: nothing to predict
         return cls(text.lower(), motion, sync, predict)

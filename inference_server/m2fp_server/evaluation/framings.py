@@ -34,6 +34,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..errors import BadInput, MissingFile
 from .clip import Clip
 from .groundtruth import Cutout, Placement, add_sensor_noise, clean_mask, compose, place, textured_background
 
@@ -52,14 +53,14 @@ def opencv_doc_file(name: str) -> Path:
         if (d / name).is_file():
             return d / name
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise FileNotFoundError(f"opencv-doc sample {name} not found; fetch it with: {FETCH_HINT}")
+        raise MissingFile(f"opencv-doc sample {name} not found; fetch it with: {FETCH_HINT}")
     cached.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         log.info("fetching opencv-doc (apt-get download) for %s", name)
         r = subprocess.run(["apt-get", "download", "-q", "opencv-doc"], cwd=tmp, capture_output=True, text=True)
         debs = list(Path(tmp).glob("opencv-doc_*.deb"))
         if r.returncode != 0 or not debs:
-            raise FileNotFoundError(f"opencv-doc sample {name} not found and apt-get download failed "
+            raise MissingFile(f"opencv-doc sample {name} not found and apt-get download failed "
                                     f"({r.stderr.strip()[-200:]}); fetch it with: {FETCH_HINT}")
         members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in SAMPLE_FILES]
         deb = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
@@ -96,7 +97,7 @@ def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
     """An opencv-doc photograph scaled to cover a (W, H) frame, centre-cropped; RGB."""
     bgr = cv2.imread(str(opencv_doc_file(BACKGROUNDS[name])), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read background {BACKGROUNDS[name]}")
+        raise MissingFile(f"cannot read background {BACKGROUNDS[name]}")
     W, H = size
     s = max(W / bgr.shape[1], H / bgr.shape[0])
     big = cv2.resize(bgr, (max(W, round(bgr.shape[1] * s)), max(H, round(bgr.shape[0] * s))),
@@ -107,7 +108,7 @@ def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
 
 def _models_probability(rgb: np.ndarray, roi: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     from ..engines.embedded_models import PoseSegmenter, Roi, run_on_roi
-    from ..engines.selfie import MODELS_DIR, MODEL_FILES, TFLiteSegmenter
+    from ..engines.selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
     r = Roi(*roi)
     pose = run_on_roi(rgb, r, PoseSegmenter())
     selfie = run_on_roi(rgb, r, TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"]))
@@ -119,7 +120,7 @@ def build_fullbody_cutout(name: str) -> Cutout:
     recipe = RECIPES[name]
     bgr = cv2.imread(str(opencv_doc_file(recipe.file)), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read {recipe.file}")
+        raise MissingFile(f"cannot read {recipe.file}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     pose, selfie = _models_probability(rgb, recipe.roi)
     x0, y0, x1, y1 = recipe.keep
@@ -179,7 +180,7 @@ def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, 
     ``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture.
     """
     if static < 2 or moving < 2:
-        raise ValueError("a clip needs at least 2 static and 2 moving frames")
+        raise BadInput("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     if background.startswith("texture:"):
         bg = textured_background(W, H, int(background.split(":")[1]))

@@ -26,6 +26,8 @@ import sys
 import types
 from typing import Any
 
+from ...errors import M2fpError
+
 log = logging.getLogger(__name__)
 
 _CV = "modelscope.models.cv"
@@ -36,7 +38,7 @@ _MMCV_LEAF = "mmcv.ops.multi_scale_deform_attn"
 _installed = False
 
 
-class MissingDependency(ImportError):
+class MissingDependency(M2fpError, ImportError):
     """modelscope (or torch) is not installed: the text has the pip command."""
 
 

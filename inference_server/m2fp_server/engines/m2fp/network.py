@@ -15,6 +15,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from ...errors import M2fpError
 from ...weights import WEIGHTS_FILE
 from .config import M2FPConfig, read_config
 from .modelscope_compat import m2fp_class
@@ -22,7 +23,7 @@ from .modelscope_compat import m2fp_class
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(M2fpError, RuntimeError):
     """pytorch_model.pt does not fit the architecture in configuration.json."""
 
 
