@@ -1,28 +1,26 @@
 """The embedded engine: the shipped MediaPipe models used together, chosen per stream by framing.
 
-Measured on the framing clips (``evaluation/framings.py``; table in the README):
-the landscape selfie model is the best single model for busts and people near the
-camera (IoU 0.98 / 0.91) but loses full bodies (0.85) and finds almost nothing of a
-small person (0.06); the pose landmark model is mediocre on the whole frame
-(0.62-0.73) but the best by far when given a square region around the person
-(0.93-0.95), one person per call, ~9 ms.  Averaging the selfie models' maps did
-not help (+0.002 on a bust, -0.07 on two people).  So per stream:
+Why two models: on the framing clips (``m2fp eval --clip framing-…``; figures in
+docs/engines.md) the landscape selfie model is the best single model for busts
+and people near the camera but loses full bodies and finds almost nothing of a
+small person, while the pose landmark model is mediocre on the whole frame and
+the best by far when given a square region around the person (one person per
+call).  Averaging the selfie models' maps did not help.  So per stream:
 
 * **bust mode** (default; the person is cut by the bottom edge, or nobody was
-  found): the landscape selfie model on the whole frame, ~2 ms;
+  found): the landscape selfie model on the whole frame;
 * **body mode** (the pose detector found someone whose whole body fits in the
   frame): the pose landmark model on a square region that follows that person
   from frame to frame (region from the last mask, moved on by the person's
   velocity), plus the landscape model on the whole frame so nobody outside the
-  region is lost (its blobs there are kept when it is sure of them: mean
-  probability >= 0.85; on a busy background it lights up patches at 0.55-0.68);
-  ~11 ms.
+  region is lost (its blobs there are kept only when it is sure of them: on a
+  busy background it also lights up patches it is unsure of).
 
-The pose detector (~6 ms) runs on the first frame, whenever the tracked person
-is lost, every ``redetect_every`` frames, and when the covered share of the
-frame changes by half (new people, framing changes), so it does not count in the
-median.  No edge, contour or size rule removes anything: a person that touches
-no frame edge stays, and holes are left to the models.
+The pose detector runs on the first frame, whenever the tracked person is lost,
+every ``redetect_every`` frames, and when the covered share of the frame changes
+by half (new people, framing changes), so it costs little per frame on average.
+No edge, contour or size rule removes anything: a person that touches no frame
+edge stays, and holes are left to the models.
 """
 from __future__ import annotations
 
@@ -154,8 +152,8 @@ class EmbeddedEngine(Engine):
         tr.since_detect += 1
         if (tr.mode == "body" and tr.roi is None) or tr.since_detect >= s.redetect_every:
             self._redetect(rgb, tr)
-        # the still-picture test works at output size; the models see the working frame (measured: the
-        # landscape model loses 0.003-0.004 IoU on two people when fed the output-size copy)
+        # the still-picture test works at output size; the models see the working frame (fed the smaller
+        # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
         if tr.mode == "body" and tr.roi is not None:
             prob = self._body(rgb, small, tr)
@@ -193,7 +191,7 @@ class EmbeddedEngine(Engine):
         return tr.held.copy()
 
     def _single(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
-        """One shipped model on the whole frame, nothing else (the baselines of the README table)."""
+        """One shipped model on the whole frame, nothing else (the baselines of the table in docs/engines.md)."""
         if self.settings.only == "landscape":
             return self._landscape(rgb, out)
         if self.settings.only == "pose":
@@ -326,10 +324,9 @@ def _region_from_mask(mask: np.ndarray, roi: Roi, margin: float) -> Roi | None:
 def _confident_blobs(prob: np.ndarray, min_mean: float) -> np.ndarray:
     """Zero the blobs (>= 0.5) whose mean probability is below ``min_mean``; every other pixel unchanged.
 
-    Used only outside the tracked person's region in body mode.  Measured: a person the landscape
-    model finds has a mean of 0.9 or more; on a busy background it also lights up patches at 0.55-0.68,
-    which cost 0.5 IoU on a small full body over a busy texture (0.40 -> 0.92 with this gate at 0.85;
-    no change on the photo-background clips).
+    Used only outside the tracked person's region in body mode.  A person the landscape model finds
+    scores high throughout; the patches it lights up on a busy background score barely above one half
+    and, kept, ruin a small full body over a busy texture (figures in docs/engines.md).
     No size or edge rule: a confident blob of any size, anywhere, stays.
     """
     if min_mean <= 0.5:

@@ -2,8 +2,8 @@
 
 Runs with ai-edge-litert's TFLite interpreter; no network, no mediapipe package.
 The landscape model (256x144) is the default: on our ground-truth composites
-(busy backgrounds, 4:3 and 16:9 frames) it scored IoU 0.92-0.97 where the general
-model (256x256) scored 0.58-0.93, and it costs less.
+(busy backgrounds, 4:3 and 16:9 frames) it scored higher than the general model
+(256x256) on every clip, and it costs less (docs/engines.md).
 """
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    """Markdown table (paste-able into the README)."""
+    """Markdown table (paste-able into docs/evaluation.md)."""
     head = ("| clip | engine | run | IoU static | IoU moving | flicker % | boundary px | mask age med/max | "
             "result age | dropped |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]

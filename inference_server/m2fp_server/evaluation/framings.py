@@ -14,7 +14,7 @@ under ``~/.cache/m2fp-obs``.
 The full-body cutouts are made so that no single shipped model is favoured: the
 pose model's and the general selfie model's masks are averaged into a trimap
 that GrabCut (colour statistics, no network) refines at full resolution; the
-result overlaps each model's own mask by IoU 0.83-0.90 only.
+result overlaps each model's own mask only partly (docs/engines.md).
 
 Every clip opens with a static part (flicker) and then moves (lag); people in
 the full-body clips touch no frame edge.

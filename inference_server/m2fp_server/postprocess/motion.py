@@ -42,7 +42,7 @@ class FlowTracker:
     history: int = 30  # frames of flow kept (a result from an unpinned frame older than this is held)
     max_width: int = FLOW_MAX_WIDTH
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
-    finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, ~3x the time)
+    finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, and slowest)
     deadband: float = 0.25  # px/frame of flow treated as noise when extrapolating
     seq: int = -1  # number of the newest frame
     _gray: np.ndarray | None = None
