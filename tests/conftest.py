@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from m2fp_server.cli.bench import free_port, wait_ready  # noqa: F401  (used by tests too)
+from m2fp_server.bench.server import free_port, wait_ready  # noqa: F401  (re-exported: tests import them from here)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -225,6 +225,7 @@ class ObsProcess:
         r = self.client.get_source_screenshot(source, "png", None, None, -1)
         data = base64.b64decode(r.image_data.split(",", 1)[1])
         bgra = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert bgra is not None, "OBS sent a screenshot OpenCV cannot decode"
         if bgra.ndim == 2:
             bgra = cv2.cvtColor(bgra, cv2.COLOR_GRAY2BGRA)
         elif bgra.shape[2] == 3:

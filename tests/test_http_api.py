@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import requests
 from m2fp_server.engines.base import Engine, EngineOutput, StreamContext
+from m2fp_server.postprocess.motion import FlowTracker
 from m2fp_server.evaluation.groundtruth import Placement, still
 from m2fp_server.samples import PORTRAITS, frame_of_size
 from m2fp_server.server import InferenceServer, ServerSettings
@@ -91,7 +92,8 @@ class RecordingEngine(Engine):
     def classes(self):  # type: ignore[no-untyped-def]
         return self.inner.classes
 
-    def infer(self, rgb: np.ndarray, stream=None) -> EngineOutput:  # type: ignore[no-untyped-def]
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
         self.infer_keys.append(stream)
         if rgb.max() == 0:
             raise RuntimeError("cannot segment a black frame")

@@ -63,7 +63,9 @@ def test_per_frame_path_equals_modelscope_semantic_inference(engine: M2FPEngine,
     image = torch.from_numpy(canvas_input[0, :, :placement.height, :placement.width].copy())
     with torch.no_grad():
         out = model.forward({"batched_inputs": [{"image": image}]})["outputs"]
-        sem = model.semantic_inference(out["pred_logits"][0], out["pred_masks"][0]).numpy()
+        # ModelScope's model is untyped: mypy takes its methods for nn.Module attributes (tensors)
+        sem = model.semantic_inference(  # type: ignore[operator]
+            out["pred_logits"][0], out["pred_masks"][0]).numpy()
     assert sem.shape[0] == 21  # 20 parts + Human
     mh, mw = placement.mask_shape
     expected = sem[:20, :mh, :mw] / sem[:20, :mh, :mw].sum(axis=0, keepdims=True)

@@ -35,7 +35,7 @@ from .streams import StreamState, StreamTable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+DEFAULT_ADDRESS = proto.DEFAULT_ADDRESS
 
 
 @dataclass
@@ -108,7 +108,7 @@ class InferenceServer:
         self.streams = StreamTable(engine.classes, self.settings.idle_s)
         self.ctx = context or zmq.Context.instance()
         self.endpoint: str | None = None
-        self.stats = collections.Counter()
+        self.stats: collections.Counter[str] = collections.Counter()
         self._stop = threading.Event()
         self._sched = _Scheduler()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()

@@ -28,7 +28,7 @@ import os
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from m2fp_protocol import PixelFormat, color_for
+from m2fp_protocol import DEFAULT_INPUT_BOX, PixelFormat, color_for
 
 from . import libobs as L
 from . import log
@@ -206,7 +206,7 @@ class FilterInstance:
         elif self.capture.size != (0, 0):
             small_size = self.capture.size
         else:
-            small_size = fit_inside((w, h), (256, 256))
+            small_size = fit_inside((w, h), DEFAULT_INPUT_BOX)
         comp = self.compositor
         if send or s.background_mode == "blur":
             self.capture.draw_small(lambda: comp.run("Draw", lambda: o.obs_source_video_render(target)), (w, h),

@@ -28,13 +28,25 @@ from .messages import (
     MsgType,
     PixelFormat,
 )
+from .rules import (
+    DISPLAY_LAG_FRAMES,
+    MAX_INFLIGHT,
+    READBACK_DELAY,
+    SYNC_MAX,
+    SYNC_MIN,
+    choose_mask,
+    clamp_sync,
+    may_send,
+    predict_frames,
+)
 from .sizing import fit_inside
 
 # a literal list (not built at run time) so linters and type checkers see the names
 __all__ = [
-    "CIHP_CLASSES", "CLIENT_ACCEPTS", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "HEADER_SIZE", "MAGIC",
-    "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_MASK_PIXELS", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION",
-    "SERVER_ACCEPTS", "ClassInfo", "ErrorCode", "Flags", "Header", "Message", "MsgType", "PixelFormat",
-    "ProtocolError", "StreamConfig", "color_for", "decode", "decode_json", "encode", "encode_json",
-    "error_message", "fit_inside", "foreground_ids", "make_classes", "pack_header", "unpack_header",
+    "CIHP_CLASSES", "CLIENT_ACCEPTS", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "DISPLAY_LAG_FRAMES", "HEADER_SIZE",
+    "MAGIC", "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_INFLIGHT", "MAX_MASK_PIXELS", "PALETTE", "PERSON_CLASSES",
+    "PROTOCOL_VERSION", "READBACK_DELAY", "SERVER_ACCEPTS", "SYNC_MAX", "SYNC_MIN", "ClassInfo", "ErrorCode",
+    "Flags", "Header", "Message", "MsgType", "PixelFormat", "ProtocolError", "StreamConfig", "choose_mask",
+    "clamp_sync", "color_for", "decode", "decode_json", "encode", "encode_json", "error_message", "fit_inside",
+    "foreground_ids", "make_classes", "may_send", "pack_header", "predict_frames", "unpack_header",
 ]

@@ -103,7 +103,7 @@ def find_obs_python(obs: str | None) -> tuple[str | None, str]:
                 return (str(exe) if exe.exists() else None), f"Tools > Scripts > Python Settings ({ini})"
         return None, "Tools > Scripts > Python Settings is not set"
     if obs and obs.startswith("flatpak:"):
-        return None, "Flatpak OBS uses its runtime's Python (see the README)"
+        return None, "Flatpak OBS uses its runtime's Python (see docs/obs-filter.md)"
     mods = [m for pattern in ("/usr/lib/obs-scripting", "/usr/lib/*/obs-scripting", "/usr/lib64/obs-scripting",
                               "/usr/local/lib/obs-scripting", "/usr/local/lib/*/obs-scripting")
             for m in glob.glob(pattern + "/_obspython.so")]

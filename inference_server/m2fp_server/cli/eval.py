@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadInput
 from .common import engine_options
 
 DEFAULT_VARIANTS = ["defaults", "sync2"]
@@ -40,7 +41,7 @@ def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
         try:
             w, h = (int(x) for x in args.size.lower().split("x"))
         except ValueError:
-            raise ValueError(f"--size must be WxH, got {args.size!r}") from None
+            raise BadInput(f"--size must be WxH, got {args.size!r}") from None
         kw["size"] = (w, h)
     return {k: v for k, v in kw.items() if v is not None}
 
@@ -57,12 +58,15 @@ def run(args: argparse.Namespace) -> int:
     names = args.clip or list(CLIPS)
     unknown = [n for n in names if n not in CLIPS]
     if unknown:
-        raise ValueError(f"unknown clip(s) {', '.join(unknown)}; choose from: {', '.join(CLIPS)}")
+        raise BadInput(f"unknown clip(s) {', '.join(unknown)}; choose from: {', '.join(CLIPS)}")
     vtexts = args.variant or DEFAULT_VARIANTS
     variants = [] if vtexts == ["none"] else [Variant.parse(v) for v in vtexts]
-    config = json.loads(args.config) if args.config else {}
+    try:
+        config = json.loads(args.config) if args.config else {}
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"--config is not JSON: {exc}") from None
     if not isinstance(config, dict):
-        raise ValueError("--config must be a JSON object")
+        raise BadInput("--config must be a JSON object")
     opts = engine_options(args.engine_option)
     engines = args.engine or ["auto"]
     print(f"# m2fp eval: load {os.getloadavg()[0]:.2f}; {cpu_summary()}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BadInput, MissingFile
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..weights import DEFAULT_MODEL, MODELS  # stdlib only: keeps `m2fp --help` fast
@@ -30,7 +32,7 @@ def _read_image(path: str):  # -> np.ndarray
     import cv2
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}")
+        raise MissingFile(f"cannot read image {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..samples import PORTRAITS, portrait
     from ..weights import WeightsMissing, locate
     if args.precision != "f32" and args.image is None:
-        raise ValueError("--precision bf16 needs --image PICTURE: its label-map agreement with f32 is reported "
+        raise BadInput("--precision bf16 needs --image PICTURE: its label-map agreement with f32 is reported "
                          "on a picture you choose")
     try:
         model_dir = locate(args.model, args.model_dir, args.revision)

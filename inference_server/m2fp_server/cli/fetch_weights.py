@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BadInput
 from ..weights import DEFAULT_MODEL, MODELS, cache_root
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     except WeightsMissing:
         raise
     except Exception as exc:  # noqa: BLE001 - modelscope_hub's errors: network, unknown revision, ...
-        raise ValueError(f"download failed ({exc}); check the network, or copy configuration.json and "
+        raise BadInput(f"download failed ({exc}); check the network, or copy configuration.json and "
                          f"pytorch_model.pt into a folder and pass --model-dir") from None
     print(f"ready: {path}")
     print("next: m2fp export --size 256   (faster runtime), then: m2fp serve --engine m2fp")

@@ -1,7 +1,7 @@
 """Run a slow engine in its own thread so the per-frame path never waits for it.
 
-The server calls the pipeline once per frame.  With a model that needs 300 ms
-that call would hold every frame (and every client) for 300 ms.  Wrapped here,
+The server calls the pipeline once per frame.  With a model slower than a frame,
+that call would hold every frame (and every client) for as long.  Wrapped here,
 a frame is handed to the worker only when it is idle (newer frames replace a
 waiting one), and each call returns at once with the newest finished result,
 carried onto the current frame by the stream's :class:`FlowTracker` when motion

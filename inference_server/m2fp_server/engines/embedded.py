@@ -1,11 +1,11 @@
 """The embedded engine: the shipped MediaPipe models used together, chosen per stream by framing.
 
-Why this split (figures: docs/evaluation.md, ``m2fp eval`` and ``m2fp bench --models``): on
-the framing clips the landscape selfie model is the best single model for busts and
-people near the camera but loses full bodies and finds little of a small person; the
-pose landmark model is mediocre on the whole frame but the best by far when given a
-square region around the person, one person per call.  Averaging the selfie models'
-maps did not help.  So per stream:
+Why two models: on the framing clips (``m2fp eval --clip framing-…``; figures in
+docs/engines.md) the landscape selfie model is the best single model for busts
+and people near the camera but loses full bodies and finds almost nothing of a
+small person, while the pose landmark model is mediocre on the whole frame and
+the best by far when given a square region around the person (one person per
+call).  Averaging the selfie models' maps did not help.  So per stream:
 
 * **bust mode** (default; the person is cut by the bottom edge, or nobody was
   found): the landscape selfie model on the whole frame;
@@ -14,16 +14,17 @@ maps did not help.  So per stream:
   from frame to frame (region from the last mask, moved on by the person's
   velocity), plus the landscape model on the whole frame every
   ``outside_every`` frames so nobody outside the region is lost (its blobs there
-  are kept when it is sure of them: see ``_confident_blobs``).
+  are kept only when it is sure of them: on a busy background it also lights up
+  patches it is unsure of).
 
 The pose models run on OpenVINO when it is installed (``tflite_backend``: it
 reads the TFLite files), in bf16 where the CPU has native bf16.
 
-The pose detector runs on the first frame, whenever the tracked person
-is lost, every ``redetect_every`` frames, and when the covered share of the
-frame changes by half (new people, framing changes), so it does not count in the
-median.  No edge, contour or size rule removes anything: a person that touches
-no frame edge stays, and holes are left to the models.
+The pose detector runs on the first frame, whenever the tracked person is lost,
+every ``redetect_every`` frames, and when the covered share of the frame changes
+by half (new people, framing changes), so it costs little per frame on average.
+No edge, contour or size rule removes anything: a person that touches no frame
+edge stays, and holes are left to the models.
 """
 from __future__ import annotations
 
@@ -161,8 +162,8 @@ class EmbeddedEngine(Engine):
         tr.since_detect += 1
         if (tr.mode == "body" and tr.roi is None) or tr.since_detect >= s.redetect_every:
             self._redetect(rgb, tr)
-        # the still-picture test works at output size; the models see the working frame (the landscape
-        # model scored lower on two people when fed the output-size copy)
+        # the still-picture test works at output size; the models see the working frame (fed the smaller
+        # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
         if tr.mode == "body" and tr.roi is not None:
             prob = self._body(rgb, small, tr)
@@ -200,7 +201,7 @@ class EmbeddedEngine(Engine):
         return tr.held.copy()
 
     def _single(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
-        """One shipped model on the whole frame, nothing else (the baselines of the README table)."""
+        """One shipped model on the whole frame, nothing else (the baselines of the table in docs/engines.md)."""
         if self.settings.only == "landscape":
             return self._landscape(rgb, out)
         if self.settings.only == "pose":
@@ -347,9 +348,8 @@ def _confident_blobs(prob: np.ndarray, min_mean: float) -> np.ndarray:
     """Zero the blobs (>= 0.5) whose mean probability is below ``min_mean``; every other pixel unchanged.
 
     Used only outside the tracked person's region in body mode.  A person the landscape model finds
-    has a high mean probability; on a busy background it also lights up patches whose mean is barely
-    above one half, which ruined a small full body over a busy texture until this gate was added
-    (no change on the photo-background clips).
+    scores high throughout; the patches it lights up on a busy background score barely above one half
+    and, kept, ruin a small full body over a busy texture (figures in docs/engines.md).
     No size or edge rule: a confident blob of any size, anywhere, stays.
     """
     if min_mean <= 0.5:

@@ -73,7 +73,7 @@ class Roi:
     def matrix(self, out: int) -> np.ndarray:
         """Affine map frame -> (out x out) crop."""
         s = out / self.side
-        return np.float32([[s, 0, out / 2 - self.cx * s], [0, s, out / 2 - self.cy * s]])
+        return np.array([[s, 0, out / 2 - self.cx * s], [0, s, out / 2 - self.cy * s]], np.float32)
 
     def box(self) -> tuple[int, int, int, int]:
         h = self.side / 2

@@ -1,6 +1,6 @@
 """``hybrid``: a fast silhouette on every frame, M2FP's parts from its latest result.
 
-M2FP needs 0.3-2 s per frame here; the embedded models need a few ms.  So:
+M2FP needs far longer than a frame; the embedded models far less.  So:
 
 * the **fast engine** (embedded, or selfie) answers every frame: it decides
   *where the person is* now;
@@ -12,8 +12,8 @@ M2FP needs 0.3-2 s per frame here; the embedded models need a few ms.  So:
 
 The output has M2FP's classes, so ``keep`` works exactly as with M2FP alone.
 The fast path never waits for M2FP.  On 2 cores M2FP gets one thread at a lower
-priority (``slow_threads=1``, ``slow_nice=10``): measured, a second M2FP thread
-brought no more results per second and doubled the fast path's latency (README).
+priority (``slow_threads=1``, ``slow_nice=10``): a second M2FP thread brought no
+more results per second and slowed the fast path (docs/evaluation.md).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Runs with ai-edge-litert's TFLite interpreter; no network, no mediapipe package.
 The landscape model (256x144) is the default: on our ground-truth composites
 (busy backgrounds, 4:3 and 16:9 frames) it scored higher than the general model
-(256x256) and costs less (``m2fp eval``, ``m2fp bench --models``).
+(256x256) on every clip, and it costs less (docs/engines.md, docs/evaluation.md).
 """
 from __future__ import annotations
 

@@ -13,11 +13,12 @@ computed from; the server moves it ahead along the measured motion
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
 
+from ..postprocess.motion import FlowTracker
 from .metrics import iou
 
 AGES = (0, 1, 2, 3)
@@ -37,14 +38,14 @@ def iou_by_age(alphas: np.ndarray, truth: np.ndarray, mask_age: np.ndarray, fram
 
 
 def moved_ahead(small_alphas: list[np.ndarray], small_frames: list[np.ndarray], truth: np.ndarray,
-                frames: range, ages: Iterable[int] = AGES, tracker_factory=None) -> dict[int, float]:  # type: ignore[no-untyped-def]
+                frames: range, ages: Iterable[int] = AGES,
+                tracker_factory: Callable[[], FlowTracker] | None = None) -> dict[int, float]:
     """Age -> mean IoU of masks moved ``age`` frames ahead along the flow, scored ``age`` frames later.
 
     ``small_alphas[k]``: the offline mask (float 0..1) for ``small_frames[k]`` (the frame as sent);
     the result is scored at the truth's size.  Frames whose target falls past ``frames`` are skipped,
     so every age is scored on the same number of frames.
     """
-    from ..postprocess.motion import FlowTracker
     ages = tuple(ages)
     tracker = tracker_factory() if tracker_factory else FlowTracker(history=2)
     H, W = truth.shape[1:]

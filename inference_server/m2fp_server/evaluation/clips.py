@@ -21,6 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..errors import BadInput
 from .clip import Clip
 from .footage import FOOTAGE  # moving backgrounds, fast, small, edge-cut and crossing people
 from .framings import FRAMINGS  # framing clips: real photos, full bodies
@@ -56,7 +57,7 @@ def motion_clip(name: str, description: str, people: list[Person], *, size: tupl
     so no two frames are bit-identical, as with any camera.
     """
     if static < 2 or moving < 2:
-        raise ValueError("a clip needs at least 2 static and 2 moving frames")
+        raise BadInput("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     margin = int(0.25 * max(W, H))
     bg = textured_background(W + 2 * margin, H + 2 * margin, seed)
@@ -103,7 +104,8 @@ def bob(**kw) -> Clip:
 
 def zoom(**kw) -> Clip:
     def motion(t: float) -> Placement:
-        return Placement(cx=0.5 + 0.05 * _sin(t, 3.0), bottom=1.02, height=0.85 + 0.15 * (1 - math.cos(2 * math.pi * t / 3.0)))
+        return Placement(cx=0.5 + 0.05 * _sin(t, 3.0), bottom=1.02,
+                         height=0.85 + 0.15 * (1 - math.cos(2 * math.pi * t / 3.0)))
     return motion_clip("zoom", "bust leaning into the camera and back (height 0.85 -> 1.15, 3 s period)",
                        [Person("astronaut", motion)], pan=_slow_pan, **kw)
 
@@ -150,7 +152,7 @@ def _cached(name: str, items: tuple) -> Clip:
 def get_clip(name: str, **kw) -> Clip:
     """Build (or reuse) a registered clip; arrays are shared: do not modify them."""
     if name not in CLIPS:
-        raise ValueError(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
+        raise BadInput(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v is not None}
     clip = _cached(name, tuple(sorted(kw.items())))
     clip.frames.flags.writeable = False

@@ -20,11 +20,10 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-
-from m2fp_protocol import StreamConfig
+from m2fp_protocol import StreamConfig, fit_inside
 
 from ..engines.base import Engine
-from ..frames import fit_inside
+from ..errors import BadInput
 from ..pipeline import Pipeline, PipelineResult
 from ..streams import StreamState
 from .aging import iou_by_age, moved_ahead
@@ -61,10 +60,10 @@ class Variant:
                 try:
                     predict = float(tok[7:])
                 except ValueError:
-                    raise ValueError(f"bad variant part {tok!r}: predictP needs a number") from None
+                    raise BadInput(f"bad variant part {tok!r}: predictP needs a number") from None
             else:
-                raise ValueError(f"bad variant {text!r}: use defaults, hold, motion, syncN, syncN+motion, "
-                                 "motion+predictP")
+                raise BadInput(f"bad variant {text!r}: use defaults, hold, motion, syncN, syncN+motion, "
+                               "motion+predictP")
         if predict is None and sync > 0:
             predict = 0.0  # a synced picture waits for its own mask: nothing to predict
         return cls(text.lower(), motion, sync, predict)
@@ -202,7 +201,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    """Markdown table (paste-able into the README)."""
+    """Markdown table (paste-able into docs/evaluation.md)."""
     head = ("| clip | engine | run | IoU static | IoU moving | flicker % | boundary px | mask age med/max | "
             "result age | dropped |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]

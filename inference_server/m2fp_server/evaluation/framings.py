@@ -14,7 +14,7 @@ under ``~/.cache/m2fp-obs``.
 The full-body cutouts are made so that no single shipped model is favoured: the
 pose model's and the general selfie model's masks are averaged into a trimap
 that GrabCut (colour statistics, no network) refines at full resolution; the
-result overlaps each model's own mask only partly (``build_fullbody_cutout``).
+result overlaps each model's own mask only partly (docs/engines.md).
 
 Every clip opens with a static part (flicker) and then moves (lag); people in
 the full-body clips touch no frame edge.
@@ -34,6 +34,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..errors import BadInput, MissingFile
 from .clip import Clip
 from .groundtruth import Cutout, Placement, add_sensor_noise, clean_mask, compose, place, textured_background
 
@@ -52,14 +53,14 @@ def opencv_doc_file(name: str) -> Path:
         if (d / name).is_file():
             return d / name
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise FileNotFoundError(f"opencv-doc sample {name} not found; fetch it with: {FETCH_HINT}")
+        raise MissingFile(f"opencv-doc sample {name} not found; fetch it with: {FETCH_HINT}")
     cached.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         log.info("fetching opencv-doc (apt-get download) for %s", name)
         r = subprocess.run(["apt-get", "download", "-q", "opencv-doc"], cwd=tmp, capture_output=True, text=True)
         debs = list(Path(tmp).glob("opencv-doc_*.deb"))
         if r.returncode != 0 or not debs:
-            raise FileNotFoundError(f"opencv-doc sample {name} not found and apt-get download failed "
+            raise MissingFile(f"opencv-doc sample {name} not found and apt-get download failed "
                                     f"({r.stderr.strip()[-200:]}); fetch it with: {FETCH_HINT}")
         wanted = sorted(set(SAMPLE_FILES) | {name})  # every sample at once: one download
         members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in wanted]
@@ -100,7 +101,7 @@ def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
     """An opencv-doc photograph scaled to cover a (W, H) frame, centre-cropped; RGB."""
     bgr = cv2.imread(str(opencv_doc_file(BACKGROUNDS[name])), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read background {BACKGROUNDS[name]}")
+        raise MissingFile(f"cannot read background {BACKGROUNDS[name]}")
     W, H = size
     s = max(W / bgr.shape[1], H / bgr.shape[0])
     big = cv2.resize(bgr, (max(W, round(bgr.shape[1] * s)), max(H, round(bgr.shape[0] * s))),
@@ -111,7 +112,7 @@ def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
 
 def _models_probability(rgb: np.ndarray, roi: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     from ..engines.embedded_models import PoseSegmenter, Roi, run_on_roi
-    from ..engines.selfie import MODELS_DIR, MODEL_FILES, TFLiteSegmenter
+    from ..engines.selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
     r = Roi(*roi)
     pose = run_on_roi(rgb, r, PoseSegmenter())
     selfie = run_on_roi(rgb, r, TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"]))
@@ -123,7 +124,7 @@ def build_fullbody_cutout(name: str) -> Cutout:
     recipe = RECIPES[name]
     bgr = cv2.imread(str(opencv_doc_file(recipe.file)), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read {recipe.file}")
+        raise MissingFile(f"cannot read {recipe.file}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     pose, selfie = _models_probability(rgb, recipe.roi)
     x0, y0, x1, y1 = recipe.keep
@@ -135,7 +136,9 @@ def build_fullbody_cutout(name: str) -> Cutout:
     trimap[avg > 0.5] = cv2.GC_PR_FGD
     trimap[(pose > 0.95) & (selfie > 0.95) & keep] = cv2.GC_FGD
     cv2.setRNGSeed(0)
-    cv2.grabCut(bgr, trimap, None, np.zeros((1, 65)), np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_MASK)
+    # OpenCV's stubs want a rectangle, which GC_INIT_WITH_MASK ignores (its docs pass None)
+    cv2.grabCut(bgr, trimap, None, np.zeros((1, 65)), np.zeros((1, 65)), 5,  # type: ignore[call-overload]
+                cv2.GC_INIT_WITH_MASK)
     alpha = clean_mask(((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32))
     ys, xs = np.nonzero(alpha)
     pad = 4
@@ -181,7 +184,7 @@ def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, 
     ``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture.
     """
     if static < 2 or moving < 2:
-        raise ValueError("a clip needs at least 2 static and 2 moving frames")
+        raise BadInput("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     if background.startswith("texture:"):
         bg = textured_background(W, H, int(background.split(":")[1]))

@@ -46,7 +46,7 @@ class FlowTracker:
     history: int = 30  # frames of flow kept (a result from an unpinned frame older than this is held)
     max_width: int = FLOW_MAX_WIDTH
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
-    finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, ~3x the time)
+    finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, and slowest)
     deadband: float = 0.25  # px/frame of flow treated as noise when extrapolating
     person_max_width: int = 640  # the per-person motion of ``extrapolate`` is measured on frames up to this wide
     seq: int = -1  # number of the newest frame
@@ -58,7 +58,7 @@ class FlowTracker:
     _flows: collections.OrderedDict = field(default_factory=collections.OrderedDict)  # seq -> (fh, fw, 2)
     _chains: dict[int, _Chain] = field(default_factory=dict)
     _pinned: set[int] = field(default_factory=set)
-    _dis: object | None = None
+    _dis: cv2.DISOpticalFlow | None = None
     _grid: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -118,9 +118,9 @@ class FlowTracker:
     def _frame_flow(self, gray: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """Backward flow: pixel x of ``gray`` was at x + b(x) in ``prev``."""
         if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)  # type: ignore[attr-defined]
-            self._dis.setFinestScale(self.finest_scale)  # type: ignore[attr-defined]
-        return self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
+            self._dis = cv2.DISOpticalFlow.create(self.preset)
+            self._dis.setFinestScale(self.finest_scale)
+        return self._dis.calc(gray, prev, None)  # type: ignore[call-overload]  # stubs lack flow=None
 
     def _flow(self, seq: int) -> np.ndarray | None:
         """The flow into frame ``seq`` (computed now if it was left for later)."""

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...errors import BadInput, M2fpError
 from ...weights import WEIGHTS_FILE
 from .frames import Canvas
 
@@ -33,7 +34,7 @@ MAX_LOGIT_DIFF = 1e-3
 OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(M2fpError, RuntimeError):
     """The export failed or did not match torch; nothing was saved."""
 
 
@@ -142,7 +143,7 @@ def open_runner(runtime: str, path: Path, precision: str = "f32", threads: int |
         return OpenVINORunner(path, precision, threads)
     if runtime == "onnxruntime":
         return ORTRunner(path, precision, threads)
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    raise BadInput(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
 
 
 def export_onnx(core: Any, canvas: Canvas, path: Path) -> None:
@@ -175,11 +176,11 @@ def export(model_dir: Path, short_side: int, runtime: str, image: np.ndarray, im
     from .frames import place
     from .network import load_core, run_core
     if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        raise BadInput(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        raise BadInput(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision != "f32" and runtime != "openvino":
-        raise ValueError("bf16 is an OpenVINO option; use --runtime openvino")
+        raise BadInput("bf16 is an OpenVINO option; use --runtime openvino")
     model_dir = Path(model_dir)
     canvas = Canvas.for_short_side(short_side, portrait)
     if core is None:

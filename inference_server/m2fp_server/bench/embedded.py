@@ -45,17 +45,17 @@ def _frames() -> tuple[list[np.ndarray], list[np.ndarray] | None, str]:
 
 
 def run_models_bench(args: argparse.Namespace) -> int:
-    from .embedded import EmbeddedEngine
-    from .embedded_detect import PoseDetector
-    from .embedded_models import PoseSegmenter, Roi, crop
-    from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
-    from .tflite_backend import cpu_summary, has_native_bf16
+    from ..engines.embedded import EmbeddedEngine
+    from ..engines.embedded_detect import PoseDetector
+    from ..engines.embedded_models import PoseSegmenter, Roi, crop
+    from ..engines.selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+    from ..engines.tflite_backend import cpu_summary, has_native_bf16
 
     seconds = max(0.5, float(args.seconds))
     bust, body, note = _frames()
     print(f"# m2fp bench --models: 1 thread, 640x480 frames, median of >= {seconds:.1f} s per row; "
           f"load {os.getloadavg()[0]:.2f}; {cpu_summary()}")
-    print(f"{'what':46s} {'ms/frame':>9s} {'cpu ms':>7s} {'runs':>6s}")
+    print(f"{'what':46s} {'ms/frame':>9s} {'cpu ms':>7s} {'runs':>6s}", flush=True)
     general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"])
     landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"])
     pose = PoseSegmenter()
