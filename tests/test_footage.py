@@ -7,6 +7,7 @@ as the full clips.  The full figures come from ``m2fp eval`` (docs/evaluation.md
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 from m2fp_server.cli.main import main
 from m2fp_server.evaluation.aging import moved_ahead
+from m2fp_server.evaluation.clip import Clip
 from m2fp_server.evaluation.clips import CLIPS, get_clip
 from m2fp_server.evaluation.footage import FOOTAGE, HELD_OUT
 from m2fp_server.evaluation.metrics import iou
@@ -80,7 +82,7 @@ def test_crossing_people_pass_each_other() -> None:
 
 
 # --------------------------------------------------------------------------- motion compensation
-def _truth_alphas(clip, send_w: int = 640):  # type: ignore[no-untyped-def]
+def _truth_alphas(clip: Clip, send_w: int = 640) -> tuple[list[np.ndarray], list[np.ndarray]]:
     W, H = clip.size
     sh = round(H * send_w / W)
     smalls = [cv2.resize(f, (send_w, sh), interpolation=cv2.INTER_AREA) for f in clip.frames]
@@ -121,7 +123,7 @@ def test_person_motion_follows_a_known_shift_and_rotation() -> None:
     region = np.zeros_like(img, bool)
     region[60:200, 100:200] = True
     m = cv2.getRotationMatrix2D((150, 130), 2.0, 1.02)
-    m[:, 2] += (6.0, -3.0)
+    m[:, 2] += np.array([6.0, -3.0])
     moved_img = cv2.warpAffine(img, m, (320, 240), borderMode=cv2.BORDER_REFLECT)
     moved_region = cv2.warpAffine(region.astype(np.uint8), m, (320, 240)) > 0
     back = PersonMotion().transform(moved_region, moved_img, img)  # this frame -> the previous one
@@ -149,7 +151,7 @@ def test_openvino_runs_the_pose_model_like_the_tflite_runtime() -> None:
 
 
 # --------------------------------------------------------------------------- m2fp eval
-def test_m2fp_eval_reports_ages_ms_and_cpu_flags_per_clip(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_m2fp_eval_reports_ages_ms_and_cpu_flags_per_clip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "eval.json"
     rc = main(["--log-level", "WARNING", "eval", "--clip", "footage-edge-cut", "--static", "8", "--moving", "30",
                "--size", "320x240", "--engine", "selfie", "--json", str(out)])
