@@ -29,7 +29,7 @@ edge stays, and holes are left to the models.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -83,6 +83,7 @@ class EmbeddedSettings:
     deadband: float = 0.06  # keep the last region unless it moved/grew by more than this share of its side
     min_detection: float = 0.25  # pose detector score that counts as a person
     min_presence: float = 0.5  # pose model's own presence score below which the person is lost
+    verify_max: int = 3  # detections checked with the pose model when looking for a whole body
     fits_slack: float = 0.10  # a body "fits" if hips + 0.8 radius is within (1 + slack) x frame height
     max_side: int = 640  # working resolution: frame scaled to fit this long side (regions are cut from it)
     out_side: int = 320  # output resolution (long side): what post-processing works on
@@ -228,16 +229,42 @@ class EmbeddedEngine(Engine):
                 tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
             return
         bodies = [p for p in people if self._fits(p, H)]
-        if not bodies:
+        found = self._confirmed(rgb, bodies)
+        if found is None and len(bodies) == len(people) and W >= 1.3 * H:
+            # nobody close to the camera: a small person may be below the detector's reach on the
+            # letterboxed wide frame, so look again on square tiles (twice the pixels per person)
+            found = self._confirmed(rgb, [p for p in self._detect_tiles(rgb) if self._fits(p, H)])
+        if found is None:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
             tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
             return
-        best = max(bodies, key=lambda p: p.body_radius)
-        x0, y0, x1, y1 = best.body_box()
-        tr.mode, tr.roi, tr.velocity = "body", Roi.around(x0, y0, x1, y1, 0.25), (0.0, 0.0)
+        tr.mode, tr.roi, tr.velocity = "body", found, (0.0, 0.0)
         tr.last_centre, tr.steps = None, []
         log.debug("embedded: body mode, region %s", tr.roi)
+
+    def _confirmed(self, rgb: np.ndarray, bodies: list[Person]) -> Roi | None:
+        """The region of the first detection the pose model confirms (highest scores first).
+
+        A busy background gives the detector false hits that can outscore a small real person;
+        the pose model's own presence score tells them apart.
+        """
+        for p in sorted(bodies, key=lambda q: -q.score)[: self.settings.verify_max]:
+            roi = Roi.around(*p.body_box(), 0.25)
+            if self._pose.run(crop(rgb, roi, PoseSegmenter.size)).presence >= self.settings.min_presence:
+                return roi
+        return None
+
+    def _detect_tiles(self, rgb: np.ndarray) -> list[Person]:
+        """Detections on the frame's left and right squares (overlapping), in frame coordinates."""
+        H, W = rgb.shape[:2]
+        people = []
+        for x0 in (0, W - H):
+            for p in self._detect(np.ascontiguousarray(rgb[:, x0:x0 + H])):
+                bx0, by0, bx1, by1 = p.box
+                people.append(replace(p, box=(bx0 + x0, by0, bx1 + x0, by1), hips=(p.hips[0] + x0, p.hips[1]),
+                                      shoulders=(p.shoulders[0] + x0, p.shoulders[1])))
+        return people
 
     def _fits(self, p: Person, H: int) -> bool:
         return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + self.settings.fits_slack)

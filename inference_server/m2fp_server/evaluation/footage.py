@@ -12,10 +12,10 @@ broke on footage the project had not seen:
 * a person **cut by the frame's edge**;
 * **two people crossing** (one passes in front of the other).
 
-People are cut from photographs the other clips do not use (``basketball2.png``:
-the man catching the ball; ``basketball1.png``: the man the photo's right edge
-cuts) with the same recipe as the framing clips, plus the shipped busts; the
-warped cutouts are the exact truth.  Media of unclear licence is fetched at run
+Full bodies are cut from a photograph the other clips do not use
+(``basketball2.png``: the man catching the ball) with the same recipe as the
+framing clips, plus ``messi5.jpg`` and the shipped busts; the warped cutouts are
+the exact truth.  Media of unclear licence is fetched at run
 time and never committed (``framings.opencv_doc_file``).
 
 ``HELD_OUT`` clips were not looked at while tuning motion compensation or the
@@ -50,7 +50,7 @@ HELD_OUT = frozenset({"footage-edge-cut", "footage-crossing"})
 
 def fetch_footage_media() -> None:
     """Fetch every opencv-doc file these clips need (CI calls this before the tests)."""
-    for name in (*VIDEO_FILES, *PHOTO_FILES, "basketball1.png", "basketball2.png"):
+    for name in (*VIDEO_FILES, *PHOTO_FILES, "basketball2.png", "messi5.jpg"):
         opencv_doc_file(name)
 
 
@@ -208,13 +208,12 @@ def small_body(*, size: tuple[int, int] = (1280, 720), static: int = 30, moving:
 
 def edge_cut(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 120, fps: float = 30.0,
              noise: float = 2.0) -> Clip:
-    """A man the right edge cuts (the photo cuts him there too), leaning in and out, over a playing pattern."""
+    """A bust the left edge cuts through the shoulder, leaning in and out, over a playing test pattern."""
     def motion(t: float) -> list[Placement]:
-        # the cutout is ~0.45 of its height wide: with cx >= 0.87 its cut side stays beyond the right edge
-        return [Placement(0.95 - 0.04 * (1 - _cos(t, 2.6)), 1.01, 0.96 + 0.06 * _sin(t, 1.9),
-                          4.0 * _sin(t, 1.4))]
-    return render("footage-edge-cut", "man cut by the right edge (basketball1), leaning in and out, over a "
-                  "playing test pattern (ffmpeg testsrc2)", [fullbody_cutout("shirt")], motion,
+        # the bust is about as wide as it is high: with cx <= 0.2 its left side stays beyond the edge
+        return [Placement(0.10 + 0.05 * (1 - _cos(t, 2.6)), 1.02, 0.90 + 0.06 * _sin(t, 1.9), 5.0 * _sin(t, 1.4))]
+    return render("footage-edge-cut", "bust cut by the left edge (astronaut), leaning in and out, over a "
+                  "playing test pattern (ffmpeg testsrc2)", [bust_cutout("astronaut")], motion,
                   test_pattern(size, moving / fps + 1.0, fps), size=size, static=static, moving=moving,
                   fps=fps, noise=noise)
 

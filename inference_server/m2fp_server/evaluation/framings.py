@@ -88,9 +88,8 @@ class CutoutRecipe:
 RECIPES = {
     "basketball": CutoutRecipe("basketball1.png", (110, 270, 440), (0, 0, 240, 480)),
     "messi": CutoutRecipe("messi5.jpg", (262, 195, 420), (40, 40, 480, 342)),
-    # used by footage.py: the same man in another pose, and the man the right edge of the photo cuts
+    # used by footage.py: the same man in another pose
     "catcher": CutoutRecipe("basketball2.png", (100, 270, 440), (0, 0, 240, 480)),
-    "shirt": CutoutRecipe("basketball1.png", (520, 250, 470), (400, 0, 640, 480)),
 }
 #: real photographs without people, used as backgrounds (webcam-like room, street, building front)
 BACKGROUNDS = {"room": "aloeL.jpg", "street": "leuvenA.jpg", "building": "building.jpg", "home": "home.jpg"}
