@@ -31,7 +31,10 @@ import numpy as np
 class PersonMotion:
     work_side: int = 240  # a person's box is scaled so its longer side is this (pixels) for the flow...
     max_upscale: float = 2.0  # ...enlarging small people at most this much (the flow needs texture per patch)
-    preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM  # FAST misses much of a small person's motion
+    # DIS presets for enlarged (small) people and for the rest: the fast preset misses much of a small
+    # person's motion and some of a fast one's (docs/evaluation.md); it costs less
+    small_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    large_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
     margin: float = 0.15  # box margin around a person, share of its longer side
     min_area: int = 64  # people smaller than this (pixels at the flow resolution) are left as they are
     erode: float = 0.06  # vectors are taken this share of the box's shorter side inside the outline
@@ -39,17 +42,18 @@ class PersonMotion:
     still_px: float = 0.2  # largest point shift (pixels per frame at the flow resolution) treated as no motion
     max_points: int = 600
     accel: float = 1.0  # weight of a person's change of speed when moving ahead (0 = constant speed)
-    _dis: object | None = None
+    _dis: dict[int, cv2.DISOpticalFlow] = field(default_factory=dict)
     _fit_frame: int | None = None
     _people: list[_Person] = field(default_factory=list)
 
     def reset(self) -> None:
         self._fit_frame, self._people = None, []
 
-    def _flow(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)  # type: ignore[attr-defined]
-        return self._dis.calc(cur, prev, None)  # type: ignore[attr-defined]
+    def _flow(self, cur: np.ndarray, prev: np.ndarray, preset: int) -> np.ndarray:
+        dis = self._dis.get(preset)
+        if dis is None:
+            dis = self._dis[preset] = cv2.DISOpticalFlow.create(preset)
+        return dis.calc(cur, prev, None)  # type: ignore[call-overload]  # stubs lack flow=None
 
     def transform(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray) -> np.ndarray | None:
         """3x3 map from this frame to the previous one for the person in ``region`` (bool, grey frame's size)."""
@@ -72,7 +76,8 @@ class PersonMotion:
         inner = cv2.erode(r, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1, 2 * e + 1)))
         if np.count_nonzero(inner) < self.min_vectors:
             inner = r
-        flow = self._flow(np.ascontiguousarray(c), np.ascontiguousarray(p))
+        preset = self.small_preset if k > 1 else self.large_preset
+        flow = self._flow(np.ascontiguousarray(c), np.ascontiguousarray(p), preset)
         iy, ix = np.nonzero(inner)
         if ix.size < self.min_vectors:
             return None
