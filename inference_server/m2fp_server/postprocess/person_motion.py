@@ -34,7 +34,7 @@ class PersonMotion:
     # DIS presets for enlarged (small) people and for the rest: the fast preset misses much of a small
     # person's motion and some of a fast one's (docs/evaluation.md); it costs less
     small_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
-    large_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    large_preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST
     margin: float = 0.15  # box margin around a person, share of its longer side
     min_area: int = 64  # people smaller than this (pixels at the flow resolution) are left as they are
     erode: float = 0.06  # vectors are taken this share of the box's shorter side inside the outline
