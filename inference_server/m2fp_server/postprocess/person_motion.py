@@ -34,6 +34,7 @@ class PersonMotion:
     # DIS presets for enlarged (small) people and for the rest: the fast preset misses much of a small
     # person's motion and some of a fast one's (docs/evaluation.md); it costs less
     small_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    small_scale: float = 1.5  # a person enlarged at least this much is "small"
     large_preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST
     margin: float = 0.15  # box margin around a person, share of its longer side
     min_area: int = 64  # people smaller than this (pixels at the flow resolution) are left as they are
@@ -76,7 +77,7 @@ class PersonMotion:
         inner = cv2.erode(r, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1, 2 * e + 1)))
         if np.count_nonzero(inner) < self.min_vectors:
             inner = r
-        preset = self.small_preset if k > 1 else self.large_preset
+        preset = self.small_preset if k >= self.small_scale else self.large_preset
         flow = self._flow(np.ascontiguousarray(c), np.ascontiguousarray(p), preset)
         iy, ix = np.nonzero(inner)
         if ix.size < self.min_vectors:
