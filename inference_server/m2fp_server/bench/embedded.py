@@ -94,6 +94,36 @@ def run_models_bench(args: argparse.Namespace) -> int:
     if body is not None:
         modes = body_stream.track.mode if body_stream.track is not None else "none"
         print(f"# body-mode row ran in mode: {modes}")
+        _profile_body(eng, frames)
     else:
         print(f"# {note}")
     return 0
+
+
+def _profile_body(engine: object, frames: list[np.ndarray]) -> None:
+    """Where body mode's time goes: the server's pipeline (motion on, 2 frames predicted) under cProfile."""
+    import cProfile
+    import io
+    import pstats
+
+    from m2fp_protocol import StreamConfig
+
+    from ..engines.base import Engine
+    from ..pipeline import Pipeline
+    from ..streams import StreamState
+    assert isinstance(engine, Engine)
+    pipe = Pipeline(engine)
+    stream = StreamState(b"profile")
+    stream.apply(StreamConfig.from_json({"predict_frames": 2}), engine.classes)
+    for f in frames[:4]:
+        pipe.process(f, stream)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(3):
+        for f in frames:
+            pipe.process(f, stream)
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(10)
+    print("# body mode through Pipeline.process (motion on, predict 2), top functions by own time:")
+    print("\n".join(ln for ln in out.getvalue().splitlines() if ln.strip())[:3000])
