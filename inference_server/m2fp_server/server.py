@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
@@ -30,7 +31,9 @@ from . import __version__
 from .engines.base import Engine
 from .frames import to_rgb
 from .pipeline import Pipeline
+from .routing_ids import seed_automatic_ids
 from .security import Authenticator, CurveKeys, check_exposure
+from .peers import PeerTracker as _PeerTracker
 from .streams import StreamState, StreamTable
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,12 @@ class ServerSettings:
     max_frame_bytes: int = proto.MAX_FRAME_BYTES
     idle_s: float = 60.0  # forget a client's state after this long without messages
     curve_keys_dir: Path | None = None  # CURVE + authorised clients (see security); required off loopback
+    #: bytes of FRAME payloads parked (received, not yet run) across all clients; see docs/security.md
+    parked_budget_bytes: int = 512 * 1024 * 1024
+    #: what happens to a frame that does not fit the budget: "refuse" (ERROR SERVER_BUSY to its sender)
+    #: or "drop-oldest" (the oldest parked frames of other clients are dropped, their senders get DROPPED)
+    budget_policy: str = "refuse"
+    max_streams: int = 256  # live clients (connections with state); more get ERROR SERVER_BUSY
 
     @property
     def hard_limit(self) -> int:
@@ -71,16 +80,54 @@ class _Scheduler:
     order: collections.deque = field(default_factory=collections.deque)
     cond: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
+    budget: int = 512 * 1024 * 1024  # parked payload bytes across all clients
+    policy: str = "refuse"
+    parked: int = 0  # payload bytes of the jobs in ``pending``
 
-    def submit(self, job: _Job) -> _Job | None:
-        """Queue ``job``; return the job it replaced, if any."""
+    def submit(self, job: _Job) -> tuple[_Job | None, list[_Job]]:
+        """Queue ``job``; return the job it replaced (if any) and the jobs dropped to fit the budget.
+
+        Raises SERVER_BUSY when ``job`` does not fit (policy "refuse", or a frame above the whole budget).
+        """
+        size = len(job.message.payload)
+        evicted: list[_Job] = []
         with self.cond:
             old = self.pending.get(job.identity)
+            free = self.budget - self.parked + (len(old.message.payload) if old is not None else 0)
+            if size > free:
+                if self.policy != "drop-oldest" or size > self.budget:
+                    raise ProtocolError(ErrorCode.SERVER_BUSY, f"the server's frame memory budget "
+                                        f"({self.budget >> 20} MiB) is in use by other clients; frame refused")
+                others = sorted((j for k, j in self.pending.items() if k != job.identity), key=lambda j: j.received)
+                for victim in others:
+                    if size <= free:
+                        break
+                    self._remove(victim.identity)
+                    free += len(victim.message.payload)
+                    evicted.append(victim)
+            if old is not None:
+                self.parked -= len(old.message.payload)
             self.pending[job.identity] = job
+            self.parked += size
             if old is None:
                 self.order.append(job.identity)
             self.cond.notify()
-            return old
+            return old, evicted
+
+    def _remove(self, identity: bytes) -> _Job | None:
+        job = self.pending.pop(identity, None)
+        if job is not None:
+            self.parked -= len(job.message.payload)
+            try:
+                self.order.remove(identity)
+            except ValueError:
+                pass
+        return job
+
+    def discard(self, identity: bytes) -> _Job | None:
+        """Drop a client's parked frame without running it (its peer has gone)."""
+        with self.cond:
+            return self._remove(identity)
 
     def take(self, timeout: float = 0.2) -> _Job | None:
         with self.cond:
@@ -89,7 +136,9 @@ class _Scheduler:
             if not self.order:
                 return None
             ident = self.order.popleft()
-            return self.pending.pop(ident)
+            job = self.pending.pop(ident)
+            self.parked -= len(job.message.payload)
+            return job
 
     def close(self) -> None:
         with self.cond:
@@ -103,12 +152,13 @@ class InferenceServer:
         self.engine = engine
         self.settings = settings or ServerSettings()
         self.pipeline = Pipeline(engine)
-        self.streams = StreamTable(engine.classes, self.settings.idle_s)
+        self.streams = StreamTable(engine.classes, self.settings.idle_s, self.settings.max_streams)
         self.ctx = context or zmq.Context.instance()
         self.endpoint: str | None = None
         self.stats = collections.Counter()
         self._stop = threading.Event()
-        self._sched = _Scheduler()
+        self._sched = _Scheduler(budget=self.settings.parked_budget_bytes, policy=self.settings.budget_policy)
+        self._peers = _PeerTracker()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
         self._router: zmq.Socket | None = None
         self._wake_addr = f"inproc://m2fp-wake-{id(self)}"
@@ -117,6 +167,7 @@ class InferenceServer:
         #: API) share the one engine instance and must take it too.
         self.engine_lock = threading.Lock()
         self._auth: Authenticator | None = None
+        self._monitor: zmq.Socket | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def bind(self) -> str:
@@ -124,6 +175,7 @@ class InferenceServer:
         s = self.settings
         check_exposure(s.address, s.curve_keys_dir)
         keys = CurveKeys.load(s.curve_keys_dir) if s.curve_keys_dir is not None else None
+        seed_automatic_ids()  # before the ROUTER exists: libzmq reads rand() in its constructor
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, s.hard_limit)
@@ -138,6 +190,7 @@ class InferenceServer:
             router.curve_publickey = keys.server_public
         router.bind(s.address)
         self._router = router
+        self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
         log.info("listening on %s (engine %s, frame limit %d bytes)", self.endpoint, self.engine.name,
                  s.max_frame_bytes)
@@ -160,6 +213,10 @@ class InferenceServer:
             worker.join(timeout=5)
             wake_rx.close()
             assert self._router is not None
+            if self._monitor is not None:
+                self._router.disable_monitor()
+                self._monitor.close(0)
+                self._monitor = None
             self._router.close()
             self._router = None
             if self._auth is not None:
@@ -199,15 +256,52 @@ class InferenceServer:
             self._flush_replies(router)
             if router in events:
                 for _ in range(256):  # drain what is there, then go back to replies
+                    self._peer_events(router)  # first: a gone peer's fd may be reused by the next message's
                     try:
                         parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._handle(router, parts)
+                    self._guarded(router, parts)
+            self._peer_events(router)
             if time.monotonic() > next_expiry:
                 next_expiry = time.monotonic() + 5.0
                 for key in self.streams.expire():
                     log.info("client %s idle, state dropped", key.hex())
+                    self.engine.forget(key)
+
+    def _guarded(self, router: zmq.Socket, parts: list[zmq.Frame]) -> None:
+        """One message: whatever goes wrong is logged with the client's id and answered, never raised."""
+        try:
+            self._handle(router, parts)
+        except Exception:
+            identity = parts[0].bytes if parts else b""
+            self.stats["internal_errors"] += 1
+            log.exception("internal error on a message from client %s", identity.hex())
+            if identity:
+                try:
+                    self._send(router, identity, proto.error_message(
+                        ErrorCode.INTERNAL, "internal server error (logged on the server); the server goes on"))
+                except Exception:  # even the answer failed: logged above, keep serving
+                    pass
+
+    def _peer_events(self, router: zmq.Socket) -> None:
+        """Peers that disconnected: drop their parked frame and their state now, not after idle_s."""
+        mon = self._monitor
+        if mon is None:
+            return
+        while True:
+            try:
+                ev = recv_monitor_message(mon, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if ev["event"] != zmq.EVENT_DISCONNECTED:
+                continue
+            for key in self._peers.disconnected(int(ev["value"])):
+                if self._sched.discard(key) is not None:
+                    self.stats["gone_dropped"] += 1
+                st = self.streams.remove(key)
+                if st is not None:
+                    st.gone = True
                     self.engine.forget(key)
 
     def _flush_replies(self, router: zmq.Socket) -> None:
@@ -224,14 +318,17 @@ class InferenceServer:
         except zmq.Again:
             self.stats["send_dropped"] += 1  # client not reading: drop, never block
         except zmq.ZMQError as exc:
-            if exc.errno != zmq.EHOSTUNREACH:
-                raise
-            self.stats["send_unroutable"] += 1  # the client went away
+            if exc.errno == zmq.EHOSTUNREACH:
+                self.stats["send_unroutable"] += 1  # the client went away
+            else:
+                self.stats["send_failed"] += 1
+                log.warning("could not send to client %s: %s", identity.hex(), exc)
 
     def _handle(self, router: zmq.Socket, parts: list[zmq.Frame]) -> None:
         identity = parts[0].bytes
         body = parts[1:]
         self.stats["received"] += 1
+        self._peers.seen(identity, parts[-1])
         frame_id = ts = 0
         try:
             if len(body) >= 1 and len(body[0]) == proto.HEADER_SIZE:
@@ -245,7 +342,7 @@ class InferenceServer:
             if t == MsgType.FRAME:
                 self._on_frame(router, identity, msg, body[1] if len(body) > 1 else None)
             elif t == MsgType.HELLO:
-                proto.decode_json(msg)  # must be valid JSON (may be empty)
+                proto.validate_hello(proto.decode_json(msg))  # the schema's HELLO fields (may be empty)
                 self._send(router, identity, proto.encode_json(
                     Header(MsgType.INFO, frame_id=msg.header.frame_id, timestamp_us=msg.header.timestamp_us,
                            generation=self.streams.get(identity).generation), self.info()))
@@ -266,12 +363,16 @@ class InferenceServer:
 
     def _on_frame(self, router: zmq.Socket, identity: bytes, msg: proto.Message, frame: Any) -> None:
         stream = self.streams.get(identity)
-        old = self._sched.submit(_Job(identity, msg, frame, time.perf_counter(), stream))
-        if old is not None:
-            stream.dropped += 1
-            self.stats["dropped"] += 1
-            h = old.message.header
-            self._send(router, identity, proto.encode(
+        try:
+            old, evicted = self._sched.submit(_Job(identity, msg, frame, time.perf_counter(), stream))
+        except ProtocolError:
+            self.stats["budget_refused"] += 1
+            raise
+        for gone in ([old] if old is not None else []) + evicted:
+            gone.stream.dropped += 1
+            self.stats["dropped" if gone is old else "budget_dropped"] += 1
+            h = gone.message.header
+            self._send(router, gone.identity, proto.encode(
                 Header(MsgType.DROPPED, frame_id=h.frame_id, timestamp_us=h.timestamp_us)))
 
     # ----------------------------------------------------------------- worker
@@ -282,10 +383,20 @@ class InferenceServer:
         try:
             while not self._stop.is_set():
                 job = self._sched.take()
-                if job is None:
+                if job is None or job.stream.gone:  # a frame whose sender has gone is not run
                     continue
-                for frames in self._run(job):
-                    self._replies.put((job.identity, frames))
+                identity = job.identity
+                try:
+                    replies = self._run(job)
+                except Exception:  # a bug outside the engine call: answer, log, keep serving
+                    self.stats["internal_errors"] += 1
+                    log.exception("internal error on a frame from client %s", job.identity.hex())
+                    h = job.message.header
+                    replies = [proto.error_message(ErrorCode.INTERNAL, "internal server error (logged on the "
+                                                   "server); the server goes on", h.frame_id, h.timestamp_us)]
+                del job  # the frame's memory goes back before the next one is taken
+                for frames in replies:
+                    self._replies.put((identity, frames))
                 wake.send(b"", zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # context terminated during shutdown
             log.debug("worker stopping: %s", exc)
