@@ -48,7 +48,7 @@ class ServerSettings:
     idle_s: float = 60.0  # forget a client's state after this long without messages
     curve_keys_dir: Path | None = None  # CURVE + authorised clients (see security); required off loopback
     #: bytes of FRAME payloads parked (received, not yet run) across all clients; see docs/security.md
-    parked_budget_bytes: int = 512 * 1024 * 1024
+    parked_budget_bytes: int = 384 * 1024 * 1024
     #: what happens to a frame that does not fit the budget: "refuse" (ERROR SERVER_BUSY to its sender)
     #: or "drop-oldest" (the oldest parked frames of other clients are dropped, their senders get DROPPED)
     budget_policy: str = "refuse"
@@ -80,9 +80,9 @@ class _Scheduler:
     order: collections.deque = field(default_factory=collections.deque)
     cond: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
-    budget: int = 512 * 1024 * 1024  # parked payload bytes across all clients
+    budget: int = 384 * 1024 * 1024  # parked payload bytes across all clients
     policy: str = "refuse"
-    parked: int = 0  # payload bytes of the jobs in ``pending``
+    parked: int = 0  # payload bytes of the jobs in ``pending`` and of the one running
 
     def submit(self, job: _Job) -> tuple[_Job | None, list[_Job]]:
         """Queue ``job``; return the job it replaced (if any) and the jobs dropped to fit the budget.
@@ -136,9 +136,12 @@ class _Scheduler:
             if not self.order:
                 return None
             ident = self.order.popleft()
-            job = self.pending.pop(ident)
+            return self.pending.pop(ident)  # its bytes stay counted until done(): it is still in memory
+
+    def done(self, job: _Job) -> None:
+        """The worker has finished with ``job`` (taken by :meth:`take`): its bytes leave the budget."""
+        with self.cond:
             self.parked -= len(job.message.payload)
-            return job
 
     def close(self) -> None:
         with self.cond:
@@ -383,7 +386,10 @@ class InferenceServer:
         try:
             while not self._stop.is_set():
                 job = self._sched.take()
-                if job is None or job.stream.gone:  # a frame whose sender has gone is not run
+                if job is None:
+                    continue
+                if job.stream.gone:  # a frame whose sender has gone is not run
+                    self._sched.done(job)
                     continue
                 identity = job.identity
                 try:
@@ -394,6 +400,8 @@ class InferenceServer:
                     h = job.message.header
                     replies = [proto.error_message(ErrorCode.INTERNAL, "internal server error (logged on the "
                                                    "server); the server goes on", h.frame_id, h.timestamp_us)]
+                finally:
+                    self._sched.done(job)
                 del job  # the frame's memory goes back before the next one is taken
                 for frames in replies:
                     self._replies.put((identity, frames))
