@@ -180,8 +180,15 @@ def http_herd(host: str, port: int, connections: int) -> int:
 
 # --------------------------------------------------------------------------- command line
 def _server(args: argparse.Namespace, extra: list[str]):  # type: ignore[no-untyped-def]
+    """The server process, its log drained by a thread (a full pipe would block its logging threads)."""
     from conftest import start_server_process, wait_ready
     proc, address = start_server_process("--engine", args.engine, *extra)
+
+    def drain() -> None:
+        for line in proc.stdout:
+            if b"WARNING" in line or b"ERROR" in line or b"stopped" in line:
+                sys.stderr.write("server: " + line.decode(errors="replace"))
+    threading.Thread(target=drain, daemon=True).start()
     wait_ready(address)
     return proc, address
 

@@ -72,9 +72,22 @@ class _Job:
     stream: StreamState
 
 
+def _cost(job: _Job) -> int:
+    """What a frame costs the worker, roughly: its pixels in, and the mask pixels out (float work)."""
+    h = job.message.header
+    mask = (h.mask_width * h.mask_height) or (h.width * h.height)
+    return len(job.message.payload) + 4 * mask
+
+
 @dataclass
 class _Scheduler:
-    """Latest frame wins per client; clients take turns (round-robin)."""
+    """Latest frame wins per client; clients share the worker's time fairly (start-time fair queuing).
+
+    Each client has a virtual finish time that grows by the cost of each frame it has had run; the
+    worker takes the parked frame that would finish earliest in virtual time (ties: arrival order).
+    So a client sending small frames is not kept waiting behind other clients' 4K frames, and
+    clients sending equal frames still take turns, as with plain round-robin.
+    """
 
     pending: dict[bytes, _Job] = field(default_factory=dict)
     order: collections.deque = field(default_factory=collections.deque)
@@ -83,6 +96,8 @@ class _Scheduler:
     budget: int = 384 * 1024 * 1024  # parked payload bytes across all clients
     policy: str = "refuse"
     parked: int = 0  # payload bytes of the jobs in ``pending`` and of the one running
+    vnow: float = 0.0  # virtual time: the start tag of the frame taken last
+    finish: dict[bytes, float] = field(default_factory=dict)  # each client's virtual finish time
 
     def submit(self, job: _Job) -> tuple[_Job | None, list[_Job]]:
         """Queue ``job``; return the job it replaced (if any) and the jobs dropped to fit the budget.
@@ -135,8 +150,21 @@ class _Scheduler:
                 self.cond.wait(timeout)
             if not self.order:
                 return None
-            ident = self.order.popleft()
-            return self.pending.pop(ident)  # its bytes stay counted until done(): it is still in memory
+            best: tuple[float, float, bytes] | None = None
+            for ident in self.order:  # the earliest virtual finish time wins; ties: arrival order
+                start = max(self.vnow, self.finish.get(ident, 0.0))
+                end = start + _cost(self.pending[ident])
+                if best is None or end < best[0]:
+                    best = (end, start, ident)
+            assert best is not None
+            end, start, ident = best
+            self.order.remove(ident)
+            job = self.pending.pop(ident)  # its bytes stay counted until done(): it is still in memory
+            self.vnow = start
+            self.finish[ident] = end
+            if len(self.finish) > 2 * len(self.pending) + 64:  # a finish time in the past counts as none
+                self.finish = {k: v for k, v in self.finish.items() if v > self.vnow}
+            return job
 
     def done(self, job: _Job) -> None:
         """The worker has finished with ``job`` (taken by :meth:`take`): its bytes leave the budget."""

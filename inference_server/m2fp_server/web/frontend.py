@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..server import InferenceServer
 
 log = logging.getLogger(__name__)
+#: waitress warns once per request queued behind its busy threads: thousands of lines in a herd
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 class HttpFrontEnd:
     """``POST /api/parse`` and the WebUI, in a background thread."""
