@@ -70,7 +70,9 @@ class GoodClient:
     def __init__(self, address: str, size: tuple[int, int] = (160, 120)) -> None:
         rgb, _ = still("astronaut", size)
         self.frame = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
-        self.client = MaskClient(address, timeout_s=60)
+        # its own context (own I/O thread): the hostile sockets' gigabytes must not queue ahead of it here
+        self._ctx = zmq.Context()
+        self.client = MaskClient(address, context=self._ctx, timeout_s=60)
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -99,6 +101,7 @@ class GoodClient:
 
     def close(self) -> None:
         self.client.close()
+        self._ctx.term()
 
 
 def frame_4k_parts(frame_id: int, buf: np.ndarray) -> list:

