@@ -6,7 +6,7 @@ opt-in measurement whose figures go in docs/security.md:
     python tests/hostile_load.py parked --clients 250          # 250 DEALERs parking one 4K frame each
     python tests/hostile_load.py churn --rate 1000 --seconds 30
     python tests/hostile_load.py http --connections 2000
-    python tests/hostile_load.py parked --clients 250 --policy drop-oldest
+    python tests/hostile_load.py parked --clients 250 --policy refuse
 """
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=1000)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--connections", type=int, default=2000)
-    p.add_argument("--policy", default="refuse", choices=["refuse", "drop-oldest"])
+    p.add_argument("--policy", default="drop-oldest", choices=["refuse", "drop-oldest"])
     args = p.parse_args(argv)
     extra = ["--budget-policy", args.policy]
     http_port = None

@@ -65,7 +65,7 @@ def test_forty_clients_parking_4k_frames_stay_within_the_budget(server):
     # a sanity bound only: the p95 figures come from tests/hostile_load.py (docs/security.md)
     assert p95(loaded) < 30, (p95(unloaded), p95(loaded))
     stats = stopped_stats(proc)
-    assert stats.get("budget_refused", 0) > 0, stats
+    assert stats.get("budget_dropped", 0) > 0, stats  # the default policy drops the oldest parked frames
 
 
 def test_connection_churn_is_not_run_and_not_kept(server):

@@ -19,7 +19,7 @@ def job(identity: bytes, w: int, h: int) -> _Job:
 
 
 def test_refuse_policy_keeps_parked_bytes_under_the_budget():
-    s = _Scheduler(budget=3 * 400 * 300 * 4)
+    s = _Scheduler(budget=3 * 400 * 300 * 4, policy="refuse")
     for i in range(3):
         s.submit(job(b"c%d" % i, 400, 300))
     with pytest.raises(ProtocolError) as err:

@@ -50,9 +50,10 @@ class ServerSettings:
     curve_keys_dir: Path | None = None  # CURVE + authorised clients (see security); required off loopback
     #: bytes of FRAME payloads parked (received, not yet run) across all clients; see docs/security.md
     parked_budget_bytes: int = 384 * 1024 * 1024
-    #: what happens to a frame that does not fit the budget: "refuse" (ERROR SERVER_BUSY to its sender)
-    #: or "drop-oldest" (the oldest parked frames of other clients are dropped, their senders get DROPPED)
-    budget_policy: str = "refuse"
+    #: what happens to a frame that does not fit the budget: "drop-oldest" (the oldest parked frames of
+    #: other clients are dropped, their senders get DROPPED: a live client's next frame replaces it anyway)
+    #: or "refuse" (ERROR SERVER_BUSY to its sender); measured in docs/security.md
+    budget_policy: str = "drop-oldest"
     max_streams: int = 256  # live clients (connections with state); more get ERROR SERVER_BUSY
     #: frames processed at once (never two of one client); the engine itself runs one call at a time
     workers: int = 2
@@ -102,7 +103,7 @@ class _Scheduler:
     cond: threading.Condition = field(default_factory=threading.Condition)
     closed: bool = False
     budget: int = 384 * 1024 * 1024  # parked payload bytes across all clients
-    policy: str = "refuse"
+    policy: str = "drop-oldest"
     parked: int = 0  # payload bytes of the jobs in ``pending`` and of the one running
     vnow: float = 0.0  # virtual time: the start tag of the frame taken last
     finish: dict[bytes, float] = field(default_factory=dict)  # each client's virtual finish time
