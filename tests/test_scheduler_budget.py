@@ -7,7 +7,7 @@ import pytest
 
 import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
-from m2fp_server.server import _Job, _Scheduler
+from m2fp_server.scheduler import Job as _Job, Scheduler as _Scheduler
 from m2fp_server.streams import StreamState
 
 
