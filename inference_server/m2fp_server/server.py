@@ -340,11 +340,15 @@ class InferenceServer:
         """The engine state of clients that disconnected (worker thread: never while it runs their frame)."""
         while True:
             try:
-                key, _stream = self._gone.get_nowait()
+                key, stream = self._gone.get_nowait()
             except queue.Empty:
                 return
             with self.engine_lock:
-                self.engine.forget(key)
+                close = getattr(stream, "close", None)  # the stream owns the engine's state (engine contract)
+                if close is not None:
+                    close()
+                else:
+                    self.engine.forget(key)
 
     def _run(self, job: Job) -> list[list[Any]]:
         h = job.message.header
