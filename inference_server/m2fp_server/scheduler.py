@@ -139,6 +139,10 @@ class Scheduler:
             self.big_running -= _cost(job) > BIG_COST
             self.cond.notify()
 
+    def is_running(self, ident: bytes) -> bool:
+        with self.cond:
+            return ident in self.running
+
     def _may_run(self, ident: bytes) -> bool:
         """Not while a frame of the same client runs (its stream state is not shared), and one big frame
         at a time."""

@@ -337,18 +337,24 @@ class InferenceServer:
             wake.close()
 
     def _release_gone(self) -> None:
-        """The engine state of clients that disconnected (worker thread: never while it runs their frame)."""
+        """The engine state of clients that disconnected (a worker does it, never while one runs their frame)."""
+        later = []
         while True:
             try:
                 key, stream = self._gone.get_nowait()
             except queue.Empty:
-                return
+                break
+            if self._sched.is_running(key):
+                later.append((key, stream))
+                continue
             with self.engine_lock:
                 close = getattr(stream, "close", None)  # the stream owns the engine's state (engine contract)
                 if close is not None:
                     close()
                 else:
                     self.engine.forget(key)
+        for item in later:
+            self._gone.put(item)
 
     def _run(self, job: Job) -> list[list[Any]]:
         h = job.message.header
