@@ -111,7 +111,7 @@ def frame_4k_parts(frame_id: int, buf: np.ndarray) -> list:
     return [proto.pack_header(header), zmq.Frame(buf, copy=False)]
 
 
-def park_4k_frames(address: str, clients: int, ctx: zmq.Context) -> tuple[list[zmq.Socket], dict[str, int]]:
+def park_4k_frames(address: str, clients: int, ctx: zmq.Context) -> list[zmq.Socket]:
     """``clients`` DEALERs each send one 3840x2160 RGBA frame and never read (they stay connected)."""
     buf = np.full((*FRAME_4K, 4), 128, np.uint8)  # one buffer shared by every send (no copy in this process)
     socks = []
@@ -122,7 +122,7 @@ def park_4k_frames(address: str, clients: int, ctx: zmq.Context) -> tuple[list[z
         s.connect(address)
         s.send_multipart(frame_4k_parts(i + 1, buf), copy=False)
         socks.append(s)
-    return socks, {}
+    return socks
 
 
 def wait_arrived(socks: list[zmq.Socket], timeout_s: float = 120) -> None:
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         with RssSampler(proc.pid) as rss:
             if args.mix == "parked":
                 t = good.background(20)
-                socks, _ = park_4k_frames(address, args.clients, ctx)
+                socks = park_4k_frames(address, args.clients, ctx)
                 t.join()
                 for s in socks:
                     s.close()

@@ -47,7 +47,7 @@ def test_forty_clients_parking_4k_frames_stay_within_the_budget(server):
         unloaded = good.run_for(3)
         with RssSampler(proc.pid) as rss:
             t = good.background(60)
-            socks, _ = park_4k_frames(address, 40, ctx)
+            socks = park_4k_frames(address, 40, ctx)
             wait_arrived(socks)  # every frame has arrived: from now on the server holds only what it kept
             time.sleep(0.5)
             with RssSampler(proc.pid) as kept:
