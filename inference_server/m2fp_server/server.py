@@ -349,11 +349,7 @@ class InferenceServer:
                 later.append((key, stream))
                 continue
             with self.engine_lock:
-                close = getattr(stream, "close", None)  # the stream owns the engine's state (engine contract)
-                if close is not None:
-                    close()
-                else:
-                    self.engine.forget(key)
+                stream.close()  # the stream owns the engine's state (engine contract)
         for item in later:
             self._gone.put(item)
 
