@@ -284,7 +284,7 @@ class _Steps:
         try:
             r = _child(job, self.timeout_s)
         except subprocess.TimeoutExpired:
-            print(f" stopped after {self.timeout_s:.0f} s: skipped", flush=True)
+            print(f" stopped after {self.timeout_s:g} s: skipped", flush=True)
             self.skipped.append(label)
             return None
         except RuntimeError as exc:
