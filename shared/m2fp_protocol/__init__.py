@@ -15,7 +15,6 @@ from .codec import (
 from .config import StreamConfig
 from .defaults import DEFAULT_ADDRESS, DEFAULT_INPUT_BOX
 from .errors import ProtocolError
-from .validation import CONFIG_SCHEMA, HELLO_SCHEMA, MAX_REQUEST_JSON_BYTES, Field, parse_json, validate_hello
 from .messages import (
     MAGIC,
     MAX_DIMENSION,
@@ -41,14 +40,15 @@ from .rules import (
     predict_frames,
 )
 from .sizing import fit_inside
+from .validation import CONFIG_SCHEMA, HELLO_SCHEMA, MAX_REQUEST_JSON_BYTES, Field, parse_json, validate_hello
 
 # a literal list (not built at run time) so linters and type checkers see the names
 __all__ = [
-    "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "ClassInfo", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX",
-    "DISPLAY_LAG_FRAMES", "ErrorCode", "Field", "Flags", "HEADER_SIZE", "HELLO_SCHEMA", "Header", "MAGIC",
-    "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_INFLIGHT", "MAX_MASK_PIXELS", "MAX_REQUEST_JSON_BYTES", "Message",
-    "MsgType", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "PixelFormat", "ProtocolError", "READBACK_DELAY",
-    "SERVER_ACCEPTS", "SYNC_MAX", "SYNC_MIN", "StreamConfig", "choose_mask", "clamp_sync", "color_for", "decode",
+    "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "DISPLAY_LAG_FRAMES",
+    "HEADER_SIZE", "HELLO_SCHEMA", "MAGIC", "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_INFLIGHT", "MAX_MASK_PIXELS",
+    "MAX_REQUEST_JSON_BYTES", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "READBACK_DELAY", "SERVER_ACCEPTS",
+    "SYNC_MAX", "SYNC_MIN", "ClassInfo", "ErrorCode", "Field", "Flags", "Header", "Message", "MsgType",
+    "PixelFormat", "ProtocolError", "StreamConfig", "choose_mask", "clamp_sync", "color_for", "decode",
     "decode_json", "encode", "encode_json", "error_message", "fit_inside", "foreground_ids", "make_classes",
     "may_send", "pack_header", "parse_json", "predict_frames", "unpack_header", "validate_hello",
 ]

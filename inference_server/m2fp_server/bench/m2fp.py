@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .system import cpu_has_bf16, cpu_model
+from .system import cores, cpu_has_bf16, cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def run_model_bench(sizes: str, opts: dict[str, Any]) -> int:
     so timing several runtimes in one process lets the idle ones slow the one being
     measured; a fresh process per row keeps each figure clean.
     """
-    threads = int(opts.get("threads") or len(os.sched_getaffinity(0)))
+    threads = int(opts.get("threads") or cores())
     repeats = max(5, int(opts.get("repeats", 5)))
     runtimes = [r for r in str(opts.get("runtimes", "openvino")).split(",") if r]
     want_bf16 = bool(opts.get("bf16", True))
@@ -284,7 +284,7 @@ class _Steps:
         try:
             r = _child(job, self.timeout_s)
         except subprocess.TimeoutExpired:
-            print(f" stopped after {self.timeout_s:.0f} s: skipped", flush=True)
+            print(f" stopped after {self.timeout_s:g} s: skipped", flush=True)
             self.skipped.append(label)
             return None
         except RuntimeError as exc:

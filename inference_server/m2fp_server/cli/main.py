@@ -15,20 +15,24 @@ from m2fp_protocol.errors import ProtocolError
 from .. import __version__
 from ..errors import M2fpError
 
-#: subcommand -> module (each module has ``add_arguments(parser)`` and ``run(args) -> int``)
+#: subcommand, its module (``add_arguments(parser)`` and ``run(args) -> int``), its help line; as text so
+#: the help needs no import
+_TABLE = """
+serve          serve          run the inference server (same as m2fp-server)
+parse          parse          segment an image or a video
+replay         replay         play a clip through a running server in real time, as OBS would
+info           info           show the server's (or the local) engine and classes
+bench          bench          measure masks per second and round-trip latency
+fetch-weights  fetch_weights  download the M2FP weights (ModelScope, CC BY-NC 4.0)
+export         export         export M2FP to OpenVINO / ONNX Runtime for one input size
+eval           eval           score engines on ground-truth clips: offline and live IoU, flicker, mask age
+keys           keys           make CURVE keys for a server reachable from other machines
+soak           soak           run two 30 fps clients against a real server; report memory, descriptors, drops
+doctor         doctor         check OBS, its Python, pyzmq and the script path; say what is missing
+obs-bench      obs_bench      measure the OBS filter's per-frame cost inside a real headless OBS
+"""
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("serve", "run the inference server (same as m2fp-server)"),
-    "parse": ("parse", "segment an image or a video"),
-    "replay": ("replay", "play a clip through a running server in real time, as OBS would"),
-    "info": ("info", "show the server's (or the local) engine and classes"),
-    "bench": ("bench", "measure masks per second and round-trip latency"),
-    "fetch-weights": ("fetch_weights", "download the M2FP weights (ModelScope, CC BY-NC 4.0)"),
-    "export": ("export", "export M2FP to OpenVINO / ONNX Runtime for one input size"),
-    "eval": ("eval", "score engines on ground-truth clips: offline and live IoU, flicker, mask age"),
-    "keys": ("keys", "make CURVE keys for a server reachable from other machines"),
-    "soak": ("soak", "run two 30 fps clients against a real server; report memory, descriptors, drops"),
-    "doctor": ("doctor", "check OBS, its Python, pyzmq and the script path; say what is missing"),
-    "obs-bench": ("obs_bench", "measure the OBS filter's per-frame cost inside a real headless OBS"),
+    name: (module, help_text) for name, module, help_text in (row.split(None, 2) for row in _TABLE.strip().splitlines())
 }
 
 

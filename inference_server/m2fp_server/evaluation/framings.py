@@ -204,51 +204,46 @@ def _sin(t: float, period: float) -> float:
     return math.sin(2.0 * math.pi * t / period)
 
 
-def framing_bust(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90, fps: float = 30.0,
-                 background: str = "room", noise: float = 2.0) -> Clip:
-    """Webcam bust over a real room photo: sway, bob, lean (touches the bottom edge, as webcam shots do)."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.5 + 0.10 * _sin(t, 2.0), 1.02 + 0.03 * _sin(t, 0.9), 0.92 + 0.04 * _sin(t, 3.0),
-                          6.0 * _sin(t, 1.6))]
-    return _render("framing-bust", "webcam bust, room photo, sway/bob/lean", [bust_cutout("astronaut")], motion,
-                   background, size=size, static=static, moving=moving, fps=fps, noise=noise)
+@dataclass(frozen=True)
+class Framing:
+    """One framing clip: who (cutouts, made on first use), how they move, over which photo by default."""
+
+    name: str
+    description: str
+    cutouts: Callable[[], list[Cutout]]
+    motion: Motion
+    background: str
+    size: tuple[int, int] = (640, 480)
+
+    def __call__(self, *, size: tuple[int, int] | None = None, static: int = 30, moving: int = 90,
+                 fps: float = 30.0, background: str | None = None, noise: float = 2.0) -> Clip:
+        return _render(self.name, self.description, self.cutouts(), self.motion, background or self.background,
+                       size=size or self.size, static=static, moving=moving, fps=fps, noise=noise)
 
 
-def framing_two_people(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90,
-                       fps: float = 30.0, background: str = "home", noise: float = 2.0) -> Clip:
-    """Two busts over a real photo, opposite sway; one stands further back."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.28 + 0.07 * _sin(t, 1.8), 1.02, 0.62 + 0.03 * _sin(t, 2.5), 4.0 * _sin(t, 1.3)),
-                Placement(0.72 - 0.07 * _sin(t, 1.8), 1.02 + 0.02 * _sin(t, 0.8), 0.85, -5.0 * _sin(t, 1.7))]
-    return _render("framing-two-people", "two busts, building photo, opposite sway",
-                   [bust_cutout("grace_hopper"), bust_cutout("astronaut")], motion, background, size=size,
-                   static=static, moving=moving, fps=fps, noise=noise)
-
-
-def framing_full_body(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90,
-                      fps: float = 30.0, background: str = "street", noise: float = 2.0) -> Clip:
-    """A standing man 80 % of the frame high, touching no edge, swept sideways fast (peak ~3.3 % width/frame)."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.5 + 0.24 * _sin(t, 1.5), 0.93 + 0.02 * _sin(t, 0.5), 0.80, 5.0 * _sin(t, 1.1))]
-    return _render("framing-full-body", "full body (opencv-doc basketball1), street photo, fast sideways sweep, "
-                   "no edge touched", [fullbody_cutout("basketball")], motion, background, size=size,
-                   static=static, moving=moving, fps=fps, noise=noise)
-
-
-def framing_small_body(*, size: tuple[int, int] = (1280, 720), static: int = 30, moving: int = 90,
-                       fps: float = 30.0, background: str = "building", noise: float = 2.0) -> Clip:
-    """A footballer in a wide pose, 38 % of a 16:9 frame high, touching no edge, moving across."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.45 + 0.25 * _sin(t, 3.0), 0.82 + 0.03 * _sin(t, 0.7), 0.38, 8.0 * _sin(t, 2.0))]
-    return _render("framing-small-body", "small full body (opencv-doc messi5), 16:9 building photo, moving "
-                   "across, no edge touched", [fullbody_cutout("messi")], motion, background, size=size,
-                   static=static, moving=moving, fps=fps, noise=noise)
+_FRAMINGS = [
+    # webcam bust over a real room photo: sway, bob, lean (touches the bottom edge, as webcam shots do)
+    Framing("framing-bust", "webcam bust, room photo, sway/bob/lean", lambda: [bust_cutout("astronaut")],
+            lambda t: [Placement(0.5 + 0.10 * _sin(t, 2.0), 1.02 + 0.03 * _sin(t, 0.9),
+                                 0.92 + 0.04 * _sin(t, 3.0), 6.0 * _sin(t, 1.6))], "room"),
+    # two busts over a real photo, opposite sway; one stands further back
+    Framing("framing-two-people", "two busts, building photo, opposite sway",
+            lambda: [bust_cutout("grace_hopper"), bust_cutout("astronaut")],
+            lambda t: [Placement(0.28 + 0.07 * _sin(t, 1.8), 1.02, 0.62 + 0.03 * _sin(t, 2.5), 4.0 * _sin(t, 1.3)),
+                       Placement(0.72 - 0.07 * _sin(t, 1.8), 1.02 + 0.02 * _sin(t, 0.8), 0.85,
+                                 -5.0 * _sin(t, 1.7))], "home"),
+    # a standing man 80 % of the frame high, touching no edge, swept sideways fast
+    Framing("framing-full-body", "full body (opencv-doc basketball1), street photo, fast sideways sweep, "
+            "no edge touched", lambda: [fullbody_cutout("basketball")],
+            lambda t: [Placement(0.5 + 0.24 * _sin(t, 1.5), 0.93 + 0.02 * _sin(t, 0.5), 0.80, 5.0 * _sin(t, 1.1))],
+            "street"),
+    # a footballer in a wide pose, 38 % of a 16:9 frame high, touching no edge, moving across
+    Framing("framing-small-body", "small full body (opencv-doc messi5), 16:9 building photo, moving "
+            "across, no edge touched", lambda: [fullbody_cutout("messi")],
+            lambda t: [Placement(0.45 + 0.25 * _sin(t, 3.0), 0.82 + 0.03 * _sin(t, 0.7), 0.38, 8.0 * _sin(t, 2.0))],
+            "building", (1280, 720)),
+]
 
 
 #: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)
-FRAMINGS: dict[str, Callable[..., "Clip"]] = {
-    "framing-bust": framing_bust,
-    "framing-two-people": framing_two_people,
-    "framing-full-body": framing_full_body,
-    "framing-small-body": framing_small_body,
-}
+FRAMINGS: dict[str, Callable[..., Clip]] = {f.name: f for f in _FRAMINGS}
