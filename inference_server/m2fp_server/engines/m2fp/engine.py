@@ -14,7 +14,7 @@ configuration.json and pytorch_model.pt instead of the ModelScope cache),
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,10 +22,13 @@ from m2fp_protocol import ClassInfo
 from m2fp_protocol.classes import make_classes
 
 from ...weights import DEFAULT_MODEL, WeightsMissing, fetch_command, locate
-from ..base import Engine, EngineOutput, EngineUnavailable
+from ..base import Engine, EngineOutput, EngineUnavailable, StreamContext
 from .config import ConfigError, read_config
 from .exported import RUNTIMES, ExportError, default_threads, find_export, open_runner
 from .frames import SHORT_SIDES, Canvas, place, semantic_probs
+
+if TYPE_CHECKING:
+    from ...postprocess.motion import FlowTracker
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,8 @@ class M2FPEngine(Engine):
         """The canvas (e.g. 480x256): a 16:9 frame scaled into it has exactly the model's short side."""
         return (self.canvas.width, self.canvas.height)
 
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
         image, placement = place(rgb, self.short_side, self.canvas, self._buf)
         self._buf = image
         logits, masks = self._run(image)
