@@ -139,12 +139,14 @@ def test_auto_prefers_m2fp_when_weights_are_present_without_touching_the_hub(
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("the hub was called although the files are present")
     monkeypatch.setattr(hub, "snapshot_download", no_network)
-    from m2fp_server.engines import registry
-    order = registry.AUTO_ORDER
+    from m2fp_server.engines import auto
+    order = [name for name, _ in auto.AUTO_CANDIDATES]
     assert order.index("m2fp") < order.index("selfie") and order.index("m2fp") < order.index("embedded")
-    # engines listed before m2fp (built on it) are another test's business
-    monkeypatch.setattr(registry, "AUTO_ORDER", order[order.index("m2fp"):])
-    eng = create("auto", model_dir=str(m2fp_dir), size=SIZE, runtime="torch")
+    # engines listed before m2fp (built on it) are another test's business; a slow stream (1 fps) so
+    # that M2FP keeps up, and its own cache (no figure from another run)
+    monkeypatch.setattr(auto, "AUTO_CANDIDATES", auto.AUTO_CANDIDATES[order.index("m2fp"):])
+    monkeypatch.setenv("M2FP_CACHE_DIR", str(m2fp_dir.parent / "auto-cache"))
+    eng = create("auto", model_dir=str(m2fp_dir), size=SIZE, runtime="torch", auto_fps=0.25, auto_frames=2)
     assert eng.name == "m2fp"
 
 

@@ -23,14 +23,17 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import cv2
 import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
-from .base import Engine, EngineOutput, EngineUnavailable, person_output
+from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+
+if TYPE_CHECKING:
+    from ..postprocess.motion import FlowTracker
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +294,9 @@ class SceneCut:
         return float(np.abs(now - before).mean()) > self.cut_level
 
 
-@dataclass
-class RVMStream:
-    """One stream's model shape and recurrent states."""
+@dataclass(eq=False)
+class RVMStream(StreamContext):
+    """One stream's model shape and recurrent states (owned by the stream, dropped with it)."""
 
     shape: tuple[int, int] = (0, 0)  # (w, h) at the model
     states: list[np.ndarray] | None = None
@@ -334,7 +337,6 @@ class RVMEngine(Engine):
         self.threads = int(threads)
         self.scene = SceneCut(float(cut_level), float(gap_s))
         self._runners: dict[tuple[int, int], Runner] = {}
-        self._streams: dict[Any, RVMStream] = {}
         # fail now, not on the first frame: build the 16:9 shape (the usual camera)
         self.runner_for(model_shape((16 * 64, 9 * 64), self.setting.width))
         log.info("rvm: %s, %d threads (CPU: %s)", self.setting.label, self.threads, flags_summary())
@@ -363,15 +365,14 @@ class RVMEngine(Engine):
             return calibration_frames((w, h))
         return frames
 
-    def new_context(self) -> RVMStream:
+    def new_stream(self) -> RVMStream:
         return RVMStream()
 
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
-        ctx = self._streams.setdefault(stream, self.new_context())
-        return self.infer_in(rgb, ctx)
-
-    def infer_in(self, rgb: np.ndarray, ctx: RVMStream, now: float | None = None) -> EngineOutput:
-        """One frame of one stream: its states go in, the next states come out."""
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None, now: float | None = None) -> EngineOutput:
+        """One frame of one stream: its states go in, the next states come out (None: a lone frame)."""
+        ctx = RVMStream() if stream is None else stream
+        assert isinstance(ctx, RVMStream), "a context from another engine"
         now = time.monotonic() if now is None else now
         shape = model_shape((rgb.shape[1], rgb.shape[0]), self.setting.width)
         runner = self.runner_for(shape)
@@ -386,9 +387,6 @@ class RVMEngine(Engine):
         ctx.thumb, ctx.last_t = thumb, now
         ctx.frames += 1
         return person_output(pha, PERSON_CLASSES)
-
-    def forget(self, stream: Any) -> None:
-        self._streams.pop(stream, None)
 
     def info(self) -> dict[str, Any]:
         from .. import rvm_weights
