@@ -66,7 +66,8 @@ class Timing:
         return self.p50_ms <= HEADROOM * 1000.0 / fps
 
     def describe(self) -> str:
-        return f"{self.label}: {self.p50_ms:.1f} ms p50, {self.p95_ms:.1f} ms p95" + (" (cached)" if self.cached else "")
+        cached = " (cached)" if self.cached else ""
+        return f"{self.label}: {self.p50_ms:.1f} ms p50, {self.p95_ms:.1f} ms p95{cached}"
 
 
 def _fingerprint(engine: Engine) -> str:
