@@ -45,6 +45,9 @@ CACHE_DAYS = 14
 
 
 def cache_file() -> Path:
+    """``$M2FP_AUTO_BENCH``, else ``auto-bench.json`` in the project's cache (``$M2FP_CACHE_DIR``)."""
+    if os.environ.get("M2FP_AUTO_BENCH"):
+        return Path(os.environ["M2FP_AUTO_BENCH"])
     root = Path(os.environ.get("M2FP_CACHE_DIR") or Path.home() / ".cache" / "m2fp-obs")
     return root / "auto-bench.json"
 
@@ -177,8 +180,9 @@ def choose(options: dict[str, Any],
         if hit is not None:
             t = Timing(lab, float(hit["p50_ms"]), float(hit["p95_ms"]), int(hit["frames"]), cached=True)
         else:
-            frames = bench_frames(count=count + WARMUP_FRAMES) if frames is None else frames
-            p50, p95, n = time_engine(engine, frames)
+            warmup = min(WARMUP_FRAMES, count)  # a short run (tests) warms up less
+            frames = bench_frames(count=count + warmup) if frames is None else frames
+            p50, p95, n = time_engine(engine, frames, warmup)
             t = Timing(lab, p50, p95, n)
             cache[key] = {"p50_ms": p50, "p95_ms": p95, "frames": n, "when": now, "label": lab}
         if t.keeps_up(fps):
