@@ -191,6 +191,7 @@ def test_auto_takes_the_best_engine_that_keeps_up_and_caches_its_figures(model: 
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from m2fp_server.engines import auto
     monkeypatch.setattr(auto, "cache_file", lambda: tmp_path / "auto-bench.json")
+    monkeypatch.setattr(auto, "busy_machine", lambda: False)  # figures are cached (a busy test below)
     # first a hybrid that cannot be built here (its slow engine does not exist)
     cands = [("hybrid", {"fast": "rvm", "slow": "none"}), ("rvm", {"width": 256, "tuned": False}), ("selfie", {})]
     # a slow stream: RVM keeps up
@@ -209,6 +210,13 @@ def test_auto_takes_the_best_engine_that_keeps_up_and_caches_its_figures(model: 
     timed = json.loads((tmp_path / "auto-bench.json").read_text())
     fastest = min(timed.values(), key=lambda v: v["p50_ms"])["label"]
     assert rep.chosen.label == fastest
+    eng.close()
+    # figures taken while other work held the cores are used but not kept
+    (tmp_path / "auto-bench.json").unlink()
+    monkeypatch.setattr(auto, "busy_machine", lambda: True)
+    eng, rep = auto.choose({"auto_fps": 2, "auto_frames": 4}, cands[1:])
+    assert eng.name == "rvm" and not rep.chosen.cached
+    assert json.loads((tmp_path / "auto-bench.json").read_text()) == {}
     eng.close()
 
 

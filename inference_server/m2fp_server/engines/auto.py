@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .base import Engine, EngineUnavailable
+from .rvm_tune import busy_machine
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,10 @@ def choose(options: dict[str, Any],
             frames = bench_frames(count=count + warmup) if frames is None else frames
             p50, p95, n = time_engine(engine, frames, warmup)
             t = Timing(lab, p50, p95, n)
-            cache[key] = {"p50_ms": p50, "p95_ms": p95, "frames": n, "when": now, "label": lab}
+            if busy_machine():  # a figure taken while other work held the cores: used now, measured again next time
+                log.info("auto: the machine is busy (load %.1f); %s is not cached", os.getloadavg()[0], lab)
+            else:
+                cache[key] = {"p50_ms": p50, "p95_ms": p95, "frames": n, "when": now, "label": lab}
         if t.keeps_up(fps):
             chosen = (t, engine)
             break

@@ -247,19 +247,22 @@ def tune(settings: list[RVMSetting] | None = None, clip_names: list[str] | None 
     busy = busy_machine()
     time_settings(files, rows, bench, threads)
     busy = busy or busy_machine()
-    clips = load_clips(clip_names or list(CLIPS), moving=clip_moving)
-    ref_masks: dict[str, np.ndarray] = {}
-    score_setting(files, reference, clips, reference, threads, ref_masks)
-    # fastest first: without ``full`` the first one that qualifies ends the search
-    for m in sorted((r for r in rows if r is not reference and not r.error and r.p50 < reference.p50),
-                    key=lambda r: r.p50):
-        score_setting(files, m, clips, reference, threads, ref_masks)
-        if qualifies(m, reference, tolerance) and not full:
-            break
     by = "cpu" if busy else "wall"
     if busy:
         log.warning("tune: other processes kept the cores busy while timing (load %.1f on %d cores): "
                     "ranking by CPU time per frame, not wall time", os.getloadavg()[0], os.cpu_count() or 1)
+
+    def cost(m: Measured) -> float:
+        return m.cpu_p50 if by == "cpu" else m.p50
+    clips = load_clips(clip_names or list(CLIPS), moving=clip_moving)
+    ref_masks: dict[str, np.ndarray] = {}
+    score_setting(files, reference, clips, reference, threads, ref_masks)
+    # cheapest first: without ``full`` the first one that qualifies ends the search
+    for m in sorted((r for r in rows if r is not reference and not r.error and cost(r) < cost(reference)),
+                    key=cost):
+        score_setting(files, m, clips, reference, threads, ref_masks)
+        if qualifies(m, reference, tolerance) and not full:
+            break
     best = choose(rows, reference, tolerance, by)
     if save:
         path = save_choice(best.setting, {"tolerance": tolerance, "threads": threads, "ranked_by": by,
