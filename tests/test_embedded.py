@@ -49,7 +49,8 @@ def landscape():  # type: ignore[no-untyped-def]
 
 def test_registered_and_preferred_by_auto_over_selfie() -> None:
     assert registry.ENGINES["embedded"] == "embedded:EmbeddedEngine"
-    order = registry.AUTO_ORDER
+    from m2fp_server.engines.auto import AUTO_CANDIDATES
+    order = [name for name, _ in AUTO_CANDIDATES]
     assert order.index("embedded") < order.index("selfie")
     for name in ("framing-bust", "framing-two-people", "framing-full-body", "framing-small-body"):
         assert name in CLIPS

@@ -24,6 +24,7 @@ replay         replay         play a clip through a running server in real time,
 info           info           show the server's (or the local) engine and classes
 bench          bench          measure masks per second and round-trip latency
 fetch-weights  fetch_weights  download the M2FP weights (ModelScope, CC BY-NC 4.0)
+tune-rvm       tune_rvm       measure RVM's runtimes, precisions and sizes here; keep the fastest accurate one
 export         export         export M2FP to OpenVINO / ONNX Runtime for one input size
 eval           eval           score engines on ground-truth clips: offline and live IoU, flicker, mask age
 keys           keys           make CURVE keys for a server reachable from other machines

@@ -2,7 +2,8 @@
 
 M2FP needs far longer than a frame; the embedded models far less.  So:
 
-* the **fast engine** (embedded, or selfie) answers every frame: it decides
+* the **fast engine** (by default the best silhouette engine available: RVM
+  once fetched, else the embedded models) answers every frame: it decides
   *where the person is* now;
 * **M2FP** runs in its own worker thread (:class:`AsyncRunner`) on the newest
   frame whenever it is free; its latest parsing, carried onto the current frame
@@ -39,6 +40,21 @@ def _build(name: str, options: dict[str, Any]) -> Engine:
     return create(name, **options)
 
 
+#: ``fast="best"``: the silhouette engines in order of quality (RVM once fetched, else the embedded models)
+SILHOUETTE_ORDER = ("rvm", "embedded")
+
+
+def best_silhouette(options: dict[str, Any]) -> Engine:
+    reasons = []
+    for name in SILHOUETTE_ORDER:
+        try:
+            return _build(name, options)
+        except EngineUnavailable as exc:
+            reasons.append(f"{name}: {exc}")
+            log.info("hybrid: no %s silhouette (%s)", name, exc)
+    raise EngineUnavailable("no silhouette engine: " + "; ".join(reasons))
+
+
 @dataclass(eq=False)
 class HybridStream(StreamContext):
     """One stream of the hybrid: the fast engine's state, the slow worker's slot, and a flow tracker of its
@@ -56,16 +72,18 @@ class HybridStream(StreamContext):
 
 class HybridEngine(Engine):
     name = "hybrid"
-    description = "fast embedded silhouette every frame + M2FP parts (asynchronous, motion-compensated)"
+    description = "fast silhouette (RVM or embedded) every frame + M2FP parts (asynchronous, motion-compensated)"
     wants_motion = True
     own_worker = True  # infer_now waits for the slow worker; the fast engine has its own lock
 
-    def __init__(self, fast: str = "embedded", slow: str = "m2fp", slow_threads: int = 1,
+    def __init__(self, fast: str = "best", slow: str = "m2fp", slow_threads: int = 1,
                  slow_rate_hz: float = 0.0, slow_delay_ms: float = 0.0, slow_nice: int = 10,
                  add_overlap: float = 0.05, add_min_area: float = 0.002,
                  slow_options: dict[str, Any] | None = None, fast_engine: Engine | None = None,
                  slow_engine: Engine | None = None, **options: Any) -> None:
         """``options`` go to the slow engine (weights path etc.); ``slow_threads`` too, as ``threads``.
+
+        ``fast``: an engine name, or ``best``: the best silhouette engine here (``SILHOUETTE_ORDER``).
 
         ``slow_rate_hz`` / ``slow_delay_ms`` make the slow engine slower still (tests, measurements).
         """
@@ -79,7 +97,8 @@ class HybridEngine(Engine):
             slow_engine = slow_engine.inner
         self.slow = slow_engine
         try:
-            self.fast = fast_engine or _build(fast, {"threads": 1})
+            self.fast = fast_engine or (best_silhouette({"threads": 1}) if fast == "best"
+                                        else _build(fast, {"threads": 1}))
         except EngineUnavailable:
             self.slow.close()
             raise
