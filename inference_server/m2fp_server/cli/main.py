@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "measure masks per second and round-trip latency"),
     "fetch-weights": ("fetch_weights", "download the M2FP weights (ModelScope, CC BY-NC 4.0)"),
     "export": ("export", "export M2FP to OpenVINO / ONNX Runtime for one input size"),
+    "triton": ("triton", "serve a Triton model repository locally through PyTriton (extra [triton])"),
     "eval": ("eval", "score engines on ground-truth clips: offline and live IoU, flicker, mask age"),
     "keys": ("keys", "make CURVE keys for a server reachable from other machines"),
     "soak": ("soak", "run two 30 fps clients against a real server; report memory, descriptors, drops"),

@@ -29,6 +29,10 @@ from .base import Engine, EngineOutput, EngineUnavailable
 log = logging.getLogger(__name__)
 
 
+#: Streams whose frames a remote model step (Triton) runs at once: enough for its batcher to fill.
+REMOTE_WORKERS = 8
+
+
 @dataclass
 class _Result:
     seq: int  # the frame it was computed from (the stream's FlowTracker numbering)
@@ -51,7 +55,9 @@ class AsyncRunner:
     """One worker thread running ``engine.infer`` for any number of streams, newest frame first."""
 
     def __init__(self, engine: Engine, rate_hz: float = 0.0, min_latency_s: float = 0.0,
-                 name: str = "m2fp-async", nice: int = 0) -> None:
+                 name: str = "m2fp-async", nice: int = 0, workers: int | None = None) -> None:
+        """``workers``: frames of different streams in flight at once (default: 1, or
+        :data:`REMOTE_WORKERS` for an engine whose calls may overlap, e.g. a Triton model step)."""
         self.engine = engine
         self.min_interval = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.min_latency_s = min_latency_s
@@ -64,8 +70,12 @@ class AsyncRunner:
         self.busy_s = 0.0  # time spent inside the engine (for thread-split measurements)
         self.runs = 0  # finished
         self.started = 0
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        if workers is None:
+            workers = REMOTE_WORKERS if getattr(engine, "concurrent", False) else 1
+        self._workers = [threading.Thread(target=self._loop, name=f"{name}-{i}" if i else name, daemon=True)
+                         for i in range(max(1, workers))]
+        for t in self._workers:
+            t.start()
 
     def slot(self, key: Any) -> _StreamSlot:
         with self._cond:
@@ -95,7 +105,8 @@ class AsyncRunner:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        for t in self._workers:
+            t.join(timeout=5)
 
     def _take(self) -> tuple[Any, int, np.ndarray] | None:
         with self._cond:
