@@ -201,12 +201,12 @@ def serve(repo: Path, settings: LocalTritonSettings, ready: Callable[[], None] |
                        grpc_port=settings.grpc_port, http_port=settings.http_port,
                        metrics_port=settings.metrics_port, exit_timeout_secs=2)
     stop = stop or threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(sig, lambda *_: stop.set())
     with Triton(config=cfg) as triton:
         bind_models(triton, models, threads)
         triton.run()
+        if threading.current_thread() is threading.main_thread():  # after PyTriton's own handlers
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
         log.info("Triton serving %s on grpc://%s:%d (http %d, metrics %d)", ", ".join(m.name for m in models),
                  settings.host, settings.grpc_port, settings.http_port, settings.metrics_port)
         if ready is not None:
