@@ -99,10 +99,12 @@ class _Scheduler:
 
 class InferenceServer:
     def __init__(self, engine: Engine, settings: ServerSettings | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, pipeline: Pipeline | None = None) -> None:
+        """``pipeline``: the per-frame stages for ``engine`` (default: a plain :class:`Pipeline`);
+        the evaluation passes one that records what it sees."""
         self.engine = engine
         self.settings = settings or ServerSettings()
-        self.pipeline = Pipeline(engine)
+        self.pipeline = pipeline or Pipeline(engine)
         self.streams = StreamTable(engine.classes, self.settings.idle_s)
         self.ctx = context or zmq.Context.instance()
         self.endpoint: str | None = None
@@ -206,9 +208,8 @@ class InferenceServer:
                     self._handle(router, parts)
             if time.monotonic() > next_expiry:
                 next_expiry = time.monotonic() + 5.0
-                for key in self.streams.expire():
+                for key in self.streams.expire():  # the engine's state for it goes with it
                     log.info("client %s idle, state dropped", key.hex())
-                    self.engine.forget(key)
 
     def _flush_replies(self, router: zmq.Socket) -> None:
         while True:

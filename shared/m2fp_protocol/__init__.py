@@ -1,7 +1,19 @@
-"""m2fp-obs wire protocol: shared by the OBS script and the inference server (stdlib only)."""
+"""m2fp-obs wire protocol and the rules both sides share: used by the OBS script and the server (stdlib only)."""
 from .classes import CIHP_CLASSES, PALETTE, PERSON_CLASSES, ClassInfo, color_for, foreground_ids, make_classes
-from .codec import CLIENT_ACCEPTS, HEADER_SIZE, SERVER_ACCEPTS, decode, decode_json, encode, encode_json, error_message, pack_header, unpack_header
+from .codec import (
+    CLIENT_ACCEPTS,
+    HEADER_SIZE,
+    SERVER_ACCEPTS,
+    decode,
+    decode_json,
+    encode,
+    encode_json,
+    error_message,
+    pack_header,
+    unpack_header,
+)
 from .config import StreamConfig
+from .defaults import DEFAULT_ADDRESS, DEFAULT_INPUT_BOX
 from .errors import ProtocolError
 from .messages import (
     MAGIC,
@@ -16,10 +28,13 @@ from .messages import (
     MsgType,
     PixelFormat,
 )
+from .sizing import fit_inside
 
-__all__ = sorted([
-    "CIHP_CLASSES", "CLIENT_ACCEPTS", "SERVER_ACCEPTS", "ClassInfo", "ErrorCode", "Flags", "HEADER_SIZE", "Header", "MAGIC", "MAX_DIMENSION",
-    "MAX_FRAME_BYTES", "MAX_MASK_PIXELS", "Message", "MsgType", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "PixelFormat",
+# a literal list (not built at run time) so linters and type checkers see the names
+__all__ = [
+    "CIHP_CLASSES", "CLIENT_ACCEPTS", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "HEADER_SIZE", "MAGIC",
+    "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_MASK_PIXELS", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION",
+    "SERVER_ACCEPTS", "ClassInfo", "ErrorCode", "Flags", "Header", "Message", "MsgType", "PixelFormat",
     "ProtocolError", "StreamConfig", "color_for", "decode", "decode_json", "encode", "encode_json",
-    "error_message", "foreground_ids", "make_classes", "pack_header", "unpack_header",
-])
+    "error_message", "fit_inside", "foreground_ids", "make_classes", "pack_header", "unpack_header",
+]

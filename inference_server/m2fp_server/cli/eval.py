@@ -45,22 +45,10 @@ def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
-def engine_factory(name: str, options: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """clip -> a fresh engine (the slow oracle is built for the clip it will be shown)."""
-    from ..engines import create
-
-    def build(clip):  # type: ignore[no-untyped-def]
-        if name == "slow-oracle":
-            return create(name, **{**options, "clip": clip})
-        if options.get("slow") == "slow-oracle":  # e.g. the hybrid timed with a perfect slow model
-            return create(name, **{**options, "slow_options": {"clip": clip, **options.get("slow_options", {})}})
-        return create(name, **options)
-    return build
-
-
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.clips import CLIPS, get_clip
     from ..evaluation.evaluate import Variant, evaluate, table
+    from ..evaluation.slow_oracle import engine_factory
     if args.list:
         for name, builder in CLIPS.items():  # a tiny render is the quickest way to the description
             print(f"{name:18s} {builder(static=2, moving=2, size=(64, 48)).description}")

@@ -28,24 +28,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
-from .base import Engine, EngineOutput, EngineUnavailable, person_output
+from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
 from .embedded_detect import Person, PoseDetector
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+
+if TYPE_CHECKING:
+    from ..postprocess.motion import FlowTracker
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Track:
-    """Per-stream state."""
+    """What one stream's frames taught the engine (reset when the frame size changes)."""
 
     mode: str = "bust"
     roi: Roi | None = None
@@ -57,6 +60,13 @@ class _Track:
     frame_size: tuple[int, int] = (0, 0)
     held: np.ndarray | None = None  # last answer per output pixel (see _hold_still)
     held_grey: np.ndarray | None = None  # grey level of each pixel when its answer was last updated
+
+
+@dataclass(eq=False)
+class EmbeddedStream(StreamContext):
+    """The embedded engine's per-stream state: the framing mode and the tracked region."""
+
+    track: _Track | None = None
 
 
 @dataclass
@@ -105,7 +115,6 @@ class EmbeddedEngine(Engine):
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
         self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection)
-        self._tracks: dict[Any, _Track] = {}
         self._threads = threads
         self._general: TFLiteSegmenter | None = None
 
@@ -118,23 +127,26 @@ class EmbeddedEngine(Engine):
         # small people need pixels: the pose region is cut from the frame as sent
         return (self.settings.max_side, self.settings.max_side)
 
-    def forget(self, stream: Any) -> None:
-        self._tracks.pop(stream, None)
+    def new_stream(self) -> EmbeddedStream:
+        return EmbeddedStream()
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "settings": self.settings.__dict__}
 
     # ------------------------------------------------------------------ per frame
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
+        ctx = EmbeddedStream() if stream is None else stream
+        assert isinstance(ctx, EmbeddedStream), "a context from another engine"
         s = self.settings
         H0, W0 = rgb.shape[:2]
         scale = min(1.0, s.max_side / max(W0, H0))
         if scale < 1.0:
             rgb = cv2.resize(rgb, (round(W0 * scale), round(H0 * scale)), interpolation=cv2.INTER_AREA)
         H, W = rgb.shape[:2]
-        tr = self._tracks.get(stream)
+        tr = ctx.track
         if tr is None or tr.frame_size != (W, H):  # new stream, or its size changed: start afresh
-            tr = self._tracks[stream] = _Track(frame_size=(W, H))
+            tr = ctx.track = _Track(frame_size=(W, H))
         k = min(1.0, s.out_side / max(W, H))
         out = (max(1, round(W * k)), max(1, round(H * k)))
         if s.only:

@@ -66,16 +66,17 @@ def run_models_bench(args: argparse.Namespace) -> int:
         ("pose detector (224x224), whole frame", lambda i: detect(bust[i % len(bust)])),
     ]
     eng = EmbeddedEngine()
-    rows.append(("embedded engine, bust mode", lambda i: eng.infer(bust[i % len(bust)], "bust")))
+    bust_stream, body_stream = eng.new_stream(), eng.new_stream()
+    rows.append(("embedded engine, bust mode", lambda i: eng.infer(bust[i % len(bust)], bust_stream)))
     if body is not None:
         frames = body
         rows.append(("embedded engine, body mode (full-body clip)",
-                     lambda i: eng.infer(frames[i % len(frames)], "body")))
+                     lambda i: eng.infer(frames[i % len(frames)], body_stream)))
     for name, fn in rows:
         ms, cpu, n = _median_ms(fn, seconds)
         print(f"{name:46s} {ms:9.2f} {cpu:7.2f} {n:6d}", flush=True)
     if body is not None:
-        modes = eng._tracks["body"].mode
+        modes = body_stream.track.mode if body_stream.track is not None else "none"
         print(f"# body-mode row ran in mode: {modes}")
     else:
         print(f"# {note}")

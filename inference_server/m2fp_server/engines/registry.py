@@ -19,7 +19,6 @@ ENGINES: dict[str, str] = {
     "m2fp": "m2fp.engine:M2FPEngine",  # needs `pip install m2fp-obs[m2fp]` and `m2fp fetch-weights`
     "selfie": "selfie:SelfieEngine",
     "embedded": "embedded:EmbeddedEngine",  # selfie + pose models chosen per stream by framing
-    "slow-oracle": "slow_oracle:SlowOracleEngine",  # test engine: truth of an eval clip, late
     "hybrid": "hybrid:HybridEngine",  # fast silhouette every frame + M2FP parts, asynchronous
     "async": "async_worker:AsyncNamedEngine",  # -E engine=NAME: any engine in its own worker, motion-compensated
 }

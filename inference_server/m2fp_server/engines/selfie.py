@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
-from .base import Engine, EngineOutput, EngineUnavailable, person_output
+from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+
+if TYPE_CHECKING:
+    from ..postprocess.motion import FlowTracker
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,8 @@ class SelfieEngine(Engine):
     def classes(self) -> tuple[ClassInfo, ...]:
         return PERSON_CLASSES
 
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
         return person_output(self._model(rgb), PERSON_CLASSES)
 
     def info(self) -> dict[str, Any]:

@@ -21,31 +21,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .clip import Clip
+from .framings import FRAMINGS  # framing clips: real photos, full bodies
 from .groundtruth import Cutout, Placement, add_sensor_noise, compose, place, textured_background
 
 #: seconds since the moving part started (0 during the static opening) -> placement
 Motion = Callable[[float], Placement]
 #: seconds -> background offset (dx, dy) as fractions of the frame size
 Pan = Callable[[float], tuple[float, float]]
-
-
-@dataclass
-class Clip:
-    name: str
-    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
-    truth: np.ndarray  # (T, H, W) uint8 0/1
-    fps: float
-    static_frames: range  # nothing moves: flicker is measured here
-    moving_frames: range  # person and background move: lag is measured here
-    description: str
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height)."""
-        return int(self.frames.shape[2]), int(self.frames.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.frames.shape[0])
 
 
 @dataclass
@@ -144,6 +127,8 @@ def two_people(**kw) -> Clip:
                        [Person("astronaut", left), Person("grace_hopper", right)], pan=_slow_pan, **kw)
 
 
+__all__ = ["CLIPS", "Clip", "get_clip", "motion_clip"]
+
 #: clip name -> builder (keyword arguments only: size, static, moving, fps)
 CLIPS: dict[str, Callable[..., Clip]] = {
     "sway": sway,
@@ -152,9 +137,6 @@ CLIPS: dict[str, Callable[..., Clip]] = {
     "tilt": tilt,
     "two-people": two_people,
 }
-
-from .framings import FRAMINGS  # noqa: E402  (framing clips: real photos, full bodies; they import Clip)
-
 CLIPS.update(FRAMINGS)
 
 

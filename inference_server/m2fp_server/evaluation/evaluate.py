@@ -83,12 +83,11 @@ def send_size(clip: Clip, engine: Engine) -> tuple[int, int]:
 
 
 def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = None) -> np.ndarray:
-    """Every frame through the pipeline in order (the engine's synchronous model if it has one)."""
-    eng = engine.offline() if hasattr(engine, "offline") else engine
-    pipe = Pipeline(eng)
+    """Every frame through the pipeline in order, each waiting for its own result (``infer_now``)."""
+    pipe = Pipeline(engine, blocking=True)
     stream = StreamState(b"offline")
     cfg = StreamConfig.from_json({"motion": False}, base=config or StreamConfig())
-    stream.apply(cfg, eng.classes)
+    stream.apply(cfg, engine.classes)
     W, H = clip.size
     sw, sh = send_size(clip, engine)
     out = np.empty((len(clip), H, W), np.uint8)
@@ -96,21 +95,8 @@ def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = Non
         small = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
         r = pipe.process(small, stream, (sw, sh))
         out[i] = cv2.resize(r.alpha, (W, H), interpolation=cv2.INTER_LINEAR)
-    eng.forget(b"offline")
+    stream.close()
     return out
-
-
-class RecordingPipeline(Pipeline):
-    """The server's pipeline, noting how old each engine result was (slow engines answer late)."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        self.source_ages: list[int] = []
-
-    def process(self, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
-        res = super().process(*args, **kw)
-        self.source_ages.append(res.source_age)
-        return res
 
 
 def live_config(variant: Variant, config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,11 +111,11 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
     """Play ``clip`` through a fresh in-process server on ``engine``: (alphas, mask ages, stats)."""
     from ..replay import replay
     from ..server import InferenceServer, ServerSettings
-    srv = InferenceServer(engine, ServerSettings(address="tcp://127.0.0.1:*"))
-    srv.pipeline = rec = RecordingPipeline(engine)
+    source_ages: list[int] = []  # how old each engine result was (slow engines answer late)
+    pipeline = Pipeline(engine, observer=lambda r: source_ages.append(r.source_age))
+    srv = InferenceServer(engine, ServerSettings(address="tcp://127.0.0.1:*"), pipeline=pipeline)
     address = srv.start()
-    runner = getattr(engine, "runner", None)  # asynchronous engines: how often the slow model finished
-    runs0, t0 = (runner.runs if runner else 0), time.perf_counter()
+    runs0, t0 = engine.slow_runs, time.perf_counter()  # asynchronous engines: how often the slow model finished
     try:
         res = replay(clip.frames, address, clip.fps, sync_frames=variant.sync,
                      config=live_config(variant, config), send_size=send_size(clip, engine))
@@ -138,10 +124,14 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
         srv.join()
     stats = {"sent": res.sent, "masks": res.masks, "dropped": res.dropped, "errors": res.errors,
              "late_ticks": res.late_ticks,
-             "result_age_median": float(np.median(rec.source_ages)) if rec.source_ages else None,
-             "slow_results_per_s": (runner.runs - runs0) / (time.perf_counter() - t0) if runner else None,
+             "result_age_median": float(np.median(source_ages)) if source_ages else None,
+             "slow_results_per_s": _rate(engine.slow_runs, runs0, time.perf_counter() - t0),
              "latency_p50_ms": float(np.nanmedian(res.latency_ms)) if np.isfinite(res.latency_ms).any() else None}
     return res.alpha, res.mask_age, stats
+
+
+def _rate(now: int | None, before: int | None, seconds: float) -> float | None:
+    return None if now is None or before is None else (now - before) / seconds
 
 
 def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: Clip, variants: list[Variant],

@@ -29,15 +29,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import cv2
 import numpy as np
 
+from .clip import Clip
 from .groundtruth import Cutout, Placement, add_sensor_noise, clean_mask, compose, place, textured_background
-
-if TYPE_CHECKING:  # clips.py registers these builders, so it is imported lazily here
-    from .clips import Clip
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +176,6 @@ def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, 
 
     ``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture.
     """
-    from .clips import Clip
     if static < 2 or moving < 2:
         raise ValueError("a clip needs at least 2 static and 2 moving frames")
     W, H = size

@@ -18,7 +18,7 @@ no weights are needed here then, and ``triton_timeout_s`` bounds every call.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,10 +26,13 @@ from m2fp_protocol import ClassInfo
 from m2fp_protocol.classes import make_classes
 
 from ...weights import DEFAULT_MODEL, WeightsMissing, fetch_command, locate
-from ..base import Engine, EngineOutput, EngineUnavailable
+from ..base import Engine, EngineOutput, EngineUnavailable, StreamContext
 from .config import ConfigError, read_config
 from .exported import RUNTIMES, ExportError, default_threads, find_export, open_runner
 from .frames import SHORT_SIDES, Canvas, place, semantic_probs
+
+if TYPE_CHECKING:
+    from ...postprocess.motion import FlowTracker
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +140,8 @@ class M2FPEngine(Engine):
         """The canvas (e.g. 480x256): a 16:9 frame scaled into it has exactly the model's short side."""
         return (self.canvas.width, self.canvas.height)
 
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
         image, placement = place(rgb, self.short_side, self.canvas, None if self.concurrent else self._buf)
         if not self.concurrent:
             self._buf = image
