@@ -84,7 +84,7 @@ class LocalTriton:
             if log:
                 log.write(line)
                 log.flush()
-            if line.startswith("ready: "):
+            if "ready: grpc://" in line:  # one write, but tritonserver may be mid-line on the same pipe
                 ready.set()
 
     def _signal_group(self, sig: int, force: bool = False) -> None:
