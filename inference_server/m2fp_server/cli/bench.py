@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=None, help="measure this running server instead of starting one")
     p.add_argument("--models", action="store_true",
                    help="time each shipped embedded model and the embedded engine in this process (ms/frame)")
+    from ..triton.bench import add_arguments as add_triton_arguments  # numpy only: keeps --help fast
+    add_triton_arguments(p)
 
 
 def free_port() -> int:
@@ -89,6 +91,9 @@ def measure(address: str, size: tuple[int, int], clients: int, seconds: float) -
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.triton:  # in-process M2FP against Triton (issue: Triton) lives with the Triton code
+        from ..triton.bench import run_triton_bench
+        return run_triton_bench(args)
     if args.models:  # per-model table (issue: embedded engine) lives with the engine
         from ..engines.embedded_bench import run_models_bench
         return run_models_bench(args)

@@ -1,10 +1,12 @@
 """Start ``m2fp triton`` as a child process (tests, ``m2fp bench --triton``) and stop exactly it.
 
 PyTriton pins numpy<2, so it usually lives in its own venv (``.venv-triton``,
-made by .ci/run); :func:`triton_python` finds that interpreter.  The child gets
-its own session: tritonserver and the Python-backend stubs it starts are in its
-process group, so a stop or a simulated crash reaches all of them and nothing
-else.
+made by .ci/run); :func:`triton_python` finds that interpreter.  The child leads
+its own process group: tritonserver and the Python-backend stubs it starts are
+in it, so a stop or a simulated crash reaches all of them and nothing else.  It
+stays in the caller's session: with the kernel's autogroup scheduling a new
+session would be a separate CPU-share group, and on busy cores Triton would get
+more CPU than the in-process engine it is compared with.
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ class LocalTriton:
                str(self.repo), "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
                "--metrics-port", str(self.metrics_port), "--threads", str(self.threads)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True, env=env)
+                                     process_group=0, env=env)
         ready = threading.Event()
         threading.Thread(target=self._read, args=(self.proc, ready), daemon=True).start()
         deadline = time.monotonic() + timeout_s
@@ -90,7 +92,7 @@ class LocalTriton:
     def _signal_group(self, sig: int, force: bool = False) -> None:
         if self.proc is not None and (force or self.proc.poll() is None):
             try:
-                os.killpg(self.proc.pid, sig)  # its own session: exactly this Triton and its children
+                os.killpg(self.proc.pid, sig)  # its own group: exactly this Triton and its children
             except ProcessLookupError:
                 pass
 
