@@ -148,7 +148,7 @@ def test_engine_on_triton_equals_the_in_process_engine(triton: LocalTriton, loca
     remote = M2FPEngine(size=SIZE, triton=triton.url)  # no weights needed on this side
     try:
         assert remote.info()["runtime"] == "triton" and remote.classes == local_engine.classes
-        for im in frames()[:2]:
+        for im in frames()[:1]:  # the server test below takes the next one
             a, b = remote.infer(im).probs, local_engine.infer(im).probs
             assert a.shape == b.shape
             np.testing.assert_allclose(a, b, atol=1e-3)
@@ -193,7 +193,7 @@ def test_overlapping_calls_are_batched_and_each_caller_gets_its_own_output(trito
 
 
 def test_server_on_triton_gives_the_in_process_masks(triton: LocalTriton, local_engine: M2FPEngine) -> None:
-    images = frames()[:2]
+    images = frames()[1:3]
     proc, address = server("m2fp", "-E", f"size={SIZE}", "-E", f"triton={triton.url}")
     try:
         with MaskClient(address, timeout_s=30) as c:
@@ -220,7 +220,7 @@ def test_four_streams_at_once_each_get_their_own_masks(triton: LocalTriton, loca
             with MaskClient(address, timeout_s=60) as c:
                 c.hello(f"stream-{i}")
                 c.configure(**settings(KEEPS[i]))
-                got[i] = [c.mask(images[i], mask_size=MASK)[0].array for _ in range(3)]
+                got[i] = [c.mask(images[i], mask_size=MASK)[0].array for _ in range(2)]
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
     try:
@@ -267,3 +267,34 @@ def test_triton_killed_mid_stream_errors_then_masks_again_after_restart(triton: 
             assert close_enough(r.array, before)
     finally:
         stop(proc)
+
+
+def test_doctor_says_how_pytriton_gets_a_matching_libpython() -> None:
+    from m2fp_server.cli.doctor import triton_checks
+    checks = {c.name: c for c in triton_checks()}
+    assert checks["Triton client (-E triton=)"].ok and checks["PyTriton (m2fp triton)"].ok
+    lib = checks["PyTriton libpython"]
+    assert lib.ok, lib.detail  # matching as installed, or fixed by m2fp triton's LD_LIBRARY_PATH
+    assert "libpython3" in lib.detail
+
+
+def test_a_repository_triton_cannot_serve_is_a_clear_error(repo: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from m2fp_server.cli.main import main
+
+    def check(folder: Path) -> tuple[int, str]:
+        code = main(["triton", "--model-repo", str(folder), "--check"])
+        out = capsys.readouterr()
+        return code, out.out + out.err
+    assert check(repo) == (0, f"m2fp_64x128: backend onnxruntime, max batch 8, 1 instance(s), 20 classes, "
+                              f"{repo / 'm2fp_64x128' / '1' / 'model.onnx'}\n")
+    bad = tmp_path / "repo"
+    (bad / "m2fp_x" / "1").mkdir(parents=True)
+    (bad / "m2fp_x" / "config.pbtxt").write_text('name: "m2fp_x"\nbackend: "tensorrt"\n')
+    code, text = check(bad)
+    assert code == 1 and "backend 'tensorrt' is not served here" in text
+    (bad / "m2fp_x" / "config.pbtxt").write_text('name: "m2fp_x"\nbackend: "onnxruntime"\nmax_batch_size: eight\n')
+    code, text = check(bad)
+    assert code == 1 and "config.pbtxt" in text
+    code, text = check(tmp_path / "nowhere")
+    assert code == 1 and "m2fp export --triton-repo" in text

@@ -76,3 +76,19 @@ def check(env: dict[str, str] | None = None) -> LibpythonCheck:
         if m and m.group(1) != "not":
             found = Path(m.group(1))
     return LibpythonCheck(own_libpython(), found, stub)
+
+
+def report() -> dict[str, object]:
+    """What ``m2fp doctor`` prints about this interpreter (also run inside the Triton venv as JSON)."""
+    import importlib.util
+    out: dict[str, object] = {"python": sys.executable, "version": sys.version.split()[0]}
+    try:
+        import numpy
+        out["numpy"] = numpy.__version__
+    except ImportError:
+        out["numpy"] = None
+    out["pytriton"] = importlib.util.find_spec("pytriton") is not None
+    if out["pytriton"]:
+        plain, fixed = check(), check(fixed_environment())
+        out.update(ours=str(plain.ours), stub=str(plain.stub), plain_ok=plain.ok, fixed_ok=fixed.ok)
+    return out
