@@ -170,6 +170,7 @@ def export_repository(model_dir: Path, repo_dir: Path, short_side: int, settings
         record = RepoRecord(str(model_dir), canvas.key, short_side, settings.backend, dl, dm, len(batch),
                             image_name, time.strftime("%Y-%m-%dT%H:%M:%S"))
         (tmp / "m2fp-obs.json").write_text(json.dumps({**asdict(record), "torch": torch.__version__}, indent=2))
+        tmp.chmod(0o755)  # mkdtemp makes it private; a container's tritonserver may run as another user
         target = repo_dir / name
         if target.exists():
             shutil.rmtree(target)
