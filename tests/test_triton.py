@@ -142,6 +142,7 @@ def test_repository_has_what_triton_needs(repo: Path) -> None:
         cfg.instance_group[0].kind) == "KIND_CPU"
     assert "Face" in cfg.parameters["m2fp_classes"].string_value
     assert (folder / "1" / "model.onnx").stat().st_size > 1e6
+    assert folder.stat().st_mode & 0o005 == 0o005  # a container's tritonserver may run as another user
 
 
 def test_engine_on_triton_equals_the_in_process_engine(triton: LocalTriton, local_engine: M2FPEngine) -> None:
