@@ -53,6 +53,7 @@ class LocalTriton:
         self.log_file = log_file
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
+        self._segments_before: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -66,6 +67,7 @@ class LocalTriton:
         cmd = [self.python, "-m", "m2fp_server.cli.main", "--log-level", "WARNING", "triton", "--model-repo",
                str(self.repo), "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
                "--metrics-port", str(self.metrics_port), "--threads", str(self.threads)]
+        self._segments_before = _segments()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      process_group=0, env=env)
         ready = threading.Event()
@@ -124,19 +126,22 @@ class LocalTriton:
         self._signal_group(signal.SIGKILL, force=True)
         if self.proc is not None:
             self.proc.wait(30)
-            for leftover in Path("/dev/shm").glob(f"pytrtion{self.proc.pid}-*"):  # its named segments
-                leftover.unlink(missing_ok=True)
+            _remove_unused_segments(self._segments_before)
 
     def stop(self) -> None:
+        """SIGTERM to ``m2fp triton`` alone: it stops tritonserver and its shared memory is released;
+        then SIGKILL to whatever of its group is left."""
         if self.proc is None:
             return
-        self._signal_group(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL, force=True)
-            self.proc.wait(30)
-        self._signal_group(signal.SIGKILL, force=True)  # stragglers in the group (stubs)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                pass
+        self._signal_group(signal.SIGKILL, force=True)
+        self.proc.wait(30)
+        _remove_unused_segments(self._segments_before)
 
     def __enter__(self) -> "LocalTriton":
         self.start()
@@ -144,3 +149,27 @@ class LocalTriton:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _segments() -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.iterdir()} if shm.is_dir() else set()
+
+
+def _remove_unused_segments(before: set[str]) -> None:
+    """Shared memory that PyTriton made since this Triton started and nobody maps any more.
+
+    A killed PyTriton (and its resource tracker) leaves its tensor-store segments
+    behind; only segments that are new *and* unused by every process are removed.
+    """
+    new = {n for n in _segments() - before if n.startswith(("psm_", "pytrtion"))}
+    if not new:
+        return
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            text = maps.read_text()
+        except OSError:
+            continue
+        new = {n for n in new if f"/dev/shm/{n}" not in text}
+    for n in new:
+        (Path("/dev/shm") / n).unlink(missing_ok=True)
