@@ -15,6 +15,7 @@ from .codec import (
 from .config import StreamConfig
 from .defaults import DEFAULT_ADDRESS, DEFAULT_INPUT_BOX
 from .errors import ProtocolError
+from .validation import CONFIG_SCHEMA, HELLO_SCHEMA, MAX_REQUEST_JSON_BYTES, Field, parse_json, validate_hello
 from .messages import (
     MAGIC,
     MAX_DIMENSION,
@@ -32,9 +33,10 @@ from .sizing import fit_inside
 
 # a literal list (not built at run time) so linters and type checkers see the names
 __all__ = [
-    "CIHP_CLASSES", "CLIENT_ACCEPTS", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "HEADER_SIZE", "MAGIC",
-    "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_MASK_PIXELS", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION",
-    "SERVER_ACCEPTS", "ClassInfo", "ErrorCode", "Flags", "Header", "Message", "MsgType", "PixelFormat",
+    "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "Field",
+    "HEADER_SIZE", "HELLO_SCHEMA", "MAGIC", "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_MASK_PIXELS",
+    "MAX_REQUEST_JSON_BYTES", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "SERVER_ACCEPTS", "ClassInfo",
+    "ErrorCode", "Flags", "Header", "Message", "MsgType", "PixelFormat", "parse_json", "validate_hello",
     "ProtocolError", "StreamConfig", "color_for", "decode", "decode_json", "encode", "encode_json",
     "error_message", "fit_inside", "foreground_ids", "make_classes", "pack_header", "unpack_header",
 ]
