@@ -20,9 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=None, help="measure this running server instead of starting one")
     p.add_argument("--models", action="store_true",
                    help="time each shipped embedded model and the embedded engine in this process (ms/frame)")
+    from ..bench.triton import add_arguments as add_triton_arguments  # numpy only: keeps --help fast
+    add_triton_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.triton:  # in-process M2FP against Triton
+        from ..bench.triton import run_triton_bench
+        return run_triton_bench(args)
     if args.models:
         from ..bench.embedded import run_models_bench
         return run_models_bench(args)

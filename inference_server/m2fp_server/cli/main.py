@@ -27,6 +27,7 @@ fetch-weights  fetch_weights  download the M2FP weights (ModelScope, CC BY-NC 4.
 tune-rvm       tune_rvm       measure RVM's runtimes, precisions and sizes here; keep the fastest accurate one
 export         export         export M2FP to OpenVINO / ONNX Runtime for one input size
 eval           eval           score engines on ground-truth clips: offline and live IoU, flicker, mask age
+triton         triton         serve a Triton model repository locally through PyTriton (extra [triton])
 keys           keys           make CURVE keys for a server reachable from other machines
 soak           soak           run two 30 fps clients against a real server; report memory, descriptors, drops
 doctor         doctor         check OBS, its Python, pyzmq and the script path; say what is missing

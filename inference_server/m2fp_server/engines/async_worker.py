@@ -29,6 +29,10 @@ from .base import Engine, EngineOutput, EngineUnavailable, StreamContext
 log = logging.getLogger(__name__)
 
 
+#: Streams whose frames a remote model step (Triton) runs at once: enough for its batcher to fill.
+REMOTE_WORKERS = 8
+
+
 @dataclass
 class _Result:
     job: int  # the runner's number for the submitted frame
@@ -60,7 +64,9 @@ class AsyncRunner:
     """One worker thread running ``engine.infer`` for any number of streams, newest frame first."""
 
     def __init__(self, engine: Engine, rate_hz: float = 0.0, min_latency_s: float = 0.0,
-                 name: str = "m2fp-async", nice: int = 0) -> None:
+                 name: str = "m2fp-async", nice: int = 0, workers: int | None = None) -> None:
+        """``workers``: frames of different streams in flight at once (default: 1, or
+        :data:`REMOTE_WORKERS` for an engine whose calls may overlap, e.g. a Triton model step)."""
         self.engine = engine
         self.min_interval = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.min_latency_s = min_latency_s
@@ -73,8 +79,12 @@ class AsyncRunner:
         self.busy_s = 0.0  # time spent inside the engine (for thread-split measurements)
         self.runs = 0  # finished
         self.started = 0
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        if workers is None:
+            workers = REMOTE_WORKERS if engine.concurrent else 1
+        self._workers = [threading.Thread(target=self._loop, name=f"{name}-{i}" if i else name, daemon=True)
+                         for i in range(max(1, workers))]
+        for t in self._workers:
+            t.start()
 
     def new_slot(self) -> RunnerSlot:
         return RunnerSlot(self.engine.new_stream())
@@ -137,7 +147,8 @@ class AsyncRunner:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        for t in self._workers:
+            t.join(timeout=5)
 
     def _take(self) -> tuple[RunnerSlot, int, int, np.ndarray] | None:
         with self._cond:
@@ -168,7 +179,8 @@ class AsyncRunner:
             if taken is None:
                 return
             slot, job, seq, rgb = taken
-            self.started += 1
+            with self._cond:
+                self.started += 1
             started = self._last_start = time.perf_counter()
             failure: BaseException | None = None
             try:
@@ -177,11 +189,11 @@ class AsyncRunner:
                 log.exception("slow engine %s failed on a frame", self.engine.name)
                 out, failure = None, exc
             spent = time.perf_counter() - started
-            self.busy_s += spent
-            self.runs += 1
             if self.min_latency_s > spent:
                 time.sleep(self.min_latency_s - spent)
             with self._cond:
+                self.busy_s += spent  # under the lock: several workers may finish at once
+                self.runs += 1
                 slot.running = False
                 if out is not None:
                     slot.result = _Result(job, seq, out, started, time.perf_counter())

@@ -83,6 +83,9 @@ class Engine(abc.ABC):
     #: The model runs in the engine's own worker thread, and ``infer_now`` only waits for that
     #: worker: a caller must not hold the server's engine lock while it waits (live streams go on).
     own_worker: ClassVar[bool] = False
+    #: ``infer`` may run for several streams at once (a remote model step: Triton batches the
+    #: overlapping calls); asynchronous wrappers then keep one frame per stream in flight.
+    concurrent: bool = False
 
     @property
     @abc.abstractmethod

@@ -146,16 +146,18 @@ def open_runner(runtime: str, path: Path, precision: str = "f32", threads: int |
     raise BadInput(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
 
 
-def export_onnx(core: Any, canvas: Canvas, path: Path) -> None:
-    """Trace the torch core to ONNX at this canvas size."""
+def export_onnx(core: Any, canvas: Canvas, path: Path, batch_axis: bool = False) -> None:
+    """Trace the torch core to ONNX at this canvas size (``batch_axis``: any batch, for Triton's batcher)."""
     import warnings
 
     import torch
     dummy = torch.full((1, 3, canvas.height, canvas.width), 128.0)
+    names = ["image", "pred_logits", "pred_masks"]
+    dynamic = {n: {0: "batch"} for n in names} if batch_axis else None
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(core, (dummy,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["pred_logits", "pred_masks"],
+                          input_names=names[:1], output_names=names[1:], dynamic_axes=dynamic,
                           do_constant_folding=True)
 
 
