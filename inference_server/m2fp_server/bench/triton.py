@@ -137,8 +137,8 @@ def run_triton_bench(args: argparse.Namespace) -> int:
     from ..engines.m2fp.network import load_core
     from .m2fp import _model_dir
     from ..samples import portrait
-    from .launch import LocalTriton, triton_python
-    from .repository import RepoSettings, export_repository, model_name
+    from ..triton.launch import LocalTriton, triton_python
+    from ..triton.repository import RepoSettings, export_repository, model_name
     python = triton_python()
     if python is None:
         raise ValueError("no Python with the [triton] extra: python -m venv .venv-triton && "

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _triton_repo(args: argparse.Namespace, model_dir, image, name: str) -> int:  # type: ignore[no-untyped-def]
+def _triton_repo(args: argparse.Namespace, model_dir, image, name: str) -> int:
     from ..triton.repository import RepoSettings, export_repository
     if args.precision != "f32":
         raise ValueError("Triton repositories are exported in f32")

@@ -111,7 +111,7 @@ def time_engine(engine: Engine, frames: np.ndarray, warmup: int = WARMUP_FRAMES)
     """(p50 ms, p95 ms, frames timed) of ``Pipeline.process`` on one live stream, frame after frame."""
     from m2fp_protocol import StreamConfig
 
-    from ..frames import fit_inside
+    from m2fp_protocol import fit_inside
     from ..pipeline import Pipeline
     from ..streams import StreamState
     pipe = Pipeline(engine)

@@ -138,7 +138,7 @@ def bind_models(triton: Any, models: list[RepoModel], threads: int) -> None:
             triton.bind(model_name=m.name, infer_func=[_infer_function(m, per_instance) for _ in range(n)],
                         inputs=_tensors(cfg.input), outputs=_tensors(cfg.output),
                         config=ModelConfig(batching=batching, max_batch_size=max(1, int(cfg.max_batch_size)),
-                                           batcher=batcher))  # type: ignore[arg-type]
+                                           batcher=batcher))
         log.info("%s: %s %s, max batch %d, dynamic batching %s, %d instance(s) x %d threads", m.name, m.backend,
                  m.model_file.name, cfg.max_batch_size,
                  f"on ({cfg.dynamic_batching.max_queue_delay_microseconds} us)" if batcher else "off", n, per_instance)
@@ -167,11 +167,11 @@ def _carry_parameters(model: RepoModel) -> Iterator[None]:
             cfg.backend_parameters[CLASSES_PARAMETER] = value
         return cfg
 
-    Model._get_triton_model_config = with_parameters  # type: ignore[method-assign]
+    Model._get_triton_model_config = with_parameters
     try:
         yield
     finally:
-        Model._get_triton_model_config = original  # type: ignore[method-assign]
+        Model._get_triton_model_config = original
 
 
 @dataclass
