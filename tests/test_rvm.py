@@ -9,6 +9,7 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from m2fp_server.evaluation.metrics import flicker, iou, mean_iou
 from m2fp_server.pipeline import Pipeline
 from m2fp_server.streams import StreamState
 
-SMALL = {"width": 256, "downsample": 0.5, "tuned": False}  # cheap shapes where accuracy is not the point
+SMALL: dict[str, Any] = {"width": 256, "downsample": 0.5, "tuned": False}  # cheap shapes where accuracy is not the point
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,8 @@ def test_auto_takes_the_best_engine_that_keeps_up_and_caches_its_figures(model: 
     monkeypatch.setattr(auto, "cache_file", lambda: tmp_path / "auto-bench.json")
     monkeypatch.setattr(auto, "busy_machine", lambda: False)  # figures are cached (a busy test below)
     # first a hybrid that cannot be built here (its slow engine does not exist)
-    cands = [("hybrid", {"fast": "rvm", "slow": "none"}), ("rvm", {"width": 256, "tuned": False}), ("selfie", {})]
+    cands: list[tuple[str, dict[str, Any]]] = [("hybrid", {"fast": "rvm", "slow": "none"}),
+                                              ("rvm", {"width": 256, "tuned": False}), ("selfie", {})]
     # a slow stream: RVM keeps up
     eng, rep = auto.choose({"auto_fps": 2, "auto_frames": 4}, cands)
     assert eng.name == "rvm" and rep.keeps_up and not rep.chosen.cached
