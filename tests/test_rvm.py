@@ -23,7 +23,8 @@ from m2fp_server.evaluation.metrics import flicker, iou, mean_iou
 from m2fp_server.pipeline import Pipeline
 from m2fp_server.streams import StreamState
 
-SMALL: dict[str, Any] = {"width": 256, "downsample": 0.5, "tuned": False}  # cheap shapes where accuracy is not the point
+# cheap shapes where accuracy is not the point
+SMALL: dict[str, Any] = {"width": 256, "downsample": 0.5, "tuned": False}
 
 
 @pytest.fixture(scope="module")
