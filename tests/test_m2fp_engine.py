@@ -190,7 +190,7 @@ def test_fetch_reuses_present_files_and_explains_a_failed_download(
         raise ConnectionError("[E1020] Connection failed: name resolution")
     monkeypatch.setattr(hub, "snapshot_download", offline)
     assert fetch("multi", local_dir=str(m2fp_dir)) == m2fp_dir and calls == []
-    args = argparse.Namespace(model="multi", revision=None, local_dir=str(tmp_path / "new"))
+    args = argparse.Namespace(family="m2fp", model="multi", revision=None, local_dir=str(tmp_path / "new"))
     with pytest.raises(ValueError, match="download failed .*Connection failed.*--model-dir"):
         fetch_weights.run(args)
     assert calls and calls[0][0] == "damo/cv_resnet101_image-multiple-human-parsing"

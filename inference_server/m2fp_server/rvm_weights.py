@@ -20,6 +20,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from .errors import MissingFile
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ NOTICE = (f"Licence: the RobustVideoMatting model is {RVM.licence}.\n"
           "its terms (a copy is saved next to the model); m2fp-obs downloads it for you and does not ship it.")
 
 
-class RVMWeightsMissing(FileNotFoundError):
+class RVMWeightsMissing(MissingFile):
     """The model is not in the cache; the message names the command that fetches it."""
 
 

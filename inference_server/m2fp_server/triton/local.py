@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .repository import CLASSES_PARAMETER, MODEL_FILES
+from ..errors import BadInput
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_UINT8": np.ui
            "TYPE_INT64": np.int64, "TYPE_BOOL": np.bool_}
 
 
-class RepositoryError(ValueError):
+class RepositoryError(BadInput):
     """The directory is not a model repository this server can run; the text says what is wrong."""
 
 

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from .repository import CLASSES_PARAMETER, INPUT, OUTPUTS
+from ..errors import ToolFailed
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ CHANNEL_ARGS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect
                 ("grpc.max_reconnect_backoff_ms", 500)]
 
 
-class TritonUnavailable(RuntimeError):
+class TritonUnavailable(ToolFailed):
     """Triton did not answer (down, timed out, model missing); the text says which and where."""
 
 
