@@ -117,10 +117,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     return path, make_clip(path)
 
 
-# A real OBS on 2 shared cores under software OpenGL: about 1 run in 25 misses a timing or shutdown
-# deadline (seen in full-suite runs, not reproduced alone).  One rerun, reported by pytest as
-# "rerun"; a second failure fails the suite.  obs_harness keeps a backtrace if OBS hangs at exit.
-@pytest.mark.flaky(reruns=1)
 def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see module docstring)
     path, truth = clip
     person = truth > 0

@@ -36,10 +36,6 @@ def acked_predict(inst: dict) -> float | None:
     return cfg.get("predict_frames")
 
 
-# A real OBS on 2 shared cores under software OpenGL: about 1 run in 25 misses a timing or shutdown
-# deadline (seen in full-suite runs, not reproduced alone).  One rerun, reported by pytest as
-# "rerun"; a second failure fails the suite.  obs_harness keeps a backtrace if OBS hangs at exit.
-@pytest.mark.flaky(reruns=1)
 def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
     path, truth = clip
     person = truth > 0
@@ -146,10 +142,6 @@ def frame_index(shot: np.ndarray) -> int:
     return sum(1 << b for b, on in enumerate(bits) if on)
 
 
-# A real OBS on 2 shared cores under software OpenGL: about 1 run in 25 misses a timing or shutdown
-# deadline (seen in full-suite runs, not reproduced alone).  One rerun, reported by pytest as
-# "rerun"; a second failure fails the suite.  obs_harness keeps a backtrace if OBS hangs at exit.
-@pytest.mark.flaky(reruns=1)
 def test_frame_sync_shows_each_frame_with_its_own_mask(tmp_path):
     truths = make_coded_clip(tmp_path / "coded.mp4")
     srv = ServerProcess().start()
