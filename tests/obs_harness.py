@@ -30,7 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "obs_plugin" / "m2fp_obs_filter.py"
 RELOAD_HELPER = Path(__file__).resolve().parent / "obs_harness_reload.py"
+PROBE_HELPER = Path(__file__).resolve().parent / "obs_harness_probe.py"
 FILTER_ID = "m2fp_obs_filter"
+PROBE_ID = "m2fp_test_probe"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _log = logging.getLogger("obs_harness")
 
@@ -68,6 +70,13 @@ class Input:
                              "settings": settings})
         return self
 
+    def with_probe(self, filter_name: str = "Probe", copy_passes: int = 0) -> "Input":
+        """The render-counting filter of obs_harness_probe.py (needs ``ObsProcess(probe=True)``).  Filters
+        apply in list order: add the probe first to have it on the source itself, beneath the others."""
+        self.filters.append({"id": PROBE_ID, "versioned_id": PROBE_ID, "name": filter_name, "enabled": True,
+                             "settings": {"copy_passes": copy_passes}})
+        return self
+
 
 def ffmpeg_input(name: str, path: Path) -> Input:
     return Input(name, "ffmpeg_source", {"local_file": str(path), "is_local_file": True, "looping": True,
@@ -81,13 +90,14 @@ def image_input(name: str, path: Path) -> Input:
 class ObsProcess:
     def __init__(self, workdir: Path, inputs: list[Input], size: tuple[int, int] = (1280, 720), fps: int = 30,
                  load_script: bool = True, extra_env: dict[str, str] | None = None,
-                 reload_helper: bool = False) -> None:
+                 reload_helper: bool = False, probe: bool = False) -> None:
         self.dir = Path(workdir)
         self.inputs = inputs
         self.size = size
         self.fps = fps
         self.load_script = load_script
         self.reload_helper = reload_helper
+        self.probe = probe
         self.extra_env = extra_env or {}
         self.ws_port = free_port()
         self.stats_path = self.dir / "m2fp_stats.json"
@@ -127,6 +137,8 @@ class ObsProcess:
         scripts = [{"path": str(SCRIPT), "settings": {}}] if self.load_script else []
         if self.reload_helper:
             scripts.append({"path": str(RELOAD_HELPER), "settings": {}})
+        if self.probe:
+            scripts.append({"path": str(PROBE_HELPER), "settings": {}})
         (base / "basic" / "scenes" / "m2fp.json").write_text(json.dumps({
             "name": "m2fp", "current_scene": "Scene", "current_program_scene": "Scene",
             "scene_order": [{"name": "Scene"}], "sources": sources, "groups": [], "transitions": [],
@@ -333,6 +345,13 @@ class ObsProcess:
             return json.loads(self.stats_path.read_text())
         except (OSError, ValueError):
             return {}
+
+    def probe_stats(self) -> list[dict[str, Any]]:
+        """The probes' report (obs_harness_probe.py), refreshed by OBS every 0.2 s."""
+        try:
+            return json.loads(Path(str(self.stats_path) + ".probe.json").read_text())["probes"]
+        except (OSError, ValueError, KeyError):
+            return []
 
     def reset_plugin_timings(self) -> None:
         """Ask the filter to restart its timing window (it removes the flag file when done)."""
