@@ -19,8 +19,6 @@ import os
 import sys
 import time
 
-import obspython as obs
-
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _PLUGIN = os.path.join(os.path.dirname(_HERE), "obs_plugin")
 for _p in (os.path.join(os.path.dirname(_HERE), "shared"), _PLUGIN):

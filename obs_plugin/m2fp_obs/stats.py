@@ -13,9 +13,10 @@ import os
 import time
 from typing import Any, Deque, Dict, Iterable, List
 
-#: per-frame timings (ms): render = poll_upload + capture + draw (graphics thread, in video_render);
-#: readback and send happen in the next video_tick, when the GPU has finished the small render
-PHASES = ("poll_upload", "capture", "draw", "render", "readback", "send")
+#: per-frame timings (ms): render = poll_upload + capture + draw (graphics thread, in video_render), and
+#: capture_draw = capture + draw (the filter's own GPU work); readback and send happen in the next
+#: video_tick, when the GPU has finished the small render
+PHASES = ("poll_upload", "capture", "draw", "capture_draw", "render", "readback", "send")
 STATS_ENV = "M2FP_OBS_STATS"  # tests and `m2fp obs-bench`: write stats JSON to this path
 
 
@@ -33,6 +34,7 @@ class Timings:
         s["poll_upload"].append((t1 - t0) * 1000.0)
         s["capture"].append((t2 - t1) * 1000.0)
         s["draw"].append((t3 - t2) * 1000.0)
+        s["capture_draw"].append((t3 - t1) * 1000.0)
         s["render"].append((t3 - t0) * 1000.0)
 
     def add(self, phase: str, seconds: float) -> None:
