@@ -13,9 +13,11 @@ python3-zmq); see shared/notes/obs.md.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -47,6 +49,23 @@ def obs_available() -> str | None:
     except ImportError:
         return "obsws-python not installed (pip install -e .[test])"
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def obs_version_number() -> int:
+    """The installed OBS's version as global.ini's LastVersion wants it, (major << 24) | (minor << 16) | patch.
+
+    LastVersion at the running version skips the first-run wizard and the "what's new" dialog; the
+    version comes from ``obs --version`` so the same harness serves OBS 29 (Debian 12) and newer.
+    """
+    try:
+        out = subprocess.run(["obs", "--version"], capture_output=True, text=True, timeout=30,
+                             env={"PATH": CLEAN_PATH}).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    major, minor, patch = (int(v) for v in m.groups()) if m else (29, 0, 2)
+    return (major << 24) | (minor << 16) | patch
 
 
 def free_port() -> int:
@@ -113,12 +132,22 @@ class ObsProcess:
         (base / "basic" / "profiles" / "m2fp").mkdir(parents=True, exist_ok=True)
         (base / "basic" / "scenes").mkdir(parents=True, exist_ok=True)
         w, h = self.size
-        (base / "global.ini").write_text(
-            "[General]\nFirstRun=true\nLastVersion=486539266\nEnableAutoUpdates=false\nConfirmOnExit=false\n"
+        settings = (
+            f"[General]\nFirstRun=true\nLastVersion={obs_version_number()}\nEnableAutoUpdates=false\n"
+            "ConfirmOnExit=false\n"
             "[BasicWindow]\nPreviewEnabled=false\nSysTrayEnabled=false\nSysTrayWhenStarted=false\n"
             "[Basic]\nProfile=m2fp\nProfileDir=m2fp\nSceneCollection=m2fp\nSceneCollectionFile=m2fp\n"
             f"[OBSWebSocket]\nFirstLoad=false\nServerEnabled=true\nServerPort={self.ws_port}\n"
             "AuthRequired=false\nAlertsEnabled=false\n")
+        # OBS ≤ 30 reads global.ini; 31+ reads the user's part from user.ini (it migrates global.ini only
+        # when user.ini is missing); obs-websocket 5.1 reads global.ini, newer ones their config.json
+        (base / "global.ini").write_text(settings)
+        (base / "user.ini").write_text(settings)
+        ws = base / "plugin_config" / "obs-websocket"
+        ws.mkdir(parents=True, exist_ok=True)
+        (ws / "config.json").write_text(json.dumps({
+            "first_load": False, "server_enabled": True, "server_port": self.ws_port, "alerts_enabled": False,
+            "auth_required": False, "server_password": ""}))
         (base / "basic" / "profiles" / "m2fp" / "basic.ini").write_text(
             f"[General]\nName=m2fp\n[Video]\nBaseCX={w}\nBaseCY={h}\nOutputCX={w}\nOutputCY={h}\n"
             f"FPSType=0\nFPSCommon={self.fps}\n[Output]\nMode=Simple\n"
