@@ -6,11 +6,14 @@ background through a media source and measures, one after the other, windows of
 the same length with:
 
 * no filter;
-* a trivial built-in filter (OBS's Color Correction at its defaults: one render
-  into a texture and one draw);
+* a trivial built-in filter (OBS's Crop/Pad with nothing cropped: one render into
+  a texture and one draw);
 * the copy probe of the test harness: two full-size copy passes per frame, timed
   inside OBS the way the M2FP filter times itself (the yardstick of its target);
 * the M2FP filter, fed by a real m2fp-server.
+
+The windows run in ABBA order (``ORDER``) so a drift of the machine's load weighs on
+every case alike.
 
 It prints OBS's average frame render time and lagged (render-skipped) frames per
 window, the differences and ratios against no filter and against the built-in
@@ -33,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[3]
 HARNESS = REPO / "tests" / "obs_harness.py"
 PHASES = ("poll_upload", "capture", "draw", "capture_draw", "render", "readback", "send")
-BUILTIN = {"id": "color_filter", "versioned_id": "color_filter_v2", "name": "Builtin", "enabled": False,
+BUILTIN = {"id": "crop_filter", "versioned_id": "crop_filter", "name": "Builtin", "enabled": False,
            "settings": {}}
 CASES = ("none", "builtin", "copy2", "m2fp")
 
@@ -67,13 +70,24 @@ def _make_clip(path: Path, size: tuple[int, int], fps: int = 30, seconds: int = 
         raise RuntimeError("ffmpeg failed to write the benchmark clip")
 
 
-def _window(obs: Any, seconds: float) -> dict[str, float]:
+def _window(obs: Any, seconds: float) -> dict[str, Any]:
+    """Frames and lagged frames over the window; OBS's average render time is a one-second average, so it
+    is sampled every second and averaged."""
     a = obs.stats()
-    time.sleep(seconds)
+    samples = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        samples.append(float(obs.stats()["average_frame_render_time"]))
     b = obs.stats()
-    frames = b["render_total_frames"] - a["render_total_frames"]
-    return {"frames": frames, "lagged": b["render_skipped_frames"] - a["render_skipped_frames"],
-            "avg_render_ms": float(b["average_frame_render_time"]), "fps": float(b["active_fps"])}
+    return {"frames": b["render_total_frames"] - a["render_total_frames"],
+            "lagged": b["render_skipped_frames"] - a["render_skipped_frames"], "render_ms": samples}
+
+
+def _merge(windows: list[dict[str, Any]]) -> dict[str, float]:
+    samples = [v for w in windows for v in w["render_ms"]]
+    return {"frames": sum(w["frames"] for w in windows), "lagged": sum(w["lagged"] for w in windows),
+            "avg_render_ms": sum(samples) / len(samples) if samples else float("nan")}
 
 
 def _p50(values: list[float]) -> float | None:
@@ -81,8 +95,14 @@ def _p50(values: list[float]) -> float | None:
     return v[len(v) // 2] if v else None
 
 
+#: ABBA order with the M2FP window in the middle: a slow drift of the machine's load (other work shares
+#: the cores) weighs on every case alike; each case gets ``seconds`` in all
+ORDER = (("none", 0.5), ("builtin", 0.5), ("copy2", 0.5), ("m2fp", 1.0), ("copy2", 0.5), ("builtin", 0.5),
+         ("none", 0.5))
+
+
 def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -> dict[str, Any]:
-    """One OBS run: the four cases of the module docstring, one window each, in the same scene."""
+    """One OBS run: the four cases of the module docstring in ``ORDER``, in the same scene."""
     from obs_harness import ObsProcess, ffmpeg_input  # type: ignore[import-not-found]
     from obs_harness_server import ServerProcess  # type: ignore[import-not-found]
     clip = work / f"clip_{size[0]}x{size[1]}.mp4"
@@ -95,11 +115,13 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
     obs = ObsProcess(work / f"obs_{size[0]}x{size[1]}", [inp], size=size, probe=True)
     obs.dir.mkdir(parents=True, exist_ok=True)
     names = {"builtin": "Builtin", "copy2": "Copy2", "m2fp": "M2FP"}
-    out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "engine": engine}
+    windows: dict[str, list[dict[str, Any]]] = {c: [] for c in CASES}
+    copies: list[float] = []
+    inst: dict[str, Any] = {}
     try:
         obs.start()
         time.sleep(2.0)
-        for case in CASES:
+        for case, share in ORDER:
             if case in names:
                 obs.client.set_source_filter_enabled("Person", names[case], True)
             if case == "m2fp":
@@ -108,17 +130,21 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
                 obs.reset_plugin_timings()
             else:
                 time.sleep(1.0)
-            t_probe = len(obs.probe_stats()[0]["copy_ms"]) if case == "copy2" and obs.probe_stats() else 0
-            out[case] = _window(obs, seconds)
+            probes = obs.probe_stats()
+            seen = len(probes[0]["copy_ms"]) if probes else 0
+            windows[case].append(_window(obs, seconds * share))
             if case == "copy2":
-                copies = obs.probe_stats()[0]["copy_ms"][t_probe:] if obs.probe_stats() else []
-                out["copy2_ms_p50"] = _p50(copies)
+                probes = obs.probe_stats()
+                copies += probes[0]["copy_ms"][seen:] if probes else []
+            if case == "m2fp":
+                inst = obs.plugin_stats()["instances"][0]
             if case in names:
                 obs.client.set_source_filter_enabled("Person", names[case], False)
-        inst = obs.plugin_stats()["instances"][0]
     finally:
         obs.stop()
         srv.stop()
+    out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "engine": engine, "copy2_ms_p50": _p50(copies)}
+    out.update({case: _merge(ws) for case, ws in windows.items()})
     out.update(timings_ms=inst["timings_ms"], mask_rate=inst.get("mask_rate"), latency_ms=inst.get("latency_ms"))
     return out
 
@@ -151,7 +177,7 @@ def print_tables(results: list[dict[str, Any]]) -> None:
         cells = [f"{t[p]['p50']:.2f} / {t[p]['p95']:.2f}" if t.get(p, {}).get("n") else "–" for p in PHASES]
         print(f"| {r['size']} | {own if own is None else f'{own:.2f}'} | {copy if copy is None else f'{copy:.2f}'} "
               f"| {ratio} | " + " | ".join(cells) + f" | {r['mask_rate'] or 0:.1f} |")
-    print(f"\nengine {results[0]['engine'] if results else '?'}; each case one window in the same OBS run; "
+    print(f"\nengine {results[0]['engine'] if results else '?'}; all cases in the same OBS run (ABBA order); "
           "render = poll_upload + capture + draw (video_render); readback + send run in the next video_tick.")
 
 
@@ -169,8 +195,8 @@ def run(args: argparse.Namespace) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="m2fp-obs-bench-") as tmp:
         for size in sizes:
-            print(f"benchmarking {size[0]}x{size[1]} ({len(CASES)} windows of {args.seconds:.0f} s: "
-                  f"{', '.join(CASES)})...", file=sys.stderr, flush=True)
+            print(f"benchmarking {size[0]}x{size[1]} ({args.seconds:.0f} s for each of {', '.join(CASES)})...",
+                  file=sys.stderr, flush=True)
             results.append(bench_size(size, args.seconds, args.engine, Path(tmp)))  # type: ignore[arg-type]
     if args.json:
         print(json.dumps(results, indent=2))
