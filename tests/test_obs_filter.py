@@ -73,7 +73,8 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def alpha_iou(obs: ObsProcess, person: np.ndarray, shots: int = 3) -> float:
-    """Median IoU of the source's alpha with the truth over a few screenshots ~0.1 s apart."""
+    """Median IoU of the source's alpha with the truth over a few screenshots ~0.1 s apart (one screenshot can
+    catch a single late or fresh-after-a-CONFIG-change mask on a loaded machine)."""
     values = []
     for _ in range(shots):
         shot = obs.screenshot("Person")
@@ -204,14 +205,14 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         assert kept < 0.01, report
         obs.client.set_source_filter_settings("Person", "M2FP", {"keep_person": True}, True)
         time.sleep(0.5)
-        assert alpha_iou(obs, person, shots=1) >= 0.9
+        assert alpha_iou(obs, person) >= 0.9
 
         # script reload (Tools > Scripts > Reload): the filter keeps working with the reloaded code
         t_reload = time.monotonic()
         assert obs.reload_script() == "ok"
         inst = obs.wait_plugin(lambda i: event_time(i, "first mask", t_reload) is not None, 10.0)
         assert inst, f"no masks after the reload: {obs.plugin_stats()}"
-        got = alpha_iou(obs, person, shots=1)
+        got = alpha_iou(obs, person)
         report.append(f"script reloaded: masks again {1000 * (event_time(inst, 'first mask', t_reload) - t_reload):.0f}"
                       f" ms later, IoU {got:.3f}")
         assert got >= 0.9, report
