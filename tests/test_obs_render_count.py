@@ -5,9 +5,10 @@ source itself, and counts how often it is rendered between two ticks.  The M2FP
 filter renders its input once into a full-size texture, makes the small copy for
 the server from that texture and composites from it, so every frame counts 1:
 composite while sending, the blur background (which also needs the small copy),
-frame sync.  OBS's extra renders of the filter in a frame (a screenshot) reuse the
-frame-sync ring, or OBS's filter texture without sync.  With the M2FP filter off,
-a screenshot is a second render of the source: the probe does count it.
+frame sync.  OBS's extra renders of the filter (a screenshot) reuse the frame-sync
+ring, or OBS's filter texture without sync: over a window with screenshots there
+are no more renders of the source than frames.  With the M2FP filter off, each
+screenshot is one more render of the source: the probe does count it.
 """
 from __future__ import annotations
 
@@ -42,6 +43,14 @@ def window(obs: ObsProcess, seconds: float, during=None) -> dict[int, int]:  # t
     return {k: b.get(k, 0) - a.get(k, 0) for k in set(a) | set(b) if b.get(k, 0) - a.get(k, 0)}
 
 
+def frames(counts: dict[int, int]) -> int:
+    return sum(counts.values())
+
+
+def renders(counts: dict[int, int]) -> int:
+    return sum(k * n for k, n in counts.items())
+
+
 def test_source_rendered_once_per_frame(clip, tmp_path):  # noqa: F811
     path, _truth = clip
     srv = ServerProcess().start()
@@ -65,19 +74,23 @@ def test_source_rendered_once_per_frame(clip, tmp_path):  # noqa: F811
             counts = check(name, settings)
             assert counts.get(1, 0) >= FPS // 2, report  # the filter kept rendering (1.5 s; load may lag frames)
             assert set(counts) == {1}, report
-        # frame sync: a screenshot is a second render of the filter in a frame, served from the ring
+        # A screenshot renders the filter again from obs-websocket's thread, which can run between the
+        # probe's and the M2FP filter's video_tick: its render may then be counted in the probe's
+        # previous frame (one frame 2, the next 0).  So with screenshots the claim is on the window:
+        # no more renders of the source than frames (+1 for that boundary).
+        # frame sync: the screenshot's render of the filter is served from the ring
         counts = check("frame sync 2 + screenshots", {}, during=lambda: obs.screenshot("Person"))
-        assert set(counts) == {1}, report
+        assert renders(counts) <= frames(counts) + 1 and max(counts) <= 2, report
         # without sync, OBS's filter texture is rendered at most once per frame: the screenshot reuses it
         counts = check("no sync + screenshots", {"sync_frames": 0}, during=lambda: obs.screenshot("Person"))
-        assert set(counts) == {1}, report
+        assert renders(counts) <= frames(counts) + 1 and max(counts) <= 2, report
         stats = obs.plugin_stats()["instances"][0]
         assert stats["masks"] > inst["masks"], "masks kept coming"
         # the probe does see a second render: with the M2FP filter off, a screenshot renders the source again
         obs.client.set_source_filter_enabled("Person", "M2FP", False)
         counts = window(obs, 1.5, during=lambda: obs.screenshot("Person"))
         report.append(f"M2FP off + screenshots: frames by renders of the source {dict(sorted(counts.items()))}")
-        assert counts.get(2, 0) >= 1 and max(counts) == 2, report
+        assert renders(counts) >= frames(counts) + 2, report  # a few screenshots in 1.5 s, each one more render
     finally:
         print("\n[obs-renders] " + "\n[obs-renders] ".join(report))
         obs.stop()
