@@ -17,21 +17,26 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
 
 from . import __version__
+from .engine_calls import LockedEngineCalls
 from .engines.base import Engine
 from .frames import to_rgb
 from .pipeline import Pipeline
+from .routing_ids import seed_automatic_ids
+from .peers import PeerTracker
 from .security import Authenticator, CurveKeys, check_exposure
-from .streams import StreamState, StreamTable
+from .scheduler import Job, Scheduler
+from .streams import StreamTable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,15 @@ class ServerSettings:
     max_frame_bytes: int = proto.MAX_FRAME_BYTES
     idle_s: float = 60.0  # forget a client's state after this long without messages
     curve_keys_dir: Path | None = None  # CURVE + authorised clients (see security); required off loopback
+    #: bytes of FRAME payloads parked (received, not yet run) across all clients; see docs/security.md
+    parked_budget_bytes: int = 384 * 1024 * 1024
+    #: what happens to a frame that does not fit the budget: "drop-oldest" (the oldest parked frames of
+    #: other clients are dropped, their senders get DROPPED: a live client's next frame replaces it anyway)
+    #: or "refuse" (ERROR SERVER_BUSY to its sender); measured in docs/security.md
+    budget_policy: str = "drop-oldest"
+    max_streams: int = 256  # live clients (connections with state); more get ERROR SERVER_BUSY
+    #: frames processed at once (never two of one client); the engine itself runs one call at a time
+    workers: int = 2
 
     @property
     def hard_limit(self) -> int:
@@ -54,61 +68,19 @@ class ServerSettings:
         return int(self.max_frame_bytes * 1.25) + (1 << 20)
 
 
-@dataclass
-class _Job:
-    identity: bytes
-    message: proto.Message
-    frame: Any  # keeps the zmq.Frame (and so the payload buffer) alive
-    received: float
-    stream: StreamState
-
-
-@dataclass
-class _Scheduler:
-    """Latest frame wins per client; clients take turns (round-robin)."""
-
-    pending: dict[bytes, _Job] = field(default_factory=dict)
-    order: collections.deque = field(default_factory=collections.deque)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    closed: bool = False
-
-    def submit(self, job: _Job) -> _Job | None:
-        """Queue ``job``; return the job it replaced, if any."""
-        with self.cond:
-            old = self.pending.get(job.identity)
-            self.pending[job.identity] = job
-            if old is None:
-                self.order.append(job.identity)
-            self.cond.notify()
-            return old
-
-    def take(self, timeout: float = 0.2) -> _Job | None:
-        with self.cond:
-            if not self.order and not self.closed:
-                self.cond.wait(timeout)
-            if not self.order:
-                return None
-            ident = self.order.popleft()
-            return self.pending.pop(ident)
-
-    def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
-
-
 class InferenceServer:
     def __init__(self, engine: Engine, settings: ServerSettings | None = None,
                  context: zmq.Context | None = None) -> None:
         self.engine = engine
         self.settings = settings or ServerSettings()
         self.pipeline = Pipeline(engine)
-        self.streams = StreamTable(engine.classes, self.settings.idle_s)
+        self.streams = StreamTable(engine.classes, self.settings.idle_s, self.settings.max_streams)
         self.ctx = context or zmq.Context.instance()
         self.endpoint: str | None = None
         self.stats = collections.Counter()
         self._stop = threading.Event()
-        self._sched = _Scheduler()
+        self._sched = Scheduler(budget=self.settings.parked_budget_bytes, policy=self.settings.budget_policy)
+        self._peers = PeerTracker()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
         self._router: zmq.Socket | None = None
         self._wake_addr = f"inproc://m2fp-wake-{id(self)}"
@@ -116,7 +88,10 @@ class InferenceServer:
         #: Held around every engine call.  Other front ends in this process (the HTTP
         #: API) share the one engine instance and must take it too.
         self.engine_lock = threading.Lock()
+        self.pipeline.engine = LockedEngineCalls(self.pipeline.engine, self.engine_lock)  # type: ignore[assignment]
         self._auth: Authenticator | None = None
+        self._monitor: zmq.Socket | None = None
+        self._gone: queue.SimpleQueue = queue.SimpleQueue()  # (key, StreamState) of disconnected clients
 
     # ----------------------------------------------------------------- lifecycle
     def bind(self) -> str:
@@ -124,6 +99,7 @@ class InferenceServer:
         s = self.settings
         check_exposure(s.address, s.curve_keys_dir)
         keys = CurveKeys.load(s.curve_keys_dir) if s.curve_keys_dir is not None else None
+        seed_automatic_ids()  # before the ROUTER exists: libzmq reads rand() in its constructor
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, s.hard_limit)
@@ -138,6 +114,7 @@ class InferenceServer:
             router.curve_publickey = keys.server_public
         router.bind(s.address)
         self._router = router
+        self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
         log.info("listening on %s (engine %s, frame limit %d bytes)", self.endpoint, self.engine.name,
                  s.max_frame_bytes)
@@ -147,19 +124,26 @@ class InferenceServer:
         """Run until :meth:`stop` (or a signal handler calling it)."""
         if self._router is None:
             self.bind()
-        wake_rx = self.ctx.socket(zmq.PAIR)
+        wake_rx = self.ctx.socket(zmq.PULL)
         wake_rx.setsockopt(zmq.LINGER, 0)
         wake_rx.bind(self._wake_addr)
-        worker = threading.Thread(target=self._work, name="m2fp-worker", daemon=True)
-        worker.start()
-        self._threads.append(worker)
+        workers = [threading.Thread(target=self._work, name=f"m2fp-worker-{i}", daemon=True)
+                   for i in range(max(1, self.settings.workers))]
+        for worker in workers:
+            worker.start()
+            self._threads.append(worker)
         try:
             self._io_loop(wake_rx)
         finally:
             self._sched.close()
-            worker.join(timeout=5)
+            for worker in workers:
+                worker.join(timeout=5)
             wake_rx.close()
             assert self._router is not None
+            if self._monitor is not None:
+                self._router.disable_monitor()
+                self._monitor.close(0)
+                self._monitor = None
             self._router.close()
             self._router = None
             if self._auth is not None:
@@ -199,16 +183,53 @@ class InferenceServer:
             self._flush_replies(router)
             if router in events:
                 for _ in range(256):  # drain what is there, then go back to replies
+                    self._peer_events(router)  # first: a gone peer's fd may be reused by the next message's
                     try:
                         parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
-                    self._handle(router, parts)
+                    self._guarded(router, parts)
+            self._peer_events(router)
             if time.monotonic() > next_expiry:
                 next_expiry = time.monotonic() + 5.0
                 for key in self.streams.expire():
                     log.info("client %s idle, state dropped", key.hex())
                     self.engine.forget(key)
+
+    def _guarded(self, router: zmq.Socket, parts: list[zmq.Frame]) -> None:
+        """One message: whatever goes wrong is logged with the client's id and answered, never raised."""
+        try:
+            self._handle(router, parts)
+        except Exception:
+            identity = parts[0].bytes if parts else b""
+            self.stats["internal_errors"] += 1
+            log.exception("internal error on a message from client %s", identity.hex())
+            if identity:
+                try:
+                    self._send(router, identity, proto.error_message(
+                        ErrorCode.INTERNAL, "internal server error (logged on the server); the server goes on"))
+                except Exception:  # even the answer failed: logged above, keep serving
+                    pass
+
+    def _peer_events(self, router: zmq.Socket) -> None:
+        """Peers that disconnected: drop their parked frame and their state now, not after idle_s."""
+        mon = self._monitor
+        if mon is None:
+            return
+        while True:
+            try:
+                ev = recv_monitor_message(mon, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if ev["event"] != zmq.EVENT_DISCONNECTED:
+                continue
+            for key in self._peers.disconnected(int(ev["value"])):
+                if self._sched.discard(key) is not None:
+                    self.stats["gone_dropped"] += 1
+                st = self.streams.remove(key)
+                if st is not None:
+                    st.gone = True
+                    self._gone.put((key, st))  # released by the worker: it may be running this stream now
 
     def _flush_replies(self, router: zmq.Socket) -> None:
         while True:
@@ -224,14 +245,17 @@ class InferenceServer:
         except zmq.Again:
             self.stats["send_dropped"] += 1  # client not reading: drop, never block
         except zmq.ZMQError as exc:
-            if exc.errno != zmq.EHOSTUNREACH:
-                raise
-            self.stats["send_unroutable"] += 1  # the client went away
+            if exc.errno == zmq.EHOSTUNREACH:
+                self.stats["send_unroutable"] += 1  # the client went away
+            else:
+                self.stats["send_failed"] += 1
+                log.warning("could not send to client %s: %s", identity.hex(), exc)
 
     def _handle(self, router: zmq.Socket, parts: list[zmq.Frame]) -> None:
         identity = parts[0].bytes
         body = parts[1:]
         self.stats["received"] += 1
+        self._peers.seen(identity, parts[-1])
         frame_id = ts = 0
         try:
             if len(body) >= 1 and len(body[0]) == proto.HEADER_SIZE:
@@ -245,7 +269,7 @@ class InferenceServer:
             if t == MsgType.FRAME:
                 self._on_frame(router, identity, msg, body[1] if len(body) > 1 else None)
             elif t == MsgType.HELLO:
-                proto.decode_json(msg)  # must be valid JSON (may be empty)
+                proto.validate_hello(proto.decode_json(msg))  # the schema's HELLO fields (may be empty)
                 self._send(router, identity, proto.encode_json(
                     Header(MsgType.INFO, frame_id=msg.header.frame_id, timestamp_us=msg.header.timestamp_us,
                            generation=self.streams.get(identity).generation), self.info()))
@@ -266,33 +290,73 @@ class InferenceServer:
 
     def _on_frame(self, router: zmq.Socket, identity: bytes, msg: proto.Message, frame: Any) -> None:
         stream = self.streams.get(identity)
-        old = self._sched.submit(_Job(identity, msg, frame, time.perf_counter(), stream))
-        if old is not None:
-            stream.dropped += 1
-            self.stats["dropped"] += 1
-            h = old.message.header
-            self._send(router, identity, proto.encode(
+        try:
+            old, evicted = self._sched.submit(Job(identity, msg, frame, time.perf_counter(), stream))
+        except ProtocolError:
+            self.stats["budget_refused"] += 1
+            raise
+        for gone in ([old] if old is not None else []) + evicted:
+            gone.stream.dropped += 1
+            self.stats["dropped" if gone is old else "budget_dropped"] += 1
+            h = gone.message.header
+            self._send(router, gone.identity, proto.encode(
                 Header(MsgType.DROPPED, frame_id=h.frame_id, timestamp_us=h.timestamp_us)))
 
     # ----------------------------------------------------------------- worker
     def _work(self) -> None:
-        wake = self.ctx.socket(zmq.PAIR)
+        wake = self.ctx.socket(zmq.PUSH)
         wake.setsockopt(zmq.LINGER, 0)
         wake.connect(self._wake_addr)
         try:
             while not self._stop.is_set():
                 job = self._sched.take()
+                self._release_gone()
                 if job is None:
                     continue
-                for frames in self._run(job):
-                    self._replies.put((job.identity, frames))
+                if job.stream.gone:  # a frame whose sender has gone is not run
+                    self._sched.done(job)
+                    continue
+                identity = job.identity
+                try:
+                    replies = self._run(job)
+                except Exception:  # a bug outside the engine call: answer, log, keep serving
+                    self.stats["internal_errors"] += 1
+                    log.exception("internal error on a frame from client %s", job.identity.hex())
+                    h = job.message.header
+                    replies = [proto.error_message(ErrorCode.INTERNAL, "internal server error (logged on the "
+                                                   "server); the server goes on", h.frame_id, h.timestamp_us)]
+                finally:
+                    self._sched.done(job)
+                del job  # the frame's memory goes back before the next one is taken
+                for frames in replies:
+                    self._replies.put((identity, frames))
                 wake.send(b"", zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # context terminated during shutdown
             log.debug("worker stopping: %s", exc)
         finally:
             wake.close()
 
-    def _run(self, job: _Job) -> list[list[Any]]:
+    def _release_gone(self) -> None:
+        """The engine state of clients that disconnected (a worker does it, never while one runs their frame)."""
+        later = []
+        while True:
+            try:
+                key, stream = self._gone.get_nowait()
+            except queue.Empty:
+                break
+            if self._sched.is_running(key):
+                later.append((key, stream))
+                continue
+            with self.engine_lock:
+                close = getattr(stream, "close", None)  # the stream owns the engine's state (engine contract)
+                if close is not None:
+                    close()
+                else:
+                    self.engine.forget(key)
+        for item in later:
+            self._gone.put(item)
+
+    def _run(self, job: Job) -> list[list[Any]]:
         h = job.message.header
         started = time.perf_counter()
         queue_ms = (started - job.received) * 1e3
@@ -301,8 +365,7 @@ class InferenceServer:
         try:
             rgb = to_rgb(h, job.message.payload)
             gen = job.stream.settle()  # settings sent since the last frame take effect now
-            with self.engine_lock:
-                res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)
+            res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)  # engine calls take the lock
         except ProtocolError as exc:
             return [proto.error_message(exc.code, exc.message, h.frame_id, h.timestamp_us)]
         except Exception as exc:  # the engine failed on this frame: say so, keep serving

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from m2fp_protocol import ClassInfo, StreamConfig
+from m2fp_protocol import ClassInfo, ErrorCode, ProtocolError, StreamConfig
 
 from .postprocess.classes import resolve_keep
 from .postprocess.motion import FlowTracker
@@ -28,6 +28,7 @@ class StreamState:
     last_seen: float = field(default_factory=time.monotonic)
     frames: int = 0
     dropped: int = 0
+    gone: bool = False  # the client disconnected: its parked or running frame is not answered
     #: generation of the settings the worker actually uses (``generation`` is the newest asked for)
     applied_generation: int = 0
     _pending: tuple[StreamConfig, list[int], int] | None = None
@@ -71,14 +72,21 @@ class StreamState:
 
 
 class StreamTable:
-    def __init__(self, classes: Sequence[ClassInfo], idle_s: float = 60.0) -> None:
+    """Live streams, at most ``max_streams``: each one holds temporal history and engine state, so a
+    client that opens connection after connection cannot grow the server without bound."""
+
+    def __init__(self, classes: Sequence[ClassInfo], idle_s: float = 60.0, max_streams: int = 256) -> None:
         self._classes = tuple(classes)
         self._streams: dict[bytes, StreamState] = {}
         self.idle_s = idle_s
+        self.max_streams = max_streams
 
     def get(self, key: bytes) -> StreamState:
         st = self._streams.get(key)
         if st is None:
+            if len(self._streams) >= self.max_streams:
+                raise ProtocolError(ErrorCode.SERVER_BUSY, f"the server serves at most {self.max_streams} "
+                                    "clients at once; try again when one has left")
             st = StreamState(key)
             st.apply(StreamConfig(), self._classes)
             st.generation = st.applied_generation = 0
@@ -92,6 +100,9 @@ class StreamTable:
         for k in gone:
             del self._streams[k]
         return gone
+
+    def remove(self, key: bytes) -> StreamState | None:
+        return self._streams.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._streams)

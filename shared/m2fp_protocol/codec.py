@@ -12,6 +12,7 @@ import struct
 from typing import Any, Sequence
 
 from .errors import ProtocolError
+from .validation import MAX_JSON_BYTES, MAX_REQUEST_JSON_BYTES, parse_json
 from .messages import (
     FRAME_FORMATS,
     MAGIC,
@@ -33,7 +34,8 @@ HEADER_STRUCT = struct.Struct("<4sBBHQqIIHHIIHHfffI")
 HEADER_SIZE = HEADER_STRUCT.size  # 64
 
 _JSON_TYPES = frozenset({MsgType.HELLO, MsgType.INFO, MsgType.CONFIG, MsgType.CONFIG_ACK, MsgType.ERROR})
-_MAX_JSON_BYTES = 1 << 20
+#: Requests (HELLO, CONFIG) are small; everything else a client may receive is capped at 1 MiB.
+_REQUEST_TYPES = frozenset({MsgType.HELLO, MsgType.CONFIG})
 
 
 def pack_header(h: Header) -> bytes:
@@ -131,8 +133,10 @@ def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX
     t = header.type
     if accept is not None and t not in accept:
         raise ProtocolError(ErrorCode.BAD_TYPE, f"{t.name} messages are not accepted on this side")
-    if t in _JSON_TYPES and len(payload) > _MAX_JSON_BYTES:
-        raise ProtocolError(ErrorCode.TOO_LARGE, f"{t.name} payload of {len(payload)} bytes is too large")
+    limit = MAX_REQUEST_JSON_BYTES if t in _REQUEST_TYPES else MAX_JSON_BYTES
+    if t in _JSON_TYPES and len(payload) > limit:  # before any copy or parse
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"{t.name} payload of {len(payload)} bytes is larger than "
+                                                 f"the {limit}-byte limit")
     if t == MsgType.FRAME:
         _check_image(header, payload, FRAME_FORMATS, max_frame_bytes)
         _check_dims(header.mask_width, header.mask_height, allow_zero=True, what="mask size")
@@ -145,14 +149,10 @@ def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX
 
 
 def decode_json(msg: Message) -> Any:
-    """Parse a JSON payload; an empty payload is an empty object."""
-    if len(msg.payload) == 0:
-        return {}
-    try:
-        return json.loads(bytes(msg.payload).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        code = ErrorCode.BAD_CONFIG if msg.header.type == MsgType.CONFIG else ErrorCode.MALFORMED
-        raise ProtocolError(code, f"{msg.header.type.name} payload is not valid JSON: {exc}") from exc
+    """Parse a JSON payload with size, depth and number limits; an empty payload is an empty object."""
+    code = ErrorCode.BAD_CONFIG if msg.header.type == MsgType.CONFIG else ErrorCode.MALFORMED
+    limit = MAX_REQUEST_JSON_BYTES if msg.header.type in _REQUEST_TYPES else MAX_JSON_BYTES
+    return parse_json(msg.payload, msg.header.type.name, code, limit)
 
 
 def _as_buffer(part: Any) -> memoryview:

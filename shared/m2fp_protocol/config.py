@@ -4,8 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import ProtocolError
-from .messages import ErrorCode
+from .validation import CONFIG_SCHEMA, validate_object
 
 
 @dataclass
@@ -29,20 +28,10 @@ class StreamConfig:
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "StreamConfig":
-        if self.keep is not None:
-            if not isinstance(self.keep, list) or not all(isinstance(k, (str, int)) for k in self.keep):
-                raise ProtocolError(ErrorCode.BAD_CONFIG, "keep must be a list of class names or ids")
-            self.keep = [str(k) for k in self.keep]
-        for name, lo, hi in (("threshold", 0.0, 1.0), ("smoothing", 0.0, 0.99), ("predict_frames", 0.0, 10.0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
-                raise ProtocolError(ErrorCode.BAD_CONFIG, f"{name} must be a number in [{lo}, {hi}], got {v!r}")
-            setattr(self, name, float(v))
-        for name in ("soft", "motion", "refine"):
-            if not isinstance(getattr(self, name), bool):
-                raise ProtocolError(ErrorCode.BAD_CONFIG, f"{name} must be true or false")
-        if not isinstance(self.engine_options, dict):
-            raise ProtocolError(ErrorCode.BAD_CONFIG, "engine_options must be an object")
+        """Check every field against :data:`~m2fp_protocol.validation.CONFIG_SCHEMA` (types, ranges, lengths)."""
+        checked = validate_object(asdict(self), CONFIG_SCHEMA, "CONFIG")
+        for name, value in checked.items():
+            setattr(self, name, value)
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -50,13 +39,11 @@ class StreamConfig:
 
     @classmethod
     def from_json(cls, obj: Any, base: "StreamConfig | None" = None) -> "StreamConfig":
-        """Apply a (partial) JSON object on top of ``base``; unknown keys are an error."""
-        if not isinstance(obj, dict):
-            raise ProtocolError(ErrorCode.BAD_CONFIG, "CONFIG payload must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(obj) - known)
-        if unknown:
-            raise ProtocolError(ErrorCode.BAD_CONFIG, f"unknown setting(s): {', '.join(unknown)}")
-        merged = asdict(base) if base is not None else {}
-        merged.update(obj)
-        return cls(**merged).validate()
+        """Apply a (partial) JSON object on top of ``base``; unknown keys and bad values are an error.
+
+        The object is checked field by field before anything is copied or merged.
+        """
+        checked = validate_object(obj, CONFIG_SCHEMA, "CONFIG")
+        merged = {f.name: getattr(base, f.name) for f in fields(cls)} if base is not None else {}
+        merged.update(checked)
+        return cls(**merged)

@@ -74,7 +74,8 @@ class ErrorCode(enum.IntEnum):
     BAD_CONFIG = 8
     ENGINE_FAILURE = 9
     UNAUTHORIZED = 10
-    SERVER_BUSY = 11
+    SERVER_BUSY = 11  # a limit shared by all clients is reached (memory budget, stream count); retry later
+    INTERNAL = 12  # a bug in the server: logged there with the client's id; the server keeps serving
 
 
 @dataclass

@@ -25,6 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve-keys", type=Path, default=None, metavar="DIR",
                    help="enable CURVE encryption and client authentication with keys from `m2fp keys --dir DIR` "
                         "(required to bind anything but loopback)")
+    g = p.add_argument_group("limits shared by all clients (see docs/security.md)")
+    g.add_argument("--parked-budget-mb", type=float, default=ServerSettings.parked_budget_bytes / 2**20,
+                   metavar="MB", help="memory for received frames waiting for the engine, all clients together "
+                                      "(default %(default)g)")
+    g.add_argument("--budget-policy", choices=["refuse", "drop-oldest"], default=ServerSettings.budget_policy,
+                   help="a frame that does not fit the budget: refuse it (ERROR SERVER_BUSY) or drop the "
+                        "oldest parked frames of other clients (default %(default)s)")
+    g.add_argument("--max-streams", type=int, default=ServerSettings.max_streams, metavar="N",
+                   help="clients served at once (default %(default)d)")
     add_http_arguments(p)
 
 
@@ -32,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         args.engine_option.append(f"threads={args.threads}")
     settings = ServerSettings(address=args.address, max_frame_bytes=args.max_frame_bytes,
-                              curve_keys_dir=args.curve_keys)
+                              curve_keys_dir=args.curve_keys, parked_budget_bytes=int(args.parked_budget_mb * 2**20),
+                              budget_policy=args.budget_policy, max_streams=args.max_streams)
     check_exposure(settings.address, settings.curve_keys_dir)  # before loading a model
     http = http_settings(args)  # likewise: refuses a non-loopback --http address early
     engine = build_engine(args)

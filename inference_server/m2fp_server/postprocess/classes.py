@@ -6,6 +6,7 @@ from typing import Sequence
 import numpy as np
 
 from m2fp_protocol import ClassInfo, ErrorCode, ProtocolError, foreground_ids
+from m2fp_protocol.validation import class_index, is_class_id_text
 
 
 def resolve_keep(keep: Sequence[str] | None, classes: Sequence[ClassInfo]) -> list[int]:
@@ -13,6 +14,8 @@ def resolve_keep(keep: Sequence[str] | None, classes: Sequence[ClassInfo]) -> li
 
     ``None`` keeps every non-background class.  An unknown name is an error so a
     typo in the OBS settings shows up instead of silently dropping a body part.
+    Ids are ASCII decimal only (``"²".isdigit()`` is true, and ``int()`` of 5,000
+    digits raises), below the class count: :func:`m2fp_protocol.validation.class_index`.
     """
     if keep is None:
         return foreground_ids(classes)
@@ -20,15 +23,19 @@ def resolve_keep(keep: Sequence[str] | None, classes: Sequence[ClassInfo]) -> li
     ids = []
     for k in keep:
         key = str(k).strip()
-        if key.isdigit() and int(key) < len(classes):
-            ids.append(int(key))
+        index = class_index(key, len(classes))
+        if index is not None:
+            ids.append(index)
+        elif is_class_id_text(key):
+            raise ProtocolError(ErrorCode.BAD_CONFIG, f"keep: class id {key} is not below this engine's "
+                                                      f"{len(classes)} classes")
         elif key.lower() in by_name:
             ids.append(by_name[key.lower()])
         elif key.lower() == "person":  # on a parsing engine: every body part
             ids.extend(foreground_ids(classes))
         else:
             names = ", ".join(c.name for c in classes)
-            raise ProtocolError(ErrorCode.BAD_CONFIG, f"unknown class {key!r}; this engine has: {names}")
+            raise ProtocolError(ErrorCode.BAD_CONFIG, f"keep: unknown class {key[:64]!r}; this engine has: {names}")
     return sorted(set(ids))
 
 

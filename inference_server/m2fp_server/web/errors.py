@@ -18,6 +18,7 @@ class ApiCode(enum.IntEnum):
     TOO_LARGE = 1004  # upload bytes or pixel count above the limit
     BAD_OPTION = 1005  # keep / background / threshold invalid
     FORBIDDEN_HOST = 1403  # a loopback-only server reached under another host name (DNS rebinding)
+    FORBIDDEN_ORIGIN = 1406  # a POST from a page of another origin (a cross-site form)
     NOT_FOUND = 1404
     METHOD_NOT_ALLOWED = 1405
     BUSY = 1503  # too many parses waiting for the shared engine
@@ -36,6 +37,7 @@ HTTP_STATUS: dict[ApiCode, int] = {
     ApiCode.TOO_LARGE: 413,
     ApiCode.BAD_OPTION: 400,
     ApiCode.FORBIDDEN_HOST: 403,
+    ApiCode.FORBIDDEN_ORIGIN: 403,
     ApiCode.NOT_FOUND: 404,
     ApiCode.METHOD_NOT_ALLOWED: 405,
     ApiCode.BUSY: 503,

@@ -1,4 +1,10 @@
-"""The HTTP front end's lifecycle: a threaded Werkzeug server started and stopped cleanly.
+"""The HTTP front end's lifecycle: a bounded waitress server started and stopped cleanly.
+
+waitress, not Werkzeug's development server: Werkzeug starts one thread per connection
+with no cap, and 2,000 connections finishing at once stalled HTTP and ZeroMQ for minutes.
+waitress has a fixed pool of worker threads (``threads``), a connection limit, buffers
+request bodies itself (up to its own cap, then closes the connection) and uses poll()
+so thousands of sockets do not hit select()'s descriptor limit.
 
 It shares the engine (and its lock) of an :class:`~m2fp_server.server.InferenceServer`
 so one model sits in memory for the ZeroMQ clients and the web page alike.
@@ -8,9 +14,9 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from waitress.server import create_server
 
 from ..engines.base import Engine
 from .app import WebApp
@@ -21,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..server import InferenceServer
 
 log = logging.getLogger(__name__)
+#: waitress warns once per request queued behind its busy threads: thousands of lines in a herd
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 class HttpFrontEnd:
     """``POST /api/parse`` and the WebUI, in a background thread."""
@@ -30,7 +38,7 @@ class HttpFrontEnd:
         check_bind_address(self.settings.host, self.settings.allow_remote)
         self.service = ParseService(engine, engine_lock, self.settings.limits)
         self.app = WebApp(self.service, loopback_only=not self.settings.allow_remote)
-        self._server: BaseWSGIServer | None = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -44,7 +52,7 @@ class HttpFrontEnd:
             raise RuntimeError("the HTTP front end is not started")
         host = self.settings.host
         shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{self._server.server_address[1]}"
+        return f"http://{shown}:{self._port}"
 
     def start(self) -> str:
         """Bind (errors such as a port in use surface here) and serve in a thread; returns the URL."""
@@ -59,15 +67,20 @@ class HttpFrontEnd:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)
             sock.listen(64)
-            port = sock.getsockname()[1]
-            self._server = make_server(s.host, port, self.app, threaded=True, fd=sock.fileno())
+            self._port = sock.getsockname()[1]
         except OSError as exc:
+            sock.close()
             raise HttpAddressError(f"cannot listen for HTTP on {s.host}:{s.port}: {exc.strerror or exc}") \
                 from None
-        finally:
-            sock.close()  # Werkzeug works on its own duplicate of the descriptor
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="m2fp-http", daemon=True)
+        lim = s.limits
+        self._server = create_server(
+            self.app, sockets=[sock], threads=lim.http_threads, connection_limit=lim.http_connections,
+            channel_timeout=lim.http_idle_s, asyncore_use_poll=True, backlog=1024,
+            # the app refuses uploads above the limit with the JSON envelope; far above it waitress
+            # itself answers 413 and closes the connection without reading the rest
+            max_request_body_size=lim.max_upload_bytes + (1 << 20), ident="m2fp",
+            clear_untrusted_proxy_headers=True)
+        self._thread = threading.Thread(target=self._server.run, name="m2fp-http", daemon=True)
         self._thread.start()
         log.info("WebUI and REST API on %s (POST /api/parse)", self.url)
         return self.url
@@ -75,9 +88,11 @@ class HttpFrontEnd:
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
+        server, self._server = self._server, None
+        server.close()
+        for channel in list(server._map.values()):  # open connections end the serving loop's map
+            channel.close()
+        server.task_dispatcher.shutdown(timeout=5)
         if self._thread is not None:
             self._thread.join(5)
-        self._server = None
         log.info("HTTP front end stopped")

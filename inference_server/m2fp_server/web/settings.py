@@ -21,6 +21,9 @@ class ParseLimits:
     max_waiting: int = 2  # parses running or queued for the engine; more get BUSY
     lock_timeout_s: float = 30.0  # give up waiting for the engine after this long
     cache_entries: int = 4  # photos whose engine output is kept for re-rendering
+    http_threads: int = 4  # waitress worker threads: requests served at once (parsing is further bounded)
+    http_connections: int = 256  # open HTTP connections; more wait in the listen backlog
+    http_idle_s: int = 30  # an idle or stalled connection is closed after this long
 
 
 DEFAULT_HTTP = "127.0.0.1:5000"
