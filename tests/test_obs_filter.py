@@ -41,6 +41,9 @@ HOLD_MS = 300
 NOTICE_S = 0.45
 LATE_S = 0.45  # the fallback comes at the first frame after the hold
 RECONNECT_S = 2.0  # first mask after the restarted server listens
+# the "away" event is stamped just after the transport's own away time, which the hold counts from:
+# the fallback can come up to a few ms less than the hold after the event's stamp
+STAMP_S = 0.01
 GREEN = (0, 255, 0)
 
 pytestmark = pytest.mark.skipif(obs_available() is not None, reason=str(obs_available()))
@@ -231,7 +234,7 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         report.append(f"kill -9: noticed {1000 * (away - t_kill):.0f} ms, held the mask, pass-through "
                       f"{1000 * (passed - t_kill):.0f} ms after the kill (hold {HOLD_MS} ms)")
         assert away - t_kill < NOTICE_S, report  # noticed at once (socket monitor), not by the stall timeout
-        assert HOLD_MS / 1000 <= passed - away < HOLD_MS / 1000 + LATE_S, report  # held, then the fallback
+        assert HOLD_MS / 1000 - STAMP_S <= passed - away < HOLD_MS / 1000 + LATE_S, report  # held, then the fallback
         shot = obs.screenshot("Person")
         assert (shot[..., 3] == 255).mean() > 0.99, "pass-through shows the whole frame"
         assert "server not reachable" in inst["status"]
@@ -264,7 +267,7 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         hidden = event_time(inst, "action hide", t_kill)
         away = event_time(inst, "away: connection dropped", t_kill)
         assert hidden is not None and away is not None and away - t_kill < NOTICE_S
-        assert HOLD_MS / 1000 <= hidden - away < HOLD_MS / 1000 + LATE_S
+        assert HOLD_MS / 1000 - STAMP_S <= hidden - away < HOLD_MS / 1000 + LATE_S
         time.sleep(0.2)
         shot = obs.screenshot("Person")
         report.append(f"hide: after {1000 * (hidden - t_kill):.0f} ms, {(shot[..., 3] == 0).mean():.3f} of the "
