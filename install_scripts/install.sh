@@ -32,11 +32,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-run() {
-    printf '    $ %s\n' "$*"
-    if [ "$DRY" -eq 0 ]; then "$@"; fi
-}
+# shellcheck source=install_scripts/steps.sh
+. "$REPO/install_scripts/steps.sh"  # say, run
 
 # ---------------------------------------------------------------- 1. server venv
 say "inference server -> $VENV"

@@ -18,11 +18,8 @@ SCRIPT="$REPO/obs_plugin/m2fp_obs_filter.py"
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-run() {
-    printf '    $ %s\n' "$*"
-    if [ "$DRY" -eq 0 ]; then "$@"; fi
-}
+# shellcheck source=install_scripts/steps.sh
+. "$REPO/install_scripts/steps.sh"  # say, run
 
 # ---------------------------------------------------------------- 1. OBS and its Python version
 say "OBS Studio"

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from m2fp_server.cli.bench import free_port, wait_ready  # noqa: F401  (used by tests too)
+from m2fp_server.bench.server import free_port, wait_ready  # noqa: F401  (re-exported: tests import them from here)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,3 +70,16 @@ def server_process() -> Iterator[tuple[subprocess.Popen, str]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _auto_bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``--engine auto`` times engines once per session here, never into the user's cache (figures taken
+    under a test run's load would be reused by their server), in this process and in servers it starts."""
+    old = os.environ.get("M2FP_AUTO_BENCH")
+    os.environ["M2FP_AUTO_BENCH"] = str(tmp_path_factory.mktemp("auto-bench") / "auto-bench.json")
+    yield
+    if old is None:
+        os.environ.pop("M2FP_AUTO_BENCH", None)
+    else:
+        os.environ["M2FP_AUTO_BENCH"] = old

@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         http_port = free_port()
         extra += ["--http", f"127.0.0.1:{http_port}"]
     proc, address = _server(args, extra)
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context = zmq.Context.instance()
     good = GoodClient(address)
     try:
         unloaded = good.run_for(5)

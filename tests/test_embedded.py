@@ -49,7 +49,8 @@ def landscape():  # type: ignore[no-untyped-def]
 
 def test_registered_and_preferred_by_auto_over_selfie() -> None:
     assert registry.ENGINES["embedded"] == "embedded:EmbeddedEngine"
-    order = registry.AUTO_ORDER
+    from m2fp_server.engines.auto import AUTO_CANDIDATES
+    order = [name for name, _ in AUTO_CANDIDATES]
     assert order.index("embedded") < order.index("selfie")
     for name in ("framing-bust", "framing-two-people", "framing-full-body", "framing-small-body"):
         assert name in CLIPS
@@ -84,10 +85,9 @@ def test_bust_uses_the_landscape_model_unchanged(engine, landscape) -> None:  # 
     ours = offline_alphas(engine, clip)
     theirs = offline_alphas(landscape, clip)
     assert mean_iou(ours, clip.truth, clip.moving_frames) >= mean_iou(theirs, clip.truth, clip.moving_frames) - 0.005
-    assert engine._tracks == {}  # offline_alphas forgot its stream
-    engine.infer(clip.frames[0], "s")
-    assert engine._tracks["s"].mode == "bust"
-    engine.forget("s")
+    ctx = engine.new_stream()
+    engine.infer(clip.frames[0], ctx)
+    assert ctx.track.mode == "bust"
 
 
 def test_two_people_both_kept(engine) -> None:  # type: ignore[no-untyped-def]
@@ -105,16 +105,13 @@ def test_streams_do_not_share_state(engine) -> None:  # type: ignore[no-untyped-
     """Interleaving a bust stream and a full-body stream gives each exactly what it gets alone."""
     body = _clip("framing-full-body", static=3, moving=6)
     bust = get_clip("framing-bust", background="texture:4", static=3, moving=6)
-    alone_body = [engine.infer(f, "a").probs[1] for f in body.frames]
-    engine.forget("a")
-    alone_bust = [engine.infer(f, "b").probs[1] for f in bust.frames]
-    engine.forget("b")
+    a, b, x, y = (engine.new_stream() for _ in range(4))
+    alone_body = [engine.infer(f, a).probs[1] for f in body.frames]
+    alone_bust = [engine.infer(f, b).probs[1] for f in bust.frames]
     for i in range(len(body.frames)):
-        assert np.array_equal(engine.infer(body.frames[i], "x").probs[1], alone_body[i])
-        assert np.array_equal(engine.infer(bust.frames[i], "y").probs[1], alone_bust[i])
-    assert engine._tracks["x"].mode == "body" and engine._tracks["y"].mode == "bust"
-    engine.forget("x")
-    engine.forget("y")
+        assert np.array_equal(engine.infer(body.frames[i], x).probs[1], alone_body[i])
+        assert np.array_equal(engine.infer(bust.frames[i], y).probs[1], alone_bust[i])
+    assert x.track.mode == "body" and y.track.mode == "bust"
 
 
 def test_framing_change_is_followed_within_a_few_frames(engine) -> None:  # type: ignore[no-untyped-def]
@@ -122,11 +119,11 @@ def test_framing_change_is_followed_within_a_few_frames(engine) -> None:  # type
     body = _clip("framing-full-body", static=2, moving=12)
     bust = get_clip("framing-bust", background="texture:4", static=2, moving=12)
     modes = []
+    walk = engine.new_stream()
     for clip in (body, bust, body):
         for f in clip.frames:
-            engine.infer(f, "walk")
-            modes.append(engine._tracks["walk"].mode)
-    engine.forget("walk")
+            engine.infer(f, walk)
+            modes.append(walk.track.mode)
     n = len(body.frames)
     assert modes[:n] == ["body"] * n
     assert set(modes[n + 3:2 * n]) == {"bust"}, modes
@@ -145,16 +142,16 @@ def test_nothing_outside_the_region_is_erased(engine) -> None:  # type: ignore[n
     layers = [place(body, Placement(0.3, 0.95, 0.8), (640, 480)),
               place(bust_cutout("astronaut"), Placement(0.85, 1.02, 0.45), (640, 480))]
     frame, truth = compose(bg, layers)
+    two = engine.new_stream()
     for _ in range(3):
-        p = engine.infer(frame, "two").probs[1]
-    tr = engine._tracks["two"]
+        p = engine.infer(frame, two).probs[1]
+    tr = two.track
     assert tr.mode == "body" and tr.roi is not None and tr.roi.cx < 320
     alpha = (cv2.resize(p, (640, 480)) * 255).astype(np.uint8)
     second = np.zeros_like(truth)
     second[:, 480:] = truth[:, 480:]
     assert (alpha[second > 0] >= 128).mean() > 0.8
     assert iou(alpha, truth) > 0.8
-    engine.forget("two")
 
 
 def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]

@@ -63,16 +63,17 @@ def test_variants_parse_and_reject_nonsense() -> None:
 
 
 def test_slow_oracle_answers_with_the_truth_late_and_never_blocks() -> None:
-    from m2fp_server.engines.registry import create
+    from m2fp_server.evaluation.slow_oracle import SlowOracleEngine
     clip = get_clip("sway", **SMALL)
-    eng = create("slow-oracle", clip=clip, delay_ms=200, rate_hz=4, wait_first_s=0)
+    eng = SlowOracleEngine(clip=clip, delay_ms=200, rate_hz=4, wait_first_s=0)
     try:
+        stream = eng.new_stream()
         t = time.perf_counter()
-        first = eng.infer(clip.frames[8])
+        first = eng.infer(clip.frames[8], stream)
         assert time.perf_counter() - t < 0.05 and first.extra.get("empty")  # nothing yet, no waiting
         time.sleep(0.35)
-        out = eng.infer(clip.frames[9])
-        assert out.extra["age_frames"] == 1  # the result is frame 8's...
+        out = eng.infer(clip.frames[9], stream)
+        assert out.age_frames == 1  # the result is frame 8's...
         assert iou((out.probs[1] * 255).astype(np.uint8), clip.truth[8]) > 0.98  # ...and exactly its truth
     finally:
         eng.close()

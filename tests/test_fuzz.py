@@ -12,7 +12,6 @@ import struct
 import time
 
 import numpy as np
-import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

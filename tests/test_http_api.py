@@ -7,6 +7,7 @@ agree with each other and with ground truth, and one case per error.
 from __future__ import annotations
 
 import base64
+import collections
 import struct
 import threading
 import time
@@ -16,7 +17,8 @@ import cv2
 import numpy as np
 import pytest
 import requests
-from m2fp_server.engines.base import Engine, EngineOutput
+from m2fp_server.engines.base import Engine, EngineOutput, StreamContext
+from m2fp_server.postprocess.motion import FlowTracker
 from m2fp_server.evaluation.groundtruth import Placement, still
 from m2fp_server.samples import PORTRAITS, frame_of_size
 from m2fp_server.server import InferenceServer, ServerSettings
@@ -84,21 +86,30 @@ class RecordingEngine(Engine):
 
     def __init__(self, inner_engine: Engine) -> None:
         self.inner = inner_engine
-        self.infer_keys: list = []
-        self.forgotten: list = []
+        self.infer_keys: list = []  # the stream contexts inferred on
+        self.forgotten: list = []  # the stream contexts closed
 
     @property
     def classes(self):  # type: ignore[no-untyped-def]
         return self.inner.classes
 
-    def infer(self, rgb: np.ndarray, stream=None) -> EngineOutput:  # type: ignore[no-untyped-def]
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
         self.infer_keys.append(stream)
         if rgb.max() == 0:
             raise RuntimeError("cannot segment a black frame")
         return self.inner.infer(rgb, stream)
 
-    def forget(self, stream) -> None:  # type: ignore[no-untyped-def]
-        self.forgotten.append(stream)
+    def new_stream(self) -> StreamContext:
+        return _RecordedStream(self.forgotten)
+
+
+class _RecordedStream(StreamContext):
+    def __init__(self, closed: list) -> None:
+        self.closed = closed
+
+    def close(self) -> None:
+        self.closed.append(self)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -263,11 +274,10 @@ def test_http_requests_leave_zeromq_clients_alone(web, zmq_server):
     for a, b in zip(alone, mixed):
         assert (a == b).all()
     eng = zmq_server.engine
-    http_keys = [k for k in eng.infer_keys if isinstance(k, bytes) and k.startswith(b"http-")]
-    assert len(http_keys) == 3 and len(set(http_keys)) == 3
-    assert set(http_keys) <= set(eng.forgotten)  # each request's state dropped at once
-    assert all(k not in http_keys for k in zmq_server.streams._streams)
-    assert not any(k.startswith(b"http-") for k in zmq_server.streams._streams)
+    uses = collections.Counter(id(k) for k in eng.infer_keys)
+    assert sorted(uses.values()) == [1, 1, 1, 3, 3]  # two live clients (3 frames each), 3 photos: own streams
+    http_keys = [k for k in eng.infer_keys if uses[id(k)] == 1]
+    assert all(k in eng.forgotten for k in http_keys)  # each request's state dropped at once
     assert not zmq_server.engine_lock.locked()
 
 
@@ -404,7 +414,7 @@ def test_asynchronous_engine_answers_with_this_photos_own_result(async_web, self
     from m2fp_server.segmenters import LocalSegmenter
     local_alpha, _ = LocalSegmenter(selfie_engine, StreamConfig(smoothing=0.0))(rgb)
     assert np.abs(decode_png(data["alpha"]).astype(int) - local_alpha.astype(int)).max() <= 1
-    assert eng.runner._slots == {}  # the request's stream is gone from the worker
+    assert eng.runner.queued == 0  # the request's stream is gone from the worker
 
 
 def test_asynchronous_engine_failure_is_reported_at_once(async_web):
@@ -414,9 +424,10 @@ def test_asynchronous_engine_failure_is_reported_at_once(async_web):
     assert time.perf_counter() - t0 < 5  # not the 30 s wait for a result that never comes
 
 
-def test_hybrid_engine_answers_with_its_slow_models_parsing_of_the_photo(selfie_engine):
+def test_hybrid_engine_answers_with_its_own_result_for_the_photo(selfie_engine):
     """auto's first choice with M2FP weights: the photo goes to the slow model's worker, and the
-    reply is that model's parsing of it (here the general selfie model stands in for M2FP)."""
+    reply is the fast silhouette fused with that model's parsing of this very photo (here the
+    general selfie model stands in for M2FP): the hybrid's offline answer."""
     from m2fp_server.engines.hybrid import HybridEngine
     from m2fp_server.engines.selfie import SelfieEngine
     slow = SelfieEngine(variant="general")
@@ -427,10 +438,10 @@ def test_hybrid_engine_answers_with_its_slow_models_parsing_of_the_photo(selfie_
         rgb, truth = still("astronaut", (480, 360), seed=6)
         data = ok_data(parse(fe.url, png_bytes(rgb)))
         assert data["engine"] == "hybrid"
-        own = resize_alpha_like(slow.infer(rgb).probs[1], rgb)
+        own = resize_alpha_like(eng.fuse(selfie_engine.infer(rgb).probs[1], slow.infer(rgb).probs)[1], rgb)
         assert np.abs(decode_png(data["alpha"]).astype(int) - own.astype(int)).max() <= 1
         assert iou(decode_png(data["alpha"]) >= 128, truth) > 0.9
-        assert eng.runner._slots == {}
+        assert eng.runner.queued == 0
     finally:
         fe.stop()
         eng.runner.close()

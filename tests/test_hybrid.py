@@ -106,7 +106,7 @@ def test_any_engine_can_run_asynchronously_and_is_warped_onto_the_newest_frame()
         warped, held = StreamState(b"warped"), StreamState(b"held")
         warped.apply(StreamConfig(smoothing=0.0, motion=True), eng.classes)
         held.apply(StreamConfig(smoothing=0.0, motion=False), eng.classes)
-        out = {b"warped": {}, b"held": {}}
+        out: dict[bytes, dict[int, np.ndarray]] = {b"warped": {}, b"held": {}}
         ages, times = [], []
         for i in range(2, 20):
             for st in (warped, held):

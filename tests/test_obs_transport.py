@@ -221,7 +221,7 @@ def test_no_server_never_blocks_and_says_so(frame):
 
 # --------------------------------------------------------------------------- bad replies
 def _bogus_server() -> tuple[zmq.Socket, str]:
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context = zmq.Context.instance()
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     port = router.bind_to_random_port("tcp://127.0.0.1")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import struct
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError
 
 
 def frame_header(**kw) -> Header:
-    base = dict(type=MsgType.FRAME, frame_id=7, timestamp_us=123456789, width=4, height=3,
+    base: dict[str, Any] = dict(type=MsgType.FRAME, frame_id=7, timestamp_us=123456789, width=4, height=3,
                 pixel_format=PixelFormat.RGBA, stride=16, generation=2, mask_width=2, mask_height=2)
     base.update(kw)
     return Header(**base)

@@ -11,11 +11,11 @@ import pytest
 import zmq
 
 import m2fp_protocol as proto
-from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat
+from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, fit_inside
 from m2fp_server.client import MaskClient, ServerError
-from m2fp_server.engines.base import Engine, EngineOutput
+from m2fp_server.engines.base import Engine, EngineOutput, StreamContext
 from m2fp_server.evaluation.groundtruth import Placement, still
-from m2fp_server.frames import fit_inside
+from m2fp_server.postprocess.motion import FlowTracker
 from m2fp_server.server import InferenceServer, ServerSettings
 
 
@@ -41,7 +41,8 @@ class DelayedEngine(Engine):
     def classes(self):  # type: ignore[no-untyped-def]
         return self.inner.classes
 
-    def infer(self, rgb: np.ndarray, stream=None) -> EngineOutput:  # type: ignore[no-untyped-def]
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
         self.calls += 1
         if self.fail_on_black and rgb.max() == 0:
             raise RuntimeError("cannot segment a black frame")

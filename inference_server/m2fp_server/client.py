@@ -11,14 +11,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+import m2fp_protocol as proto
 import numpy as np
 import zmq
-
-import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Flags, Header, MsgType, PixelFormat, ProtocolError
 
+from .errors import BadInput, M2fpError
 
-class ServerError(RuntimeError):
+
+class ServerError(M2fpError, RuntimeError):
     """The server answered with an ERROR message."""
 
     def __init__(self, code: int, name: str, message: str, frame_id: int = 0) -> None:
@@ -26,7 +27,7 @@ class ServerError(RuntimeError):
         self.code, self.name, self.message, self.frame_id = code, name, message, frame_id
 
 
-class ServerTimeout(TimeoutError):
+class ServerTimeout(M2fpError, TimeoutError):
     pass
 
 
@@ -78,7 +79,7 @@ class MaskClient:
                    pixel_format: PixelFormat | None = None, timestamp_us: int | None = None) -> int:
         """Send one frame without waiting; returns its id.  Raises zmq.Again if the pipe is full."""
         if image.ndim != 3 or image.dtype != np.uint8:
-            raise ValueError("image must be HxWxC uint8")
+            raise BadInput("image must be HxWxC uint8")
         h, w, c = image.shape
         fmt = pixel_format or (PixelFormat.RGBA if c == 4 else PixelFormat.RGB)
         image = np.ascontiguousarray(image)

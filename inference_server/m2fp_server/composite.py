@@ -6,9 +6,9 @@ from typing import Any, Sequence
 
 import cv2
 import numpy as np
-
 from m2fp_protocol import ClassInfo
 
+from .errors import BadInput, MissingFile
 from .postprocess.classes import colorize
 
 
@@ -19,21 +19,21 @@ def parse_background(spec: str) -> str | tuple[int, int, int] | Path:
         return s.lower()
     if s.startswith("#"):
         if len(s) != 7:
-            raise ValueError(f"colour {spec!r} is not #RRGGBB")
+            raise BadInput(f"colour {spec!r} is not #RRGGBB")
         try:
             return (int(s[1:3], 16), int(s[3:5], 16), int(s[5:7], 16))
         except ValueError:
-            raise ValueError(f"colour {spec!r} is not #RRGGBB") from None
+            raise BadInput(f"colour {spec!r} is not #RRGGBB") from None
     p = Path(s)
     if not p.is_file():
-        raise FileNotFoundError(f"background {spec!r} is not transparent, blur, #RRGGBB or an image file")
+        raise MissingFile(f"background {spec!r} is not transparent, blur, #RRGGBB or an image file")
     return p
 
 
 def load_rgb(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"{path} is not an image OpenCV can read")
+        raise BadInput(f"{path} is not an image OpenCV can read")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -51,7 +51,7 @@ def composite(rgb: np.ndarray, alpha: np.ndarray, background: str | tuple[int, i
     elif isinstance(background, Path):
         bg = cv2.resize(load_rgb(background), (w, h), interpolation=cv2.INTER_AREA)
     else:
-        bg = cv2.resize(background, (w, h))
+        bg = cv2.resize(np.asarray(background), (w, h))
     a = (alpha.astype(np.float32) / 255.0)[..., None]
     return (rgb * a + bg * (1.0 - a) + 0.5).astype(np.uint8)
 
@@ -63,6 +63,6 @@ def render(mode: str, rgb: np.ndarray, alpha: np.ndarray, labels: np.ndarray | N
         return alpha
     if mode == "parsing":
         if labels is None:
-            raise ValueError("parsing mode needs labels")
+            raise BadInput("parsing mode needs labels")
         return colorize(labels, classes)
     return composite(rgb, alpha, background)

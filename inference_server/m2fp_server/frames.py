@@ -28,11 +28,3 @@ def to_rgb(header: Header, payload: memoryview | bytes) -> np.ndarray:
         PixelFormat.BGR: cv2.COLOR_BGR2RGB,
     }[fmt]
     return cv2.cvtColor(img, code)
-
-
-def fit_inside(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
-    """Scale (w, h) to fit inside box (bw, bh) keeping aspect; never upscale."""
-    w, h = size
-    bw, bh = box
-    s = min(bw / w, bh / h, 1.0)
-    return max(1, round(w * s)), max(1, round(h * s))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -40,9 +41,13 @@ class Pipeline:
     Clients that wait for each frame's mask (sync, files) keep the default 0.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, blocking: bool = False,
+                 observer: Callable[[PipelineResult], None] | None = None) -> None:
+        """``blocking``: every frame waits for its own result (``infer_now``): the offline reference.
+        ``observer`` sees every result (the evaluation records how old the engine's results were)."""
         self.engine = engine
-        self._wants_motion = bool(getattr(engine, "wants_motion", False))
+        self.blocking = blocking
+        self.observer = observer
         self.refiner = EdgeRefiner()
 
     def process(
@@ -55,14 +60,20 @@ class Pipeline:
         t0 = time.perf_counter()
         cfg = stream.config
         predict = cfg.predict_frames if cfg.motion else 0.0
-        if self._wants_motion or predict > 0:
-            if not self._wants_motion:
+        wants_motion = self.engine.wants_motion and not self.blocking
+        if wants_motion or predict > 0:
+            if not wants_motion:
                 stream.motion.history = 2  # prediction needs only the last two flows
             stream.motion.push(rgb, flow=cfg.motion)
-        if self._wants_motion:
-            out = self.engine.infer_tracked(rgb, stream.key, stream.motion, cfg.motion)  # type: ignore[attr-defined]
+        state = stream.engine_state
+        if state is None:
+            state = stream.engine_state = self.engine.new_stream()
+        if self.blocking:
+            out = self.engine.infer_now(rgb, state)
+        elif wants_motion:
+            out = self.engine.infer(rgb, state, stream.motion)
         else:
-            out = self.engine.infer(rgb, stream.key)
+            out = self.engine.infer(rgb, state)
         t1 = time.perf_counter()
         probs = out.probs
         h, w = probs.shape[1:]
@@ -82,5 +93,7 @@ class Pipeline:
         labels = resize_labels(label_map(probs), size) if want_labels else None
         t2 = time.perf_counter()
         stream.frames += 1
-        return PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
-                              int(out.extra.get("slow_age_frames", out.extra.get("age_frames", 0))))
+        res = PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3, out.age_frames)
+        if self.observer is not None:
+            self.observer(res)
+        return res

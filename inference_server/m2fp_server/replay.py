@@ -7,13 +7,11 @@ transport, the queueing, the engine's latency and the readback delay.
 Model of the OBS filter (see obs_plugin/):
 * frame k is captured at tick k; the GPU readback is mapped ``readback_delay``
   ticks later and only then sent (the ring of stage surfaces);
-* a frame is sent only while fewer than ``max_inflight`` are unanswered (one
-  being processed, one waiting; the server keeps only the newest waiting one);
-* without sync, frame k is shown at tick k with the newest mask received;
-  with ``sync_frames = N`` frame k is shown at tick k+N with the newest mask
-  whose frame id is <= k (ideally k's own);
-* without sync it asks the server to move masks ahead by its display lag
-  (``predict_frames = readback_delay + 1``); with sync by nothing.
+* the pacing and the mask choice are the filter's own rules, imported from
+  ``m2fp_protocol.rules``: frames sent only while fewer than ``max_inflight`` are
+  unanswered; frame k shown (at tick k, or k+N with ``sync_frames = N``) with its
+  own mask, else the newest of an earlier frame, else the oldest held; masks moved
+  ahead by the display lag without sync, by nothing with it.
 """
 from __future__ import annotations
 
@@ -24,10 +22,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from m2fp_protocol import MsgType
+from m2fp_protocol import MAX_INFLIGHT, READBACK_DELAY, MsgType, choose_mask, fit_inside, may_send, predict_frames
 
 from .client import MaskClient
-from .frames import fit_inside
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +32,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class ReplayResult:
     alpha: np.ndarray  # (T, H, W) uint8, the clip's size
-    mask_age: np.ndarray  # (T,) frames between the shown frame and the mask's frame; -1 = no mask yet
+    #: (T,) frames between the shown frame and the mask's frame; -1 = no mask yet; 0 also for a mask of a
+    #: later frame (shown, as the filter does, when no mask of this or an earlier frame is held)
+    mask_age: np.ndarray
     latency_ms: np.ndarray  # (T,) round trip of the shown mask; NaN = none
     sent: int
     masks: int
@@ -50,20 +49,19 @@ class ReplayResult:
 
 
 def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.0, *, sync_frames: int = 0,
-           readback_delay: int = 1, max_inflight: int = 2, send_size: tuple[int, int] | None = None,
+           readback_delay: int = READBACK_DELAY, max_inflight: int = MAX_INFLIGHT,
+           send_size: tuple[int, int] | None = None,
            config: dict | None = None, timeout_s: float = 10.0) -> ReplayResult:
     """Replay RGB ``frames`` through the server at ``address`` at ``fps``."""
     T = len(frames)
     H, W = frames[0].shape[:2]
     with MaskClient(address, timeout_s=timeout_s) as client:
         info = client.hello("m2fp-replay")
-        # the display lag without sync: readback, then one tick for the reply (see the module doc)
-        lag = 0.0 if sync_frames > 0 else float(readback_delay + 1)
-        config = {"predict_frames": lag, **(config or {})}
+        config = {"predict_frames": predict_frames(sync_frames, readback_delay), **(config or {})}
         if config:
             client.configure(**config)
         box = send_size or tuple(info["preferred_input"])
-        sw, sh = fit_inside((W, H), box)  # type: ignore[arg-type]
+        sw, sh = fit_inside((W, H), (int(box[0]), int(box[1])))
         small = [cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames]
         masks: dict[int, np.ndarray] = {}
         sent_at: dict[int, float] = {}
@@ -92,16 +90,17 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
                     inflight = max(0, inflight - 1)
                     log.warning("server error on frame %d: %s", fid, r.json)
             s = j - readback_delay
-            if 0 <= s < T and inflight < max_inflight:
+            if 0 <= s < T and may_send(inflight, max_inflight):
                 sent_at[s] = time.perf_counter()
                 client.send_frame(small[s], frame_id=s + 1, mask_size=(sw, sh))
                 inflight += 1
                 sent += 1
             d = j - sync_frames
             if 0 <= d < T:
-                ready = [k for k in masks if k <= d]
-                if ready:
-                    shown[d] = max(ready)
+                held = list(masks)
+                k = choose_mask(d, [(m, m) for m in held])
+                if k is not None:
+                    shown[d] = held[k]
     alpha = np.zeros((T, H, W), np.uint8)
     age = np.full(T, -1, np.int32)
     lat = np.full(T, np.nan, np.float32)
@@ -109,6 +108,6 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         m = shown[d]
         if m >= 0:
             alpha[d] = cv2.resize(masks[m], (W, H), interpolation=cv2.INTER_LINEAR)
-            age[d] = d - m
+            age[d] = max(0, d - m)
             lat[d] = rtt[m]
     return ReplayResult(alpha, age, lat, sent, len(masks), dropped, errors, fps, late)

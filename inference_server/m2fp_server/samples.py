@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .errors import MissingFile
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 PORTRAITS = {"astronaut": DATA_DIR / "astronaut.png", "grace_hopper": DATA_DIR / "grace_hopper.jpg"}
 
@@ -14,7 +16,7 @@ def portrait(name: str = "astronaut") -> np.ndarray:
     """RGB uint8."""
     bgr = cv2.imread(str(PORTRAITS[name]), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"sample {PORTRAITS[name]} is missing; reinstall m2fp-obs")
+        raise MissingFile(f"sample {PORTRAITS[name]} is missing; reinstall m2fp-obs")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

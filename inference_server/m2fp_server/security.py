@@ -24,10 +24,12 @@ from urllib.parse import urlsplit
 import zmq
 import zmq.auth
 
+from .errors import BadInput, M2fpError, MissingFile
+
 log = logging.getLogger(__name__)
 
 
-class ExposureError(RuntimeError):
+class ExposureError(M2fpError, RuntimeError):
     """Refusing to listen beyond this machine without keys."""
 
 
@@ -65,13 +67,13 @@ class CurveKeys:
     def load(cls, keys_dir: Path) -> "CurveKeys":
         secret_file = keys_dir / "server.key_secret"
         if not secret_file.is_file():
-            raise FileNotFoundError(f"{secret_file} is missing; make keys with `m2fp keys --dir {keys_dir}`")
+            raise MissingFile(f"{secret_file} is missing; make keys with `m2fp keys --dir {keys_dir}`")
         public, secret = zmq.auth.load_certificate(str(secret_file))
         if secret is None:
-            raise ValueError(f"{secret_file} holds no secret key")
+            raise BadInput(f"{secret_file} holds no secret key")
         authorized = keys_dir / "authorized_clients"
         if not authorized.is_dir() or not any(authorized.glob("*.key")):
-            raise FileNotFoundError(f"no authorised client keys in {authorized}; run `m2fp keys --dir {keys_dir} "
+            raise MissingFile(f"no authorised client keys in {authorized}; run `m2fp keys --dir {keys_dir} "
                                     "--client NAME` for each client")
         return cls(public, secret, authorized)
 
@@ -114,5 +116,5 @@ def load_client_keys(keys_dir: Path, client: str = "obs") -> dict[str, bytes]:
     server_public, _ = zmq.auth.load_certificate(str(keys_dir / "server.key"))
     public, secret = zmq.auth.load_certificate(str(keys_dir / "clients" / f"{client}.key_secret"))
     if secret is None:
-        raise ValueError(f"no secret key for client {client!r} in {keys_dir}")
+        raise BadInput(f"no secret key for client {client!r} in {keys_dir}")
     return {"server_public": server_public, "public": public, "secret": secret}

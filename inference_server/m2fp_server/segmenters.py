@@ -42,6 +42,7 @@ class LocalSegmenter(Segmenter):
         return r.alpha, r.labels
 
     def close(self) -> None:
+        self.stream.close()
         self.engine.close()
 
 

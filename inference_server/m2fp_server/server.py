@@ -40,7 +40,7 @@ from .streams import StreamTable
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+DEFAULT_ADDRESS = proto.DEFAULT_ADDRESS
 
 
 @dataclass
@@ -70,14 +70,16 @@ class ServerSettings:
 
 class InferenceServer:
     def __init__(self, engine: Engine, settings: ServerSettings | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, pipeline: Pipeline | None = None) -> None:
+        """``pipeline``: the per-frame stages for ``engine`` (default: a plain :class:`Pipeline`);
+        the evaluation passes one that records what it sees."""
         self.engine = engine
         self.settings = settings or ServerSettings()
-        self.pipeline = Pipeline(engine)
+        self.pipeline = pipeline or Pipeline(engine)
         self.streams = StreamTable(engine.classes, self.settings.idle_s, self.settings.max_streams)
         self.ctx = context or zmq.Context.instance()
         self.endpoint: str | None = None
-        self.stats = collections.Counter()
+        self.stats: collections.Counter[str] = collections.Counter()
         self._stop = threading.Event()
         self._sched = Scheduler(budget=self.settings.parked_budget_bytes, policy=self.settings.budget_policy)
         self._peers = PeerTracker()
@@ -192,9 +194,8 @@ class InferenceServer:
             self._peer_events(router)
             if time.monotonic() > next_expiry:
                 next_expiry = time.monotonic() + 5.0
-                for key in self.streams.expire():
+                for key in self.streams.expire():  # the engine's state for it goes with it
                     log.info("client %s idle, state dropped", key.hex())
-                    self.engine.forget(key)
 
     def _guarded(self, router: zmq.Socket, parts: list[zmq.Frame]) -> None:
         """One message: whatever goes wrong is logged with the client's id and answered, never raised."""
@@ -348,11 +349,7 @@ class InferenceServer:
                 later.append((key, stream))
                 continue
             with self.engine_lock:
-                close = getattr(stream, "close", None)  # the stream owns the engine's state (engine contract)
-                if close is not None:
-                    close()
-                else:
-                    self.engine.forget(key)
+                stream.close()  # the stream owns the engine's state (engine contract)
         for item in later:
             self._gone.put(item)
 

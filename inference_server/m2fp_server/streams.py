@@ -12,6 +12,7 @@ from typing import Sequence
 
 from m2fp_protocol import ClassInfo, ErrorCode, ProtocolError, StreamConfig
 
+from .engines.base import StreamContext
 from .postprocess.classes import resolve_keep
 from .postprocess.motion import FlowTracker
 from .postprocess.temporal import TemporalSmoother
@@ -25,6 +26,9 @@ class StreamState:
     keep_ids: list[int] = field(default_factory=list)
     smoother: TemporalSmoother = field(default_factory=TemporalSmoother)
     motion: FlowTracker = field(default_factory=FlowTracker)  # flow history for motion compensation
+    #: the engine's own state for this stream (``Engine.new_stream``, made at the first frame):
+    #: held only here, so dropping the stream drops it
+    engine_state: StreamContext | None = None
     last_seen: float = field(default_factory=time.monotonic)
     frames: int = 0
     dropped: int = 0
@@ -33,6 +37,12 @@ class StreamState:
     applied_generation: int = 0
     _pending: tuple[StreamConfig, list[int], int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def close(self) -> None:
+        """The stream ends: the engine lets go of anything still queued for it."""
+        if self.engine_state is not None:
+            self.engine_state.close()
+            self.engine_state = None
 
     def apply(self, config: StreamConfig, classes: Sequence[ClassInfo]) -> None:
         """Install new settings now (single-threaded users: CLI, evaluation)."""
@@ -98,7 +108,7 @@ class StreamTable:
         now = time.monotonic()
         gone = [k for k, s in self._streams.items() if now - s.last_seen > self.idle_s]
         for k in gone:
-            del self._streams[k]
+            self._streams.pop(k).close()
         return gone
 
     def remove(self, key: bytes) -> StreamState | None:

@@ -9,6 +9,8 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from .errors import BadInput, MissingFile
+
 ALPHA_CODECS = {  # containers that can carry transparency
     ".webm": ["-c:v", "libvpx-vp9", "-pix_fmt", "yuva420p", "-b:v", "0", "-crf", "30"],
     ".mov": ["-c:v", "png", "-pix_fmt", "rgba"],
@@ -27,7 +29,7 @@ def probe(path: Path) -> tuple[int, int, float, int]:
     """(width, height, fps, frame count) of a video."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise ValueError(f"{path} is not a video OpenCV can read")
+        raise BadInput(f"{path} is not a video OpenCV can read")
     try:
         w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -42,7 +44,7 @@ def read_frames(path: Path) -> Iterator[np.ndarray]:
     """RGB frames of a video, one at a time."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
-        raise ValueError(f"{path} is not a video OpenCV can read")
+        raise BadInput(f"{path} is not a video OpenCV can read")
     try:
         while True:
             ok, bgr = cap.read()
@@ -69,14 +71,14 @@ class VideoWriter:
     def _start(self, frame: np.ndarray) -> None:
         ffmpeg = shutil.which("ffmpeg")
         if ffmpeg is None:
-            raise FileNotFoundError("ffmpeg is needed to write videos (Debian/Ubuntu: apt install ffmpeg)")
+            raise MissingFile("ffmpeg is needed to write videos (Debian/Ubuntu: apt install ffmpeg)")
         ext = self.path.suffix.lower()
         channels = 1 if frame.ndim == 2 else frame.shape[2]
         pix = {1: "gray", 3: "rgb24", 4: "rgba"}[channels]
         table = ALPHA_CODECS if channels == 4 else PLAIN_CODECS
         if ext not in table:
             kinds = ", ".join(sorted(table))
-            raise ValueError(f"cannot write {'transparent ' if channels == 4 else ''}video as {ext}; use {kinds}")
+            raise BadInput(f"cannot write {'transparent ' if channels == 4 else ''}video as {ext}; use {kinds}")
         h, w = frame.shape[:2]
         cmd = [ffmpeg, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", pix, "-s", f"{w}x{h}",
                "-r", f"{self.fps:.3f}", "-i", "-", *table[ext], str(self.path)]
@@ -112,5 +114,5 @@ def process_video(src: Path, dst: Path, seg: Any, mode: str, background: Any) ->
             writer.close()
     if writer is None:
         if not alphas:
-            raise ValueError(f"{src} has no frames")
+            raise BadInput(f"{src} has no frames")
         np.savez_compressed(dst, alpha=np.stack(alphas))

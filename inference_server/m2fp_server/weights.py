@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import BadInput, M2fpError
+
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "configuration.json"
@@ -39,7 +41,7 @@ MODELS: dict[str, ModelSpec] = {
 DEFAULT_MODEL = "multi"
 
 
-class WeightsMissing(FileNotFoundError):
+class WeightsMissing(M2fpError, FileNotFoundError):
     """The model files are not on disk; the message names the command that fetches them."""
 
 
@@ -47,7 +49,7 @@ def spec_for(kind: str) -> ModelSpec:
     try:
         return MODELS[kind]
     except KeyError:
-        raise ValueError(f"unknown M2FP model {kind!r}; choose from {', '.join(MODELS)}") from None
+        raise BadInput(f"unknown M2FP model {kind!r}; choose from {', '.join(MODELS)}") from None
 
 
 def fetch_command(kind: str = DEFAULT_MODEL) -> str:

@@ -25,7 +25,7 @@ import collections
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
-from m2fp_protocol import PixelFormat, color_for
+from m2fp_protocol import DEFAULT_INPUT_BOX, PixelFormat, color_for
 
 from . import libobs as L
 from . import log
@@ -159,7 +159,8 @@ class FilterInstance:
         if not frame.begin(target, (w, h)):  # the one render of the source in this frame
             return False
         if send or self.settings.background_mode == "blur":
-            small = send_size or (self.capture.size if self.capture.size != (0, 0) else fit_inside((w, h), (256, 256)))
+            small = send_size or (self.capture.size if self.capture.size != (0, 0)
+                                  else fit_inside((w, h), DEFAULT_INPUT_BOX))
             self.capture.draw_small(lambda: frame.draw_newest("Draw"), (w, h), small)
         self._want_readback = send
         if send:

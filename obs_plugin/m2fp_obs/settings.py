@@ -8,21 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from m2fp_protocol import CIHP_CLASSES, PERSON_CLASSES
+from m2fp_protocol import CIHP_CLASSES, DEFAULT_ADDRESS, PERSON_CLASSES, clamp_sync, predict_frames
+from m2fp_protocol import SYNC_MAX as SYNC_MAX  # the shared sync bounds, re-exported for the properties
+from m2fp_protocol import SYNC_MIN as SYNC_MIN
 
 from .policy import Fallback, FallbackPolicy
 from .transport import TransportSettings
 
 BACKGROUND_MODES = ("transparent", "color", "image", "blur")
 VIEW_MODES = ("composite", "alpha", "parsing")
-DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 
-#: "Frame sync": 0 = off, else the video is delayed by this many frames.  With the readback one
-#: frame after capture plus the round trip, a mask can never be back within 1 frame (measured).
-SYNC_MIN, SYNC_MAX = 2, 4
-#: frames between capture and display when masks are shown as they arrive (readback 1 + round trip):
-#: the server moves the mask ahead along the motion by this much (0.95 vs 0.91 live IoU, swaying clip)
-DISPLAY_LAG_FRAMES = 2
 
 #: class names the filter knows before any server answers (checkbox defaults are set for all of them)
 KNOWN_CLASS_NAMES: Tuple[str, ...] = tuple(dict.fromkeys(c.name for c in (*PERSON_CLASSES, *CIHP_CLASSES)))
@@ -107,8 +102,8 @@ class FilterSettings:
 
     def server_config(self, class_names: Sequence[str]) -> Dict[str, Any]:
         """With frame sync each frame waits for its own mask (no prediction); otherwise the mask is
-        shown ``DISPLAY_LAG_FRAMES`` after its frame and the server moves it ahead by as much."""
-        predict = 0 if self.sync_frames else DISPLAY_LAG_FRAMES
+        shown the display lag after its frame and the server moves it ahead by as much."""
+        predict = predict_frames(self.sync_frames)
         return {"keep": self.keep_list(class_names), "smoothing": self.smoothing, "soft": True,
                 "predict_frames": predict}
 
@@ -127,15 +122,6 @@ class FilterSettings:
     def color_rgba(self) -> Tuple[float, float, float, float]:
         c = self.background_color
         return ((c & 0xFF) / 255.0, ((c >> 8) & 0xFF) / 255.0, ((c >> 16) & 0xFF) / 255.0, 1.0)
-
-
-def clamp_sync(v: int) -> int:
-    """0 stays off; 1 (which can never be in time) becomes the smallest useful delay."""
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        return 0
-    return 0 if n <= 0 else min(SYNC_MAX, max(SYNC_MIN, n))
 
 
 def _clamp(v: float, lo: float, hi: float) -> float:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+from m2fp_protocol import choose_mask
 
 
 @dataclass
@@ -97,20 +99,15 @@ class FrameSync:
         return min(range(self.mask_slots), key=lambda i: self._order(self.masks[i]))
 
     @staticmethod
-    def _order(m: Optional[MaskSlot]) -> tuple:
+    def _order(m: Optional[MaskSlot]) -> Tuple[int, int]:
         assert m is not None
         return (m.seq if m.seq is not None else -1, m.frame_id)
 
     def mask_for(self, seq: Optional[int]) -> Optional[int]:
         """Mask slot for frame ``seq``: its own mask, else the newest of an earlier frame, else the oldest held."""
         held = [(i, m) for i, m in enumerate(self.masks) if m is not None]
-        if not held:
-            return None
-        if seq is not None:
-            earlier = [(i, m) for i, m in held if m.seq is not None and m.seq <= seq]
-            if earlier:
-                return max(earlier, key=lambda im: self._order(im[1]))[0]
-        return min(held, key=lambda im: self._order(im[1]))[0]
+        k = choose_mask(seq, [self._order(m) for _, m in held])
+        return None if k is None else held[k][0]
 
     def mask_seq(self, slot: int) -> Optional[int]:
         m = self.masks[slot]

@@ -36,7 +36,18 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 import zmq
 
 import m2fp_protocol as proto
-from m2fp_protocol import Flags, Header, MsgType, PixelFormat, ProtocolError
+from m2fp_protocol import (
+    DEFAULT_ADDRESS,
+    DEFAULT_INPUT_BOX,
+    MAX_INFLIGHT,
+    Flags,
+    Header,
+    MsgType,
+    PixelFormat,
+    ProtocolError,
+    may_send,
+)
+from m2fp_protocol import fit_inside as fit_inside  # the shared rule; re-exported for the filter
 
 #: largest reply accepted from a server (a 8192x8192 mask is 64 MiB); libzmq drops bigger ones
 MAX_REPLY_BYTES = 64 * 1024 * 1024 + 4096
@@ -51,8 +62,8 @@ class State(enum.Enum):
 
 @dataclass
 class TransportSettings:
-    address: str = "tcp://127.0.0.1:5555"
-    max_inflight: int = 2
+    address: str = DEFAULT_ADDRESS
+    max_inflight: int = MAX_INFLIGHT
     frame_lost_s: float = 1.0  # a frame unanswered this long no longer counts as in flight
     ping_s: float = 0.1  # silence (while waiting for something) after which a HELLO ping goes out
     stall_s: float = 0.5  # silence after which the server counts as away
@@ -155,14 +166,6 @@ def parse_reply(parts: List[Any]) -> Tuple[Header, Any]:
     if h.type == MsgType.DROPPED:
         return h, None
     raise ReplyError(f"a server does not send {h.type.name} messages")
-
-
-def fit_inside(size: Tuple[int, int], box: Tuple[int, int]) -> Tuple[int, int]:
-    """Scale (w, h) to fit inside box keeping aspect; never upscale (same rule as the server)."""
-    w, h = size
-    bw, bh = box
-    s = min(bw / w, bh / h, 1.0)
-    return max(1, round(w * s)), max(1, round(h * s))
 
 
 class MaskTransport:
@@ -268,13 +271,13 @@ class MaskTransport:
             return False
         now = self.clock()
         self._expire_frames(now)
-        return len(self._inflight) < self.settings.max_inflight
+        return may_send(len(self._inflight), self.settings.max_inflight)
 
     def send_size(self, source_size: Tuple[int, int]) -> Optional[Tuple[int, int]]:
         """Size to scale the source to before sending (INFO's preferred_input as a box)."""
         if not self.info:
             return None
-        box = self.info.get("preferred_input") or [256, 256]
+        box = self.info.get("preferred_input") or DEFAULT_INPUT_BOX
         return fit_inside(source_size, (int(box[0]), int(box[1])))
 
     def send_frame(self, pixels: Any, width: int, height: int, stride: int = 0,

@@ -1,9 +1,20 @@
-"""m2fp-obs wire protocol: shared by the OBS script and the inference server (stdlib only)."""
+"""m2fp-obs wire protocol and the rules both sides share: used by the OBS script and the server (stdlib only)."""
 from .classes import CIHP_CLASSES, PALETTE, PERSON_CLASSES, ClassInfo, color_for, foreground_ids, make_classes
-from .codec import CLIENT_ACCEPTS, HEADER_SIZE, SERVER_ACCEPTS, decode, decode_json, encode, encode_json, error_message, pack_header, unpack_header
+from .codec import (
+    CLIENT_ACCEPTS,
+    HEADER_SIZE,
+    SERVER_ACCEPTS,
+    decode,
+    decode_json,
+    encode,
+    encode_json,
+    error_message,
+    pack_header,
+    unpack_header,
+)
 from .config import StreamConfig
+from .defaults import DEFAULT_ADDRESS, DEFAULT_INPUT_BOX
 from .errors import ProtocolError
-from .validation import CONFIG_SCHEMA, HELLO_SCHEMA, MAX_REQUEST_JSON_BYTES, Field, parse_json, validate_hello
 from .messages import (
     MAGIC,
     MAX_DIMENSION,
@@ -17,11 +28,27 @@ from .messages import (
     MsgType,
     PixelFormat,
 )
+from .rules import (
+    DISPLAY_LAG_FRAMES,
+    MAX_INFLIGHT,
+    READBACK_DELAY,
+    SYNC_MAX,
+    SYNC_MIN,
+    choose_mask,
+    clamp_sync,
+    may_send,
+    predict_frames,
+)
+from .sizing import fit_inside
+from .validation import CONFIG_SCHEMA, HELLO_SCHEMA, MAX_REQUEST_JSON_BYTES, Field, parse_json, validate_hello
 
-__all__ = sorted([
-    "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "Field", "HELLO_SCHEMA", "MAX_REQUEST_JSON_BYTES",
-    "parse_json", "validate_hello", "SERVER_ACCEPTS", "ClassInfo", "ErrorCode", "Flags", "HEADER_SIZE", "Header", "MAGIC", "MAX_DIMENSION",
-    "MAX_FRAME_BYTES", "MAX_MASK_PIXELS", "Message", "MsgType", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "PixelFormat",
-    "ProtocolError", "StreamConfig", "color_for", "decode", "decode_json", "encode", "encode_json",
-    "error_message", "foreground_ids", "make_classes", "pack_header", "unpack_header",
-])
+# a literal list (not built at run time) so linters and type checkers see the names
+__all__ = [
+    "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "DISPLAY_LAG_FRAMES",
+    "HEADER_SIZE", "HELLO_SCHEMA", "MAGIC", "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_INFLIGHT", "MAX_MASK_PIXELS",
+    "MAX_REQUEST_JSON_BYTES", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "READBACK_DELAY", "SERVER_ACCEPTS",
+    "SYNC_MAX", "SYNC_MIN", "ClassInfo", "ErrorCode", "Field", "Flags", "Header", "Message", "MsgType",
+    "PixelFormat", "ProtocolError", "StreamConfig", "choose_mask", "clamp_sync", "color_for", "decode",
+    "decode_json", "encode", "encode_json", "error_message", "fit_inside", "foreground_ids", "make_classes",
+    "may_send", "pack_header", "parse_json", "predict_frames", "unpack_header", "validate_hello",
+]

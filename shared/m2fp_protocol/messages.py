@@ -80,25 +80,23 @@ class ErrorCode(enum.IntEnum):
 
 @dataclass
 class Header:
-    """The fixed binary header that starts every message (see PROTOCOL.md).
-
-    ``timestamp_us`` is the sender's capture time (monotonic microseconds) and is
-    echoed in replies so a client can measure latency without clock agreement.
-    ``mask_width``/``mask_height`` on a FRAME ask for the reply size (0 = frame size);
-    on a MASK they are zero.  The three ``*_ms`` fields are only filled in replies.
-    """
+    """The fixed binary header that starts every message (see PROTOCOL.md)."""
 
     type: MsgType
-    frame_id: int = 0
+    frame_id: int = 0  # the client's number for the frame, echoed in its replies
+    #: the sender's capture time (monotonic microseconds), echoed in replies so a client can
+    #: measure latency without clock agreement
     timestamp_us: int = 0
     width: int = 0
     height: int = 0
-    pixel_format: int = 0
-    stride: int = 0
-    generation: int = 0
-    flags: int = 0
+    pixel_format: int = 0  # a PixelFormat
+    stride: int = 0  # bytes per row; 0 = width x bytes per pixel
+    generation: int = 0  # the settings generation in use (CONFIG_ACK numbers them)
+    flags: int = 0  # Flags bits
+    #: on a FRAME, the size of the mask asked for (0 = frame size); on a MASK, zero
     mask_width: int = 0
     mask_height: int = 0
+    #: filled in replies only: where the server's time went
     queue_ms: float = 0.0
     infer_ms: float = 0.0
     post_ms: float = 0.0

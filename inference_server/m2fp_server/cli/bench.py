@@ -1,23 +1,14 @@
-"""``m2fp bench``: masks per second and round-trip latency through a real server process.
+"""``m2fp bench``: the benchmarks in ``m2fp_server.bench``, chosen by the options.
 
-The server runs as its own process (as users run it); each client is a thread
-with one frame in flight (closed loop), so masks/s is the server's throughput
-and the round trip is what one OBS source would see.
+* default: masks/s and round trip through a real server process (``bench.server``);
+* ``--engine m2fp``: seconds per frame of the M2FP model per runtime and size (``bench.m2fp``);
+* ``--models``: ms per frame of each shipped embedded model (``bench.embedded``).
 """
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
-import threading
-import time
-from typing import Any
 
-import numpy as np
-
-from .common import add_engine_arguments
+from .common import add_engine_arguments, engine_options
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,103 +20,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=None, help="measure this running server instead of starting one")
     p.add_argument("--models", action="store_true",
                    help="time each shipped embedded model and the embedded engine in this process (ms/frame)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(engine: str, options: list[str], address: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "m2fp_server.cli.serve", "--address", address, "--engine", engine,
-           "--log-level", "WARNING"]
-    for o in options:
-        cmd += ["-E", o]
-    return subprocess.Popen(cmd, start_new_session=True)
-
-
-def wait_ready(address: str, timeout_s: float = 60.0) -> dict[str, Any]:
-    from ..client import MaskClient, ServerTimeout
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with MaskClient(address, timeout_s=1.0) as c:
-                return c.hello("m2fp-bench")
-        except ServerTimeout:
-            if time.monotonic() > deadline:
-                raise
-
-
-def _client_loop(address: str, frame: np.ndarray, seconds: float, out: list[float]) -> None:
-    from ..client import MaskClient
-    with MaskClient(address) as c:
-        c.hello("m2fp-bench")
-        c.mask(frame)  # warm-up
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            t = time.perf_counter()
-            c.mask(frame)
-            out.append((time.perf_counter() - t) * 1e3)
-
-
-def measure(address: str, size: tuple[int, int], clients: int, seconds: float) -> dict[str, float]:
-    from ..samples import frame_of_size
-    frame = np.dstack([frame_of_size(*size), np.full((size[1], size[0]), 255, np.uint8)])  # RGBA, as OBS sends
-    results: list[list[float]] = [[] for _ in range(clients)]
-    threads = [threading.Thread(target=_client_loop, args=(address, frame, seconds, results[i]))
-               for i in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    rtts = np.concatenate([np.asarray(r) for r in results])
-    per_client = [len(r) / seconds for r in results]
-    return {"masks_per_s": len(rtts) / min(wall, seconds), "p50_ms": float(np.percentile(rtts, 50)),
-            "p95_ms": float(np.percentile(rtts, 95)), "min_client_rate": min(per_client),
-            "max_client_rate": max(per_client)}
+    from ..bench.triton import add_arguments as add_triton_arguments  # numpy only: keeps --help fast
+    add_triton_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.models:  # per-model table (issue: embedded engine) lives with the engine
-        from ..engines.embedded_bench import run_models_bench
+    if args.triton:  # in-process M2FP against Triton
+        from ..bench.triton import run_triton_bench
+        return run_triton_bench(args)
+    if args.models:
+        from ..bench.embedded import run_models_bench
         return run_models_bench(args)
-    if args.engine == "m2fp":  # the model benchmark (issue: M2FP engine) lives with the engine
-        from ..engines.m2fp_bench import run_model_bench
-        return run_model_bench(args)
-    sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
-    counts = [int(c) for c in args.clients.split(",")]
-    proc = None
-    address = args.server
-    if address is None:
-        address = f"tcp://127.0.0.1:{free_port()}"
-        proc = start_server(args.engine, args.engine_option, address)
-    try:
-        info = wait_ready(address)
-        cpu = _cpu_model()
-        print(f"server {address}: engine {info['engine']['name']}, {os.cpu_count()} CPUs ({cpu})")
-        print(f"{'frame':>9} {'clients':>7} {'masks/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'per-client masks/s':>20}")
-        for size in sizes:
-            for n in counts:
-                r = measure(address, size, n, args.seconds)  # type: ignore[arg-type]
-                fair = f"{r['min_client_rate']:.0f}-{r['max_client_rate']:.0f}"
-                print(f"{size[0]:>4}x{size[1]:<4} {n:>7} {r['masks_per_s']:>8.0f} {r['p50_ms']:>7.1f} "
-                      f"{r['p95_ms']:>7.1f} {fair:>20}", flush=True)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
-    return 0
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    if args.engine == "m2fp":
+        from ..bench.m2fp import run_model_bench
+        return run_model_bench(args.sizes, engine_options(args.engine_option))
+    from ..bench.server import run_server_bench
+    return run_server_bench(args)

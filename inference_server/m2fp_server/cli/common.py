@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..server import DEFAULT_ADDRESS
+from m2fp_protocol import DEFAULT_ADDRESS
+
+from ..errors import BadInput
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +24,7 @@ def engine_options(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValueError(f"engine option {pair!r} is not KEY=VALUE")
+            raise BadInput(f"engine option {pair!r} is not KEY=VALUE")
         k, v = pair.split("=", 1)
         out[k.strip().replace("-", "_")] = _parse_value(v.strip())
     return out

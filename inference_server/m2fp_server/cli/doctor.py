@@ -103,7 +103,7 @@ def find_obs_python(obs: str | None) -> tuple[str | None, str]:
                 return (str(exe) if exe.exists() else None), f"Tools > Scripts > Python Settings ({ini})"
         return None, "Tools > Scripts > Python Settings is not set"
     if obs and obs.startswith("flatpak:"):
-        return None, "Flatpak OBS uses its runtime's Python (see the README)"
+        return None, "Flatpak OBS uses its runtime's Python (see docs/obs-filter.md)"
     mods = [m for pattern in ("/usr/lib/obs-scripting", "/usr/lib/*/obs-scripting", "/usr/lib64/obs-scripting",
                               "/usr/local/lib/obs-scripting", "/usr/local/lib/*/obs-scripting")
             for m in glob.glob(pattern + "/_obspython.so")]
@@ -184,6 +184,7 @@ def checks(args: argparse.Namespace) -> list[Check]:
                      {True: "listed in a scene collection", False: "not listed in any scene collection",
                       None: "no OBS configuration yet"}[listed],
                      f"OBS: Tools > Scripts > + > {SCRIPT}", required=False))
+    out.extend(triton_checks())
     if args.server:
         from ..client import MaskClient
         try:
@@ -193,6 +194,48 @@ def checks(args: argparse.Namespace) -> list[Check]:
         except Exception as exc:
             out.append(Check("server reachable", False, f"{args.server}: {exc}",
                              f"start it: m2fp-server --address {args.server}"))
+    return out
+
+
+def triton_checks() -> list[Check]:
+    """Optional: the Triton client here, and PyTriton (its own venv) with a libpython matching its stdlib."""
+    import importlib.util
+    out = [Check("Triton client (-E triton=)", importlib.util.find_spec("tritonclient") is not None,
+                 "tritonclient importable" if importlib.util.find_spec("tritonclient") else "not installed",
+                 "pip install 'm2fp-obs[triton-client]'", required=False)]
+    from ..triton.launch import triton_python
+    python = triton_python()
+    if python is None:
+        out.append(Check("PyTriton (m2fp triton)", False, "no Python with the [triton] extra and numpy<2",
+                         "python -m venv .venv-triton && .venv-triton/bin/pip install -e '.[triton]'",
+                         required=False))
+        return out
+    here = str(Path(__file__).resolve().parents[2])  # this tree's m2fp_server, whatever the venv holds
+    try:
+        r = subprocess.run([python, "-c", "import json; from m2fp_server.triton.libpython import report; "
+                                          "print(json.dumps(report()))"], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "PYTHONPATH": here})
+        ok, text = r.returncode == 0, (r.stdout if r.returncode == 0 else r.stderr)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        ok, text = False, str(exc)
+    try:
+        rep = json.loads(text.strip().splitlines()[-1]) if ok else {}
+    except (ValueError, IndexError):
+        rep = {}
+    if not rep:
+        out.append(Check("PyTriton (m2fp triton)", False, f"{python}: {text.strip()[-200:]}",
+                         "reinstall the [triton] extra in that venv", required=False))
+        return out
+    out.append(Check("PyTriton (m2fp triton)", True, f"{python} (Python {rep['version']}, numpy {rep['numpy']})",
+                     required=False))
+    detail = f"stub loads {rep['stub']}; this Python's is {rep['ours']}"
+    if rep.get("plain_ok"):
+        out.append(Check("PyTriton libpython", True, detail + " (match)", required=False))
+    else:
+        out.append(Check("PyTriton libpython", bool(rep.get("fixed_ok")), detail + (
+            " (mismatch; m2fp triton puts this Python's library first on LD_LIBRARY_PATH: fixed)"
+            if rep.get("fixed_ok") else " (mismatch, no shared libpython to put first)"),
+            "use a Python built with --enable-shared (Debian's python3 -m venv works)", required=False))
     return out
 
 

@@ -11,19 +11,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadInput
 from .common import engine_options
 
-DEFAULT_VARIANTS = ["hold", "motion", "sync2"]
+DEFAULT_VARIANTS = ["defaults", "sync2"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", action="append", default=None,
-                   help="engine to evaluate, repeatable (default: selfie and slow-oracle)")
+                   help="engine to evaluate (any registered name, or auto), repeatable (default: auto)")
     p.add_argument("--engine-option", "-E", action="append", default=[], metavar="KEY=VALUE",
                    help="option for every engine evaluated (e.g. -E delay_ms=300 -E rate_hz=3)")
     p.add_argument("--clip", action="append", default=None, help="clip name, repeatable (default: all)")
     p.add_argument("--variant", action="append", default=None,
-                   help="live run: hold | motion | syncN | syncN+motion | motion+predictP, repeatable "
+                   help="live run: defaults | hold | motion | syncN | syncN+motion | motion+predictP, repeatable "
                         f"(default: {' '.join(DEFAULT_VARIANTS)}); 'none' = offline only")
     p.add_argument("--no-offline", action="store_true", help="skip the offline row")
     p.add_argument("--static", type=int, default=None, help="static frames per clip (default: the clip's)")
@@ -40,27 +41,16 @@ def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
         try:
             w, h = (int(x) for x in args.size.lower().split("x"))
         except ValueError:
-            raise ValueError(f"--size must be WxH, got {args.size!r}") from None
+            raise BadInput(f"--size must be WxH, got {args.size!r}") from None
         kw["size"] = (w, h)
     return {k: v for k, v in kw.items() if v is not None}
 
 
-def engine_factory(name: str, options: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """clip -> a fresh engine (the slow oracle is built for the clip it will be shown)."""
-    from ..engines import create
-
-    def build(clip):  # type: ignore[no-untyped-def]
-        if name == "slow-oracle":
-            return create(name, **{**options, "clip": clip})
-        if options.get("slow") == "slow-oracle":  # e.g. the hybrid timed with a perfect slow model
-            return create(name, **{**options, "slow_options": {"clip": clip, **options.get("slow_options", {})}})
-        return create(name, **options)
-    return build
-
-
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.clips import CLIPS, get_clip
-    from ..evaluation.evaluate import Variant, evaluate, table
+    from ..engines.tflite_backend import cpu_summary
+    from ..evaluation.evaluate import Variant, evaluate, summary, table
+    from ..evaluation.slow_oracle import engine_factory
     if args.list:
         for name, builder in CLIPS.items():  # a tiny render is the quickest way to the description
             print(f"{name:18s} {builder(static=2, moving=2, size=(64, 48)).description}")
@@ -68,15 +58,18 @@ def run(args: argparse.Namespace) -> int:
     names = args.clip or list(CLIPS)
     unknown = [n for n in names if n not in CLIPS]
     if unknown:
-        raise ValueError(f"unknown clip(s) {', '.join(unknown)}; choose from: {', '.join(CLIPS)}")
+        raise BadInput(f"unknown clip(s) {', '.join(unknown)}; choose from: {', '.join(CLIPS)}")
     vtexts = args.variant or DEFAULT_VARIANTS
     variants = [] if vtexts == ["none"] else [Variant.parse(v) for v in vtexts]
-    config = json.loads(args.config) if args.config else {}
+    try:
+        config = json.loads(args.config) if args.config else {}
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"--config is not JSON: {exc}") from None
     if not isinstance(config, dict):
-        raise ValueError("--config must be a JSON object")
+        raise BadInput("--config must be a JSON object")
     opts = engine_options(args.engine_option)
-    engines = args.engine or ["selfie", "slow-oracle"]
-    print(f"# m2fp eval: load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    engines = args.engine or ["auto"]
+    print(f"# m2fp eval: load {os.getloadavg()[0]:.2f}; {cpu_summary()}")
     rows = []
     for n, cname in enumerate(names):
         clip = get_clip(cname, **_clip_options(args))
@@ -87,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         text = table(clip_rows)
         print(text if n == 0 else text.split("\n", 2)[2], flush=True)  # one header for the whole run
         rows += clip_rows
+    print("\n## per clip (moving part)\n")
+    print(summary(rows))
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in rows], indent=1))
         print(f"wrote {args.json}")

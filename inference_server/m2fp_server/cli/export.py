@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BadInput, MissingFile
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..weights import DEFAULT_MODEL, MODELS  # stdlib only: keeps `m2fp --help` fast
@@ -24,13 +26,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", default=None)
     p.add_argument("--portrait", action="store_true", help="9:16 canvas instead of 16:9")
     p.add_argument("--threads", type=int, default=None)
+    t = p.add_argument_group("Triton model repository (instead of the local export)")
+    t.add_argument("--triton-repo", metavar="DIR", default=None,
+                   help="write (or update) a Triton model repository: DIR/m2fp_<canvas>/config.pbtxt + 1/model.*")
+    t.add_argument("--triton-backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                   help="Triton backend for the model (default onnxruntime: also runs on a GPU box)")
+    t.add_argument("--max-batch", type=int, default=8, help="max_batch_size (default 8)")
+    t.add_argument("--batch-delay-us", type=int, default=2000,
+                   help="dynamic batching: wait this long for more streams' frames (default 2000)")
+    t.add_argument("--no-dynamic-batching", action="store_true", help="leave Triton's dynamic batcher off")
+    t.add_argument("--instances", type=int, default=1, help="model instances (instance_group count)")
+    t.add_argument("--instance-kind", choices=("KIND_CPU", "KIND_GPU", "KIND_AUTO"), default="KIND_CPU")
 
 
 def _read_image(path: str):  # -> np.ndarray
     import cv2
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}")
+        raise MissingFile(f"cannot read image {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -40,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..samples import PORTRAITS, portrait
     from ..weights import WeightsMissing, locate
     if args.precision != "f32" and args.image is None:
-        raise ValueError("--precision bf16 needs --image PICTURE: its label-map agreement with f32 is reported "
+        raise BadInput("--precision bf16 needs --image PICTURE: its label-map agreement with f32 is reported "
                          "on a picture you choose")
     try:
         model_dir = locate(args.model, args.model_dir, args.revision)
@@ -48,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise EngineUnavailable(str(exc)) from None
     image = _read_image(args.image) if args.image else portrait()
     name = args.image or str(PORTRAITS["astronaut"].name)
+    if args.triton_repo:
+        return _triton_repo(args, model_dir, image, name)
     print(f"exporting {model_dir} at short side {args.size} to {args.runtime} ({args.precision}); "
           f"this takes a minute or two")
     path, rec = export(model_dir, args.size, args.runtime, image, name, args.precision, args.portrait,
@@ -57,4 +72,22 @@ def run(args: argparse.Namespace) -> int:
     if rec.label_agreement is not None:
         print(f"{args.precision}: {rec.label_agreement * 100:.2f} % of pixels keep the f32 label on {name}")
     print(f"saved {path}; `m2fp serve --engine m2fp -E size={args.size}` uses it")
+    return 0
+
+
+def _triton_repo(args: argparse.Namespace, model_dir, image, name: str) -> int:
+    from ..triton.repository import RepoSettings, export_repository
+    if args.precision != "f32":
+        raise ValueError("Triton repositories are exported in f32")
+    settings = RepoSettings(args.triton_backend, args.max_batch, args.batch_delay_us, not args.no_dynamic_batching,
+                            args.instances, args.instance_kind)
+    settings.validate()
+    print(f"exporting {model_dir} at short side {args.size} into the Triton repository {args.triton_repo} "
+          f"({args.triton_backend}); this takes a minute or two")
+    path, rec = export_repository(model_dir, args.triton_repo, args.size, settings, image, name, args.portrait,
+                                  args.threads)
+    print(f"check on {name} (batch of {rec.batch_checked}): max |d logits| {rec.max_logit_diff:.2e}, "
+          f"max |d mask logits| {rec.max_mask_diff:.2e} vs torch f32")
+    print(f"saved {path}; serve it with `m2fp triton --model-repo {args.triton_repo}` (or the official container, "
+          f"docs/triton.md) and run `m2fp serve --engine m2fp -E size={args.size} -E triton=grpc://HOST:8001`")
     return 0

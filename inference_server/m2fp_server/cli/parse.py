@@ -4,10 +4,15 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import BadInput, MissingFile
 from .common import add_engine_arguments, add_server_argument, build_engine
+
+if TYPE_CHECKING:
+    from ..segmenters import Segmenter
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_server_argument(p)
 
 
-def _segmenter(args: argparse.Namespace, is_video: bool):  # type: ignore[no-untyped-def]
+def _segmenter(args: argparse.Namespace, is_video: bool) -> Segmenter:
     from m2fp_protocol import StreamConfig
     keep = [k.strip() for k in args.keep.split(",")] if args.keep else None
-    settings = {"keep": keep, "soft": not args.hard, "smoothing": 0.5 if is_video else 0.0}
+    settings: dict[str, Any] = {"keep": keep, "soft": not args.hard, "smoothing": 0.5 if is_video else 0.0}
     if args.server:
         from ..segmenters import RemoteSegmenter
         return RemoteSegmenter(args.server, settings)
@@ -40,7 +45,7 @@ def _segmenter(args: argparse.Namespace, is_video: bool):  # type: ignore[no-unt
 
 def run(args: argparse.Namespace) -> int:
     if not args.input.is_file():
-        raise FileNotFoundError(f"input {args.input} does not exist")
+        raise MissingFile(f"input {args.input} does not exist")
     from ..composite import parse_background
     background = parse_background(args.background) if args.mode == "composite" else None
     is_video = args.input.suffix.lower() in VIDEO_EXTS
@@ -57,18 +62,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _process_image(args: argparse.Namespace, seg, background) -> None:  # type: ignore[no-untyped-def]
+def _process_image(args: argparse.Namespace, seg: Segmenter, background: Any) -> None:
     import cv2
+
     from ..composite import load_rgb
     rgb = load_rgb(args.input)
     alpha, labels = seg(rgb, want_labels=args.mode == "parsing")
     if args.output.suffix.lower() == ".npz":
-        extra = {"labels": labels} if labels is not None else {}
-        np.savez_compressed(args.output, alpha=alpha, **extra)
+        if labels is not None:
+            np.savez_compressed(args.output, alpha=alpha, labels=labels)
+        else:
+            np.savez_compressed(args.output, alpha=alpha)
         return
     from ..composite import render
     out = render(args.mode, rgb, alpha, labels, seg.classes, background)
     if out.ndim == 3:
         out = cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA if out.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     if not cv2.imwrite(str(args.output), out):
-        raise ValueError(f"cannot write {args.output} (unknown image extension?)")
+        raise BadInput(f"cannot write {args.output} (unknown image extension?)")

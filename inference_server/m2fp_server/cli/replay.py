@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInput
 from .common import add_server_argument
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     _, _, clip_fps, _ = probe(args.video)
     frames = list(read_frames(args.video))
     if not frames:
-        raise ValueError(f"{args.video} has no frames")
+        raise BadInput(f"{args.video} has no frames")
     fps = args.fps or clip_fps
     config: dict = {}
     if args.no_motion:

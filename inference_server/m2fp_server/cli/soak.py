@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bench import free_port, start_server, wait_ready
+from ..bench.server import free_port, start_server, wait_ready
+from ..errors import ToolFailed
 from .common import add_engine_arguments
 
 
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'t (s)':>8} {'RSS (MB)':>9} {'fds':>5} {'masks':>8}")
         while (elapsed := time.monotonic() - t0) < duration:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode} during the soak")
+                raise ToolFailed(f"server exited with {proc.returncode} during the soak")
             samples.append((elapsed, rss_kb(proc.pid), open_fds(proc.pid)))
             print(f"{elapsed:>8.0f} {samples[-1][1] / 1024:>9.1f} {samples[-1][2]:>5} "
                   f"{sum(s.masks for s in stats):>8}", flush=True)

@@ -1,51 +1,56 @@
 """The embedded engine: the shipped MediaPipe models used together, chosen per stream by framing.
 
-Measured on the framing clips (``evaluation/framings.py``; table in the README):
-the landscape selfie model is the best single model for busts and people near the
-camera (IoU 0.98 / 0.91) but loses full bodies (0.85) and finds almost nothing of a
-small person (0.06); the pose landmark model is mediocre on the whole frame
-(0.62-0.73) but the best by far when given a square region around the person
-(0.93-0.95), one person per call, ~9 ms.  Averaging the selfie models' maps did
-not help (+0.002 on a bust, -0.07 on two people).  So per stream:
+Why two models: on the framing clips (``m2fp eval --clip framing-…``; figures in
+docs/engines.md) the landscape selfie model is the best single model for busts
+and people near the camera but loses full bodies and finds almost nothing of a
+small person, while the pose landmark model is mediocre on the whole frame and
+the best by far when given a square region around the person (one person per
+call).  Averaging the selfie models' maps did not help.  So per stream:
 
 * **bust mode** (default; the person is cut by the bottom edge, or nobody was
-  found): the landscape selfie model on the whole frame, ~2 ms;
+  found): the landscape selfie model on the whole frame;
 * **body mode** (the pose detector found someone whose whole body fits in the
   frame): the pose landmark model on a square region that follows that person
   from frame to frame (region from the last mask, moved on by the person's
-  velocity), plus the landscape model on the whole frame so nobody outside the
-  region is lost (its blobs there are kept when it is sure of them: mean
-  probability >= 0.85; on a busy background it lights up patches at 0.55-0.68);
-  ~11 ms.
+  velocity), plus the landscape model on the whole frame every
+  ``outside_every`` frames so nobody outside the region is lost (its blobs there
+  are kept only when it is sure of them: on a busy background it also lights up
+  patches it is unsure of).
 
-The pose detector (~6 ms) runs on the first frame, whenever the tracked person
-is lost, every ``redetect_every`` frames, and when the covered share of the
-frame changes by half (new people, framing changes), so it does not count in the
-median.  No edge, contour or size rule removes anything: a person that touches
-no frame edge stays, and holes are left to the models.
+The pose models run on OpenVINO when it is installed (``tflite_backend``: it
+reads the TFLite files), in bf16 where the CPU has native bf16.
+
+The pose detector runs on the first frame, whenever the tracked person is lost,
+every ``redetect_every`` frames, and when the covered share of the frame changes
+by half (new people, framing changes), so it costs little per frame on average.
+No edge, contour or size rule removes anything: a person that touches no frame
+edge stays, and holes are left to the models.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
-from .base import Engine, EngineOutput, EngineUnavailable, person_output
+from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
 from .embedded_detect import Person, PoseDetector
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+
+if TYPE_CHECKING:
+    from ..postprocess.motion import FlowTracker
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class _Track:
-    """Per-stream state."""
+    """What one stream's frames taught the engine (reset when the frame size changes)."""
 
     mode: str = "bust"
     roi: Roi | None = None
@@ -57,6 +62,15 @@ class _Track:
     frame_size: tuple[int, int] = (0, 0)
     held: np.ndarray | None = None  # last answer per output pixel (see _hold_still)
     held_grey: np.ndarray | None = None  # grey level of each pixel when its answer was last updated
+    outside: np.ndarray | None = None  # body mode: the landscape model's confident blobs, last run
+    outside_age: int = 10**9  # frames since ``outside`` was computed
+
+
+@dataclass(eq=False)
+class EmbeddedStream(StreamContext):
+    """The embedded engine's per-stream state: the framing mode and the tracked region."""
+
+    track: _Track | None = None
 
 
 @dataclass
@@ -69,6 +83,7 @@ class EmbeddedSettings:
     deadband: float = 0.06  # keep the last region unless it moved/grew by more than this share of its side
     min_detection: float = 0.25  # pose detector score that counts as a person
     min_presence: float = 0.5  # pose model's own presence score below which the person is lost
+    verify_max: int = 3  # detections checked with the pose model when looking for a whole body
     fits_slack: float = 0.10  # a body "fits" if hips + 0.8 radius is within (1 + slack) x frame height
     max_side: int = 640  # working resolution: frame scaled to fit this long side (regions are cut from it)
     out_side: int = 320  # output resolution (long side): what post-processing works on
@@ -77,6 +92,9 @@ class EmbeddedSettings:
     only: str = ""  # "landscape" | "general" | "pose": one model on the whole frame (baselines for comparison)
     outside_min_mean: float = 0.85  # outside the region: landscape blobs with a lower mean probability are unsure
     outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
+    outside_every: int = 3  # body mode: frames between landscape runs for the area outside the region
+    bf16: bool = True  # pose model in bf16 where the CPU has native bf16 (else f32; see tflite_backend)
+    backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
 
 
 class EmbeddedEngine(Engine):
@@ -90,7 +108,7 @@ class EmbeddedEngine(Engine):
         if unknown:
             log.warning("embedded: ignoring unknown options %s", unknown)
         try:
-            self.settings = EmbeddedSettings(**{k: type(getattr(EmbeddedSettings, k))(v)
+            self.settings = EmbeddedSettings(**{k: _coerce(getattr(EmbeddedSettings, k), v)
                                                 for k, v in options.items() if k in known})
         except ValueError as exc:
             raise EngineUnavailable(f"embedded: bad option value ({exc})") from None
@@ -101,11 +119,11 @@ class EmbeddedEngine(Engine):
         if self.settings.outside not in ("landscape", "none"):
             raise EngineUnavailable(f"embedded: outside={self.settings.outside!r}; choose landscape or none")
         self._selfie = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
-        self._pose = PoseSegmenter(threads=threads)
+        backend = self.settings.backend or None
+        self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16, backend=backend)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
-        self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection)
-        self._tracks: dict[Any, _Track] = {}
+        self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection, backend=backend)
         self._threads = threads
         self._general: TFLiteSegmenter | None = None
 
@@ -118,23 +136,26 @@ class EmbeddedEngine(Engine):
         # small people need pixels: the pose region is cut from the frame as sent
         return (self.settings.max_side, self.settings.max_side)
 
-    def forget(self, stream: Any) -> None:
-        self._tracks.pop(stream, None)
+    def new_stream(self) -> EmbeddedStream:
+        return EmbeddedStream()
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "settings": self.settings.__dict__}
 
     # ------------------------------------------------------------------ per frame
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
+        ctx = EmbeddedStream() if stream is None else stream
+        assert isinstance(ctx, EmbeddedStream), "a context from another engine"
         s = self.settings
         H0, W0 = rgb.shape[:2]
         scale = min(1.0, s.max_side / max(W0, H0))
         if scale < 1.0:
             rgb = cv2.resize(rgb, (round(W0 * scale), round(H0 * scale)), interpolation=cv2.INTER_AREA)
         H, W = rgb.shape[:2]
-        tr = self._tracks.get(stream)
+        tr = ctx.track
         if tr is None or tr.frame_size != (W, H):  # new stream, or its size changed: start afresh
-            tr = self._tracks[stream] = _Track(frame_size=(W, H))
+            tr = ctx.track = _Track(frame_size=(W, H))
         k = min(1.0, s.out_side / max(W, H))
         out = (max(1, round(W * k)), max(1, round(H * k)))
         if s.only:
@@ -142,8 +163,8 @@ class EmbeddedEngine(Engine):
         tr.since_detect += 1
         if (tr.mode == "body" and tr.roi is None) or tr.since_detect >= s.redetect_every:
             self._redetect(rgb, tr)
-        # the still-picture test works at output size; the models see the working frame (measured: the
-        # landscape model loses 0.003-0.004 IoU on two people when fed the output-size copy)
+        # the still-picture test works at output size; the models see the working frame (fed the smaller
+        # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
         if tr.mode == "body" and tr.roi is not None:
             prob = self._body(rgb, small, tr)
@@ -181,7 +202,7 @@ class EmbeddedEngine(Engine):
         return tr.held.copy()
 
     def _single(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
-        """One shipped model on the whole frame, nothing else (the baselines of the README table)."""
+        """One shipped model on the whole frame, nothing else (the baselines of the table in docs/engines.md)."""
         if self.settings.only == "landscape":
             return self._landscape(rgb, out)
         if self.settings.only == "pose":
@@ -208,16 +229,42 @@ class EmbeddedEngine(Engine):
                 tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
             return
         bodies = [p for p in people if self._fits(p, H)]
-        if not bodies:
+        found = self._confirmed(rgb, bodies)
+        if found is None and len(bodies) == len(people) and W >= 1.3 * H:
+            # nobody close to the camera: a small person may be below the detector's reach on the
+            # letterboxed wide frame, so look again on square tiles (twice the pixels per person)
+            found = self._confirmed(rgb, [p for p in self._detect_tiles(rgb) if self._fits(p, H)])
+        if found is None:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
             tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
             return
-        best = max(bodies, key=lambda p: p.body_radius)
-        x0, y0, x1, y1 = best.body_box()
-        tr.mode, tr.roi, tr.velocity = "body", Roi.around(x0, y0, x1, y1, 0.25), (0.0, 0.0)
+        tr.mode, tr.roi, tr.velocity = "body", found, (0.0, 0.0)
         tr.last_centre, tr.steps = None, []
         log.debug("embedded: body mode, region %s", tr.roi)
+
+    def _confirmed(self, rgb: np.ndarray, bodies: list[Person]) -> Roi | None:
+        """The region of the first detection the pose model confirms (highest scores first).
+
+        A busy background gives the detector false hits that can outscore a small real person;
+        the pose model's own presence score tells them apart.
+        """
+        for p in sorted(bodies, key=lambda q: -q.score)[: self.settings.verify_max]:
+            roi = Roi.around(*p.body_box(), 0.25)
+            if self._pose.run(crop(rgb, roi, PoseSegmenter.size)).presence >= self.settings.min_presence:
+                return roi
+        return None
+
+    def _detect_tiles(self, rgb: np.ndarray) -> list[Person]:
+        """Detections on the frame's left and right squares (overlapping), in frame coordinates."""
+        H, W = rgb.shape[:2]
+        people = []
+        for x0 in (0, W - H):
+            for p in self._detect(np.ascontiguousarray(rgb[:, x0:x0 + H])):
+                bx0, by0, bx1, by1 = p.box
+                people.append(replace(p, box=(bx0 + x0, by0, bx1 + x0, by1), hips=(p.hips[0] + x0, p.hips[1]),
+                                      shoulders=(p.shoulders[0] + x0, p.shoulders[1])))
+        return people
 
     def _fits(self, p: Person, H: int) -> bool:
         return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + self.settings.fits_slack)
@@ -248,8 +295,12 @@ class EmbeddedEngine(Engine):
         oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
         prob = paste(res.mask, oroi, out)
         if s.outside == "landscape":
-            # outside the region the landscape model speaks (nobody it found is lost); inside, the pose model
-            full = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean)
+            # outside the region the landscape model speaks (nobody it found is lost); inside, the pose model.
+            # Someone entering is found within ``outside_every`` frames; in between its last answer is reused.
+            tr.outside_age += 1
+            if tr.outside is None or tr.outside.shape != prob.shape or tr.outside_age >= s.outside_every:
+                tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean), 0
+            full = tr.outside.copy()
             x0, y0, x1, y1 = oroi.box()
             x0, y0 = max(0, x0 + 1), max(0, y0 + 1)
             np.maximum(prob, full, out=full)
@@ -276,6 +327,15 @@ class EmbeddedEngine(Engine):
         if moved <= s.deadband * roi.side and abs(tr.velocity[0]) + abs(tr.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
         tr.roi = Roi(new.cx + tr.velocity[0], new.cy + tr.velocity[1], new.side)
+
+
+def _coerce(default: Any, value: Any) -> Any:
+    """An option given as text (``-E bf16=false``) in the type of its default."""
+    if isinstance(default, bool) and isinstance(value, str):
+        if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"{value!r} is not a yes/no value")
+        return value.lower() in ("1", "true", "yes", "on")
+    return type(default)(value)
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:
@@ -314,10 +374,9 @@ def _region_from_mask(mask: np.ndarray, roi: Roi, margin: float) -> Roi | None:
 def _confident_blobs(prob: np.ndarray, min_mean: float) -> np.ndarray:
     """Zero the blobs (>= 0.5) whose mean probability is below ``min_mean``; every other pixel unchanged.
 
-    Used only outside the tracked person's region in body mode.  Measured: a person the landscape
-    model finds has a mean of 0.9 or more; on a busy background it also lights up patches at 0.55-0.68,
-    which cost 0.5 IoU on a small full body over a busy texture (0.40 -> 0.92 with this gate at 0.85;
-    no change on the photo-background clips).
+    Used only outside the tracked person's region in body mode.  A person the landscape model finds
+    scores high throughout; the patches it lights up on a busy background score barely above one half
+    and, kept, ruin a small full body over a busy texture (figures in docs/engines.md).
     No size or edge rule: a confident blob of any size, anywhere, stays.
     """
     if min_mean <= 0.5:

@@ -52,8 +52,9 @@ class Person:
 
 
 class PoseDetector:
-    def __init__(self, path: Path | None = None, threads: int = 1, min_score: float = 0.5) -> None:
-        self._it = load_interpreter(path or MODELS_DIR / DETECT_FILE, threads)
+    def __init__(self, path: Path | None = None, threads: int = 1, min_score: float = 0.5,
+                 backend: str | None = None) -> None:
+        self._it = load_interpreter(path or MODELS_DIR / DETECT_FILE, threads, backend)
         self._in = self._it.get_input_details()[0]["index"]
         outs = {tuple(d["shape"]): d["index"] for d in self._it.get_output_details()}
         self._boxes = outs[(1, 2254, 12)]

@@ -36,8 +36,9 @@ class PoseSegmenter:
 
     size = 256
 
-    def __init__(self, path: Path | None = None, threads: int = 1) -> None:
-        self._it = load_interpreter(path or MODELS_DIR / POSE_FILE, threads)
+    def __init__(self, path: Path | None = None, threads: int = 1, bf16: bool = False,
+                 backend: str | None = None) -> None:
+        self._it = load_interpreter(path or MODELS_DIR / POSE_FILE, threads, backend, bf16)
         self._in = self._it.get_input_details()[0]["index"]
         outs = {tuple(d["shape"]): d["index"] for d in self._it.get_output_details()}
         self._seg = outs[(1, 256, 256, 1)]
@@ -72,7 +73,7 @@ class Roi:
     def matrix(self, out: int) -> np.ndarray:
         """Affine map frame -> (out x out) crop."""
         s = out / self.side
-        return np.float32([[s, 0, out / 2 - self.cx * s], [0, s, out / 2 - self.cy * s]])
+        return np.array([[s, 0, out / 2 - self.cx * s], [0, s, out / 2 - self.cy * s]], np.float32)
 
     def box(self) -> tuple[int, int, int, int]:
         h = self.side / 2

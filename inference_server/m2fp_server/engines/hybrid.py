@@ -1,8 +1,9 @@
 """``hybrid``: a fast silhouette on every frame, M2FP's parts from its latest result.
 
-M2FP needs 0.3-2 s per frame here; the embedded models need a few ms.  So:
+M2FP needs far longer than a frame; the embedded models far less.  So:
 
-* the **fast engine** (embedded, or selfie) answers every frame: it decides
+* the **fast engine** (by default the best silhouette engine available: RVM
+  once fetched, else the embedded models) answers every frame: it decides
   *where the person is* now;
 * **M2FP** runs in its own worker thread (:class:`AsyncRunner`) on the newest
   frame whenever it is free; its latest parsing, carried onto the current frame
@@ -12,12 +13,14 @@ M2FP needs 0.3-2 s per frame here; the embedded models need a few ms.  So:
 
 The output has M2FP's classes, so ``keep`` works exactly as with M2FP alone.
 The fast path never waits for M2FP.  On 2 cores M2FP gets one thread at a lower
-priority (``slow_threads=1``, ``slow_nice=10``): measured, a second M2FP thread
-brought no more results per second and doubled the fast path's latency (README).
+priority (``slow_threads=1``, ``slow_nice=10``): a second M2FP thread brought no
+more results per second and slowed the fast path (docs/evaluation.md).
 """
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -26,8 +29,8 @@ import numpy as np
 from m2fp_protocol import ClassInfo
 
 from ..postprocess.motion import FlowTracker
-from .async_worker import AsyncEngine, AsyncRunner, follow
-from .base import Engine, EngineOutput, EngineUnavailable
+from .async_worker import AsyncEngine, AsyncRunner, RunnerSlot, follow, warp_result
+from .base import Engine, EngineOutput, EngineUnavailable, StreamContext
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +40,50 @@ def _build(name: str, options: dict[str, Any]) -> Engine:
     return create(name, **options)
 
 
+#: ``fast="best"``: the silhouette engines in order of quality (RVM once fetched, else the embedded models)
+SILHOUETTE_ORDER = ("rvm", "embedded")
+
+
+def best_silhouette(options: dict[str, Any]) -> Engine:
+    reasons = []
+    for name in SILHOUETTE_ORDER:
+        try:
+            return _build(name, options)
+        except EngineUnavailable as exc:
+            reasons.append(f"{name}: {exc}")
+            log.info("hybrid: no %s silhouette (%s)", name, exc)
+    raise EngineUnavailable("no silhouette engine: " + "; ".join(reasons))
+
+
+@dataclass(eq=False)
+class HybridStream(StreamContext):
+    """One stream of the hybrid: the fast engine's state, the slow worker's slot, and a flow tracker of its
+    own for callers that bring none (the pipeline brings the stream's)."""
+
+    runner: AsyncRunner
+    fast: StreamContext
+    slot: RunnerSlot
+    tracker: FlowTracker = field(default_factory=FlowTracker)
+
+    def close(self) -> None:
+        self.runner.drop(self.slot)
+        self.fast.close()
+
+
 class HybridEngine(Engine):
     name = "hybrid"
-    description = "fast embedded silhouette every frame + M2FP parts (asynchronous, motion-compensated)"
+    description = "fast silhouette (RVM or embedded) every frame + M2FP parts (asynchronous, motion-compensated)"
     wants_motion = True
+    own_worker = True  # infer_now waits for the slow worker; the fast engine has its own lock
 
-    def __init__(self, fast: str = "embedded", slow: str = "m2fp", slow_threads: int = 1,
+    def __init__(self, fast: str = "best", slow: str = "m2fp", slow_threads: int = 1,
                  slow_rate_hz: float = 0.0, slow_delay_ms: float = 0.0, slow_nice: int = 10,
                  add_overlap: float = 0.05, add_min_area: float = 0.002,
                  slow_options: dict[str, Any] | None = None, fast_engine: Engine | None = None,
                  slow_engine: Engine | None = None, **options: Any) -> None:
         """``options`` go to the slow engine (weights path etc.); ``slow_threads`` too, as ``threads``.
+
+        ``fast``: an engine name, or ``best``: the best silhouette engine here (``SILHOUETTE_ORDER``).
 
         ``slow_rate_hz`` / ``slow_delay_ms`` make the slow engine slower still (tests, measurements).
         """
@@ -58,10 +94,11 @@ class HybridEngine(Engine):
                 slow_opts.setdefault("threads", slow_threads)
             slow_engine = _build(slow, slow_opts)
         if isinstance(slow_engine, AsyncEngine):  # already asynchronous: run its model in our worker
-            slow_engine = slow_engine.offline()
+            slow_engine = slow_engine.inner
         self.slow = slow_engine
         try:
-            self.fast = fast_engine or _build(fast, {"threads": 1})
+            self.fast = fast_engine or (best_silhouette({"threads": 1}) if fast == "best"
+                                        else _build(fast, {"threads": 1}))
         except EngineUnavailable:
             self.slow.close()
             raise
@@ -69,7 +106,8 @@ class HybridEngine(Engine):
         self.add_min_area = add_min_area  # ...if at least this share of the frame (no specks)
         self.runner = AsyncRunner(self.slow, slow_rate_hz, slow_delay_ms / 1e3, name="m2fp-hybrid-slow",
                                   nice=slow_nice)
-        self._trackers: dict[Any, FlowTracker] = {}  # for infer() without the pipeline's tracker
+        # the fast engine answers live frames (server worker) and infer_now (HTTP threads): one at a time
+        self._fast_lock = threading.Lock()
         self.stats = {"frames": 0, "slow_results_used": 0}
 
     @property
@@ -82,35 +120,56 @@ class HybridEngine(Engine):
         sw, sh = self.slow.preferred_input
         return (max(fw, sw), max(fh, sh))
 
-    def offline(self) -> "HybridEngine":
-        """Synchronous twin for the offline reference: the slow engine answers every frame itself."""
-        return _SyncHybrid(self)
+    @property
+    def slow_runs(self) -> int | None:
+        return self.runner.runs
 
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
-        tr = self._trackers.setdefault(stream, FlowTracker())
-        tr.push(rgb)
-        return self.infer_tracked(rgb, stream, tr, True)
+    def new_stream(self) -> HybridStream:
+        return HybridStream(self.runner, self.fast.new_stream(), self.runner.new_slot())
 
-    def infer_tracked(self, rgb: np.ndarray, stream: Any, tracker: FlowTracker | None,
-                      motion: bool = True) -> EngineOutput:
+    def _stream(self, stream: StreamContext | None) -> HybridStream:
+        if stream is None:
+            return self.new_stream()
+        assert isinstance(stream, HybridStream), "a context from another engine"
+        return stream
+
+    def _person(self, rgb: np.ndarray, ctx: HybridStream) -> np.ndarray:
+        with self._fast_lock:
+            fast = self.fast.infer(rgb, ctx.fast)
+        return fast.probs[1:].sum(axis=0) if fast.probs.shape[0] > 2 else fast.probs[1]
+
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
+        ctx = self._stream(stream)
+        if motion is None:  # no tracker from the pipeline: the stream's own
+            motion = ctx.tracker
+            motion.push(rgb)
         self.stats["frames"] += 1
-        seq = tracker.seq if tracker is not None else self.stats["frames"]
-        self.runner.submit(stream, seq, rgb)  # never waits
-        fast = self.fast.infer(rgb, stream)
-        person = fast.probs[1:].sum(axis=0) if fast.probs.shape[0] > 2 else fast.probs[1]
-        res = self.runner.latest(stream)
-        if motion and tracker is not None:
-            follow(self.runner, stream, tracker, None if res is None else res.seq)
+        seq = motion.seq
+        self.runner.submit(ctx.slot, seq, rgb)  # never waits
+        person = self._person(rgb, ctx)
+        res = self.runner.latest(ctx.slot)
+        follow(self.runner, ctx.slot, motion, None if res is None else res.seq)
         slow_probs, age, warped = None, -1, False
         if res is not None:
-            slow_probs, age = res.output.probs, seq - res.seq
-            if motion and tracker is not None and age > 0:
-                moved = tracker.warp(slow_probs, res.seq)
-                if moved is not None:
-                    slow_probs, warped = moved, True
+            slow_probs, age, warped = warp_result(res, seq, motion)
             self.stats["slow_results_used"] += 1
         probs = self.fuse(person, slow_probs)
-        return EngineOutput(probs, self.classes, {"age_frames": 0, "slow_age_frames": age, "slow_warped": warped})
+        return EngineOutput(probs, self.classes, age, {"slow_warped": warped})
+
+    def infer_now(self, rgb: np.ndarray, stream: StreamContext | None = None,
+                  timeout_s: float | None = None) -> EngineOutput:
+        """The fast silhouette and the slow parsing of this very frame (the offline reference).
+
+        The slow model still runs only in its worker thread, so a live stream's M2FP run
+        and this one never overlap; this thread waits without the server's engine lock.
+        """
+        ctx = self._stream(stream)
+        job = self.runner.submit(ctx.slot, ctx.slot.calls, rgb)
+        ctx.slot.calls += 1
+        person = self._person(rgb, ctx)
+        res = self.runner.wait_job(ctx.slot, job, timeout_s)
+        return EngineOutput(self.fuse(person, res.output.probs), self.classes, 0)
 
     def fuse(self, person: np.ndarray, slow: np.ndarray | None) -> np.ndarray:
         """(h, w) fast person probability + (C, h', w') slow class probabilities -> (C, h, w).
@@ -167,12 +226,6 @@ class HybridEngine(Engine):
             return None
         return np.isin(labels, ids).astype(np.float32)
 
-    def forget(self, stream: Any) -> None:
-        self.runner.forget(stream)
-        self._trackers.pop(stream, None)
-        self.fast.forget(stream)
-        self.slow.forget(stream)
-
     def close(self) -> None:
         self.runner.close()
         self.fast.close()
@@ -181,29 +234,3 @@ class HybridEngine(Engine):
     def info(self) -> dict[str, Any]:
         return {**super().info(), "fast": self.fast.info(), "slow": self.slow.info(),
                 "slow_runs": self.runner.runs, "slow_busy_s": round(self.runner.busy_s, 3)}
-
-
-class _SyncHybrid(Engine):
-    """The hybrid with the slow engine run on every frame (offline reference only)."""
-
-    name = "hybrid"
-
-    def __init__(self, h: HybridEngine) -> None:
-        self.h = h
-
-    @property
-    def classes(self) -> tuple[ClassInfo, ...]:
-        return self.h.classes
-
-    @property
-    def preferred_input(self) -> tuple[int, int]:
-        return self.h.preferred_input
-
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
-        fast = self.h.fast.infer(rgb, stream)
-        person = fast.probs[1:].sum(axis=0) if fast.probs.shape[0] > 2 else fast.probs[1]
-        return EngineOutput(self.h.fuse(person, self.h.slow.infer(rgb, stream).probs), self.classes)
-
-    def forget(self, stream: Any) -> None:
-        self.h.fast.forget(stream)
-        self.h.slow.forget(stream)

@@ -2,21 +2,24 @@
 
 Runs with ai-edge-litert's TFLite interpreter; no network, no mediapipe package.
 The landscape model (256x144) is the default: on our ground-truth composites
-(busy backgrounds, 4:3 and 16:9 frames) it scored IoU 0.92-0.97 where the general
-model (256x256) scored 0.58-0.93, and it costs less.
+(busy backgrounds, 4:3 and 16:9 frames) it scored higher than the general model
+(256x256) on every clip, and it costs less (docs/engines.md, docs/evaluation.md).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
-from .base import Engine, EngineOutput, EngineUnavailable, person_output
+from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+
+if TYPE_CHECKING:
+    from ..postprocess.motion import FlowTracker
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +30,10 @@ MODEL_FILES = {
 }
 
 
-def load_interpreter(path: Path, threads: int = 1) -> Any:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as exc:  # pragma: no cover - dependency of the package
-        raise EngineUnavailable("ai-edge-litert is not installed: pip install ai-edge-litert") from exc
-    if not path.is_file():
-        raise EngineUnavailable(f"model file {path} is missing; reinstall m2fp-obs")
-    it = Interpreter(model_path=str(path), num_threads=threads)
-    it.allocate_tensors()
-    return it
+def load_interpreter(path: Path, threads: int = 1, backend: str | None = None, bf16: bool = False) -> Any:
+    """The model behind TFLite's interpreter calls, on OpenVINO or ai-edge-litert (see ``tflite_backend``)."""
+    from .tflite_backend import open_model
+    return open_model(path, threads, backend, bf16)
 
 
 class TFLiteSegmenter:
@@ -74,7 +71,8 @@ class SelfieEngine(Engine):
     def classes(self) -> tuple[ClassInfo, ...]:
         return PERSON_CLASSES
 
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> EngineOutput:
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None) -> EngineOutput:
         return person_output(self._model(rgb), PERSON_CLASSES)
 
     def info(self) -> dict[str, Any]:

@@ -16,36 +16,21 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 
+from ..errors import BadInput
+from .clip import Clip
+from .footage import FOOTAGE  # moving backgrounds, fast, small, edge-cut and crossing people
+from .framings import FRAMINGS  # framing clips: real photos, full bodies
 from .groundtruth import Cutout, Placement, add_sensor_noise, compose, place, textured_background
 
 #: seconds since the moving part started (0 during the static opening) -> placement
 Motion = Callable[[float], Placement]
 #: seconds -> background offset (dx, dy) as fractions of the frame size
 Pan = Callable[[float], tuple[float, float]]
-
-
-@dataclass
-class Clip:
-    name: str
-    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
-    truth: np.ndarray  # (T, H, W) uint8 0/1
-    fps: float
-    static_frames: range  # nothing moves: flicker is measured here
-    moving_frames: range  # person and background move: lag is measured here
-    description: str
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height)."""
-        return int(self.frames.shape[2]), int(self.frames.shape[1])
-
-    def __len__(self) -> int:
-        return int(self.frames.shape[0])
 
 
 @dataclass
@@ -72,7 +57,7 @@ def motion_clip(name: str, description: str, people: list[Person], *, size: tupl
     so no two frames are bit-identical, as with any camera.
     """
     if static < 2 or moving < 2:
-        raise ValueError("a clip needs at least 2 static and 2 moving frames")
+        raise BadInput("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     margin = int(0.25 * max(W, H))
     bg = textured_background(W + 2 * margin, H + 2 * margin, seed)
@@ -103,35 +88,14 @@ def _slow_pan(t: float) -> tuple[float, float]:
     return (0.06 * _sin(t, 5.0), 0.03 * _sin(t, 3.7))
 
 
-def sway(**kw) -> Clip:
-    def motion(t: float) -> Placement:
-        return Placement(cx=0.5 + 0.12 * _sin(t, 2.0), bottom=1.02, height=0.92, angle=4.0 * _sin(t, 2.0))
-    return motion_clip("sway", "bust swaying left-right (±12 % width, 0.5 Hz), camera drifting",
-                       [Person("astronaut", motion)], pan=_slow_pan, **kw)
+def _bust(name: str, description: str, cutout: str, motion: Motion) -> Callable[..., Clip]:
+    """A builder for one person's bust over the drifting texture."""
+    def build(**kw: Any) -> Clip:
+        return motion_clip(name, description, [Person(cutout, motion)], pan=_slow_pan, **kw)
+    return build
 
 
-def bob(**kw) -> Clip:
-    def motion(t: float) -> Placement:
-        return Placement(cx=0.5 + 0.04 * _sin(t, 2.4), bottom=1.06 + 0.06 * _sin(t, 1.2), height=0.9)
-    return motion_clip("bob", "bust bobbing up-down (±6 % height, 0.8 Hz)",
-                       [Person("grace_hopper", motion)], pan=_slow_pan, **kw)
-
-
-def zoom(**kw) -> Clip:
-    def motion(t: float) -> Placement:
-        return Placement(cx=0.5 + 0.05 * _sin(t, 3.0), bottom=1.02, height=0.85 + 0.15 * (1 - math.cos(2 * math.pi * t / 3.0)))
-    return motion_clip("zoom", "bust leaning into the camera and back (height 0.85 -> 1.15, 3 s period)",
-                       [Person("astronaut", motion)], pan=_slow_pan, **kw)
-
-
-def tilt(**kw) -> Clip:
-    def motion(t: float) -> Placement:
-        return Placement(cx=0.5 + 0.03 * _sin(t, 2.0), bottom=1.03, height=0.9, angle=10.0 * _sin(t, 2.0))
-    return motion_clip("tilt", "bust tilting side to side (±10°, 0.5 Hz)",
-                       [Person("grace_hopper", motion)], pan=_slow_pan, **kw)
-
-
-def two_people(**kw) -> Clip:
+def two_people(**kw: Any) -> Clip:
     size = kw.setdefault("size", (854, 480))  # 16:9: two busts side by side fit without touching
     h = min(0.76, 0.40 * size[0] / size[1])  # a narrower frame: people further from the camera
 
@@ -144,18 +108,25 @@ def two_people(**kw) -> Clip:
                        [Person("astronaut", left), Person("grace_hopper", right)], pan=_slow_pan, **kw)
 
 
+__all__ = ["CLIPS", "Clip", "get_clip", "motion_clip"]
+
 #: clip name -> builder (keyword arguments only: size, static, moving, fps)
 CLIPS: dict[str, Callable[..., Clip]] = {
-    "sway": sway,
-    "bob": bob,
-    "zoom": zoom,
-    "tilt": tilt,
+    "sway": _bust("sway", "bust swaying left-right (±12 % width, 0.5 Hz), camera drifting", "astronaut",
+                  lambda t: Placement(cx=0.5 + 0.12 * _sin(t, 2.0), bottom=1.02, height=0.92,
+                                      angle=4.0 * _sin(t, 2.0))),
+    "bob": _bust("bob", "bust bobbing up-down (±6 % height, 0.8 Hz)", "grace_hopper",
+                 lambda t: Placement(cx=0.5 + 0.04 * _sin(t, 2.4), bottom=1.06 + 0.06 * _sin(t, 1.2), height=0.9)),
+    "zoom": _bust("zoom", "bust leaning into the camera and back (height 0.85 -> 1.15, 3 s period)", "astronaut",
+                  lambda t: Placement(cx=0.5 + 0.05 * _sin(t, 3.0), bottom=1.02,
+                                      height=0.85 + 0.15 * (1 - math.cos(2 * math.pi * t / 3.0)))),
+    "tilt": _bust("tilt", "bust tilting side to side (±10°, 0.5 Hz)", "grace_hopper",
+                  lambda t: Placement(cx=0.5 + 0.03 * _sin(t, 2.0), bottom=1.03, height=0.9,
+                                      angle=10.0 * _sin(t, 2.0))),
     "two-people": two_people,
 }
-
-from .framings import FRAMINGS  # noqa: E402  (framing clips: real photos, full bodies; they import Clip)
-
 CLIPS.update(FRAMINGS)
+CLIPS.update(FOOTAGE)
 
 
 @functools.lru_cache(maxsize=8)
@@ -166,7 +137,7 @@ def _cached(name: str, items: tuple) -> Clip:
 def get_clip(name: str, **kw) -> Clip:
     """Build (or reuse) a registered clip; arrays are shared: do not modify them."""
     if name not in CLIPS:
-        raise ValueError(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
+        raise BadInput(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v is not None}
     clip = _cached(name, tuple(sorted(kw.items())))
     clip.frames.flags.writeable = False

@@ -20,13 +20,13 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-
-from m2fp_protocol import StreamConfig
+from m2fp_protocol import StreamConfig, fit_inside
 
 from ..engines.base import Engine
-from ..frames import fit_inside
-from ..pipeline import Pipeline
+from ..errors import BadInput
+from ..pipeline import Pipeline, PipelineResult
 from ..streams import StreamState
+from .aging import iou_by_age, moved_ahead
 from .clips import Clip
 from .metrics import Scores, score
 
@@ -44,7 +44,10 @@ class Variant:
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
-        """``hold``, ``motion``, ``syncN``, ``syncN+motion``, ``motion+predictP`` ..."""
+        """``defaults`` (the server's default settings), ``hold``, ``motion``, ``syncN``, ``syncN+motion``,
+        ``motion+predictP`` ..."""
+        if text.lower() == "defaults":
+            return cls("defaults", StreamConfig().motion, 0, None)
         motion, sync, predict = False, 0, None
         for tok in text.lower().split("+"):
             if tok == "hold":
@@ -57,9 +60,10 @@ class Variant:
                 try:
                     predict = float(tok[7:])
                 except ValueError:
-                    raise ValueError(f"bad variant part {tok!r}: predictP needs a number") from None
+                    raise BadInput(f"bad variant part {tok!r}: predictP needs a number") from None
             else:
-                raise ValueError(f"bad variant {text!r}: use hold, motion, syncN, syncN+motion, motion+predictP")
+                raise BadInput(f"bad variant {text!r}: use defaults, hold, motion, syncN, syncN+motion, "
+                               "motion+predictP")
         if predict is None and sync > 0:
             predict = 0.0  # a synced picture waits for its own mask: nothing to predict
         return cls(text.lower(), motion, sync, predict)
@@ -82,35 +86,41 @@ def send_size(clip: Clip, engine: Engine) -> tuple[int, int]:
     return fit_inside(clip.size, engine.preferred_input)
 
 
-def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = None) -> np.ndarray:
-    """Every frame through the pipeline in order (the engine's synchronous model if it has one)."""
-    eng = engine.offline() if hasattr(engine, "offline") else engine
-    pipe = Pipeline(eng)
+@dataclass
+class OfflineRun:
+    alpha: np.ndarray  # (T, H, W) uint8 at the clip's size
+    moved_ahead: dict[int, float]  # age -> IoU of masks moved that many frames ahead (see aging.py)
+    infer_ms: list[float]  # the engine's time per frame in the pipeline
+
+
+def offline_run(engine: Engine, clip: Clip, config: StreamConfig | None = None, aging: bool = True) -> OfflineRun:
+    """Every frame through the pipeline in order (the engine's synchronous model if it has one).
+
+    ``aging``: also measure the masks moved ahead by the motion compensation (``aging.moved_ahead``).
+    """
+    pipe = Pipeline(engine, blocking=True)
     stream = StreamState(b"offline")
     cfg = StreamConfig.from_json({"motion": False}, base=config or StreamConfig())
-    stream.apply(cfg, eng.classes)
+    stream.apply(cfg, engine.classes)
     W, H = clip.size
     sw, sh = send_size(clip, engine)
     out = np.empty((len(clip), H, W), np.uint8)
+    smalls, small_alphas, infer_ms = [], [], []
     for i, f in enumerate(clip.frames):
         small = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
         r = pipe.process(small, stream, (sw, sh))
+        infer_ms.append(r.infer_ms)
+        if aging:
+            smalls.append(small)
+            small_alphas.append(r.alpha.astype(np.float32) / 255.0)
         out[i] = cv2.resize(r.alpha, (W, H), interpolation=cv2.INTER_LINEAR)
-    eng.forget(b"offline")
-    return out
+    stream.close()
+    aged = moved_ahead(small_alphas, smalls, clip.truth, clip.moving_frames) if aging else {}
+    return OfflineRun(out, aged, infer_ms)
 
 
-class RecordingPipeline(Pipeline):
-    """The server's pipeline, noting how old each engine result was (slow engines answer late)."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        self.source_ages: list[int] = []
-
-    def process(self, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
-        res = super().process(*args, **kw)
-        self.source_ages.append(res.source_age)
-        return res
+def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = None) -> np.ndarray:
+    return offline_run(engine, clip, config, aging=False).alpha
 
 
 def live_config(variant: Variant, config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,11 +135,18 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
     """Play ``clip`` through a fresh in-process server on ``engine``: (alphas, mask ages, stats)."""
     from ..replay import replay
     from ..server import InferenceServer, ServerSettings
-    srv = InferenceServer(engine, ServerSettings(address="tcp://127.0.0.1:*"))
-    srv.pipeline = rec = RecordingPipeline(engine)
+    source_ages: list[int] = []  # how old each engine result was (slow engines answer late)
+    infer_ms: list[float] = []
+    post_ms: list[float] = []
+
+    def observe(r: PipelineResult) -> None:
+        source_ages.append(r.source_age)
+        infer_ms.append(r.infer_ms)
+        post_ms.append(r.post_ms)
+    pipeline = Pipeline(engine, observer=observe)
+    srv = InferenceServer(engine, ServerSettings(address="tcp://127.0.0.1:*"), pipeline=pipeline)
     address = srv.start()
-    runner = getattr(engine, "runner", None)  # asynchronous engines: how often the slow model finished
-    runs0, t0 = (runner.runs if runner else 0), time.perf_counter()
+    runs0, t0 = engine.slow_runs, time.perf_counter()  # asynchronous engines: how often the slow model finished
     try:
         res = replay(clip.frames, address, clip.fps, sync_frames=variant.sync,
                      config=live_config(variant, config), send_size=send_size(clip, engine))
@@ -138,10 +155,16 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
         srv.join()
     stats = {"sent": res.sent, "masks": res.masks, "dropped": res.dropped, "errors": res.errors,
              "late_ticks": res.late_ticks,
-             "result_age_median": float(np.median(rec.source_ages)) if rec.source_ages else None,
-             "slow_results_per_s": (runner.runs - runs0) / (time.perf_counter() - t0) if runner else None,
+             "ms_per_frame": float(np.median(infer_ms)) if infer_ms else None,
+             "post_ms_per_frame": float(np.median(post_ms)) if post_ms else None,
+             "result_age_median": float(np.median(source_ages)) if source_ages else None,
+             "slow_results_per_s": _rate(engine.slow_runs, runs0, time.perf_counter() - t0),
              "latency_p50_ms": float(np.nanmedian(res.latency_ms)) if np.isfinite(res.latency_ms).any() else None}
     return res.alpha, res.mask_age, stats
+
+
+def _rate(now: int | None, before: int | None, seconds: float) -> float | None:
+    return None if now is None or before is None else (now - before) / seconds
 
 
 def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: Clip, variants: list[Variant],
@@ -152,17 +175,19 @@ def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: C
     if offline:
         eng = engine_factory(clip)
         try:
-            a = offline_alphas(eng, clip, cfg)
+            off = offline_run(eng, clip, cfg)
         finally:
             eng.close()
-        rows.append(Row(clip.name, engine_name, "offline", score(a, clip.truth, clip.static_frames,
-                                                                 clip.moving_frames)))
+        rows.append(Row(clip.name, engine_name, "offline",
+                        score(off.alpha, clip.truth, clip.static_frames, clip.moving_frames),
+                        {"ms_per_frame": float(np.median(off.infer_ms)), "moved_ahead": off.moved_ahead}))
     for v in variants:
         eng = engine_factory(clip)
         try:
             a, age, stats = live_run(eng, clip, v, config)
         finally:
             eng.close()
+        stats["iou_by_age"] = {k: v for k, (v, n) in iou_by_age(a, clip.truth, age, clip.moving_frames).items() if n}
         rows.append(Row(clip.name, engine_name, v.name,
                         score(a, clip.truth, clip.static_frames, clip.moving_frames, age), stats))
         log.info("%s / %s / %s: moving IoU %.3f", clip.name, engine_name, v.name, rows[-1].scores.iou_moving)
@@ -176,7 +201,7 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    """Markdown table (paste-able into the README)."""
+    """Markdown table (paste-able into docs/evaluation.md)."""
     head = ("| clip | engine | run | IoU static | IoU moving | flicker % | boundary px | mask age med/max | "
             "result age | dropped |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
@@ -187,4 +212,33 @@ def table(rows: list[Row]) -> str:
                      f"{_fmt(s.iou_moving, '.3f')} | {_fmt(s.flicker_static, '.4f')} | "
                      f"{_fmt(s.boundary_moving, '.1f')} | {age} | {_fmt(r.extra.get('result_age_median'), '.1f')} | "
                      f"{r.extra.get('dropped', '-')} |")
+    return "\n".join(lines)
+
+
+def _ages(d: dict[Any, float] | None) -> str:
+    if not d:
+        return "-"
+    return " / ".join(_fmt(d.get(a, d.get(str(a))), ".3f") for a in (0, 1, 2, 3))
+
+
+def summary(rows: list[Row]) -> str:
+    """One line per clip and engine: the figures the issue asks for side by side (docs/evaluation.md)."""
+    head = ("| clip | engine | offline IoU | live, defaults | live, sync 2 | offline, moved ahead 0/1/2/3 frames | "
+            "live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | engine ms/frame | post ms/frame |\n"
+            "|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    keys = list(dict.fromkeys((r.clip, r.engine) for r in rows))
+    for clip, engine in keys:
+        by = {r.variant: r for r in rows if (r.clip, r.engine) == (clip, engine)}
+        off, dflt, sync = by.get("offline"), by.get("defaults"), by.get("sync2")
+        first = dflt or off
+        ms = first.extra.get("ms_per_frame") if first is not None else None
+        post = dflt.extra.get("post_ms_per_frame") if dflt else None
+        lines.append(
+            f"| {clip} | {engine} | {_fmt(off.scores.iou_moving if off else None, '.3f')} | "
+            f"{_fmt(dflt.scores.iou_moving if dflt else None, '.3f')} | "
+            f"{_fmt(sync.scores.iou_moving if sync else None, '.3f')} | "
+            f"{_ages(off.extra.get('moved_ahead') if off else None)} | "
+            f"{_ages(dflt.extra.get('iou_by_age') if dflt else None)} | "
+            f"{_fmt(dflt.scores.flicker_static if dflt else None, '.4f')} | {_fmt(ms, '.1f')} | {_fmt(post, '.1f')} |")
     return "\n".join(lines)

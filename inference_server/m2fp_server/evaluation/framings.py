@@ -14,7 +14,7 @@ under ``~/.cache/m2fp-obs``.
 The full-body cutouts are made so that no single shipped model is favoured: the
 pose model's and the general selfie model's masks are averaged into a trimap
 that GrabCut (colour statistics, no network) refines at full resolution; the
-result overlaps each model's own mask by IoU 0.83-0.90 only.
+result overlaps each model's own mask only partly (docs/engines.md).
 
 Every clip opens with a static part (flicker) and then moves (lag); people in
 the full-body clips touch no frame edge.
@@ -29,15 +29,14 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import cv2
 import numpy as np
 
+from ..errors import BadInput, MissingFile
+from .clip import Clip
 from .groundtruth import Cutout, Placement, add_sensor_noise, clean_mask, compose, place, textured_background
-
-if TYPE_CHECKING:  # clips.py registers these builders, so it is imported lazily here
-    from .clips import Clip
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +53,22 @@ def opencv_doc_file(name: str) -> Path:
         if (d / name).is_file():
             return d / name
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise FileNotFoundError(f"opencv-doc sample {name} not found; fetch it with: {FETCH_HINT}")
+        raise MissingFile(f"opencv-doc sample {name} not found; fetch it with: {FETCH_HINT}")
     cached.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         log.info("fetching opencv-doc (apt-get download) for %s", name)
         r = subprocess.run(["apt-get", "download", "-q", "opencv-doc"], cwd=tmp, capture_output=True, text=True)
         debs = list(Path(tmp).glob("opencv-doc_*.deb"))
         if r.returncode != 0 or not debs:
-            raise FileNotFoundError(f"opencv-doc sample {name} not found and apt-get download failed "
+            raise MissingFile(f"opencv-doc sample {name} not found and apt-get download failed "
                                     f"({r.stderr.strip()[-200:]}); fetch it with: {FETCH_HINT}")
-        members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in SAMPLE_FILES]
+        wanted = sorted(set(SAMPLE_FILES) | {name})  # every sample at once: one download
+        members = [f"./usr/share/doc/opencv-doc/examples/data/{n}" for n in wanted]
         deb = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
         subprocess.run(["tar", "-x", "-C", tmp, *members], stdin=deb.stdout, check=True)
         deb.wait()
-        for n in SAMPLE_FILES:
-            shutil.copy(Path(tmp) / members[SAMPLE_FILES.index(n)], cached.parent / n)
+        for n, member in zip(wanted, members):
+            shutil.copy(Path(tmp) / member, cached.parent / n)
     return cached
 
 
@@ -88,6 +88,8 @@ class CutoutRecipe:
 RECIPES = {
     "basketball": CutoutRecipe("basketball1.png", (110, 270, 440), (0, 0, 240, 480)),
     "messi": CutoutRecipe("messi5.jpg", (262, 195, 420), (40, 40, 480, 342)),
+    # used by footage.py: the same man in another pose
+    "catcher": CutoutRecipe("basketball2.png", (100, 270, 440), (0, 0, 240, 480)),
 }
 #: real photographs without people, used as backgrounds (webcam-like room, street, building front)
 BACKGROUNDS = {"room": "aloeL.jpg", "street": "leuvenA.jpg", "building": "building.jpg", "home": "home.jpg"}
@@ -98,7 +100,7 @@ def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
     """An opencv-doc photograph scaled to cover a (W, H) frame, centre-cropped; RGB."""
     bgr = cv2.imread(str(opencv_doc_file(BACKGROUNDS[name])), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read background {BACKGROUNDS[name]}")
+        raise MissingFile(f"cannot read background {BACKGROUNDS[name]}")
     W, H = size
     s = max(W / bgr.shape[1], H / bgr.shape[0])
     big = cv2.resize(bgr, (max(W, round(bgr.shape[1] * s)), max(H, round(bgr.shape[0] * s))),
@@ -109,7 +111,7 @@ def photo_background(name: str, size: tuple[int, int]) -> np.ndarray:
 
 def _models_probability(rgb: np.ndarray, roi: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     from ..engines.embedded_models import PoseSegmenter, Roi, run_on_roi
-    from ..engines.selfie import MODELS_DIR, MODEL_FILES, TFLiteSegmenter
+    from ..engines.selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
     r = Roi(*roi)
     pose = run_on_roi(rgb, r, PoseSegmenter())
     selfie = run_on_roi(rgb, r, TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"]))
@@ -121,7 +123,7 @@ def build_fullbody_cutout(name: str) -> Cutout:
     recipe = RECIPES[name]
     bgr = cv2.imread(str(opencv_doc_file(recipe.file)), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read {recipe.file}")
+        raise MissingFile(f"cannot read {recipe.file}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     pose, selfie = _models_probability(rgb, recipe.roi)
     x0, y0, x1, y1 = recipe.keep
@@ -133,7 +135,9 @@ def build_fullbody_cutout(name: str) -> Cutout:
     trimap[avg > 0.5] = cv2.GC_PR_FGD
     trimap[(pose > 0.95) & (selfie > 0.95) & keep] = cv2.GC_FGD
     cv2.setRNGSeed(0)
-    cv2.grabCut(bgr, trimap, None, np.zeros((1, 65)), np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_MASK)
+    # OpenCV's stubs want a rectangle, which GC_INIT_WITH_MASK ignores (its docs pass None)
+    cv2.grabCut(bgr, trimap, None, np.zeros((1, 65)), np.zeros((1, 65)), 5,  # type: ignore[call-overload]
+                cv2.GC_INIT_WITH_MASK)
     alpha = clean_mask(((trimap == cv2.GC_FGD) | (trimap == cv2.GC_PR_FGD)).astype(np.float32))
     ys, xs = np.nonzero(alpha)
     pad = 4
@@ -178,9 +182,8 @@ def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, 
 
     ``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture.
     """
-    from .clips import Clip
     if static < 2 or moving < 2:
-        raise ValueError("a clip needs at least 2 static and 2 moving frames")
+        raise BadInput("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     if background.startswith("texture:"):
         bg = textured_background(W, H, int(background.split(":")[1]))
@@ -201,51 +204,46 @@ def _sin(t: float, period: float) -> float:
     return math.sin(2.0 * math.pi * t / period)
 
 
-def framing_bust(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90, fps: float = 30.0,
-                 background: str = "room", noise: float = 2.0) -> Clip:
-    """Webcam bust over a real room photo: sway, bob, lean (touches the bottom edge, as webcam shots do)."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.5 + 0.10 * _sin(t, 2.0), 1.02 + 0.03 * _sin(t, 0.9), 0.92 + 0.04 * _sin(t, 3.0),
-                          6.0 * _sin(t, 1.6))]
-    return _render("framing-bust", "webcam bust, room photo, sway/bob/lean", [bust_cutout("astronaut")], motion,
-                   background, size=size, static=static, moving=moving, fps=fps, noise=noise)
+@dataclass(frozen=True)
+class Framing:
+    """One framing clip: who (cutouts, made on first use), how they move, over which photo by default."""
+
+    name: str
+    description: str
+    cutouts: Callable[[], list[Cutout]]
+    motion: Motion
+    background: str
+    size: tuple[int, int] = (640, 480)
+
+    def __call__(self, *, size: tuple[int, int] | None = None, static: int = 30, moving: int = 90,
+                 fps: float = 30.0, background: str | None = None, noise: float = 2.0) -> Clip:
+        return _render(self.name, self.description, self.cutouts(), self.motion, background or self.background,
+                       size=size or self.size, static=static, moving=moving, fps=fps, noise=noise)
 
 
-def framing_two_people(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90,
-                       fps: float = 30.0, background: str = "home", noise: float = 2.0) -> Clip:
-    """Two busts over a real photo, opposite sway; one stands further back."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.28 + 0.07 * _sin(t, 1.8), 1.02, 0.62 + 0.03 * _sin(t, 2.5), 4.0 * _sin(t, 1.3)),
-                Placement(0.72 - 0.07 * _sin(t, 1.8), 1.02 + 0.02 * _sin(t, 0.8), 0.85, -5.0 * _sin(t, 1.7))]
-    return _render("framing-two-people", "two busts, building photo, opposite sway",
-                   [bust_cutout("grace_hopper"), bust_cutout("astronaut")], motion, background, size=size,
-                   static=static, moving=moving, fps=fps, noise=noise)
-
-
-def framing_full_body(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 90,
-                      fps: float = 30.0, background: str = "street", noise: float = 2.0) -> Clip:
-    """A standing man 80 % of the frame high, touching no edge, swept sideways fast (peak ~3.3 % width/frame)."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.5 + 0.24 * _sin(t, 1.5), 0.93 + 0.02 * _sin(t, 0.5), 0.80, 5.0 * _sin(t, 1.1))]
-    return _render("framing-full-body", "full body (opencv-doc basketball1), street photo, fast sideways sweep, "
-                   "no edge touched", [fullbody_cutout("basketball")], motion, background, size=size,
-                   static=static, moving=moving, fps=fps, noise=noise)
-
-
-def framing_small_body(*, size: tuple[int, int] = (1280, 720), static: int = 30, moving: int = 90,
-                       fps: float = 30.0, background: str = "building", noise: float = 2.0) -> Clip:
-    """A footballer in a wide pose, 38 % of a 16:9 frame high, touching no edge, moving across."""
-    def motion(t: float) -> list[Placement]:
-        return [Placement(0.45 + 0.25 * _sin(t, 3.0), 0.82 + 0.03 * _sin(t, 0.7), 0.38, 8.0 * _sin(t, 2.0))]
-    return _render("framing-small-body", "small full body (opencv-doc messi5), 16:9 building photo, moving "
-                   "across, no edge touched", [fullbody_cutout("messi")], motion, background, size=size,
-                   static=static, moving=moving, fps=fps, noise=noise)
+_FRAMINGS = [
+    # webcam bust over a real room photo: sway, bob, lean (touches the bottom edge, as webcam shots do)
+    Framing("framing-bust", "webcam bust, room photo, sway/bob/lean", lambda: [bust_cutout("astronaut")],
+            lambda t: [Placement(0.5 + 0.10 * _sin(t, 2.0), 1.02 + 0.03 * _sin(t, 0.9),
+                                 0.92 + 0.04 * _sin(t, 3.0), 6.0 * _sin(t, 1.6))], "room"),
+    # two busts over a real photo, opposite sway; one stands further back
+    Framing("framing-two-people", "two busts, building photo, opposite sway",
+            lambda: [bust_cutout("grace_hopper"), bust_cutout("astronaut")],
+            lambda t: [Placement(0.28 + 0.07 * _sin(t, 1.8), 1.02, 0.62 + 0.03 * _sin(t, 2.5), 4.0 * _sin(t, 1.3)),
+                       Placement(0.72 - 0.07 * _sin(t, 1.8), 1.02 + 0.02 * _sin(t, 0.8), 0.85,
+                                 -5.0 * _sin(t, 1.7))], "home"),
+    # a standing man 80 % of the frame high, touching no edge, swept sideways fast
+    Framing("framing-full-body", "full body (opencv-doc basketball1), street photo, fast sideways sweep, "
+            "no edge touched", lambda: [fullbody_cutout("basketball")],
+            lambda t: [Placement(0.5 + 0.24 * _sin(t, 1.5), 0.93 + 0.02 * _sin(t, 0.5), 0.80, 5.0 * _sin(t, 1.1))],
+            "street"),
+    # a footballer in a wide pose, 38 % of a 16:9 frame high, touching no edge, moving across
+    Framing("framing-small-body", "small full body (opencv-doc messi5), 16:9 building photo, moving "
+            "across, no edge touched", lambda: [fullbody_cutout("messi")],
+            lambda t: [Placement(0.45 + 0.25 * _sin(t, 3.0), 0.82 + 0.03 * _sin(t, 0.7), 0.38, 8.0 * _sin(t, 2.0))],
+            "building", (1280, 720)),
+]
 
 
 #: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)
-FRAMINGS: dict[str, Callable[..., "Clip"]] = {
-    "framing-bust": framing_bust,
-    "framing-two-people": framing_two_people,
-    "framing-full-body": framing_full_body,
-    "framing-small-body": framing_small_body,
-}
+FRAMINGS: dict[str, Callable[..., Clip]] = {f.name: f for f in _FRAMINGS}

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from ..errors import MissingFile
 from ..samples import DATA_DIR, portrait
 
 CUTOUT_DIR = DATA_DIR / "cutouts"
@@ -32,7 +33,7 @@ class Cutout:
         path = CUTOUT_DIR / f"{name}.png"
         bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
-            raise FileNotFoundError(f"cutout {path} is missing or not RGBA")
+            raise MissingFile(f"cutout {path} is missing or not RGBA")
         rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
         return cls(np.ascontiguousarray(rgba[..., :3]), np.where(rgba[..., 3] > 127, 255, 0).astype(np.uint8))
 

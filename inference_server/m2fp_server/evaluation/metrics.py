@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ def iou(alpha: np.ndarray, truth: np.ndarray) -> float:
     return np.count_nonzero(p & t) / union
 
 
-def mean_iou(alphas: np.ndarray, truth: np.ndarray, frames: Iterable[int]) -> float:
+def mean_iou(alphas: np.ndarray | Mapping[int, np.ndarray], truth: np.ndarray, frames: Iterable[int]) -> float:
     vals = [iou(alphas[i], truth[i]) for i in frames]
     return float(np.mean(vals)) if vals else math.nan
 
@@ -82,7 +82,7 @@ class Scores:
     age_max: float
     missing: int  # frames shown with no mask at all (start-up)
 
-    def to_json(self) -> dict[str, float]:
+    def to_json(self) -> dict[str, float | None]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 
 

@@ -3,17 +3,19 @@
 A slow engine's result belongs to a frame several frames back.  Holding it
 leaves a ghost where the person was; one flow over the whole gap fails on fast
 motion (the two pictures are too different).  So every frame's flow to its
-predecessor is computed once (OpenCV DIS, a few tenths of a millisecond on a
-small grey frame) and kept; a result from frame k is carried to frame n through
-the chain k -> k+1 -> ... -> n.  The chain is a coordinate map, updated with one
-remap per new frame, so the mask itself is resampled only once (no blur build-up).
+predecessor is computed once (OpenCV DIS on a small grey frame) and kept; a
+result from frame k is carried to frame n through the chain k -> k+1 -> ... -> n.
+The chain is a coordinate map, updated with one remap per new frame, so the
+mask itself is resampled only once (no blur build-up).
 A frame the slow engine has started on is ``pin``-ned: its chain is advanced on
 every push from then on, so its result can be warped however late it arrives,
 while only a second's worth of flows is kept.
 
 ``extrapolate`` moves a mask a few frames into the *future* (the frames the
-viewer will see while the mask travels back), with the person's own velocity
-spread to the pixels around them so the leading edge fills in.
+viewer will see while the mask travels back): each person by their own motion,
+measured around them (``person_motion``); where nobody can be fitted, by the
+dense flow, the person's velocity spread to the pixels around them so the
+leading edge fills in.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+from .person_motion import PersonMotion
 
 FLOW_MAX_WIDTH = 256  # flow is computed on frames no wider than this
 
@@ -42,14 +46,19 @@ class FlowTracker:
     history: int = 30  # frames of flow kept (a result from an unpinned frame older than this is held)
     max_width: int = FLOW_MAX_WIDTH
     preset: int = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
-    finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, ~3x the time)
+    finest_scale: int = 1  # DIS pyramid level where refinement stops (0 = full grid: best, and slowest)
     deadband: float = 0.25  # px/frame of flow treated as noise when extrapolating
+    person_max_width: int = 640  # the per-person motion of ``extrapolate`` is measured on frames up to this wide
     seq: int = -1  # number of the newest frame
+    person: PersonMotion = field(default_factory=PersonMotion)
+    _fine: np.ndarray | None = None  # newest frame, grey, at the per-person resolution
+    _fine_prev: np.ndarray | None = None
+    _lazy: tuple[int, np.ndarray, np.ndarray] | None = None  # (seq, grey, previous grey) of a flow not computed yet
     _gray: np.ndarray | None = None
     _flows: collections.OrderedDict = field(default_factory=collections.OrderedDict)  # seq -> (fh, fw, 2)
     _chains: dict[int, _Chain] = field(default_factory=dict)
     _pinned: set[int] = field(default_factory=set)
-    _dis: object | None = None
+    _dis: cv2.DISOpticalFlow | None = None
     _grid: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -58,6 +67,9 @@ class FlowTracker:
         self._flows.clear()
         self._chains.clear()
         self._pinned.clear()
+        self._fine = self._fine_prev = None
+        self._lazy = None
+        self.person.reset()
 
     @property
     def grid_size(self) -> tuple[int, int] | None:
@@ -77,22 +89,47 @@ class FlowTracker:
         small = rgb if (fw, fh) == (w, h) else cv2.resize(rgb, (fw, fh), interpolation=cv2.INTER_AREA)
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) if small.ndim == 3 else small
         prev, self._gray = self._gray, gray
+        fw2 = min(w, max(self.person_max_width, fw))
+        if fw2 == fw:
+            fine = gray
+        else:
+            fine = rgb if fw2 == w else cv2.resize(rgb, (fw2, max(8, round(h * fw2 / w))), interpolation=cv2.INTER_AREA)
+            fine = cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY) if fine.ndim == 3 else fine
+        self._fine_prev, self._fine = (self._fine if flow else None), fine
+        self._lazy = None
         if not flow or prev is None or prev.shape != gray.shape:
             self._flows.clear()
             self._chains.clear()
             self._pinned.clear()
             return self.seq
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(self.preset)
-            self._dis.setFinestScale(self.finest_scale)  # type: ignore[attr-defined]
-        # backward flow: pixel x of this frame was at x + b(x) in the previous one
-        self._flows[self.seq] = self._dis.calc(gray, prev, None)  # type: ignore[attr-defined]
+        if self.history <= 2 and not self._pinned:
+            # prediction only (no slow results to carry): the whole-frame flow is needed only where
+            # nobody could be fitted (``extrapolate``), so it is computed then
+            self._lazy = (self.seq, gray, prev)
+            return self.seq
+        self._flows[self.seq] = self._frame_flow(gray, prev)
         while len(self._flows) > self.history:
             self._flows.popitem(last=False)
         for source in list(self._pinned):  # keep pinned chains current: they never need old flows
             if self.chain_to(source) is None:
                 self._pinned.discard(source)
         return self.seq
+
+    def _frame_flow(self, gray: np.ndarray, prev: np.ndarray) -> np.ndarray:
+        """Backward flow: pixel x of ``gray`` was at x + b(x) in ``prev``."""
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow.create(self.preset)
+            self._dis.setFinestScale(self.finest_scale)
+        return self._dis.calc(gray, prev, None)  # type: ignore[call-overload]  # stubs lack flow=None
+
+    def _flow(self, seq: int) -> np.ndarray | None:
+        """The flow into frame ``seq`` (computed now if it was left for later)."""
+        if seq not in self._flows and self._lazy is not None and self._lazy[0] == seq:
+            _, gray, prev = self._lazy
+            self._flows[seq] = self._frame_flow(gray, prev)
+            while len(self._flows) > self.history:
+                self._flows.popitem(last=False)
+        return self._flows.get(seq)
 
     def pin(self, source: int) -> bool:
         """Keep the chain from frame ``source`` current from now on (a slow result for it is coming).
@@ -127,11 +164,11 @@ class FlowTracker:
             return grid
         ch = self._chains.get(source)
         if ch is None or ch.at > self.seq:
-            if source + 1 not in self._flows:
+            if self._flow(source + 1) is None:
                 return None
             ch = _Chain(source, source, grid.copy())
         for s in range(ch.at + 1, self.seq + 1):
-            b = self._flows.get(s)
+            b = self._flow(s)
             if b is None:
                 return None
             pos = grid + b  # where each pixel of frame s was in frame s-1
@@ -153,7 +190,7 @@ class FlowTracker:
 
     def velocity(self) -> np.ndarray | None:
         """Per-pixel motion of the newest frame (px/frame on the flow grid), mean of the last two flows."""
-        b = self._flows.get(self.seq)
+        b = self._flow(self.seq)
         if b is None:
             return None
         b1 = self._flows.get(self.seq - 1)
@@ -163,7 +200,17 @@ class FlowTracker:
         return v
 
     def extrapolate(self, alpha: np.ndarray, frames_ahead: float) -> np.ndarray:
-        """Move ``alpha`` (h, w float, this frame) ``frames_ahead`` frames along the person's motion."""
+        """Move ``alpha`` (h, w float, this frame) ``frames_ahead`` frames along the person's motion.
+
+        Each person is moved by their own motion, measured around them (``PersonMotion``); where
+        nobody could be fitted, the dense flow of the whole frame is used.
+        """
+        if frames_ahead > 0 and self.person_max_width > 0 and self._fine is not None and self._fine_prev is not None \
+                and self._fine.shape == self._fine_prev.shape:
+            moved = self.person.extrapolate(np.asarray(alpha, np.float32), self._fine, self._fine_prev, frames_ahead,
+                                           self.seq)
+            if moved is not None:
+                return moved
         v = self.velocity() if frames_ahead > 0 else None
         if v is None or not v.any():
             return alpha

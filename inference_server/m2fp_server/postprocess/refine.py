@@ -25,22 +25,23 @@ class EdgeRefiner:
         """``alpha`` (h, w float 0..1), guide ``rgb`` (any size, uint8) -> (H, W) float alpha at ``size``."""
         W, H = size
         guide = rgb if rgb.shape[1::-1] == (W, H) else cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA)
-        I_full = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
+        guide_full = cv2.cvtColor(guide, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(1 / 255)
         ww = min(W, self.work_width)
         wh = max(1, round(H * ww / W))
-        I = I_full if (ww, wh) == (W, H) else cv2.resize(I_full, (ww, wh), interpolation=cv2.INTER_AREA)
+        guide_small = guide_full if (ww, wh) == (W, H) else cv2.resize(guide_full, (ww, wh),
+                                                                        interpolation=cv2.INTER_AREA)
         p = cv2.resize(alpha.astype(np.float32), (ww, wh), interpolation=cv2.INTER_LINEAR)
         r = max(1, round(self.radius * ww))
         k = (2 * r + 1, 2 * r + 1)
-        mean_I = cv2.boxFilter(I, -1, k)
+        mean_g = cv2.boxFilter(guide_small, -1, k)
         mean_p = cv2.boxFilter(p, -1, k)
-        cov = cv2.boxFilter(I * p, -1, k) - mean_I * mean_p
-        var = cv2.boxFilter(I * I, -1, k) - mean_I * mean_I
+        cov = cv2.boxFilter(guide_small * p, -1, k) - mean_g * mean_p
+        var = cv2.boxFilter(guide_small * guide_small, -1, k) - mean_g * mean_g
         a = cov / (var + self.eps)
-        b = mean_p - a * mean_I
+        b = mean_p - a * mean_g
         mean_a = cv2.boxFilter(a, -1, k)
         mean_b = cv2.boxFilter(b, -1, k)
         if (ww, wh) != (W, H):
             mean_a = cv2.resize(mean_a, (W, H), interpolation=cv2.INTER_LINEAR)
             mean_b = cv2.resize(mean_b, (W, H), interpolation=cv2.INTER_LINEAR)
-        return np.clip(mean_a * I_full + mean_b, 0.0, 1.0)
+        return np.clip(mean_a * guide_full + mean_b, 0.0, 1.0)

@@ -34,8 +34,7 @@ class TemporalSmoother:
 
     def __call__(self, alpha: np.ndarray, rgb_small: np.ndarray) -> np.ndarray:
         """Smooth ``alpha`` (h, w float32) given the frame at the same size (h, w, 3 uint8)."""
-        gray = cv2.cvtColor(rgb_small, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        gray = cv2.GaussianBlur(gray, (3, 3), 0)
+        gray = cv2.GaussianBlur(cv2.cvtColor(rgb_small, cv2.COLOR_RGB2GRAY).astype(np.float32), (3, 3), 0)
         prev_a, prev_g = self._prev_alpha, self._prev_gray
         self._prev_gray = gray
         if self.weight <= 0 or prev_a is None or prev_g is None or prev_a.shape != alpha.shape:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import enum
 
+from ..errors import M2fpError
+
 
 class ApiCode(enum.IntEnum):
     SUCCESS = 0
@@ -46,7 +48,7 @@ HTTP_STATUS: dict[ApiCode, int] = {
 }
 
 
-class ApiError(Exception):
+class ApiError(M2fpError):
     """Raised anywhere below the WSGI app; the app turns it into the JSON envelope."""
 
     def __init__(self, code: ApiCode, message: str) -> None:

@@ -3,8 +3,9 @@
 Sharing rules (the ZeroMQ clients run on the same engine instance):
 
 * every engine call holds the server's ``engine_lock``, like the ZeroMQ worker;
-* each request uses its own throw-away stream key and no :class:`StreamState`, so
-  no live client's temporal history, settings or stateful-engine state is touched;
+* each request uses its own throw-away engine stream (``new_stream``) and no
+  :class:`StreamState`, so no live client's temporal history, settings or
+  stateful-engine state is touched;
 * at most ``max_waiting`` parses queue for the engine; more get BUSY (503) at once,
   so a burst of uploads cannot stall a live stream for long.
 
@@ -19,7 +20,6 @@ import hashlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +29,7 @@ from m2fp_protocol import CONFIG_SCHEMA, ClassInfo, ProtocolError
 from m2fp_protocol.classes import is_background
 
 from ..composite import composite, parse_background
-from ..engines.base import Engine, EngineOutput
+from ..engines.base import Engine, EngineOutput, StreamContext
 from ..postprocess.classes import colorize, label_map, resolve_keep, select_alpha
 from ..postprocess.resize import resize_alpha, resize_labels, threshold_alpha
 from .errors import ApiCode, ApiError
@@ -192,66 +192,52 @@ class ParseService:
         return probs, infer_s, False
 
     def _infer(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
-        key = b"http-" + uuid.uuid4().bytes  # a stream of its own, never a live client's
-        runner = _async_runner(self.engine)
+        stream = self.engine.new_stream()  # a stream of its own, never a live client's
         try:
-            if runner is not None:
-                out, infer_s = self._infer_in_worker(runner, rgb, key)
+            if self.engine.own_worker:
+                out, infer_s = self._infer_in_worker(rgb, stream)
             else:
-                out, infer_s = self._infer_here(rgb, key)
+                out, infer_s = self._infer_here(rgb, stream)
         finally:
-            with self.engine_lock:
-                self.engine.forget(key)
+            stream.close()
         probs = np.asarray(out.probs, np.float32)
         if probs.ndim != 3 or probs.shape[0] != len(self.classes):
             raise ApiError(ApiCode.ENGINE_FAILURE, f"the {self.engine.name} engine returned probabilities of "
                                                    f"shape {probs.shape} for {len(self.classes)} classes")
         return probs, infer_s
 
-    def _infer_here(self, rgb: np.ndarray, key: bytes) -> tuple[EngineOutput, float]:
+    def _failed(self, rgb: np.ndarray, exc: Exception) -> ApiError:
+        log.exception("engine %s failed on an uploaded %dx%d image", self.engine.name, rgb.shape[1], rgb.shape[0])
+        return ApiError(ApiCode.ENGINE_FAILURE,
+                        f"the {self.engine.name} engine failed on this image: {type(exc).__name__}: {exc}")
+
+    def _infer_here(self, rgb: np.ndarray, stream: StreamContext) -> tuple[EngineOutput, float]:
         """A synchronous engine: run it in this thread, holding the lock the ZeroMQ worker holds."""
         if not self.engine_lock.acquire(timeout=self.limits.lock_timeout_s):
             raise ApiError(ApiCode.BUSY, f"the engine stayed busy for {self.limits.lock_timeout_s:.0f} s; "
                                          "try again later")
         try:
             t0 = time.perf_counter()
-            out = self.engine.infer(rgb, key)
+            out = self.engine.infer_now(rgb, stream)
             return out, time.perf_counter() - t0
         except Exception as exc:
-            log.exception("engine %s failed on an uploaded %dx%d image", self.engine.name, rgb.shape[1],
-                          rgb.shape[0])
-            raise ApiError(ApiCode.ENGINE_FAILURE,
-                           f"the {self.engine.name} engine failed on this image: {type(exc).__name__}: {exc}") \
-                from exc
+            raise self._failed(rgb, exc) from exc
         finally:
             self.engine_lock.release()
 
-    def _infer_in_worker(self, runner: Any, rgb: np.ndarray, key: bytes) -> tuple[EngineOutput, float]:
-        """An asynchronous engine (its model runs only in its own worker thread, e.g. M2FP behind the
-        hybrid engine): hand the photo to that worker and wait for this photo's own result.
+    def _infer_in_worker(self, rgb: np.ndarray, stream: StreamContext) -> tuple[EngineOutput, float]:
+        """An engine whose model runs in its own worker thread (e.g. M2FP behind the hybrid engine):
+        ``infer_now`` hands the photo to that worker and waits for this photo's own result.
 
-        Its ``infer`` would answer at once with an older result (or, for a new stream, none),
-        and running the model from this thread would race the worker.  The engine lock is
-        not held while waiting, so live streams go on meanwhile.
+        Its ``infer`` would answer at once with an older result (or, for a new stream, none).
+        The engine lock is not held while waiting, so live streams go on meanwhile.
         """
-        model = runner.engine.name
-        runner.submit(key, 0, rgb)
-        slot = runner.slot(key)
-        deadline = time.monotonic() + self.limits.lock_timeout_s
-        while not slot.first.wait(0.02):
-            if slot.waiting is None and not slot.running and not slot.first.is_set():
-                # taken and finished without a result: the worker logged the exception
-                raise ApiError(ApiCode.ENGINE_FAILURE, f"the {model} engine failed on this image "
-                                                       "(details in the server log)")
-            if time.monotonic() > deadline:
-                raise ApiError(ApiCode.BUSY, f"the {model} engine stayed busy for "
-                                             f"{self.limits.lock_timeout_s:.0f} s; try again later")
-        res = runner.latest(key)
-        return res.output, res.finished - res.started
-
-
-def _async_runner(engine: Engine) -> Any:
-    """The engine's worker (:class:`AsyncRunner`) when its model runs asynchronously, else None."""
-    from ..engines.async_worker import AsyncRunner
-    runner = getattr(engine, "runner", None)
-    return runner if isinstance(runner, AsyncRunner) else None
+        t0 = time.perf_counter()
+        try:
+            out = self.engine.infer_now(rgb, stream, timeout_s=self.limits.lock_timeout_s)
+        except TimeoutError:
+            raise ApiError(ApiCode.BUSY, f"the {self.engine.name} engine stayed busy for "
+                                         f"{self.limits.lock_timeout_s:.0f} s; try again later") from None
+        except Exception as exc:
+            raise self._failed(rgb, exc) from exc
+        return out, time.perf_counter() - t0

@@ -10,6 +10,8 @@ import logging
 import socket
 from dataclasses import dataclass, field
 
+from ..errors import M2fpError
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ class ParseLimits:
 DEFAULT_HTTP = "127.0.0.1:5000"
 
 
-class HttpAddressError(ValueError):
+class HttpAddressError(M2fpError, ValueError):
     """The --http address is malformed or not allowed without --http-allow-remote."""
 
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...errors import M2fpError
 from ...weights import CONFIG_FILE
 
 
-class ConfigError(ValueError):
+class ConfigError(M2fpError, ValueError):
     """configuration.json is missing a field M2FP needs."""
 
 

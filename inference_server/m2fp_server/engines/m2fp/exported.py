@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...errors import BadInput, M2fpError
 from ...weights import WEIGHTS_FILE
 from .frames import Canvas
 
@@ -33,7 +34,7 @@ MAX_LOGIT_DIFF = 1e-3
 OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(M2fpError, RuntimeError):
     """The export failed or did not match torch; nothing was saved."""
 
 
@@ -142,19 +143,21 @@ def open_runner(runtime: str, path: Path, precision: str = "f32", threads: int |
         return OpenVINORunner(path, precision, threads)
     if runtime == "onnxruntime":
         return ORTRunner(path, precision, threads)
-    raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    raise BadInput(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
 
 
-def export_onnx(core: Any, canvas: Canvas, path: Path) -> None:
-    """Trace the torch core to ONNX at this canvas size."""
+def export_onnx(core: Any, canvas: Canvas, path: Path, batch_axis: bool = False) -> None:
+    """Trace the torch core to ONNX at this canvas size (``batch_axis``: any batch, for Triton's batcher)."""
     import warnings
 
     import torch
     dummy = torch.full((1, 3, canvas.height, canvas.width), 128.0)
+    names = ["image", "pred_logits", "pred_masks"]
+    dynamic = {n: {0: "batch"} for n in names} if batch_axis else None
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(core, (dummy,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["image"], output_names=["pred_logits", "pred_masks"],
+                          input_names=names[:1], output_names=names[1:], dynamic_axes=dynamic,
                           do_constant_folding=True)
 
 
@@ -175,11 +178,11 @@ def export(model_dir: Path, short_side: int, runtime: str, image: np.ndarray, im
     from .frames import place
     from .network import load_core, run_core
     if runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+        raise BadInput(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        raise BadInput(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision != "f32" and runtime != "openvino":
-        raise ValueError("bf16 is an OpenVINO option; use --runtime openvino")
+        raise BadInput("bf16 is an OpenVINO option; use --runtime openvino")
     model_dir = Path(model_dir)
     canvas = Canvas.for_short_side(short_side, portrait)
     if core is None:

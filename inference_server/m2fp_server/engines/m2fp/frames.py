@@ -8,6 +8,8 @@ zero padding after normalisation, just more of it.
 """
 from __future__ import annotations
 
+from ...errors import BadInput
+
 import math
 from dataclasses import dataclass
 
@@ -34,7 +36,7 @@ class Canvas:
     def for_short_side(cls, short_side: int, portrait: bool = False) -> "Canvas":
         """16:9 (or 9:16) with the short side ``short_side``, padded to 32: 256 -> 256x480."""
         if short_side <= 0 or short_side % SIZE_DIVISIBILITY:
-            raise ValueError(f"short side must be a positive multiple of {SIZE_DIVISIBILITY}, got {short_side}")
+            raise BadInput(f"short side must be a positive multiple of {SIZE_DIVISIBILITY}, got {short_side}")
         long_side = int(math.ceil(short_side * 16 / 9 / SIZE_DIVISIBILITY) * SIZE_DIVISIBILITY)
         return cls(long_side, short_side) if portrait else cls(short_side, long_side)
 

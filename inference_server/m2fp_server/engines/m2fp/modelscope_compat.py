@@ -26,6 +26,8 @@ import sys
 import types
 from typing import Any
 
+from ...errors import M2fpError
+
 log = logging.getLogger(__name__)
 
 _CV = "modelscope.models.cv"
@@ -36,7 +38,7 @@ _MMCV_LEAF = "mmcv.ops.multi_scale_deform_attn"
 _installed = False
 
 
-class MissingDependency(ImportError):
+class MissingDependency(M2fpError, ImportError):
     """modelscope (or torch) is not installed: the text has the pip command."""
 
 
@@ -46,6 +48,7 @@ def _bare_package(name: str) -> None:
         return
     parent, _, _ = name.rpartition(".")
     parent_mod = importlib.import_module(parent)
+    assert parent_mod.__file__ is not None, f"{parent} is a namespace package"
     directory = os.path.join(os.path.dirname(parent_mod.__file__), name.rpartition(".")[2])
     if not os.path.isdir(directory):
         raise MissingDependency(f"{name} not found: this modelscope version is not supported")
@@ -53,8 +56,10 @@ def _bare_package(name: str) -> None:
     pkg.__path__ = [directory]
     pkg.__package__ = name
     pkg.__file__ = os.path.join(directory, "__init__.py")
-    pkg.__spec__ = importlib.util.spec_from_loader(name, loader=None, is_package=True)
-    pkg.__spec__.submodule_search_locations = [directory]
+    spec = importlib.util.spec_from_loader(name, loader=None, is_package=True)
+    assert spec is not None  # a loader-less spec is always made
+    spec.submodule_search_locations = [directory]
+    pkg.__spec__ = spec
     sys.modules[name] = pkg
 
 

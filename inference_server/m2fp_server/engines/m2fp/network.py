@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from ...errors import M2fpError
 from ...weights import WEIGHTS_FILE
 from .config import M2FPConfig, read_config
 from .modelscope_compat import m2fp_class
@@ -22,19 +23,25 @@ from .modelscope_compat import m2fp_class
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(M2fpError, RuntimeError):
     """pytorch_model.pt does not fit the architecture in configuration.json."""
 
 
 class M2FPCore(nn.Module):
     """(1, 3, H, W) float RGB 0..255, H and W multiples of 32 -> (logits (1,Q,K+1), masks (1,Q,H/4,W/4))."""
 
+    backbone: nn.Module
+    head: nn.Module
+    mean: torch.Tensor
+    inv_std: torch.Tensor
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.backbone = model.backbone
-        self.head = model.sem_seg_head
-        self.register_buffer("mean", model.pixel_mean.view(1, 3, 1, 1).clone(), persistent=False)
-        self.register_buffer("inv_std", (1.0 / model.pixel_std).view(1, 3, 1, 1).clone(), persistent=False)
+        self.backbone = cast(nn.Module, model.backbone)
+        self.head = cast(nn.Module, model.sem_seg_head)
+        mean, std = cast(torch.Tensor, model.pixel_mean), cast(torch.Tensor, model.pixel_std)
+        self.register_buffer("mean", mean.view(1, 3, 1, 1).clone(), persistent=False)
+        self.register_buffer("inv_std", (1.0 / std).view(1, 3, 1, 1).clone(), persistent=False)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.head(self.backbone((image - self.mean) * self.inv_std))

@@ -14,11 +14,16 @@ not depend on the weight values.
 Options (``-E key=value``): ``model_dir``, ``model`` multi|single, ``repeats``,
 ``runtimes`` (comma list: openvino,onnxruntime), ``bf16`` true|false (adds the
 opt-in OpenVINO bf16 row), ``baseline`` true|false (the ModelScope pipeline rows),
-``threads``; ``--sizes 256,384,512`` picks the short sides.
+``threads``, ``step_timeout_s`` (each measuring process is stopped after this
+long and its row reported as skipped; default 600); ``--sizes 256,384,512``
+picks the short sides.
+
+The bf16 matrix-multiply peak is measured only on a CPU with bf16 instructions:
+elsewhere torch emulates bf16 products so slowly that the step would seem to hang,
+and the figure would describe the emulation, not the machine.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import logging
@@ -35,6 +40,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .system import cores, cpu_has_bf16, cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +151,14 @@ def install_torchvision_transforms_standin() -> bool:
     tr.Compose, tr.Resize, tr.ToTensor = Compose, Resize, ToTensor  # type: ignore[attr-defined]
     tv.transforms = tr  # type: ignore[attr-defined]
     tv.__spec__ = importlib.util.spec_from_loader("torchvision", loader=None, is_package=True)
-    tv.__path__ = []  # type: ignore[attr-defined]
+    tv.__path__ = []
     tr.__spec__ = importlib.util.spec_from_loader("torchvision.transforms", loader=None)
     sys.modules["torchvision"], sys.modules["torchvision.transforms"] = tv, tr
     return True
 
 
 def build_pipeline(model_dir: Path) -> Any:
-    from .m2fp.modelscope_compat import install_import_shims
+    from ..engines.m2fp.modelscope_compat import install_import_shims
     install_import_shims()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -160,13 +167,7 @@ def build_pipeline(model_dir: Path) -> Any:
         return pipeline(Tasks.image_segmentation, model=str(model_dir))
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    from ..cli.common import engine_options
-    return engine_options(getattr(args, "engine_option", []) or [])
-
-
-def _short_sides(args: argparse.Namespace) -> list[int]:
-    raw = str(getattr(args, "sizes", "") or "")
+def _short_sides(raw: str) -> list[int]:
     parts = [p.strip() for p in raw.split(",") if p.strip()]
     if parts and all(p.isdigit() for p in parts):
         return [int(p) for p in parts]
@@ -175,7 +176,7 @@ def _short_sides(args: argparse.Namespace) -> list[int]:
 
 def _model_dir(opts: dict[str, Any], workdir: Path) -> tuple[Path, str]:
     from ..weights import WeightsMissing, locate
-    from .m2fp.random_model import write_random_model_dir
+    from ..engines.m2fp.random_model import write_random_model_dir
     try:
         found = locate(str(opts.get("model", "multi")), opts.get("model_dir"))
         return found, ("the folder given" if opts.get("model_dir") else "the fetched weights")
@@ -187,78 +188,116 @@ def _model_dir(opts: dict[str, Any], workdir: Path) -> tuple[Path, str]:
         return write_random_model_dir(workdir / "m2fp-random", str(opts.get("model", "multi"))), "random weights"
 
 
-def run_model_bench(args: argparse.Namespace) -> int:
+def run_model_bench(sizes: str, opts: dict[str, Any]) -> int:
     """Orchestrate: every figure is measured in its own process.
 
     Runtimes keep thread pools alive (OpenVINO's, ONNX Runtime's spinning workers),
     so timing several runtimes in one process lets the idle ones slow the one being
     measured; a fresh process per row keeps each figure clean.
     """
-    opts = _options(args)
-    threads = int(opts.get("threads") or len(os.sched_getaffinity(0)))
+    threads = int(opts.get("threads") or cores())
     repeats = max(5, int(opts.get("repeats", 5)))
     runtimes = [r for r in str(opts.get("runtimes", "openvino")).split(",") if r]
     want_bf16 = bool(opts.get("bf16", True))
     want_baseline = bool(opts.get("baseline", True))
-    sides = _short_sides(args)
+    step_timeout = float(opts.get("step_timeout_s", 600.0))
+    sides = _short_sides(sizes)
+    bf16_peak = want_bf16 and cpu_has_bf16()
 
-    from ..cli.bench import _cpu_model
-    from .m2fp.exported import find_export
-    from .m2fp.frames import Canvas
+    from ..engines.m2fp.exported import find_export
+    from ..engines.m2fp.frames import Canvas
 
+    steps = _Steps(step_timeout)
     with tempfile.TemporaryDirectory(prefix="m2fp-bench-") as tmp:
         model_dir, weights_kind = _model_dir(opts, Path(tmp))
         common = {"model_dir": str(model_dir), "threads": threads, "repeats": repeats}
-        load = os.getloadavg()[0]
-        print(f"CPU: {_cpu_model()}, {threads} threads; model {model_dir} ({weights_kind}); frame "
-              f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]}; median of {repeats} after warm-up, one process per row; "
-              f"load average at start {load:.1f}", flush=True)
-        peaks = _child({"kind": "peak", **common, "bf16": want_bf16})
-        print(f"matrix-multiply peak (torch {peaks['torch']}, best of 1024-3072): f32 {peaks['f32']:.0f} GFLOP/s"
-              + (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks.get("bf16") else ""), flush=True)
-        gflop = {int(k): v for k, v in _child({"kind": "gflop", **common, "sides": sides})["gflop"].items()}
+        print(f"CPU: {cpu_model()}, {threads} threads; model {model_dir} ({weights_kind}); frame "
+              f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]}; median of {repeats} after warm-up, one process per row "
+              f"(each stopped after {step_timeout:.0f} s); load average at start {os.getloadavg()[0]:.1f}",
+              flush=True)
+        if want_bf16 and not bf16_peak:
+            print("bf16 matrix-multiply peak: skipped (this CPU has no bf16 instructions; torch would emulate "
+                  "them, far slower than f32)", flush=True)
+        peaks = steps.run("matrix-multiply peak", {"kind": "peak", **common, "bf16": bf16_peak}) or {}
+        if peaks:
+            print(f"matrix-multiply peak (torch {peaks['torch']}, best of 1024-3072): "
+                  f"f32 {peaks['f32']:.0f} GFLOP/s" + (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks.get("bf16")
+                                                       else ""), flush=True)
+        counted = steps.run("GFLOP count", {"kind": "gflop", **common, "sides": sides})
+        gflop = {int(k): v for k, v in counted["gflop"].items()} if counted else {}
         rows: list[Row] = []
         standin = False
         if want_baseline:
-            r = _child({"kind": "pipeline", **common, "side": None})
-            standin = r["standin"]
-            rows.append(Row("ModelScope pipeline as users call it", PIPELINE_DEFAULT_SHORT_SIDE, r["seconds"],
-                            best=r["best"]))
-            print(f"  pipeline at its default short side {PIPELINE_DEFAULT_SHORT_SIDE}: {r['seconds']:.2f} s",
-                  flush=True)
+            r = steps.run(f"ModelScope pipeline at its default short side {PIPELINE_DEFAULT_SHORT_SIDE}",
+                          {"kind": "pipeline", **common, "side": None})
+            if r:
+                standin = r["standin"]
+                rows.append(Row("ModelScope pipeline as users call it", PIPELINE_DEFAULT_SHORT_SIDE, r["seconds"],
+                                best=r["best"]))
         for side in sides:
             canvas = Canvas.for_short_side(side)
             if want_baseline:
-                r = _child({"kind": "pipeline", **common, "side": side})
-                rows.append(Row("ModelScope pipeline at our size", side, r["seconds"], best=r["best"]))
-            r = _child({"kind": "engine", **common, "side": side, "runtime": "torch", "precision": "f32"})
-            rows.append(Row("ours, torch", side, r["seconds"], gflop[side], r["best"]))
+                r = steps.run(f"{side}: ModelScope pipeline", {"kind": "pipeline", **common, "side": side})
+                if r:
+                    rows.append(Row("ModelScope pipeline at our size", side, r["seconds"], best=r["best"]))
+            r = steps.run(f"{side}: ours, torch",
+                          {"kind": "engine", **common, "side": side, "runtime": "torch", "precision": "f32"})
+            if r:
+                rows.append(Row("ours, torch", side, r["seconds"], gflop.get(side), r["best"]))
             for rt in runtimes:
                 for prec in ["f32"] + (["bf16"] if want_bf16 and rt == "openvino" else []):
                     if find_export(model_dir, canvas, rt, prec) is None:
                         print(f"  exporting {rt} {prec} {canvas.key} (once) ...", flush=True)
                         try:
-                            _export(model_dir, side, rt, prec, threads)
+                            _export(model_dir, side, rt, prec, threads, step_timeout)
                         except RuntimeError as exc:
                             print(f"  skipping {rt} {prec} at {side}: {str(exc)[:200]}", flush=True)
                             continue
-                    r = _child({"kind": "engine", **common, "side": side, "runtime": rt, "precision": prec})
-                    label = f"ours, {rt} {prec}" + (" (opt-in)" if prec != "f32" else "")
-                    rows.append(Row(label, side, r["seconds"], gflop[side], r["best"], prec))
-            for row in rows:
-                if row.short_side == side:
-                    print(f"  {side}: {row.what}: {row.seconds:.3f} s", flush=True)
-        again = _child({"kind": "peak", **common, "bf16": want_bf16})  # the best of two tries: a peak
-        peaks = {k: max(v, again[k]) if isinstance(v, float) else v for k, v in peaks.items()}
-        print(f"matrix-multiply peak, best of the start and the end: f32 {peaks['f32']:.0f} GFLOP/s"
-              + (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks.get("bf16") else ""), flush=True)
-        print_table(rows, peaks["f32"], peaks.get("bf16"), standin)
-        print(f"load average at the end {os.getloadavg()[0]:.1f} (2 cores; other work on the machine "
-              f"slows every row)")
+                    r = steps.run(f"{side}: ours, {rt} {prec}",
+                                  {"kind": "engine", **common, "side": side, "runtime": rt, "precision": prec})
+                    if r:
+                        label = f"ours, {rt} {prec}" + (" (opt-in)" if prec != "f32" else "")
+                        rows.append(Row(label, side, r["seconds"], gflop.get(side), r["best"], prec))
+        again = steps.run("matrix-multiply peak again", {"kind": "peak", **common, "bf16": bf16_peak})
+        if again:  # the best of two tries: a peak
+            peaks = {k: max(v, again[k]) if isinstance(v, float) else v for k, v in (peaks or again).items()}
+        if peaks:
+            print(f"matrix-multiply peak, best of the start and the end: f32 {peaks['f32']:.0f} GFLOP/s"
+                  + (f", bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks.get("bf16") else ""), flush=True)
+        print_table(rows, peaks.get("f32"), peaks.get("bf16"), standin)
+        if steps.skipped:
+            print(f"skipped (over {step_timeout:.0f} s or failed): {', '.join(steps.skipped)}")
+        print(f"load average at the end {os.getloadavg()[0]:.1f} (other work on the machine slows every row)")
     return 0
 
 
-def _export(model_dir: Path, side: int, runtime: str, precision: str, threads: int) -> None:
+class _Steps:
+    """Runs each measuring step in its own process, printing as it goes, each bounded in time."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.skipped: list[str] = []
+
+    def run(self, label: str, job: dict[str, Any]) -> dict[str, Any] | None:
+        print(f"  {label} ...", end="", flush=True)
+        t0 = time.perf_counter()
+        try:
+            r = _child(job, self.timeout_s)
+        except subprocess.TimeoutExpired:
+            print(f" stopped after {self.timeout_s:g} s: skipped", flush=True)
+            self.skipped.append(label)
+            return None
+        except RuntimeError as exc:
+            print(f" failed: skipped\n{str(exc)[-600:]}", flush=True)
+            self.skipped.append(label)
+            return None
+        took = time.perf_counter() - t0
+        print(f" {r['seconds']:.3f} s/frame ({took:.0f} s)" if "seconds" in r else f" done ({took:.0f} s)",
+              flush=True)
+        return r
+
+
+def _export(model_dir: Path, side: int, runtime: str, precision: str, threads: int, timeout_s: float) -> None:
     """``m2fp export`` in its own process, checked on the shipped portraits (the second if the first fails)."""
     from ..samples import PORTRAITS
     errors = []
@@ -266,7 +305,11 @@ def _export(model_dir: Path, side: int, runtime: str, precision: str, threads: i
         cmd = [sys.executable, "-m", "m2fp_server.cli.main", "--log-level", "WARNING", "export", "--size", str(side),
                "--runtime", runtime, "--precision", precision, "--model-dir", str(model_dir),
                "--threads", str(threads), "--image", str(image)]
-        done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                                  env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"export took over {timeout_s:.0f} s") from None
         if done.returncode == 0:
             return
         errors.append(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
@@ -274,10 +317,11 @@ def _export(model_dir: Path, side: int, runtime: str, precision: str, threads: i
     raise RuntimeError(f"{runtime} {precision} export at {side} failed its check: {'; '.join(errors)}")
 
 
-def _child(job: dict[str, Any]) -> dict[str, Any]:
+def _child(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """One step in a fresh process; ``subprocess.run`` kills it at the time bound."""
     env = {**os.environ, "MODELSCOPE_LOG_LEVEL": str(logging.WARNING), "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([sys.executable, "-m", __name__, json.dumps(job)], capture_output=True, text=True,
-                          env=env)
+                          env=env, timeout=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark step {job['kind']} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -293,8 +337,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         return {"torch": torch.__version__, "f32": matmul_peak("float32"),
                 "bf16": matmul_peak("bfloat16") if job.get("bf16") else None}
     from ..samples import frame_of_size
-    from .m2fp.frames import Canvas
-    from .m2fp.network import load_core
+    from ..engines.m2fp.frames import Canvas
+    from ..engines.m2fp.network import load_core
     frame = frame_of_size(*FRAME_SIZE)
     if kind == "gflop":
         core, _ = load_core(job["model_dir"], threads)
@@ -312,7 +356,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
                                     repeats)
         return {"seconds": seconds, "best": best, "standin": standin}
     if kind == "engine":
-        from .m2fp.engine import M2FPEngine
+        from ..engines.m2fp.engine import M2FPEngine
         eng = M2FPEngine(model_dir=job["model_dir"], size=job["side"], runtime=job["runtime"],
                          precision=job["precision"], threads=threads)
         seconds, best = timings(lambda: eng.infer(frame), repeats)
@@ -320,7 +364,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"unknown benchmark step {kind!r}")
 
 
-def print_table(rows: list[Row], peak32: float, peak16: float | None, standin: bool) -> None:
+def print_table(rows: list[Row], peak32: float | None, peak16: float | None, standin: bool) -> None:
     print()
     print("| short side | what | s/frame (median) | best | GFLOP | GFLOP/s | % of matmul peak | "
           "pipeline@size / this | pipeline@640 / this |")
@@ -332,20 +376,20 @@ def print_table(rows: list[Row], peak32: float, peak16: float | None, standin: b
                      and p.what == "ModelScope pipeline at our size"), None)
         rate = f"{r.gflop / r.seconds:.0f}" if r.gflop else ""
         peak = peak16 if r.precision == "bf16" and peak16 else peak32
-        share = f"{100 * r.gflop / r.seconds / peak:.0f} %" if r.gflop else ""
+        share = f"{100 * r.gflop / r.seconds / peak:.0f} %" if r.gflop and peak else ""
         vs_same = f"{same / r.seconds:.1f}x" if same and not r.what.startswith("ModelScope") else ""
         vs_default = f"{default / r.seconds:.1f}x" if default and not r.what.startswith("ModelScope") else ""
         gflop = f"{r.gflop:.1f}" if r.gflop else ""
         best = f"{r.best:.3f}" if r.best else ""
         print(f"| {r.short_side} | {r.what} | {r.seconds:.3f} | {best} | {gflop} | {rate} | {share} | {vs_same} | "
               f"{vs_default} |")
-    floor = [(r.short_side, r.gflop / peak32) for r in rows if r.gflop and r.what == "ours, torch"]
+    floor = [(r.short_side, r.gflop / peak32) for r in rows if r.gflop and peak32 and r.what == "ours, torch"]
     if floor:
         print("compute floor at the f32 matmul peak: "
               + ", ".join(f"{s}: {f:.2f} s" for s, f in floor))
     if standin:
         print("note: torchvision cannot be imported next to the CPU torch here; the pipeline ran with a "
-              "stand-in for its three PIL transforms (same operations), see m2fp_bench.py")
+              "stand-in for its three PIL transforms (same operations), see bench/m2fp.py")
 
 
 if __name__ == "__main__":  # one benchmark step (see _child)

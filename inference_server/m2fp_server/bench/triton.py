@@ -1,0 +1,212 @@
+"""``m2fp bench --triton``: the M2FP model step in-process against Triton, for 1, 2, 4 and 8 streams.
+
+Each stream is a closed loop (one frame in flight, the next sent when its result
+is back) through the engines' asynchronous runner, which is how the server runs
+M2FP for live streams (``--engine async -E engine=m2fp``, ``hybrid``):
+
+* in-process: one engine, one model call at a time (two at once on the same
+  cores only slow each other);
+* Triton: the same engine with ``-E triton=``; the runner keeps one call per
+  stream in flight, and Triton's dynamic batcher may stack them (on), or run
+  them one by one (off: the same repository with the batcher removed).
+
+Both sides run the same exported network file with the same runtime, so the
+difference is the serving: gRPC, the batcher, PyTriton's Python backend.
+Masks/s counts finished model results; latency is submit-to-result per frame.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Row:
+    mode: str
+    streams: int
+    masks_per_s: float
+    p50_ms: float
+    p95_ms: float
+    results: int
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("--triton: in-process M2FP against Triton")
+    g.add_argument("--triton", action="store_true", help="compare the M2FP model step in-process and on Triton")
+    g.add_argument("--streams", default="1,2,4,8", help="stream counts (default 1,2,4,8)")
+    g.add_argument("--size", type=int, default=256, help="M2FP short side (default 256)")
+    g.add_argument("--triton-backend", choices=("onnxruntime", "openvino"), default="onnxruntime")
+    g.add_argument("--model-dir", default=None, help="M2FP folder (default: the fetched weights, else random)")
+    g.add_argument("--workdir", default=None, help="keep the exports here (default: a temporary folder)")
+
+
+def stream_frames(n: int) -> list[np.ndarray]:
+    """Different real frames per stream (the portrait mirrored/shifted), 16:9."""
+    from ..samples import portrait
+    img = portrait()
+    h = img.shape[0]
+    w = h * 16 // 9
+    base = np.zeros((h, w, 3), np.uint8)
+    base[:, :img.shape[1]] = img[:, :w]
+    out = []
+    for i in range(n):
+        f = np.roll(base, (i * w) // max(1, n), axis=1)
+        out.append(np.ascontiguousarray(f[:, ::-1]) if i % 2 else f)
+    return out
+
+
+def measure(engine: Any, streams: int, seconds: float, mode: str) -> Row:
+    """``streams`` closed loops through one asynchronous runner for ``seconds`` (after one warm-up each)."""
+    from ..engines.async_worker import AsyncRunner
+    runner = AsyncRunner(engine, name="m2fp-bench")
+    frames = stream_frames(streams)
+    latencies: list[list[float]] = [[] for _ in range(streams)]
+    stop_at = [0.0]
+    t0 = [0.0]
+
+    def go() -> None:  # runs once, before any loop is released
+        t0[0] = time.perf_counter()
+        stop_at[0] = t0[0] + seconds
+    start = threading.Barrier(streams + 1, action=go)
+    errors: list[BaseException] = []
+
+    def loop(i: int) -> None:
+        slot = runner.new_slot()
+        try:
+            runner.wait_job(slot, runner.submit(slot, 0, frames[i]), 600)  # warm-up, not counted
+            start.wait()
+            seq = 1
+            while time.perf_counter() < stop_at[0]:
+                t0 = time.perf_counter()
+                runner.wait_job(slot, runner.submit(slot, seq, frames[i]), 600)
+                if time.perf_counter() <= stop_at[0]:
+                    latencies[i].append(time.perf_counter() - t0)
+                seq += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+            start.abort()
+        finally:
+            runner.drop(slot)
+    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(streams)]
+    for t in threads:
+        t.start()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        pass
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0[0]
+    runner.close()
+    if errors:
+        raise RuntimeError(f"{mode}, {streams} streams: {errors[0]}") from errors[0]
+    flat = np.array([x for lat in latencies for x in lat]) * 1e3
+    if flat.size == 0:
+        raise RuntimeError(f"{mode}, {streams} streams: no result within {seconds} s; measure longer")
+    return Row(mode, streams, flat.size / min(elapsed, seconds), float(np.percentile(flat, 50)),
+               float(np.percentile(flat, 95)), int(flat.size))
+
+
+def _repo_without_batcher(repo: Path, out: Path) -> Path:
+    """The same repository (model files hard-linked) with dynamic batching removed from each config."""
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(repo, out, copy_function=os.link)
+    for cfg in out.glob("*/config.pbtxt"):
+        text = cfg.read_text()
+        cfg.unlink()  # a fresh file, not the hard-linked original
+        cfg.write_text("\n".join(line for line in text.splitlines() if not line.startswith("dynamic_batching")) + "\n")
+    return out
+
+
+def run_triton_bench(args: argparse.Namespace) -> int:
+    from .server import free_port
+    from ..engines.m2fp.engine import M2FPEngine
+    from ..engines.m2fp.exported import default_threads, export, find_export
+    from ..engines.m2fp.frames import Canvas
+    from ..engines.m2fp.network import load_core
+    from .m2fp import _model_dir
+    from ..samples import portrait
+    from ..triton.launch import LocalTriton, triton_python
+    from ..triton.repository import RepoSettings, export_repository, model_name
+    python = triton_python()
+    if python is None:
+        raise ValueError("no Python with the [triton] extra: python -m venv .venv-triton && "
+                         ".venv-triton/bin/pip install -e '.[triton]' (docs/triton.md)")
+    counts = [int(c) for c in args.streams.split(",")]
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="m2fp-triton-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    model_dir, source = _model_dir({"model_dir": args.model_dir}, work)
+    backend, size = args.triton_backend, args.size
+    canvas = Canvas.for_short_side(size)
+    threads = default_threads()
+    repo = work / "repo"
+    core = cfg = None
+    have_repo = (repo / model_name(canvas) / "config.pbtxt").exists()
+    if not have_repo or find_export(model_dir, canvas, backend, "f32") is None:
+        print(f"exporting {source} at short side {size} ({backend}) for both sides; this takes a few minutes",
+              flush=True)
+        core, cfg = load_core(model_dir, threads)
+    if not have_repo:
+        assert core is not None and cfg is not None
+        export_repository(model_dir, repo, size, RepoSettings(backend), portrait(), "astronaut", threads=threads,
+                          core=core, class_names=cfg.class_names)
+    if find_export(model_dir, canvas, backend, "f32") is None:
+        assert core is not None and cfg is not None
+        export(model_dir, size, backend, portrait(), "astronaut", threads=threads, core=core,
+               num_classes=len(cfg.class_names))
+    del core
+    no_batcher = _repo_without_batcher(repo, work / "repo-no-batching")
+    print(f"M2FP ({source}) short side {size}, canvas {canvas.key}, {backend}, {threads} threads, "
+          f"{args.seconds:.0f} s per row; {os.cpu_count()} CPUs", flush=True)
+    rows: list[Row] = []
+    with contextlib.ExitStack() as stack:
+        local = M2FPEngine(model_dir=str(model_dir), size=size, runtime=backend, threads=threads)
+        stack.callback(local.close)
+        engines: list[tuple[str, Any]] = [("in-process", local)]
+        for mode, folder in (("triton, batching on", repo), ("triton, batching off", no_batcher)):
+            triton = stack.enter_context(LocalTriton(folder, free_port(), free_port(), free_port(), python=python,
+                                                     threads=threads, log_file=work / f"triton-{folder.name}.log"))
+            remote = M2FPEngine(size=size, triton=triton.url, triton_timeout_s=600)
+            stack.callback(remote.close)
+            engines.append((mode, remote))
+        # interleaved (every mode for one stream count, then the next count): other load on the
+        # machine drifts, and this way it falls on all modes alike; an idle Triton costs no CPU
+        for n in counts:
+            for mode, engine in engines:
+                rows.append(measure(engine, n, args.seconds, mode))
+                _print(rows[-1], rows)
+    _summary(rows)
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _print(row: Row, rows: list[Row]) -> None:
+    if len(rows) == 1:
+        print(f"{'mode':<22} {'streams':>7} {'masks/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'results':>8}")
+    print(f"{row.mode:<22} {row.streams:>7} {row.masks_per_s:>8.2f} {row.p50_ms:>8.0f} {row.p95_ms:>8.0f} "
+          f"{row.results:>8}", flush=True)
+
+
+def _summary(rows: list[Row]) -> None:
+    def find(mode: str, n: int) -> Row | None:
+        return next((r for r in rows if r.mode == mode and r.streams == n), None)
+    base, on = find("in-process", 1), find("triton, batching on", 1)
+    if base and on:
+        print(f"overhead per mask through Triton (1 stream, p50): {on.p50_ms - base.p50_ms:+.1f} ms")
+    for n in (4, 8):
+        b, t = find("in-process", n), find("triton, batching on", n)
+        if b and t:
+            print(f"{n} streams: Triton {t.masks_per_s:.2f} masks/s vs in-process {b.masks_per_s:.2f} "
+                  f"(x{t.masks_per_s / b.masks_per_s:.2f})")

@@ -1,0 +1,396 @@
+"""``rvm``: RobustVideoMatting (MobileNetV3, GPL-3.0), a recurrent video-matting model.
+
+Fetched by ``m2fp fetch-weights rvm`` (never shipped).  RVM carries four hidden
+states from frame to frame: that memory is what makes it hold full bodies and
+small people where per-frame models lose them, so each stream keeps its own
+states, and they are reset when the picture jumps (scene cut) or the stream
+pauses (a long gap), where old memory would paint the last scene's person.
+
+Its soft alpha is returned as it is: the filter's threshold and feather apply to
+it as to any engine's probability.
+
+Speed comes from fixing everything the ONNX file leaves open: per stream shape
+(input size, the four state sizes) and ``downsample_ratio`` are written into a
+copy of the graph, so the runtime folds the shape arithmetic away.  Which runtime
+(ONNX Runtime or OpenVINO), which precision (fp32, bf16 where the CPU has the
+instructions, int8) and which input size run is a measured choice
+(``rvm_tune``); the default before any measurement is ONNX Runtime fp32.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+import cv2
+import numpy as np
+
+from m2fp_protocol import PERSON_CLASSES, ClassInfo
+
+from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+
+if TYPE_CHECKING:
+    from ..postprocess.motion import FlowTracker
+
+log = logging.getLogger(__name__)
+
+STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
+RUNTIMES = ("onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16", "int8")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere: no bf16 path is then taken)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_bf16(flags: frozenset[str] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def flags_summary(flags: frozenset[str] | None = None) -> str:
+    """The flags that decide these kernels' speed, for printing next to every figure."""
+    flags = cpu_flags() if flags is None else flags
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    return " ".join(f for f in wanted if f in flags) or "(no SIMD flags found)"
+
+
+@dataclass(frozen=True)
+class RVMSetting:
+    """One way to run the model: what ``rvm_tune`` measures and the engine runs."""
+
+    runtime: str = "onnxruntime"
+    precision: str = "fp32"
+    width: int = 512  # model input width; the height follows each stream's aspect
+    downsample: float = 0.5  # RVM's downsample_ratio: the backbone sees width * downsample
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown RVM runtime {self.runtime!r}; choose from {', '.join(RUNTIMES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown RVM precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if not 0.05 <= self.downsample <= 1.0:
+            raise ValueError(f"RVM downsample {self.downsample} is outside 0.05..1")
+        if not 64 <= self.width <= 1920:
+            raise ValueError(f"RVM width {self.width} is outside 64..1920")
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}/{self.precision} {self.width}px ds{self.downsample:g}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
+    """(w, h) the model runs at for a frame (w, h): ``width`` wide (never upscaled), even sides."""
+    fw, fh = frame
+    w = min(width, fw)
+    h = max(2, int(round(fh * w / fw / 2.0)) * 2)
+    return max(2, w // 2 * 2), h
+
+
+# --------------------------------------------------------------------------- fixed-shape graphs
+class ModelFiles:
+    """The fetched model and its fixed-shape (and int8) copies, made once and kept in the cache."""
+
+    def __init__(self, path: Path, cache: Path | None = None) -> None:
+        self.path = path
+        self.cache = cache or path.parent / "fixed"
+        self._lock = threading.Lock()
+
+    def state_shapes(self, w: int, h: int, ds: float) -> list[tuple[int, ...]]:
+        """The recurrent states' shapes at this size, read off one run of the dynamic model."""
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        s = ort.InferenceSession(str(self.path), so, providers=["CPUExecutionProvider"])
+        zero = np.zeros((1, 1, 1, 1), np.float32)
+        out = s.run(None, {"src": np.zeros((1, 3, h, w), np.float32), **{k: zero for k in STATE_INPUTS},
+                           "downsample_ratio": np.array([ds], np.float32)})
+        return [tuple(int(d) for d in o.shape) for o in out[2:]]
+
+    def fixed(self, w: int, h: int, ds: float) -> tuple[Path, list[tuple[int, ...]]]:
+        """A copy of the graph with every input shape and ``downsample_ratio`` written in."""
+        import onnx
+        from onnx import helper, numpy_helper
+        out = self.cache / f"rvm-{w}x{h}-ds{ds:g}.onnx"
+        with self._lock:
+            shapes = self.state_shapes(w, h, ds)
+            if out.is_file():
+                return out, shapes
+            m = onnx.load(str(self.path))
+            if m.opset_import[0].version < 13:  # opset 13: per-channel int8 (DequantizeLinear's axis)
+                from onnx import version_converter
+                m = version_converter.convert_version(m, 13)
+            fixed = {"src": (1, 3, h, w), **dict(zip(STATE_INPUTS, shapes))}
+            for inp in m.graph.input:
+                if inp.name in fixed:
+                    dims = inp.type.tensor_type.shape.dim
+                    for d, v in zip(dims, fixed[inp.name]):
+                        d.ClearField("dim_param")
+                        d.dim_value = v
+            keep = [i for i in m.graph.input if i.name != "downsample_ratio"]
+            del m.graph.input[:]
+            m.graph.input.extend(keep)
+            m.graph.initializer.append(numpy_helper.from_array(np.array([ds], np.float32), "downsample_ratio"))
+            for o in m.graph.output:  # let shape inference fill these in
+                o.type.tensor_type.ClearField("shape")
+            m = onnx.shape_inference.infer_shapes(m)
+            helper.set_model_props(m, {"m2fp_fixed": f"{w}x{h} ds{ds:g}"})
+            self.cache.mkdir(parents=True, exist_ok=True)
+            part = out.with_suffix(".part")
+            onnx.save(m, str(part))
+            part.replace(out)
+        return out, shapes
+
+    def int8(self, w: int, h: int, ds: float, calibration: list[np.ndarray]) -> tuple[Path, list[tuple[int, ...]]]:
+        """Static int8 (QDQ, per channel) of the fixed graph, calibrated on ``calibration`` frames in order.
+
+        The states are calibrated as the model meets them: each frame gets the
+        previous frame's states, as in a video.
+        """
+        fp32, shapes = self.fixed(w, h, ds)
+        out = fp32.with_name(fp32.stem + "-int8conv.onnx")  # the name says the recipe: convolutions only
+        with self._lock:
+            if out.is_file():
+                return out, shapes
+            from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                                  QuantType, quantize_static)
+            runner = OrtRunner(fp32, shapes, threads=2)
+            feeds: list[dict[str, np.ndarray]] = []
+            rec = runner.zero_states()
+            for rgb in calibration:
+                src = to_src(rgb, w, h)
+                feeds.append({"src": src, **dict(zip(STATE_INPUTS, rec))})
+                _, rec = runner(src, rec)
+
+            class Reader(CalibrationDataReader):
+                def __init__(self) -> None:
+                    self._it = iter(feeds)
+
+                def get_next(self) -> dict[str, np.ndarray] | None:
+                    return next(self._it, None)
+
+            part = out.with_suffix(".part.onnx")
+            # convolutions only: the recurrent (GRU) arithmetic and the shape computations stay in float
+            # (quantizing everything lost up to 0.12 IoU and broke the graph at some sizes)
+            quantize_static(str(fp32), str(part), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=["Conv"])
+            part.replace(out)
+        return out, shapes
+
+
+def to_src(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    """HxWx3 uint8 RGB -> (1, 3, h, w) float32 in 0..1, RVM's input."""
+    small = rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1.0 / 255.0)
+
+
+# --------------------------------------------------------------------------- runtimes
+class Runner(Protocol):
+    shapes: list[tuple[int, ...]]
+
+    def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]: ...
+
+    def zero_states(self) -> list[np.ndarray]: ...
+
+
+class _States:
+    shapes: list[tuple[int, ...]]
+
+    def zero_states(self) -> list[np.ndarray]:
+        return [np.zeros(s, np.float32) for s in self.shapes]
+
+
+class OrtRunner(_States):
+    def __init__(self, path: Path, shapes: list[tuple[int, ...]], threads: int = 2) -> None:
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        # no busy-waiting between frames: on 2 shared cores it takes time from the server's other work
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.shapes = shapes
+        self._s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self._outs = ["pha", "r1o", "r2o", "r3o", "r4o"]
+
+    def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        pha, *rec = self._s.run(self._outs, {"src": src, **dict(zip(STATE_INPUTS, rec))})
+        return pha[0, 0], rec
+
+
+class OpenVinoRunner(_States):
+    def __init__(self, path: Path, shapes: list[tuple[int, ...]], threads: int = 2, precision: str = "fp32") -> None:
+        import openvino as ov
+        core = ov.Core()
+        cfg = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+               "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+        self.shapes = shapes
+        self._c = core.compile_model(core.read_model(str(path)), "CPU", cfg)
+        self._req = self._c.create_infer_request()
+        self._names = ["src", *STATE_INPUTS]
+        outs = {o.get_any_name(): i for i, o in enumerate(self._c.outputs)}
+        self._out = [outs[n] for n in ("pha", "r1o", "r2o", "r3o", "r4o")]
+
+    def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        r = self._req.infer(dict(zip(self._names, [src, *rec])))
+        pha, *rec = (r[i] for i in self._out)
+        return pha[0, 0].copy(), [np.array(x, copy=True) for x in rec]  # OpenVINO reuses its buffers
+
+
+def build_runner(files: ModelFiles, setting: RVMSetting, w: int, h: int, threads: int = 2,
+                 calibration: Callable[[], list[np.ndarray]] | None = None) -> Runner:
+    """One compiled model for one shape; raises :class:`EngineUnavailable` when the runtime cannot run here."""
+    if setting.precision == "bf16" and not has_bf16():
+        raise EngineUnavailable("bf16 needs a CPU with avx512_bf16 or amx_bf16; this one has: " + flags_summary())
+    if setting.precision == "bf16" and setting.runtime != "openvino":
+        raise EngineUnavailable("bf16 runs on OpenVINO only")
+    if setting.precision == "int8":
+        if calibration is None:
+            raise EngineUnavailable("int8 needs calibration frames")
+        path, shapes = files.int8(w, h, setting.downsample, calibration())
+    else:
+        path, shapes = files.fixed(w, h, setting.downsample)
+    try:
+        if setting.runtime == "openvino":
+            return OpenVinoRunner(path, shapes, threads, setting.precision)
+        return OrtRunner(path, shapes, threads)
+    except ImportError as exc:
+        raise EngineUnavailable(f"{setting.runtime} is not installed: pip install 'm2fp-obs[rvm]'") from exc
+
+
+# --------------------------------------------------------------------------- per-stream state
+@dataclass
+class SceneCut:
+    """Decides when the recurrent memory no longer describes the picture."""
+
+    #: mean absolute difference (grey levels, on a 64-pixel-wide thumbnail) that counts as a new scene
+    cut_level: float = 40.0
+    #: seconds without frames after which the stream starts afresh
+    gap_s: float = 1.0
+
+    def thumbnail(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        small = cv2.resize(rgb, (64, max(1, round(64 * h / w))), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.int16)
+
+    def is_cut(self, before: np.ndarray | None, now: np.ndarray) -> bool:
+        if before is None or before.shape != now.shape:
+            return True
+        return float(np.abs(now - before).mean()) > self.cut_level
+
+
+@dataclass(eq=False)
+class RVMStream(StreamContext):
+    """One stream's model shape and recurrent states (owned by the stream, dropped with it)."""
+
+    shape: tuple[int, int] = (0, 0)  # (w, h) at the model
+    states: list[np.ndarray] | None = None
+    thumb: np.ndarray | None = None
+    last_t: float = 0.0
+    resets: int = 0
+    frames: int = 0
+
+
+# --------------------------------------------------------------------------- engine
+class RVMEngine(Engine):
+    name = "rvm"
+    description = "RobustVideoMatting MobileNetV3 (recurrent, soft alpha; GPL-3.0, m2fp fetch-weights rvm)"
+
+    def __init__(self, model_dir: str | None = None, runtime: str | None = None, precision: str | None = None,
+                 width: int | None = None, downsample: float | None = None, threads: int = 2,
+                 cut_level: float = 40.0, gap_s: float = 1.0, tuned: bool = True, **_: Any) -> None:
+        """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``rvm_tune``)."""
+        from .. import rvm_weights
+        try:
+            path = rvm_weights.locate(model_dir)
+        except rvm_weights.RVMWeightsMissing as exc:
+            raise EngineUnavailable(str(exc)) from None
+        try:
+            import onnx  # noqa: F401  (fixed-shape copies)
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise EngineUnavailable(f"{exc.name} is not installed: pip install 'm2fp-obs[rvm]'") from None
+        from .rvm_tune import load_choice
+        base = (load_choice() if tuned else None) or RVMSetting()
+        over = {k: v for k, v in dict(runtime=runtime, precision=precision, width=width,
+                                      downsample=downsample).items() if v is not None}
+        try:
+            self.setting = RVMSetting(**{**base.to_json(), **{k: type(getattr(base, k))(v) for k, v in over.items()}})
+        except (TypeError, ValueError) as exc:
+            raise EngineUnavailable(f"bad RVM option: {exc}") from None
+        self.files = ModelFiles(path)
+        self.threads = int(threads)
+        self.scene = SceneCut(float(cut_level), float(gap_s))
+        self._runners: dict[tuple[int, int], Runner] = {}
+        # fail now, not on the first frame: build the 16:9 shape (the usual camera)
+        self.runner_for(model_shape((16 * 64, 9 * 64), self.setting.width))
+        log.info("rvm: %s, %d threads (CPU: %s)", self.setting.label, self.threads, flags_summary())
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        return PERSON_CLASSES
+
+    @property
+    def preferred_input(self) -> tuple[int, int]:
+        return (self.setting.width, self.setting.width)
+
+    def runner_for(self, shape: tuple[int, int]) -> Runner:
+        r = self._runners.get(shape)
+        if r is None:
+            w, h = shape
+            t0 = time.perf_counter()
+            r = build_runner(self.files, self.setting, w, h, self.threads, self._calibration(w, h))
+            self._runners[shape] = r
+            log.info("rvm: model ready for %dx%d in %.1f s", w, h, time.perf_counter() - t0)
+        return r
+
+    def _calibration(self, w: int, h: int) -> Callable[[], list[np.ndarray]]:
+        def frames() -> list[np.ndarray]:
+            from .rvm_tune import calibration_frames
+            return calibration_frames((w, h))
+        return frames
+
+    def new_stream(self) -> RVMStream:
+        return RVMStream()
+
+    def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
+              motion: FlowTracker | None = None, now: float | None = None) -> EngineOutput:
+        """One frame of one stream: its states go in, the next states come out (None: a lone frame)."""
+        ctx = RVMStream() if stream is None else stream
+        assert isinstance(ctx, RVMStream), "a context from another engine"
+        now = time.monotonic() if now is None else now
+        shape = model_shape((rgb.shape[1], rgb.shape[0]), self.setting.width)
+        runner = self.runner_for(shape)
+        thumb = self.scene.thumbnail(rgb)
+        gap = ctx.frames > 0 and now - ctx.last_t > self.scene.gap_s
+        if ctx.states is None or shape != ctx.shape or gap or self.scene.is_cut(ctx.thumb, thumb):
+            if ctx.states is not None:
+                ctx.resets += 1
+                log.debug("rvm: stream reset (%s)", "gap" if gap else "new shape" if shape != ctx.shape else "cut")
+            ctx.states, ctx.shape = runner.zero_states(), shape
+        pha, ctx.states = runner(to_src(rgb, *shape), ctx.states)
+        ctx.thumb, ctx.last_t = thumb, now
+        ctx.frames += 1
+        return person_output(pha, PERSON_CLASSES)
+
+    def info(self) -> dict[str, Any]:
+        from .. import rvm_weights
+        return {**super().info(), **self.setting.to_json(), "threads": self.threads,
+                "cpu_flags": flags_summary(), "licence": rvm_weights.RVM.licence}

@@ -1,0 +1,62 @@
+"""How much a mask loses as it ages, with and without the server's motion compensation.
+
+Live, a mask reaches the viewer one to three frames after the frame it was
+computed from; the server moves it ahead along the measured motion
+(``predict_frames``).  Two measurements:
+
+* :func:`moved_ahead`: offline, every frame's mask moved ``a`` frames ahead by
+  the stream's own ``FlowTracker.extrapolate`` (exactly what the server does)
+  and scored against the truth ``a`` frames later.  Deterministic: it measures
+  the motion compensation alone, free of scheduling luck;
+* :func:`iou_by_age`: a live run's shown masks grouped by how old they were.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+
+from ..postprocess.motion import FlowTracker
+from .metrics import iou
+
+AGES = (0, 1, 2, 3)
+
+
+def iou_by_age(alphas: np.ndarray, truth: np.ndarray, mask_age: np.ndarray, frames: Iterable[int],
+               ages: Iterable[int] = AGES) -> dict[int, tuple[float, int]]:
+    """Age -> (mean IoU, frames) over ``frames``; ages past the last are counted in the last."""
+    ages = tuple(ages)
+    buckets: dict[int, list[float]] = {a: [] for a in ages}
+    for k in frames:
+        a = int(mask_age[k])
+        if a < 0:
+            continue
+        buckets[min(a, ages[-1])].append(iou(alphas[k], truth[k]))
+    return {a: (float(np.mean(v)) if v else math.nan, len(v)) for a, v in buckets.items()}
+
+
+def moved_ahead(small_alphas: list[np.ndarray], small_frames: list[np.ndarray], truth: np.ndarray,
+                frames: range, ages: Iterable[int] = AGES,
+                tracker_factory: Callable[[], FlowTracker] | None = None) -> dict[int, float]:
+    """Age -> mean IoU of masks moved ``age`` frames ahead along the flow, scored ``age`` frames later.
+
+    ``small_alphas[k]``: the offline mask (float 0..1) for ``small_frames[k]`` (the frame as sent);
+    the result is scored at the truth's size.  Frames whose target falls past ``frames`` are skipped,
+    so every age is scored on the same number of frames.
+    """
+    ages = tuple(ages)
+    tracker = tracker_factory() if tracker_factory else FlowTracker(history=2)
+    H, W = truth.shape[1:]
+    last = frames.stop - max(ages)
+    scores: dict[int, list[float]] = {a: [] for a in ages}
+    for k, f in enumerate(small_frames):
+        tracker.push(f)
+        if k < frames.start or k >= last:
+            continue
+        for a in ages:
+            moved = small_alphas[k] if a == 0 else tracker.extrapolate(small_alphas[k], float(a))
+            big = cv2.resize(moved, (W, H), interpolation=cv2.INTER_LINEAR)
+            scores[a].append(iou((np.clip(big, 0, 1) * 255).astype(np.uint8), truth[k + a]))
+    return {a: (float(np.mean(v)) if v else math.nan) for a, v in scores.items()}

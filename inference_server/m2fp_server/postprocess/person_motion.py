@@ -1,0 +1,185 @@
+"""Move a mask ahead along each person's own motion, measured around that person.
+
+The dense extrapolation of ``motion.FlowTracker`` works on one small flow grid
+for the whole frame.  That fails where it matters most: a small person has too
+few pixels on that grid, and over a moving background (a pan, a playing video)
+the flow along the person's outline is the background's, so the outline smears
+or stays behind.  Here, per person (connected part of the mask):
+
+* the flow is computed only in a box around that person, at a resolution where
+  the person has enough pixels (the frame as sent, reduced only for people
+  larger than ``work_side``);
+* only vectors well inside the person (the mask eroded) are used, so the
+  background's motion does not enter;
+* a similarity transform (shift, rotation, scale: sway, roll and zoom) is fitted
+  to them robustly (RANSAC); with the same person's fit on the frame before, its
+  change of speed is known too, and the person's whole mask, soft edge included,
+  is moved along both for the number of frames ahead.
+
+A person whose fit has too few vectors, or whose motion is below ``still_px``,
+is left where it is (a still person keeps a still mask: no flicker added).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class PersonMotion:
+    work_side: int = 240  # a person's box is scaled so its longer side is this (pixels) for the flow...
+    max_upscale: float = 2.0  # ...enlarging small people at most this much (the flow needs texture per patch)
+    # DIS presets for enlarged (small) people and for the rest: the fast preset misses much of a small
+    # person's motion and some of a fast one's (docs/evaluation.md); it costs less
+    small_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
+    small_scale: float = 1.5  # a person enlarged at least this much is "small"
+    large_preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST
+    margin: float = 0.15  # box margin around a person, share of its longer side
+    min_area: int = 64  # people smaller than this (pixels at the flow resolution) are left as they are
+    erode: float = 0.06  # vectors are taken this share of the box's shorter side inside the outline
+    min_vectors: int = 24
+    still_px: float = 0.2  # largest point shift (pixels per frame at the flow resolution) treated as no motion
+    max_points: int = 600
+    accel: float = 1.0  # weight of a person's change of speed when moving ahead (0 = constant speed)
+    _dis: dict[int, cv2.DISOpticalFlow] = field(default_factory=dict)
+    _fit_frame: int | None = None
+    _people: list[_Person] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self._fit_frame, self._people = None, []
+
+    def _flow(self, cur: np.ndarray, prev: np.ndarray, preset: int) -> np.ndarray:
+        dis = self._dis.get(preset)
+        if dis is None:
+            dis = self._dis[preset] = cv2.DISOpticalFlow.create(preset)
+        return dis.calc(cur, prev, None)  # type: ignore[call-overload]  # stubs lack flow=None
+
+    def transform(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray) -> np.ndarray | None:
+        """3x3 map from this frame to the previous one for the person in ``region`` (bool, grey frame's size)."""
+        ys, xs = np.nonzero(region)
+        if xs.size < self.min_area:
+            return None
+        H, W = cur.shape
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        m = int(self.margin * max(x1 - x0, y1 - y0)) + 4
+        x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(W, x1 + m), min(H, y1 + m)
+        k = min(self.max_upscale, self.work_side / max(x1 - x0, y1 - y0))
+        size = (max(8, round((x1 - x0) * k)), max(8, round((y1 - y0) * k)))
+        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+        c, p = cur[y0:y1, x0:x1], prev[y0:y1, x0:x1]
+        r: np.ndarray = region[y0:y1, x0:x1].astype(np.uint8)
+        if k != 1:
+            c, p = cv2.resize(c, size, interpolation=interp), cv2.resize(p, size, interpolation=interp)
+            r = cv2.resize(r, size, interpolation=cv2.INTER_NEAREST)
+        e = max(1, int(self.erode * min(size)))
+        inner = cv2.erode(r, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1, 2 * e + 1)))
+        if np.count_nonzero(inner) < self.min_vectors:
+            inner = r
+        preset = self.small_preset if k >= self.small_scale else self.large_preset
+        flow = self._flow(np.ascontiguousarray(c), np.ascontiguousarray(p), preset)
+        iy, ix = np.nonzero(inner)
+        if ix.size < self.min_vectors:
+            return None
+        step = max(1, ix.size // self.max_points)
+        ix, iy = ix[::step], iy[::step]
+        src = np.stack([ix, iy], 1).astype(np.float32)
+        dst = src + flow[iy, ix]
+        if float(np.median(np.abs(flow[iy, ix]).max(1))) < self.still_px * k:
+            return np.eye(3)
+        a, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0,
+                                                 maxIters=200, confidence=0.98, refineIters=5)
+        if a is None or inliers is None or int(inliers.sum()) < self.min_vectors // 2:
+            return None
+        # crop coordinates (scaled by k, shifted by x0, y0) -> frame coordinates
+        to_crop = np.array([[k, 0, -x0 * k], [0, k, -y0 * k], [0, 0, 1]], np.float64)
+        crop_m = np.vstack([a, [0, 0, 1]])
+        return np.linalg.inv(to_crop) @ crop_m @ to_crop
+
+    def fit(self, alpha: np.ndarray, cur: np.ndarray, prev: np.ndarray, frame: int | None = None) -> list[_Person]:
+        """The people in ``alpha`` and their motion from ``prev`` to ``cur`` (cached per ``frame`` number)."""
+        if frame is not None and frame == self._fit_frame:
+            return self._people
+        gh, gw = cur.shape
+        big = alpha if alpha.shape == (gh, gw) else cv2.resize(alpha, (gw, gh), interpolation=cv2.INTER_LINEAR)
+        n, labels, stats, cents = cv2.connectedComponentsWithStats((big >= 0.5).astype(np.uint8), connectivity=8)
+        before = self._people if frame is not None and frame - 1 == self._fit_frame else []
+        people = []
+        for i in range(1, n):
+            if stats[i, cv2.CC_STAT_AREA] < self.min_area:
+                continue
+            region = labels == i
+            m = self.transform(region, cur, prev)
+            if m is None:
+                continue
+            c = (float(cents[i][0]), float(cents[i][1]))
+            size = float(max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]))
+            step = _step(np.linalg.inv(m), c)
+            near = [p for p in before if np.hypot(p.centre[0] - c[0], p.centre[1] - c[1]) < 0.3 * size]
+            accel = step - near[0].step if len(near) == 1 else np.zeros(4)
+            people.append(_Person(region, c, step, accel))
+        self._fit_frame, self._people = frame, people
+        return people
+
+    def extrapolate(self, alpha: np.ndarray, cur: np.ndarray, prev: np.ndarray, frames_ahead: float,
+                    frame: int | None = None) -> np.ndarray | None:
+        """``alpha`` (h, w float, this frame) moved ``frames_ahead`` frames on; None = nobody could be fitted.
+
+        ``cur``, ``prev``: this frame and the one before, grey, any resolution (the flow's).  ``frame``:
+        this frame's number; consecutive numbers let a person's change of speed be carried on too.
+        """
+        people = self.fit(alpha, cur, prev, frame)
+        if not people:
+            return None
+        gh, gw = cur.shape
+        h, w = alpha.shape
+        # alpha's pixel centres <-> flow grid pixel centres
+        sx, sy = w / gw, h / gh
+        g2a = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]], np.float64)
+        gone = np.zeros((h, w), np.uint8)
+        arrived = []
+        a = float(frames_ahead)
+        for p in people:
+            params = a * p.step + self.accel * 0.5 * a * (a + 1.0) * p.accel
+            if not params.any():
+                continue
+            back = np.linalg.inv(_similarity(params, p.centre))  # future frame -> this frame
+            back_a = g2a @ back @ np.linalg.inv(g2a)
+            # this person's soft mask: alpha around the region (its outline's soft pixels included)
+            reach: np.ndarray = cv2.dilate(p.region.astype(np.uint8), np.ones((5, 5), np.uint8))
+            if (h, w) != (gh, gw):
+                reach = cv2.resize(reach, (w, h), interpolation=cv2.INTER_NEAREST)
+            gone = np.maximum(gone, reach)
+            arrived.append(cv2.warpAffine(alpha * reach, back_a[:2].astype(np.float32), (w, h),
+                                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+        out = np.where(gone > 0, 0.0, alpha).astype(np.float32)  # people leave where they were...
+        for moved in arrived:
+            np.maximum(out, moved, out=out)  # ...and are where they will be
+        return out
+
+
+@dataclass
+class _Person:
+    region: np.ndarray  # bool, flow resolution
+    centre: tuple[float, float]
+    step: np.ndarray  # motion over the last frame about ``centre``: dx, dy, angle (rad), log scale
+    accel: np.ndarray  # change of ``step`` since the frame before (zeros when that person was not matched)
+
+
+def _step(forward: np.ndarray, c: tuple[float, float]) -> np.ndarray:
+    """A similarity (3x3, previous frame -> this one) as dx, dy, angle, log scale about the point ``c``."""
+    lin = forward[:2, :2]
+    moved = forward[:2] @ np.array([c[0], c[1], 1.0])
+    return np.array([moved[0] - c[0], moved[1] - c[1], np.arctan2(lin[1, 0], lin[0, 0]),
+                     np.log(max(1e-6, float(np.hypot(lin[0, 0], lin[1, 0]))))])
+
+
+def _similarity(params: np.ndarray, c: tuple[float, float]) -> np.ndarray:
+    """Inverse of :func:`_step`: x -> c + d + s R (x - c)."""
+    dx, dy, ang, logs = (float(v) for v in params)
+    s = np.exp(logs)
+    r = np.array([[s * np.cos(ang), -s * np.sin(ang)], [s * np.sin(ang), s * np.cos(ang)]])
+    t = np.array([c[0] + dx, c[1] + dy]) - r @ np.array(c)
+    return np.array([[r[0, 0], r[0, 1], t[0]], [r[1, 0], r[1, 1], t[1]], [0.0, 0.0, 1.0]])

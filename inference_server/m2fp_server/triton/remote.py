@@ -1,0 +1,147 @@
+"""The engines' remote model step: one forward pass on a Triton Inference Server over gRPC.
+
+Drop-in for the in-process runners (``(1, 3, H, W)`` float32 canvas in,
+``(logits, masks)`` out), so the engine's pre- and post-processing and all
+per-stream state stay in ``m2fp-server``.  Failures follow the server's rules:
+every call is bounded by ``timeout_s`` and raises :class:`TritonUnavailable`
+(the server answers that frame with an ENGINE_FAILURE ERROR and the OBS filter
+falls back); the next call reconnects on a fresh channel, so a restarted
+Triton is used again on the first frame after it is back.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .repository import CLASSES_PARAMETER, INPUT, OUTPUTS
+
+log = logging.getLogger(__name__)
+
+#: gRPC's own reconnect backoff grows to minutes; a fresh channel per outage keeps recovery prompt
+CHANNEL_ARGS = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 500)]
+
+
+class TritonUnavailable(RuntimeError):
+    """Triton did not answer (down, timed out, model missing); the text says which and where."""
+
+
+@dataclass(frozen=True)
+class TritonAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> "TritonAddress":
+        """``grpc://host:8001`` (or ``host:8001``); HTTP is not supported: gRPC carries the tensors raw."""
+        text = url if "://" in url else f"grpc://{url}"
+        u = urlparse(text)
+        if u.scheme != "grpc":
+            raise ValueError(f"triton address must be grpc://host:port, got {url!r}")
+        if not u.hostname:
+            raise ValueError(f"triton address {url!r} has no host")
+        try:
+            port = u.port or 8001
+        except ValueError:
+            raise ValueError(f"triton address {url!r} has a bad port") from None
+        return cls(u.hostname, port)
+
+    @property
+    def target(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"grpc://{self.target}"
+
+
+@dataclass(frozen=True)
+class RemoteModelInfo:
+    """What the server's config says: the canvas the model takes and what its channels mean."""
+
+    name: str
+    canvas_hw: tuple[int, int]
+    max_batch_size: int
+    classes: tuple[str, ...] | None
+
+
+class TritonModel:
+    """Callable like the local runners; thread-safe (calls from several streams overlap, Triton batches them)."""
+
+    def __init__(self, address: TritonAddress, model: str, timeout_s: float = 10.0) -> None:
+        self.address = address
+        self.model = model
+        self.timeout_s = timeout_s
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.reconnects = 0
+
+    def _get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    import tritonclient.grpc as grpcclient
+                except ImportError as exc:
+                    raise TritonUnavailable("tritonclient is not installed: pip install 'm2fp-obs[triton-client]'"
+                                            ) from exc
+                self._client = grpcclient.InferenceServerClient(self.address.target, channel_args=CHANNEL_ARGS)
+            return self._client
+
+    def _drop(self, client: Any) -> None:
+        with self._lock:
+            if self._client is client:
+                self._client = None
+                self.reconnects += 1
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - a broken channel may fail to close; it is gone either way
+            pass
+
+    def info(self) -> RemoteModelInfo:
+        """Read the model's config from the server (raises TritonUnavailable when it cannot)."""
+        from tritonclient.utils import InferenceServerException
+        client = self._get()
+        try:
+            cfg = client.get_model_config(self.model, as_json=True, client_timeout=self.timeout_s)["config"]
+        except InferenceServerException as exc:
+            self._drop(client)
+            raise TritonUnavailable(f"Triton at {self.address} has no usable model {self.model!r}: "
+                                    f"{exc.message() or exc}") from None
+        dims = [int(d) for d in cfg["input"][0]["dims"]]
+        if int(cfg.get("max_batch_size", 0)) == 0:
+            dims = dims[1:]
+        raw = cfg.get("parameters", {}).get(CLASSES_PARAMETER, {}).get("string_value")
+        classes = tuple(json.loads(raw)) if raw else None
+        return RemoteModelInfo(self.model, (dims[1], dims[2]), int(cfg.get("max_batch_size", 0)), classes)
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+        client = self._get()
+        inp = grpcclient.InferInput(INPUT, list(image.shape), "FP32")
+        inp.set_data_from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+        outs = [grpcclient.InferRequestedOutput(n) for n in OUTPUTS]
+        t0 = time.perf_counter()
+        try:
+            res = client.infer(self.model, [inp], outputs=outs, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            self.failures += 1
+            self._drop(client)  # the next frame dials again on a fresh channel
+            spent = time.perf_counter() - t0
+            raise TritonUnavailable(f"Triton at {self.address} ({self.model}) failed after {spent:.1f} s: "
+                                    f"{exc.message() or exc}") from None
+        return res.as_numpy(OUTPUTS[0]), res.as_numpy(OUTPUTS[1])
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
