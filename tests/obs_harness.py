@@ -258,8 +258,8 @@ class ObsProcess:
         """
         assert self.obs is not None
         try:
-            from Xlib import X, display, protocol
-            from Xlib.error import DisplayError, XError
+            from Xlib import X, display, protocol  # type: ignore[import-untyped]  # python-xlib ships no stubs
+            from Xlib.error import DisplayError, XError  # type: ignore[import-untyped]
         except ImportError:
             return "python-xlib is not installed (pip install -e .[test])"
         try:
