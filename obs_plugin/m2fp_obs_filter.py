@@ -21,16 +21,19 @@ import obspython as obs  # noqa: E402  (provided by OBS)
 _state = {"plugin": None, "error": ""}
 
 # Reloaded on every script load so edited code takes effect; `registration` (which holds the C
-# callbacks OBS keeps calling) and `libobs` (whose types it uses) are never reloaded.
+# callbacks OBS keeps calling), `libobs` (whose types it uses) and `launcher` (which owns the
+# servers it started) are never reloaded.
 _RELOADABLE = ("m2fp_protocol.messages", "m2fp_protocol.errors", "m2fp_protocol.classes", "m2fp_protocol.config",
                "m2fp_protocol.codec", "m2fp_protocol", "m2fp_obs.log", "m2fp_obs.policy", "m2fp_obs.transport",
-               "m2fp_obs.settings", "m2fp_obs.capture", "m2fp_obs.render", "m2fp_obs.filter",
+               "m2fp_obs.settings", "m2fp_obs.capture", "m2fp_obs.render", "m2fp_obs.blur", "m2fp_obs.filter",
                "m2fp_obs.properties", "m2fp_obs.plugin")
 
 
 def script_description():
     text = ("<b>M2FP Background</b><br>Adds the video filter <i>M2FP Background</i>: live background "
-            "removal and replacement by an m2fp-server (human parsing).")
+            "removal and replacement by an m2fp-server (human parsing).<br><br>"
+            "<b>Next step:</b> right-click a camera source → <i>Filters</i> → <b>+</b> → <i>M2FP Background</i>. "
+            "The filter starts a local m2fp-server by itself; its settings are in the Filters dialog.")
     if _state["error"]:
         text += "<br><b style='color:#c00'>Not active: " + _state["error"] + "</b>"
     return text
@@ -42,8 +45,9 @@ def script_load(settings):
             if name in sys.modules:
                 importlib.reload(sys.modules[name])
         from m2fp_obs import log, plugin, registration
-        log.set_sink(obs.script_log)
         reg = registration.get()
+        # OBS's own log with the script's name: script_log from C callbacks reads "[Unknown Script]"
+        log.set_sink(lambda level, text, _blog=reg.obs.blog: _blog(level, "[m2fp] " + text))
         p = plugin.FilterPlugin(reg)
         reg.install(p)
         _state["plugin"], _state["error"] = p, ""
@@ -53,6 +57,15 @@ def script_load(settings):
     except OSError as exc:
         _state["error"] = f"cannot use libobs: {exc}"
         obs.script_log(obs.LOG_ERROR, "m2fp: " + _state["error"])
+
+
+def script_properties():
+    """The Scripts dialog: no settings here, only where to go next."""
+    props = obs.obs_properties_create()
+    text = ("Settings live on each filter: right-click a source → Filters → + → M2FP Background."
+            if not _state["error"] else "Not active: " + _state["error"])
+    obs.obs_properties_add_text(props, "next_step", text, obs.OBS_TEXT_INFO)
+    return props
 
 
 def script_unload():

@@ -32,8 +32,10 @@ from m2fp_protocol import PixelFormat, color_for
 
 from . import libobs as L
 from . import log
+from .blur import BackgroundBlur
 from .capture import FrameCapture
 from .delay import VideoDelay
+from .launcher import Child, Launch
 from .policy import Action
 from .render import TECHNIQUES, Compositor
 from .settings import FilterSettings
@@ -55,6 +57,11 @@ class FilterInstance:
         self.transport_error = ""
         self.capture = FrameCapture(obs)
         self.compositor = Compositor(obs)
+        self.blur = BackgroundBlur(obs)
+        self.launch: Optional[Launch] = None  # set by the plugin: did OBS start this filter's server?
+        self.launch_child: Optional[Child] = None
+        self._blurred: Optional[int] = None  # this frame's blurred background (blur mode)
+        self._fallback_on = False  # the fallback was announced in the log
         self.class_names: List[str] = []
         self.have_mask = False
         self.have_parsing = False
@@ -65,6 +72,7 @@ class FilterInstance:
         self._want_readback = False
         self._seen_info: Optional[Dict[str, Any]] = None
         self.property_names: Optional[List[str]] = None  # filled when stats are written (tests)
+        self.dialog_rows: Optional[List[str]] = None  # the rows the dialog shows (tests)
         self.delay: Optional[VideoDelay] = VideoDelay(obs, settings.sync_frames) if settings.sync_frames else None
         self._ticks = 0  # video_tick count: a render after a new tick is a new frame
         self._frame_tick = -1  # tick of the frame pushed into the delay ring
@@ -180,6 +188,7 @@ class FilterInstance:
         away = tr.away_since if tr is not None else now
         action = s.fallback().decide(now, self.have_mask, alive, away)
         if action is not self.action:
+            self._announce(self.action, action, tr)
             self.action = action
             self.events.append((now, f"action {action.value}"))
         send_size = tr.send_size((w, h)) if tr is not None and tr.state is State.READY else None
@@ -208,9 +217,11 @@ class FilterInstance:
         else:
             small_size = fit_inside((w, h), (256, 256))
         comp = self.compositor
-        if send or s.background_mode == "blur":
+        blur = s.background_mode == "blur" and s.view_mode == "composite"
+        if send or blur:
             self.capture.draw_small(lambda: comp.run("Draw", lambda: o.obs_source_video_render(target)), (w, h),
                                     small_size)
+        self._blurred = self.blur.run(self.capture.small_texture, self.capture.size, s.blur_strength) if blur else None
         self._want_readback = send
         if send:
             self._capture_seq = self._seq if delay is not None else None
@@ -222,8 +233,7 @@ class FilterInstance:
         if action in (Action.COMPOSITE, Action.HOLD):
             tech = self._technique()
             tech = comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(),
-                                small=self.capture.small_texture, small_size=self.capture.size,
-                                blur=s.blur_strength)
+                                small=self._blurred, small_size=self.capture.size, blur=s.blur_strength)
             o.obs_source_process_filter_tech_end(self.source, comp.effect, w, h, tech.encode())
         elif action is Action.PASS:
             o.obs_source_process_filter_tech_end(self.source, comp.effect, w, h, b"Draw")
@@ -238,7 +248,21 @@ class FilterInstance:
             return "Alpha"
         if s.view_mode == "parsing":
             return "Parsing"
+        if s.background_mode == "image" and not self.compositor.bg_image:
+            return "Transparent"  # no file (or unreadable): never a colour the user did not choose
         return TECHNIQUES.get(s.background_mode, "Transparent")
+
+    def _announce(self, old: Optional[Action], new: Action, tr: Optional[MaskTransport]) -> None:
+        """Say in OBS's log when the fallback starts and ends: what goes on stream is the user's concern."""
+        name = L.s(self.obs.obs_source_get_name(self.obs.obs_filter_get_parent(self.source)))
+        if new in (Action.HIDE, Action.PASS) and old in (Action.COMPOSITE, Action.HOLD):
+            self._fallback_on = True
+            shown = "hidden until masks are back" if new is Action.HIDE else \
+                "shown UNMASKED (the fallback chosen in the filter)"
+            log.warning(f"server away for {self.settings.hold_ms} ms: '{name}' is {shown}")
+        elif new is Action.COMPOSITE and self._fallback_on:
+            self._fallback_on = False
+            log.info(f"masks are back: '{name}' is masked again")
 
     def _draw_synced(self, delay: VideoDelay, action: Action, w: int, h: int) -> None:
         """Draw the frame of ``delay`` frames ago with the mask made from it (or the best one held)."""
@@ -254,8 +278,8 @@ class FilterInstance:
                 self.sync_age.append(float(seq - mask_seq))
             tech = self._technique()
             tech = comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(),
-                                small=self.capture.small_texture, small_size=self.capture.size,
-                                blur=s.blur_strength, mask=mask)
+                                small=self._blurred, small_size=self.capture.size, blur=s.blur_strength,
+                                mask=mask)
             comp.draw(tech, image, (w, h))
         elif action is Action.PASS:
             comp.draw("Draw", image, (w, h))
@@ -304,14 +328,31 @@ class FilterInstance:
     def status_line(self) -> str:
         if self.transport is None:
             return f"not connected: {self.transport_error or 'no transport'}"
+        launch, child = self.launch, self.launch_child
+        if launch is not None and launch.phase == "failed" and not self.have_mask:
+            return f"cannot start the server: {launch.message}"
+        if child is not None and child.exit_code() is not None and not self.transport.server_alive:
+            return f"the server OBS started exited (code {child.exit_code()}): see {child.log_path}"
+        if launch is not None and launch.phase == "started" and not self.have_mask:
+            return "starting server…"
         line = self.transport.status().line()
         if self.action is Action.HOLD:
             line += " · holding the last mask"
-        elif self.action is Action.HIDE:
+        elif self.action is Action.HIDE and self.transport.away_since is not None:
             line += " · source hidden"
         elif self.action is Action.PASS and self.transport.away_since is not None:
             line += " · passing frames through"
         return line
+
+    def status_key(self) -> Tuple[Any, ...]:
+        """What, when it changes, makes the dialog's status worth refreshing (not the per-second figures)."""
+        tr = self.transport
+        info = tr.info if tr is not None else None
+        engine = info.get("engine") if isinstance(info, dict) else None
+        child = self.launch_child
+        return (tr.state if tr is not None else None, tr.server_alive if tr is not None else None, engine,
+                self.action, self.have_mask, self.launch.phase if self.launch else None,
+                child.exit_code() if child is not None else None, self.transport_error)
 
     def stats(self) -> Dict[str, Any]:
         st = self.status()
@@ -321,6 +362,9 @@ class FilterInstance:
             "action": self.action.value if self.action else None,
             "frames": self.frames,
             "properties": self.property_names,
+            "dialog_rows": self.dialog_rows,
+            "server_started": ({"pid": self.launch_child.proc.pid, "log": self.launch_child.log_path,
+                                "exit_code": self.launch_child.exit_code()} if self.launch_child else None),
             "events": sorted(list(self.events) + (list(self.transport.events) if self.transport else [])),
             "timings_ms": {p: _percentiles(list(d)) for p, d in self.timings.items()},
             "sync_frames": self.delay.delay if self.delay is not None else 0,
@@ -351,6 +395,7 @@ class FilterInstance:
         try:
             self.capture.destroy()
             self.compositor.destroy()
+            self.blur.destroy()
             if self.delay is not None:
                 self.delay.destroy()
                 self.delay = None

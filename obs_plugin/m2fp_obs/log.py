@@ -35,5 +35,9 @@ def warning(text: str) -> None:
     log(WARNING, text)
 
 
+def debug(text: str) -> None:
+    log(DEBUG, text)
+
+
 def error(text: str) -> None:
     log(ERROR, text)

@@ -15,7 +15,7 @@ from . import log
 
 EFFECT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effects", "m2fp_composite.effect")
 _PARAMS = ("image", "mask_tex", "parsing_tex", "palette_tex", "small_tex", "bg_tex", "bg_color", "threshold",
-           "feather", "blur_step")
+           "feather")
 TECHNIQUES = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blur"}
 
 
@@ -146,9 +146,7 @@ class Compositor:
         elif technique == "Image":
             o.gs_effect_set_texture(p["bg_tex"], self.bg_image)
         elif technique == "Blur":
-            o.gs_effect_set_texture(p["small_tex"], small)
-            r = 0.5 + 2.5 * blur
-            o.gs_effect_set_vec2(p["blur_step"], ctypes.byref(L.vec2(r / small_size[0], r / small_size[1])))
+            o.gs_effect_set_texture(p["small_tex"], small)  # already blurred (blur.py)
         elif technique == "Parsing":
             o.gs_effect_set_texture(p["parsing_tex"], self.parsing.tex)
             o.gs_effect_set_texture(p["palette_tex"], self.palette)

@@ -26,6 +26,7 @@ class StreamConfig:
     # that waits for each frame's mask (sync, files, single images) keeps 0
     predict_frames: float = 0.0
     refine: bool = False  # edge refinement with the full-resolution frame
+    min_island: float = 0.0  # drop mask blobs below this fraction of the frame touching nothing larger; 0 = off
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "StreamConfig":
@@ -33,7 +34,8 @@ class StreamConfig:
             if not isinstance(self.keep, list) or not all(isinstance(k, (str, int)) for k in self.keep):
                 raise ProtocolError(ErrorCode.BAD_CONFIG, "keep must be a list of class names or ids")
             self.keep = [str(k) for k in self.keep]
-        for name, lo, hi in (("threshold", 0.0, 1.0), ("smoothing", 0.0, 0.99), ("predict_frames", 0.0, 10.0)):
+        for name, lo, hi in (("threshold", 0.0, 1.0), ("smoothing", 0.0, 0.99), ("predict_frames", 0.0, 10.0),
+                             ("min_island", 0.0, 0.1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
                 raise ProtocolError(ErrorCode.BAD_CONFIG, f"{name} must be a number in [{lo}, {hi}], got {v!r}")
