@@ -23,8 +23,8 @@ _MODE_LABELS = {"transparent": "Transparent", "color": "Color", "image": "Image"
 _VIEW_LABELS = {"composite": "Composite (normal)", "alpha": "Mask only (debugging)",
                 "parsing": "Body parts, colour-coded (debugging)"}
 
-SYNC_HELP = ("Delays the video so each frame is shown with the mask made from it; offset the audio by the same "
-             "delay (Advanced Audio Properties -> Sync Offset: 67 ms for 2 frames at 30 fps).")
+SYNC_HELP = ("Delays the video so each frame gets its own mask; delay the audio as much "
+             "(Sync Offset: 67 ms for 2 frames at 30 fps).")
 
 #: one-line tooltips (long descriptions), one per setting the dialog shows
 TIPS: Dict[str, str] = {
