@@ -44,10 +44,10 @@ def script_load(settings):
         for name in _RELOADABLE:
             if name in sys.modules:
                 importlib.reload(sys.modules[name])
-        from m2fp_obs import log, plugin, registration
+        from m2fp_obs import libobs, log, plugin, registration
+        # OBS's own log, named: script_log called from C callbacks (every filter callback) reads "[Unknown Script]"
+        log.set_sink(lambda level, text, _blog=libobs.LibObs().blog: _blog(level, "[m2fp] " + text))
         reg = registration.get()
-        # OBS's own log with the script's name: script_log from C callbacks reads "[Unknown Script]"
-        log.set_sink(lambda level, text, _blog=reg.obs.blog: _blog(level, "[m2fp] " + text))
         p = plugin.FilterPlugin(reg)
         reg.install(p)
         _state["plugin"], _state["error"] = p, ""
