@@ -19,6 +19,7 @@ for _p in (os.path.join(os.path.dirname(_HERE), "shared"), _HERE):  # m2fp_proto
 import obspython as obs  # noqa: E402  (provided by OBS)
 
 _state = {"plugin": None, "error": ""}
+LOG_FLUSH_MS = 100
 
 # Reloaded on every script load so edited code takes effect; `registration` (which holds the C
 # callbacks OBS keeps calling), `libobs` (whose types it uses) and `launcher` (which owns the
@@ -44,9 +45,10 @@ def script_load(settings):
         for name in _RELOADABLE:
             if name in sys.modules:
                 importlib.reload(sys.modules[name])
-        from m2fp_obs import libobs, log, plugin, registration
-        # OBS's own log, named: script_log called from C callbacks (every filter callback) reads "[Unknown Script]"
-        log.set_sink(lambda level, text, _blog=libobs.LibObs().blog: _blog(level, "[m2fp] " + text))
+        from m2fp_obs import log, plugin, registration
+        # queued, then written from this script's timer: there OBS names the script (see m2fp_obs/log.py)
+        log.set_sink(obs.script_log, deferred=True)
+        obs.timer_add(_flush_log, LOG_FLUSH_MS)
         reg = registration.get()
         p = plugin.FilterPlugin(reg)
         reg.install(p)
@@ -68,10 +70,18 @@ def script_properties():
     return props
 
 
+def _flush_log():
+    from m2fp_obs import log
+    log.flush()
+
+
 def script_unload():
+    obs.timer_remove(_flush_log)
     if _state["plugin"] is None:
         return
     from m2fp_obs import log, registration
     registration.get().uninstall()
-    log.set_sink(None)
+    log.flush()
+    # after unload (OBS exiting, no timer): straight to OBS's log, named here
+    log.set_sink(lambda level, text, _blog=registration.get().obs.blog: _blog(level, "[m2fp_obs_filter.py] " + text))
     _state["plugin"] = None

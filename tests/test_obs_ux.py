@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -137,7 +138,12 @@ def test_new_user_in_real_obs(tmp_path: Path) -> None:
         shot = obs.screenshot("Person")
         report.append(f"after the hold: {(shot[..., 3] == 0).mean():.4f} of the frame transparent")
         assert (shot[..., 3] == 0).all(), report
-        assert "is hidden until masks are back" in obs.log_text(), obs.log_tail()
+        assert "[Python: m2fp_obs_filter.py] server away for 500 ms: 'Person' is hidden" in obs.log_text(), \
+            obs.log_tail()
+        # the warning brought OBS's Script Log window up over the main window
+        win = subprocess.run(["xwininfo", "-display", obs.display, "-name", "Script Log"], capture_output=True,
+                             text=True)
+        assert "IsViewable" in win.stdout, win.stdout + win.stderr
 
         # 5. another address: another server; OBS's exit stops it
         port2 = free_port()
