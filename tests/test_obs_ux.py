@@ -130,7 +130,7 @@ def test_new_user_in_real_obs(tmp_path: Path) -> None:
         os.kill(started["pid"], signal.SIGKILL)
         inst = obs.wait_plugin(lambda i: i.get("action") == "hide", 5.0)
         assert inst, obs.plugin_stats()
-        changed = [(t, s) for t, s in statuses(inst, t_kill) if "exited" in s or "not reachable" in s]
+        changed = [(t, s) for t, s in statuses(inst, t_kill) if "has stopped" in s or "not reachable" in s]
         assert changed, statuses(inst, t_kill)
         report.append(f"status {1000 * (changed[0][0] - t_kill):.0f} ms after the kill: {changed[0][1]!r}")
         assert changed[0][0] - t_kill < 1.0, report

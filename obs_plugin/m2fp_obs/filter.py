@@ -332,7 +332,8 @@ class FilterInstance:
         if launch is not None and launch.phase == "failed" and not self.have_mask:
             return f"cannot start the server: {launch.message}"
         if child is not None and child.exit_code() is not None and not self.transport.server_alive:
-            return f"the server OBS started exited (code {child.exit_code()}): see {child.log_path}"
+            return (f"the server OBS started has stopped (exit code {child.exit_code()}); its log: "
+                    f"{os.path.basename(child.log_path)} in OBS's log folder")
         if launch is not None and launch.phase == "started" and not self.have_mask:
             return "starting server…"
         line = self.transport.status().line()

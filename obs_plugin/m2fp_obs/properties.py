@@ -33,18 +33,15 @@ TIPS: Dict[str, str] = {
     "background_mode": "What replaces the background: nothing (transparent), a color, an image or a blur.",
     "background_color": "The color shown behind the person.",
     "background_image": "The picture shown behind the person (stretched to the source's size).",
-    "image_note": "Until an image file is chosen the background is transparent.",
     "blur_strength": "How strongly the background is blurred; the radius follows the source's size.",
     "threshold": "How sure the model must be that a pixel is a person; higher cuts more away.",
     "feather": "Softness of the mask's edge; higher gives a wider, smoother transition.",
     "smoothing": "Steadies the mask over time; higher flickers less but follows fast motion later.",
     "remove_islands": "Drops small stray blobs of mask that touch no larger part (never a whole person).",
     "after_hold": "What the stream shows once the server has been gone for longer than the hold time.",
-    "pass_warning": "Showing the frame unmasked puts your real background on stream whenever the server stops.",
     "choose_parts": "Keep only the ticked body parts (for example, hide the hands); off keeps the whole person.",
     "parts_all": "Tick every body part.",
     "parts_none": "Untick every body part.",
-    "parts_note": "The parts the server's model knows appear here once it has answered.",
     "advanced": "Hold time, frame sync, debugging views, the server program and CURVE keys.",
     "hold_ms": "How long the last mask is kept after the server stops before the fallback above applies.",
     "sync_frames": SYNC_HELP,
@@ -105,10 +102,10 @@ def build(obs: L.LibObs, reg: Any, inst: Optional[Any]) -> int:
         return prop
 
     def info(ps: int, name: str, text: str, warning: bool = False) -> None:
+        """A note spanning the row (no tooltip: OBS 29 would show it as a second column)."""
         prop = obs.obs_properties_add_text(ps, c(name), c(text), L.OBS_TEXT_INFO)
         if warning:
             obs.obs_property_text_set_info_type(prop, L.OBS_TEXT_INFO_WARNING)
-        tip(prop, name)
 
     tip(obs.obs_properties_add_text(props, b"status", b"Status", L.OBS_TEXT_INFO), "status")
     tip(obs.obs_properties_add_text(props, b"server_address", b"Server address", L.OBS_TEXT_DEFAULT),
