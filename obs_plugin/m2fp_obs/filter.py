@@ -100,7 +100,8 @@ class FilterInstance:
             self.transport_error = ""
         except Exception as exc:  # bad CURVE keys, bad address: say so, pass frames through
             self.transport_error = f"{type(exc).__name__}: {exc}"
-            log.warning(f"m2fp: cannot connect: {self.transport_error}")
+            log.warning(f"cannot connect to {self.settings.server_address}: {self.transport_error} "
+                        "(check the address and the CURVE keys)")
 
     def _apply_pending(self) -> None:
         new, self._pending = self._pending, None

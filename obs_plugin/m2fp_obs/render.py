@@ -106,7 +106,7 @@ class Compositor:
         if path:
             self.bg_image = self.obs.gs_texture_create_from_file(path.encode()) or None
             if not self.bg_image:
-                log.warning(f"background image {path!r} could not be loaded; using the colour")
+                log.warning(f"background image {path!r} could not be loaded: the background stays transparent")
 
     def destroy(self) -> None:
         """Graphics context must be entered."""
