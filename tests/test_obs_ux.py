@@ -1,9 +1,9 @@
 """What a new user meets, in a real headless OBS (one run): no terminal, a live status, a short dialog,
 a real blur, and a privacy-safe fallback.
 
-1. No server is running.  The scene has a source with the filter at its default settings, except the
-   address (a free port on 127.0.0.1) and "Server program" (a wrapper that runs this tree's server:
-   OBS is started without the test's PYTHON* variables).  The filter starts the server itself; the
+1. No server is running.  The filter is added to a source at its default settings, except the address
+   (a free port on 127.0.0.1) and "Server program" (a wrapper that runs this tree's server: OBS is
+   started without the test's PYTHON* variables).  The filter starts the server itself; the
    status says "starting server…" until the first mask; masks arrive within 20 s; the server's log is
    in OBS's log folder.
 2. The dialog at default settings, as libobs builds it with the settings applied: at most 12 rows,
@@ -77,18 +77,19 @@ def test_new_user_in_real_obs(tmp_path: Path) -> None:
     cv2.imwrite(str(image), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     bg_core = cv2.erode((truth == 0).astype(np.uint8), np.ones((41, 41), np.uint8)) > 0
     port = free_port()
-    inp = image_input("Person", image).with_m2fp(server_address=f"tcp://127.0.0.1:{port}",
-                                                  server_path=str(server_wrapper(tmp_path)))
-    obs = ObsProcess(tmp_path, [inp], size=(W, H))
+    obs = ObsProcess(tmp_path, [image_input("Person", image)], size=(W, H))
     report: list[str] = []
     pids: list[int] = []
     try:
-        t_start = time.monotonic()
         obs.start()
-        # 1. zero set-up: the filter starts the server; masks within 20 s
+        # 1. zero set-up: the user adds the filter; it starts the server; masks within 20 s
+        t_add = time.monotonic()
+        obs.client.create_source_filter("Person", "M2FP", "m2fp_obs_filter",
+                                        {"server_address": f"tcp://127.0.0.1:{port}",
+                                         "server_path": str(server_wrapper(tmp_path))})
         inst = obs.wait_plugin(lambda i: i.get("masks", 0) >= 3, 20.0)
         assert inst, f"no masks within 20 s: {obs.plugin_stats()}\n{obs.log_tail()}"
-        report.append(f"masks {time.monotonic() - t_start:.1f} s after OBS was started")
+        report.append(f"masks {time.monotonic() - t_add:.1f} s after the filter was added")
         started = inst["server_started"]
         assert started and started["exit_code"] is None, inst
         pids.append(started["pid"])
