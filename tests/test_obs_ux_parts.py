@@ -174,3 +174,18 @@ def test_the_blur_measure_tells_a_real_blur_from_the_former_one(capsys):
     with capsys.disabled():
         print(f"\n[blur reference] detail kept: perfect Gaussian {ideal:.4f}, former 3x3 blur {former:.4f}")
     assert ideal < 0.005 and former > 0.05
+
+
+def test_log_lines_wait_for_the_scripts_own_context():
+    """Inside OBS the sink only names the script from the script's timer: nothing is written before flush."""
+    from m2fp_obs import log
+    got: list = []
+    log.set_sink(lambda level, text: got.append((level, text)), deferred=True)
+    try:
+        log.warning("server away")
+        log.debug("registered")
+        assert got == []
+        log.flush()
+        assert got == [(log.WARNING, "server away"), (log.DEBUG, "registered")]
+    finally:
+        log.set_sink(None)

@@ -154,4 +154,8 @@ class FilterPlugin:
         if name in ("parts_all", "parts_none"):
             properties.set_parts(self.obs, inst.source, inst.class_names, name == "parts_all")
             return True
+        if name == "restart_server":
+            self._launch_key.pop(handle, None)
+            self._ensure_server(handle, inst, inst.settings)
+            return True
         return False

@@ -29,6 +29,7 @@ SYNC_HELP = ("Delays the video so each frame gets its own mask; delay the audio 
 #: one-line tooltips (long descriptions), one per setting the dialog shows
 TIPS: Dict[str, str] = {
     "status": "What the filter is doing now; it updates itself when the server comes or goes.",
+    "restart_server": "Starts the server OBS started again, with the same address and program.",
     "server_address": "Where the m2fp-server listens; on this machine (127.0.0.1) the filter starts one itself.",
     "background_mode": "What replaces the background: nothing (transparent), a color, an image or a blur.",
     "background_color": "The color shown behind the person.",
@@ -108,6 +109,10 @@ def build(obs: L.LibObs, reg: Any, inst: Optional[Any]) -> int:
             obs.obs_property_text_set_info_type(prop, L.OBS_TEXT_INFO_WARNING)
 
     tip(obs.obs_properties_add_text(props, b"status", b"Status", L.OBS_TEXT_INFO), "status")
+    child = inst.launch_child if inst is not None else None
+    if child is not None and child.exit_code() is not None:  # only while the server OBS started is down
+        tip(obs.obs_properties_add_button(props, b"restart_server", b"Start the server again",
+                                          reg.button("restart_server")), "restart_server")
     tip(obs.obs_properties_add_text(props, b"server_address", b"Server address", L.OBS_TEXT_DEFAULT),
         "server_address")
 
