@@ -1,7 +1,8 @@
 """The blurred background: a separable Gaussian on the GPU over the small copy of the frame.
 
 The small copy (the image sent to the server, ~256 px wide) is blurred across,
-then down, into two texrenders of its own size (effects/m2fp_blur.effect); the
+then down, into two texrenders of its own size (effects/m2fp_blur.effect, through the
+one render-into-texrender helper, ``texrender.TexRender``); the
 composite samples the result, upscaled bilinearly.  The radius is a fraction of
 the frame's width, so the same strength looks the same at 720p and 4K: at
 strength 1 sigma is ``SIGMA_AT_FULL`` of the width.  Runs on the graphics thread.
@@ -14,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import libobs as L
 from . import log
+from .texrender import TexRender
 
 EFFECT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effects", "m2fp_blur.effect")
 SIGMA_AT_FULL = 0.03  # sigma as a fraction of the width at strength 1.0 (38 px on a 1280-wide source)
@@ -25,7 +27,7 @@ class BackgroundBlur:
         self.obs = obs
         self.effect: Optional[int] = None
         self.params: Dict[str, int] = {}
-        self.targets: List[int] = []
+        self.targets: List[TexRender] = []
         self.failed = False
 
     def _load(self) -> bool:
@@ -42,7 +44,7 @@ class BackgroundBlur:
         self.effect = eff
         self.params = {n: self.obs.gs_effect_get_param_by_name(eff, n.encode())
                        for n in ("image", "texel_step", "tap_sigma")}
-        self.targets = [self.obs.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE) for _ in range(2)]
+        self.targets = [TexRender(self.obs), TexRender(self.obs)]
         return True
 
     def run(self, tex: Optional[int], size: Tuple[int, int], strength: float) -> Optional[int]:
@@ -59,41 +61,28 @@ class BackgroundBlur:
         down = self._pass(self.targets[1], across, size, (0.0, spacing / h), tap_sigma)
         return down or tex
 
-    def _pass(self, target: int, tex: int, size: Tuple[int, int], step: Tuple[float, float],
+    def _pass(self, target: TexRender, tex: int, size: Tuple[int, int], step: Tuple[float, float],
               tap_sigma: float) -> Optional[int]:
         o, p = self.obs, self.params
-        w, h = size
-        o.gs_texrender_reset(target)
-        if not o.gs_texrender_begin(target, w, h):
-            return None
-        try:
-            clear = L.vec4(0.0, 0.0, 0.0, 0.0)
-            o.gs_clear(L.GS_CLEAR_COLOR, ctypes.byref(clear), 0.0, 0)
-            o.gs_ortho(0.0, float(w), 0.0, float(h), -100.0, 100.0)
-            o.gs_blend_state_push()
-            o.gs_enable_blending(False)
-            try:
-                o.gs_effect_set_texture(p["image"], tex)
-                o.gs_effect_set_vec2(p["texel_step"], ctypes.byref(L.vec2(*step)))
-                o.gs_effect_set_float(p["tap_sigma"], tap_sigma)
-                tech = o.gs_effect_get_technique(self.effect, b"Gauss")
-                n = o.gs_technique_begin(tech)
-                for i in range(n):
-                    if o.gs_technique_begin_pass(tech, i):
-                        o.gs_draw_sprite(tex, 0, w, h)
-                        o.gs_technique_end_pass(tech)
-                o.gs_technique_end(tech)
-            finally:
-                o.gs_blend_state_pop()
-        finally:
-            o.gs_texrender_end(target)
-        return o.gs_texrender_get_texture(target) or None
+
+        def draw() -> None:
+            o.gs_effect_set_texture(p["image"], tex)
+            o.gs_effect_set_vec2(p["texel_step"], ctypes.byref(L.vec2(*step)))
+            o.gs_effect_set_float(p["tap_sigma"], tap_sigma)
+            tech = o.gs_effect_get_technique(self.effect, b"Gauss")
+            n = o.gs_technique_begin(tech)
+            for i in range(n):
+                if o.gs_technique_begin_pass(tech, i):
+                    o.gs_draw_sprite(tex, 0, size[0], size[1])
+                    o.gs_technique_end_pass(tech)
+            o.gs_technique_end(tech)
+
+        return target.texture if target.render(size, size, draw) else None
 
     def destroy(self) -> None:
         """Graphics context must be entered."""
         for t in self.targets:
-            if t:
-                self.obs.gs_texrender_destroy(t)
+            t.destroy()
         self.targets = []
         if self.effect:
             self.obs.gs_effect_destroy(self.effect)
