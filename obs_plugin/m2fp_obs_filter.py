@@ -26,8 +26,10 @@ LOG_FLUSH_MS = 100
 # servers it started) are never reloaded.
 _RELOADABLE = ("m2fp_protocol.messages", "m2fp_protocol.errors", "m2fp_protocol.classes", "m2fp_protocol.config",
                "m2fp_protocol.codec", "m2fp_protocol", "m2fp_obs.log", "m2fp_obs.policy", "m2fp_obs.transport",
-               "m2fp_obs.settings", "m2fp_obs.capture", "m2fp_obs.render", "m2fp_obs.texrender", "m2fp_obs.blur",
-               "m2fp_obs.filter", "m2fp_obs.properties", "m2fp_obs.plugin")
+               "m2fp_obs.settings", "m2fp_obs.stats", "m2fp_obs.texrender", "m2fp_obs.capture", "m2fp_obs.render",
+               "m2fp_obs.blur", "m2fp_obs.sync", "m2fp_obs.delay", "m2fp_obs.filter", "m2fp_obs.properties",
+               "m2fp_obs.plugin")
+_STATS_PERIOD_MS = 200  # the report tests and `m2fp obs-bench` read ($M2FP_OBS_STATS)
 
 
 def script_description():
@@ -53,6 +55,8 @@ def script_load(settings):
         p = plugin.FilterPlugin(reg)
         reg.install(p)
         _state["plugin"], _state["error"] = p, ""
+        if p.stats is not None:
+            obs.timer_add(_write_stats, _STATS_PERIOD_MS)
     except ImportError as exc:
         _state["error"] = f"{exc} - install pyzmq for the Python OBS uses (see install_scripts/, `m2fp doctor`)"
         obs.script_log(obs.LOG_ERROR, "m2fp: " + _state["error"])
@@ -75,8 +79,18 @@ def _flush_log():
     log.flush()
 
 
+def _write_stats():
+    p = _state["plugin"]
+    if p is not None:
+        try:
+            p.write_stats()
+        except Exception as exc:  # a report that cannot be written must not stop the timer's caller
+            obs.script_log(obs.LOG_WARNING, f"m2fp: stats report: {type(exc).__name__}: {exc}")
+
+
 def script_unload():
     obs.timer_remove(_flush_log)
+    obs.timer_remove(_write_stats)
     if _state["plugin"] is None:
         return
     from m2fp_obs import log, registration

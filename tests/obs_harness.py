@@ -3,8 +3,9 @@
 Everything the run needs is generated in a temporary directory: global.ini (no
 wizard, websocket on a free port, preview off), a profile (video size, 30 fps), a
 scene collection with the inputs, their filters and the m2fp script.  OBS and
-Xvfb are started by this module, each in its own process group, and stopped by
-their process ids — nothing else is touched.
+Xvfb are started by this module, each in its own process group; OBS is quit by
+closing its main window (WM_DELETE_WINDOW, as a window manager would), with
+SIGTERM / SIGKILL by process id only as a logged fallback — nothing else is touched.
 
 OBS runs with a clean PATH so it embeds the system Python (which has apt's
 python3-zmq); see shared/notes/obs.md.
@@ -12,10 +13,12 @@ python3-zmq); see shared/notes/obs.md.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import logging
 import os
+import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -29,8 +32,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "obs_plugin" / "m2fp_obs_filter.py"
 RELOAD_HELPER = Path(__file__).resolve().parent / "obs_harness_reload.py"
+PROBE_HELPER = Path(__file__).resolve().parent / "obs_harness_probe.py"
 FILTER_ID = "m2fp_obs_filter"
+PROBE_ID = "m2fp_test_probe"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_log = logging.getLogger("obs_harness")
 
 
 def obs_available() -> str | None:
@@ -43,6 +49,23 @@ def obs_available() -> str | None:
     except ImportError:
         return "obsws-python not installed (pip install -e .[test])"
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def obs_version_number() -> int:
+    """The installed OBS's version as global.ini's LastVersion wants it, (major << 24) | (minor << 16) | patch.
+
+    LastVersion at the running version skips the first-run wizard and the "what's new" dialog; the
+    version comes from ``obs --version`` so the same harness serves OBS 29 (Debian 12) and newer.
+    """
+    try:
+        out = subprocess.run(["obs", "--version"], capture_output=True, text=True, timeout=30,
+                             env={"PATH": CLEAN_PATH}).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    major, minor, patch = (int(v) for v in m.groups()) if m else (29, 0, 2)
+    return (major << 24) | (minor << 16) | patch
 
 
 def free_port() -> int:
@@ -66,6 +89,13 @@ class Input:
                              "settings": settings})
         return self
 
+    def with_probe(self, filter_name: str = "Probe", copy_passes: int = 0) -> "Input":
+        """The render-counting filter of obs_harness_probe.py (needs ``ObsProcess(probe=True)``).  Filters
+        apply in list order: add the probe first to have it on the source itself, beneath the others."""
+        self.filters.append({"id": PROBE_ID, "versioned_id": PROBE_ID, "name": filter_name, "enabled": True,
+                             "settings": {"copy_passes": copy_passes}})
+        return self
+
 
 def ffmpeg_input(name: str, path: Path) -> Input:
     return Input(name, "ffmpeg_source", {"local_file": str(path), "is_local_file": True, "looping": True,
@@ -79,13 +109,14 @@ def image_input(name: str, path: Path) -> Input:
 class ObsProcess:
     def __init__(self, workdir: Path, inputs: list[Input], size: tuple[int, int] = (1280, 720), fps: int = 30,
                  load_script: bool = True, extra_env: dict[str, str] | None = None,
-                 reload_helper: bool = False) -> None:
+                 reload_helper: bool = False, probe: bool = False) -> None:
         self.dir = Path(workdir)
         self.inputs = inputs
         self.size = size
         self.fps = fps
         self.load_script = load_script
         self.reload_helper = reload_helper
+        self.probe = probe
         self.extra_env = extra_env or {}
         self.ws_port = free_port()
         self.stats_path = self.dir / "m2fp_stats.json"
@@ -101,12 +132,22 @@ class ObsProcess:
         (base / "basic" / "profiles" / "m2fp").mkdir(parents=True, exist_ok=True)
         (base / "basic" / "scenes").mkdir(parents=True, exist_ok=True)
         w, h = self.size
-        (base / "global.ini").write_text(
-            "[General]\nFirstRun=true\nLastVersion=486539266\nEnableAutoUpdates=false\n"
+        settings = (
+            f"[General]\nFirstRun=true\nLastVersion={obs_version_number()}\nEnableAutoUpdates=false\n"
+            "ConfirmOnExit=false\n"
             "[BasicWindow]\nPreviewEnabled=false\nSysTrayEnabled=false\nSysTrayWhenStarted=false\n"
             "[Basic]\nProfile=m2fp\nProfileDir=m2fp\nSceneCollection=m2fp\nSceneCollectionFile=m2fp\n"
             f"[OBSWebSocket]\nFirstLoad=false\nServerEnabled=true\nServerPort={self.ws_port}\n"
             "AuthRequired=false\nAlertsEnabled=false\n")
+        # OBS ≤ 30 reads global.ini; 31+ reads the user's part from user.ini (it migrates global.ini only
+        # when user.ini is missing); obs-websocket 5.1 reads global.ini, newer ones their config.json
+        (base / "global.ini").write_text(settings)
+        (base / "user.ini").write_text(settings)
+        ws = base / "plugin_config" / "obs-websocket"
+        ws.mkdir(parents=True, exist_ok=True)
+        (ws / "config.json").write_text(json.dumps({
+            "first_load": False, "server_enabled": True, "server_port": self.ws_port, "alerts_enabled": False,
+            "auth_required": False, "server_password": ""}))
         (base / "basic" / "profiles" / "m2fp" / "basic.ini").write_text(
             f"[General]\nName=m2fp\n[Video]\nBaseCX={w}\nBaseCY={h}\nOutputCX={w}\nOutputCY={h}\n"
             f"FPSType=0\nFPSCommon={self.fps}\n[Output]\nMode=Simple\n"
@@ -125,6 +166,8 @@ class ObsProcess:
         scripts = [{"path": str(SCRIPT), "settings": {}}] if self.load_script else []
         if self.reload_helper:
             scripts.append({"path": str(RELOAD_HELPER), "settings": {}})
+        if self.probe:
+            scripts.append({"path": str(PROBE_HELPER), "settings": {}})
         (base / "basic" / "scenes" / "m2fp.json").write_text(json.dumps({
             "name": "m2fp", "current_scene": "Scene", "current_program_scene": "Scene",
             "scene_order": [{"name": "Scene"}], "sources": sources, "groups": [], "transitions": [],
@@ -171,43 +214,133 @@ class ObsProcess:
                 time.sleep(0.3)
         raise TimeoutError(f"obs-websocket did not answer within {timeout_s} s ({last}):\n{self.log_tail()}")
 
-    def stop(self) -> None:
+    def stop(self, close_timeout_s: float = 30.0) -> None:
+        """Quit OBS as a user does (close its main window), then stop Xvfb.
+
+        A signal is only the fallback: OBS 29's SIGINT handler closes the window from inside the
+        signal handler, which deadlocks when the signal lands while OBS's main thread is writing to
+        the X server (libxcb's lock is held by the interrupted ``writev``).  Closing the window goes
+        through Qt's event loop instead, so shutdown runs where OBS expects it.
+        """
         if self.client is not None:
             try:
                 self.client.disconnect()
             except Exception:
                 pass
             self.client = None
-        for proc, sig, wait in ((self.obs, signal.SIGINT, 20.0), (self.xvfb, signal.SIGTERM, 5.0)):
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(sig)
+        obs = self.obs
+        if obs is not None and obs.poll() is None:
+            why = self._close_main_window()
+            if why is None:
+                try:
+                    obs.wait(close_timeout_s)
+                except subprocess.TimeoutExpired:
+                    why = f"OBS did not exit within {close_timeout_s:.0f} s of closing its main window"
+                    self._dump_hang(obs.pid)
+            if why is not None:
+                self._terminate(obs, why)
+        if self.xvfb is not None and self.xvfb.poll() is None:
+            self.xvfb.terminate()
             try:
-                proc.wait(wait)
+                self.xvfb.wait(5)
             except subprocess.TimeoutExpired:
-                if proc is self.obs:
-                    self._dump_hang(proc.pid)
-                proc.kill()
-                proc.wait(5)
+                self.xvfb.kill()
+                self.xvfb.wait(5)
         if getattr(self, "obs_log", None):
             self.obs_log.close()
+
+    def _close_main_window(self) -> str | None:
+        """Send WM_DELETE_WINDOW to OBS's main window; None when sent, else why it could not be.
+
+        There is no window manager on the Xvfb display, so this client does what one would do for
+        a click on the title bar's close button: a ``WM_PROTOCOLS`` ClientMessage to the window.
+        (``xdotool windowclose`` destroys the window instead, and ``wmctrl -c`` needs a window manager.)
+        """
+        assert self.obs is not None
+        try:
+            from Xlib import X, display, protocol
+            from Xlib.error import DisplayError, XError
+        except ImportError:
+            return "python-xlib is not installed (pip install -e .[test])"
+        try:
+            d = display.Display(self.display)
+        except (DisplayError, OSError) as exc:
+            return f"cannot open the display {self.display}: {exc}"
+        try:
+            win = self._main_window(d)
+            if win is None:
+                return "OBS's main window was not found on the display"
+            protocols = d.intern_atom("WM_PROTOCOLS")
+            delete = d.intern_atom("WM_DELETE_WINDOW")
+            if delete not in (win.get_wm_protocols() or []):
+                return "OBS's main window does not take WM_DELETE_WINDOW"
+            ev = protocol.event.ClientMessage(window=win, client_type=protocols,
+                                              data=(32, [delete, X.CurrentTime, 0, 0, 0]))
+            win.send_event(ev, event_mask=X.NoEventMask)
+            d.sync()
+            _log.info("OBS: WM_DELETE_WINDOW sent to window 0x%x", win.id)
+            return None
+        except XError as exc:
+            return f"X error while closing OBS's window: {exc}"
+        finally:
+            d.close()
+
+    def _main_window(self, d: Any, timeout_s: float = 10.0) -> Any:
+        """The top-level window of our OBS process titled "OBS …" (its main window), waiting for it to map."""
+        from Xlib import X
+        pid_atom = d.intern_atom("_NET_WM_PID")
+        utf8 = d.intern_atom("UTF8_STRING")
+        name_atom = d.intern_atom("_NET_WM_NAME")
+        assert self.obs is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for win in d.screen().root.query_tree().children:
+                pid = win.get_full_property(pid_atom, X.AnyPropertyType)
+                if pid is None or not len(pid.value) or int(pid.value[0]) != self.obs.pid:
+                    continue
+                if win.get_attributes().map_state != X.IsViewable:
+                    continue
+                name = win.get_full_property(name_atom, utf8)
+                title = bytes(name.value).decode("utf-8", "replace") if name is not None else (win.get_wm_name() or "")
+                if isinstance(title, bytes):
+                    title = title.decode("latin-1")
+                if title.startswith("OBS "):
+                    return win
+            if time.monotonic() > deadline or self.obs.poll() is not None:
+                return None
+            time.sleep(0.2)
+
+    def _terminate(self, proc: subprocess.Popen, why: str) -> None:
+        """The fallback: SIGTERM, then SIGKILL; the reason goes to the test log and next to OBS's log."""
+        _log.warning("OBS: %s; sending SIGTERM", why)
+        with open(self.dir / "harness.log", "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {why}; SIGTERM\n")
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            _log.warning("OBS: no exit 10 s after SIGTERM; SIGKILL")
+            with open(self.dir / "harness.log", "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} no exit after SIGTERM; SIGKILL\n")
+            proc.kill()
+            proc.wait(10)
 
     def __enter__(self) -> "ObsProcess":
         return self.start()
 
     def _dump_hang(self, pid: int) -> None:
-        """OBS did not exit on SIGINT: keep every thread's stack (gdb) next to its log, for the report.
-
-        Seen twice in ~50 runs of the frame-sync alignment test, never reproduced under a debugger.
-        """
+        """OBS did not exit after its window was closed: keep every thread's stack (gdb) next to its log."""
         out = self.dir / "obs-hang-backtrace.txt"
+        if shutil.which("gdb") is None:
+            out.write_text("no backtrace: gdb is not installed")
+            return
         try:
             bt = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
                                 capture_output=True, text=True, timeout=60).stdout
         except (OSError, subprocess.TimeoutExpired) as exc:
             bt = f"no backtrace: {exc}"
         out.write_text(bt)
-        print(f"\n[obs] did not exit within its shutdown wait; thread stacks in {out}")
+        _log.warning("OBS: thread stacks of the hung process in %s", out)
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
@@ -241,6 +374,13 @@ class ObsProcess:
             return json.loads(self.stats_path.read_text())
         except (OSError, ValueError):
             return {}
+
+    def probe_stats(self) -> list[dict[str, Any]]:
+        """The probes' report (obs_harness_probe.py), refreshed by OBS every 0.2 s."""
+        try:
+            return json.loads(Path(str(self.stats_path) + ".probe.json").read_text())["probes"]
+        except (OSError, ValueError, KeyError):
+            return []
 
     def reset_plugin_timings(self) -> None:
         """Ask the filter to restart its timing window (it removes the flag file when done)."""

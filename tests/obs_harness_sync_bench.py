@@ -5,8 +5,6 @@ frame sync 0 / 2 / 3 (640x360, selfie server, 6 s each).  align: a swaying perso
 coded in a corner, the screenshot's alpha against the truth of the frame shown and its neighbours.
 """
 import json
-import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +42,7 @@ def run(clip: Path, work: Path, measure) -> None:  # type: ignore[no-untyped-def
 
 def cost(obs: ObsProcess) -> dict:
     obs.reset_plugin_timings()
-    a, fa = obs.stats(), frame_counts(obs)
+    fa = frame_counts(obs)
     time.sleep(6)
     b, fb = obs.stats(), frame_counts(obs)
     inst = obs.plugin_stats()["instances"][0]

@@ -3,7 +3,8 @@
 One OBS run (starting OBS is the slow part) walks through what a user sees:
 
 1. the same scene with the filter disabled, then enabled: GetStats' lagged and
-   skipped frames are no higher with the filter (recording, so the encoder counts);
+   skipped frames stay within a sanity bound of the run without it (recording, so
+   the encoder counts; the cost itself is measured by `m2fp obs-bench`);
 2. transparent mode: the source's alpha matches the clip's ground truth (IoU ≥ 0.9);
 3. colour mode: the background is the colour, the person is not; parsing view:
    the person in the engine's palette colour;
@@ -117,10 +118,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     return path, make_clip(path)
 
 
-# A real OBS on 2 shared cores under software OpenGL: about 1 run in 25 misses a timing or shutdown
-# deadline (seen in full-suite runs, not reproduced alone).  One rerun, reported by pytest as
-# "rerun"; a second failure fails the suite.  obs_harness keeps a backtrace if OBS hangs at exit.
-@pytest.mark.flaky(reruns=1)
 def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see module docstring)
     path, truth = clip
     person = truth > 0
@@ -147,8 +144,10 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         obs.client.stop_record()
         report.append(f"without filter {without}; with filter {with_filter}")
         report.append("filter ms p50/p95/max: " + timing_text(obs))
-        # both windows run on a shared 2-core machine: allow the noise of 2 % of the frames (at least 2)
-        slack = max(2, without["render_total_frames"] // 50)
+        # A sanity bound, not the figure: the windows run one after the other on a shared 2-core machine
+        # (and under stress-ng in tests/obs_stress_loop.sh), so lagged frames move with the load.  A filter
+        # that waited on the server would lag most frames; the cost itself is `m2fp obs-bench`'s job.
+        slack = max(3, without["render_total_frames"] // 4)
         for key in ("render_skipped_frames", "output_skipped_frames"):
             assert with_filter[key] <= without[key] + slack, report
 

@@ -36,10 +36,6 @@ def acked_predict(inst: dict) -> float | None:
     return cfg.get("predict_frames")
 
 
-# A real OBS on 2 shared cores under software OpenGL: about 1 run in 25 misses a timing or shutdown
-# deadline (seen in full-suite runs, not reproduced alone).  One rerun, reported by pytest as
-# "rerun"; a second failure fails the suite.  obs_harness keeps a backtrace if OBS hangs at exit.
-@pytest.mark.flaky(reruns=1)
 def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
     path, truth = clip
     person = truth > 0
@@ -91,7 +87,8 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
         obs.client.set_source_filter_settings("Person", "M2FP", {"sync_frames": 0}, True)
         inst = obs.wait_plugin(lambda i: i.get("sync_frames") == 0 and acked_predict(i) == 2, 5.0)
         assert inst, obs.plugin_stats()
-        got = alpha_iou(obs, person, shots=1)
+        time.sleep(0.5)  # the server's stream restarts with the new CONFIG: judge the steady state
+        got = alpha_iou(obs, person)
         report.append(f"sync off again: predict_frames 2, IoU {got:.3f}")
         assert got >= 0.9, report
         # the ring's own draw shows the same colours as OBS's filter path (the person stands still)
@@ -115,6 +112,7 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
 
 
 CODE_BLOCK = 16  # px per bit of the frame index in the coded clip
+ALIGN_FPS = 10  # OBS's frame rate in the alignment test
 CODED_FRAMES = 120
 
 
@@ -146,16 +144,15 @@ def frame_index(shot: np.ndarray) -> int:
     return sum(1 << b for b, on in enumerate(bits) if on)
 
 
-# A real OBS on 2 shared cores under software OpenGL: about 1 run in 25 misses a timing or shutdown
-# deadline (seen in full-suite runs, not reproduced alone).  One rerun, reported by pytest as
-# "rerun"; a second failure fails the suite.  obs_harness keeps a backtrace if OBS hangs at exit.
-@pytest.mark.flaky(reruns=1)
 def test_frame_sync_shows_each_frame_with_its_own_mask(tmp_path):
     truths = make_coded_clip(tmp_path / "coded.mp4")
     srv = ServerProcess().start()
     inp = ffmpeg_input("Person", tmp_path / "coded.mp4").with_m2fp(server_address=srv.address, smoothing=0.0,
                                                                    background_mode="transparent", sync_frames=2)
-    obs = ObsProcess(tmp_path, [inp], size=(W, H), fps=FPS)
+    # 10 fps: two frames of delay leave 200 ms for readback and the round trip, so masks are back in
+    # time even when other work loads the cores (at 30 fps a loaded machine makes them late, and a
+    # late mask is, by design, the previous frame's); the clip still changes every OBS frame
+    obs = ObsProcess(tmp_path, [inp], size=(W, H), fps=ALIGN_FPS)
     report: list[str] = []
     try:
         obs.start()

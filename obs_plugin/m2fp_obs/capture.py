@@ -1,4 +1,4 @@
-"""Frame capture on the GPU: the filter's input → a small texrender → a ring of stage surfaces.
+"""Frame capture on the GPU: the full-size frame → a small texrender → a ring of stage surfaces.
 
 Only the model-sized image ever leaves the GPU (a full 720p readback costs
 ~3.5 ms under software OpenGL, a 256×144 one a fraction of that).  A surface is
@@ -13,6 +13,7 @@ import ctypes
 from typing import Callable, List, Optional, Tuple
 
 from . import libobs as L
+from .texrender import TexRender
 
 
 class FrameCapture:
@@ -20,17 +21,16 @@ class FrameCapture:
         self.obs = obs
         self.ring_size = max(2, ring)
         self.size: Tuple[int, int] = (0, 0)
-        self.texrender: Optional[int] = None
+        self.small = TexRender(obs)
         self.ring: List[int] = []
         self._next = 0
         self._staged: Optional[int] = None  # ring index staged on the previous frame
 
     def _ensure(self, size: Tuple[int, int]) -> None:
-        if size == self.size and self.texrender:
+        if size == self.size and self.ring:
             return
         self.destroy()
         o = self.obs
-        self.texrender = o.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
         self.ring = [o.gs_stagesurface_create(size[0], size[1], L.GS_RGBA)
                      for _ in range(self.ring_size)]
         self.size = size
@@ -38,38 +38,17 @@ class FrameCapture:
         self._staged = None
 
     def draw_small(self, draw: Callable[[], None], full: Tuple[int, int], size: Tuple[int, int]) -> bool:
-        """Render the input again, straight into the small texrender (what is sent, and the blur background).
+        """Scale the frame already rendered at full size down into the small texrender (sent, and the blur).
 
-        ``draw`` renders the filter's target (the source below this filter) at full
-        coordinates; the texrender's size does the scaling, so only small-size
-        fragments are shaded — much cheaper than copying the full frame first.
+        ``draw`` draws that full-size texture at full coordinates (the source is not
+        rendered again); the texrender's size does the scaling on the GPU.
         """
         self._ensure(size)
-        o = self.obs
-        o.gs_texrender_reset(self.texrender)
-        if not o.gs_texrender_begin(self.texrender, size[0], size[1]):
-            return False
-        self._draw(draw, full[0], full[1])
-        o.gs_texrender_end(self.texrender)
-        return True
-
-    def _draw(self, fn: Callable[[], None], w: int, h: int) -> None:
-        o = self.obs
-        clear = L.vec4(0.0, 0.0, 0.0, 0.0)
-        o.gs_clear(L.GS_CLEAR_COLOR, ctypes.byref(clear), 0.0, 0)
-        o.gs_ortho(0.0, float(w), 0.0, float(h), -100.0, 100.0)
-        o.gs_blend_state_push()
-        o.gs_enable_blending(False)
-        try:
-            fn()
-        finally:
-            o.gs_blend_state_pop()
+        return self.small.render(size, full, draw)
 
     @property
     def small_texture(self) -> Optional[int]:
-        if not self.texrender:
-            return None
-        return self.obs.gs_texrender_get_texture(self.texrender)
+        return self.small.texture
 
     def stage(self) -> None:
         tex = self.small_texture
@@ -112,8 +91,6 @@ class FrameCapture:
             if s:
                 o.gs_stagesurface_destroy(s)
         self.ring = []
-        if self.texrender:
-            o.gs_texrender_destroy(self.texrender)
-        self.texrender = None
+        self.small.destroy()
         self.size = (0, 0)
         self._staged = None

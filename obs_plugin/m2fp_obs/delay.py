@@ -1,71 +1,121 @@
-"""The GPU side of frame sync: a ring of full-resolution texrenders and a pool of mask textures.
+"""Where the full-size frame lives for one OBS frame: the source is rendered into it once, and both the
+small copy for the server and the composite are drawn from it.
 
-Allocated only while frame sync is on (``delay + 1`` frames of the source's size,
-e.g. 3 × 3.7 MB at 1280×720 for a delay of 2) and released when it is turned off
-or the filter is destroyed.  The bookkeeping (which slot, which mask) is
-``sync.FrameSync``.  Runs on OBS's graphics thread with the graphics context entered.
+* ``DirectFrame`` (frame sync off): OBS's own filter texture.  ``process_filter_begin``
+  renders the filter's input into it at full size; each draw is a
+  ``process_filter_tech_end`` with a technique of our effect.
+* ``VideoDelay`` (frame sync on, the frame-sync object): a ring of ``delay + 1``
+  full-size texrenders and a pool of mask textures.  The input is rendered into
+  the ring once per OBS frame (OBS may render a source several times in one
+  frame: screenshots, projectors; the later renders reuse the ring), the small copy
+  is made from the newest frame and the frame of ``delay`` frames ago is drawn
+  with the mask made from it.  Allocated only while frame sync is on, e.g. 3 × 3.7 MB
+  at 1280×720 for a delay of 2.  The bookkeeping (which slot, which mask, the
+  counters) is ``sync.FrameSync``.
+
+Runs on OBS's graphics thread with the graphics context entered.
 """
 from __future__ import annotations
 
-import ctypes
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from . import libobs as L
+from .render import Compositor
 from .sync import FrameSync
+from .texrender import TexRender
+
+
+class DirectFrame:
+    """Frame sync off: the frame is OBS's filter texture, shown as soon as it is rendered."""
+
+    def __init__(self, obs: L.LibObs, compositor: Compositor, source: int) -> None:
+        self.obs = obs
+        self.comp = compositor
+        self.source = source
+        self.size: Tuple[int, int] = (0, 0)
+
+    newest_seq: Optional[int] = None
+
+    def tick(self) -> None:
+        pass
+
+    def begin(self, target: int, size: Tuple[int, int]) -> bool:
+        """Render the filter's input into OBS's full-size filter texture (the only render of the source)."""
+        self.size = size
+        return bool(self.obs.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING))
+
+    def draw_newest(self, technique: str) -> None:
+        self.draw_shown(technique)
+
+    def draw_shown(self, technique: str) -> None:
+        self.obs.obs_source_process_filter_tech_end(self.source, self.comp.effect, self.size[0], self.size[1],
+                                                    technique.encode())
+
+    def shown_mask(self) -> Optional[int]:
+        """None: the newest mask (the compositor's own)."""
+        return None
+
+    def destroy(self) -> None:
+        pass
 
 
 class VideoDelay:
-    def __init__(self, obs: L.LibObs, delay: int) -> None:
+    """Frame sync on: answers "which texture, which mask" for the frame shown, and counts how often it was
+    the frame's own mask."""
+
+    def __init__(self, obs: L.LibObs, compositor: Compositor, delay: int) -> None:
         self.obs = obs
+        self.comp = compositor
         self.sync = FrameSync(delay)
         self.size: Tuple[int, int] = (0, 0)
-        self.frames: List[Optional[int]] = [None] * self.sync.video_slots  # texrenders
+        self.frames: List[TexRender] = [TexRender(obs) for _ in range(self.sync.video_slots)]
         self.masks: List[Optional[int]] = [None] * self.sync.mask_slots  # R8 textures
         self.mask_size: Tuple[int, int] = (0, 0)
+        self._ticks = 0  # video_tick count: the first render after a new tick is a new frame
+        self._frame_tick = -1  # tick of the newest frame in the ring
+        self.newest_seq: Optional[int] = None
 
     @property
     def delay(self) -> int:
         return self.sync.delay
 
-    def begin_frame(self, size: Tuple[int, int]) -> int:
-        """A new OBS frame of the input at ``size``: returns its seq (render it with ``render_frame``)."""
+    def tick(self) -> None:
+        self._ticks += 1
+
+    def begin(self, target: int, size: Tuple[int, int]) -> bool:
+        """Render the filter's input into the ring if this OBS frame has not been yet; False: nothing to show."""
         if size != self.size:
             self._destroy_frames()
             self.size = size
             self.sync.reset()  # old pictures have the old size: refill (seq stays monotonic)
-        return self.sync.push()
+            self.newest_seq = None
+        if self._frame_tick != self._ticks or self.newest_seq is None:
+            self._frame_tick = self._ticks
+            seq = self.newest_seq = self.sync.push()
+            o, comp = self.obs, self.comp
+            self.frames[self.sync.slot_of(seq)].render(
+                size, size, lambda: comp.run("Draw", lambda: o.obs_source_video_render(target)))
+        return self._texture(self.sync.shown_seq()) is not None
 
-    def render_frame(self, seq: int, draw: Callable[[], None]) -> bool:
-        """Render the filter's input at full size into the ring slot of frame ``seq``."""
-        o = self.obs
-        size = self.size
-        i = self.sync.slot_of(seq)
-        if not self.frames[i]:
-            self.frames[i] = o.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
-        tr = self.frames[i]
-        o.gs_texrender_reset(tr)
-        if not o.gs_texrender_begin(tr, size[0], size[1]):
-            return False
-        clear = L.vec4(0.0, 0.0, 0.0, 0.0)
-        o.gs_clear(L.GS_CLEAR_COLOR, ctypes.byref(clear), 0.0, 0)
-        o.gs_ortho(0.0, float(size[0]), 0.0, float(size[1]), -100.0, 100.0)
-        o.gs_blend_state_push()
-        o.gs_enable_blending(False)
-        try:
-            draw()
-        finally:
-            o.gs_blend_state_pop()
-            o.gs_texrender_end(tr)
-        return True
+    def restart(self) -> None:
+        """The ring stops (frames passed through untouched): refill it when masks are back."""
+        self.sync.reset()
+        self.newest_seq = None
 
-    def shown_texture(self) -> Tuple[Optional[int], Optional[int]]:
-        """(texture, seq) of the frame to show now."""
-        seq = self.sync.shown_seq()
-        if seq is None:
-            return None, None
-        tr = self.frames[self.sync.slot_of(seq)]
-        return (self.obs.gs_texrender_get_texture(tr) if tr else None), seq
+    def _texture(self, seq: Optional[int]) -> Optional[int]:
+        return self.frames[self.sync.slot_of(seq)].texture if seq is not None else None
 
+    def draw_newest(self, technique: str) -> None:
+        tex = self._texture(self.newest_seq)
+        if tex:
+            self.comp.draw(technique, tex, self.size)
+
+    def draw_shown(self, technique: str) -> None:
+        tex = self._texture(self.sync.shown_seq())
+        if tex:
+            self.comp.draw(technique, tex, self.size)
+
+    # ------------------------------------------------------------------ masks
     def upload_mask(self, frame_id: int, width: int, height: int, data: bytes) -> None:
         o = self.obs
         if (width, height) != self.mask_size:
@@ -77,18 +127,24 @@ class VideoDelay:
             self.masks[i] = o.gs_texture_create(width, height, L.GS_R8, 1, None, L.GS_DYNAMIC)
         o.gs_texture_set_image(self.masks[i], data, width, False)
 
-    def mask_texture(self, seq: Optional[int]) -> Tuple[Optional[int], Optional[int]]:
-        """(texture, seq of the frame it was made from) of the mask to apply to frame ``seq``."""
+    def shown_mask(self) -> Optional[int]:
+        """The mask texture for the frame shown now (its own if here); counted once per OBS frame."""
+        seq = self.sync.shown_seq()
         i = self.sync.mask_for(seq)
         if i is None:
-            return None, None
-        return self.masks[i], self.sync.mask_seq(i)
+            return None
+        self.sync.count_shown(seq, self.sync.mask_seq(i))
+        return self.masks[i]
 
+    def sent(self, seq: Optional[int], frame_id: Optional[int]) -> None:
+        """The small copy of frame ``seq`` went to the server as ``frame_id``."""
+        if seq is not None and frame_id is not None:
+            self.sync.sent(seq, frame_id)
+
+    # ------------------------------------------------------------------ teardown
     def _destroy_frames(self) -> None:
-        for i, tr in enumerate(self.frames):
-            if tr:
-                self.obs.gs_texrender_destroy(tr)
-            self.frames[i] = None
+        for tr in self.frames:
+            tr.destroy()
         self.size = (0, 0)
 
     def _destroy_masks(self) -> None:

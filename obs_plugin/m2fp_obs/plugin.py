@@ -17,8 +17,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from . import launcher
 from . import libobs as L
 from . import log, properties
-from .filter import STATS_ENV, FilterInstance, StatsWriter
+from .filter import FilterInstance
 from .settings import FilterSettings
+from .stats import STATS_ENV, StatsWriter
 
 
 class FilterPlugin:
@@ -124,14 +125,21 @@ class FilterPlugin:
                 self._status_key[handle] = key
                 inst.events.append((time.monotonic(), "status: " + inst.status_line()))
                 self.obs.obs_source_update_properties(inst.source)
-        if self.stats is not None:
-            if inst is not None and inst.class_names and inst.property_names is None:
+
+    # ------------------------------------------------------------------ report (tests, obs-bench)
+    def write_stats(self) -> None:
+        """Script timer (a few times a second, only with ``$M2FP_OBS_STATS`` set): the report file, a
+        timing reset when the bench asks for one, and the properties dialog as libobs builds it."""
+        if self.stats is None:
+            return
+        reset = self.stats.reset_requested()
+        for inst in list(self.instances.values()):
+            if reset:
+                inst.reset_timings()
+            if inst.class_names and inst.property_names is None:
                 inst.property_names = properties.list_names(self.obs, inst.source)  # dialog self-check
                 inst.dialog_rows = properties.dialog_rows(self.obs, inst.source)
-            if self.stats.reset_requested():
-                for inst in self.instances.values():
-                    inst.reset_timings()
-            self.stats.maybe_write(self.instances)
+        self.stats.write([inst.stats() for inst in list(self.instances.values())])
 
     # ------------------------------------------------------------------ properties
     def get_properties(self, handle: int) -> int:

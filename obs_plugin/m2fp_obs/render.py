@@ -19,6 +19,20 @@ _PARAMS = ("image", "mask_tex", "parsing_tex", "palette_tex", "small_tex", "bg_t
 TECHNIQUES = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blur"}
 
 
+def choose_technique(view_mode: str, background_mode: str, *, bg_image: bool, small: bool, parsing: bool) -> str:
+    """The one place that maps the view and background modes to an effect technique, given which
+    textures exist now (a missing one falls back: no image file or no blurred copy yet → transparent, never a
+    colour the user did not choose; no parsing map → alpha view)."""
+    if view_mode == "alpha":
+        return "Alpha"
+    if view_mode == "parsing":
+        return "Parsing" if parsing else "Alpha"
+    technique = TECHNIQUES.get(background_mode, "Transparent")
+    if (technique == "Image" and not bg_image) or (technique == "Blur" and not small):
+        return "Transparent"
+    return technique
+
+
 class _R8Texture:
     """Dynamic single-channel textures, two in turn: the one updated was last drawn two frames ago.
 
@@ -124,19 +138,18 @@ class Compositor:
         self.effect = None
 
     # ------------------------------------------------------------------ per frame
+    def technique(self, view_mode: str, background_mode: str, small: Optional[int]) -> str:
+        """``choose_technique`` with what this compositor holds now."""
+        return choose_technique(view_mode, background_mode, bg_image=bool(self.bg_image), small=bool(small),
+                                parsing=bool(self.parsing.tex and self.palette))
+
     def prepare(self, technique: str, *, threshold: float = 0.5, feather: float = 0.1,
                 color: Tuple[float, float, float, float] = (0, 0, 0, 1), small: Optional[int] = None,
-                small_size: Tuple[int, int] = (1, 1), blur: float = 0.5, mask: Optional[int] = None) -> str:
-        """Set the parameters of ``technique`` (falling back when a texture is missing); returns the
-        technique to run.  ``image`` is left to whoever draws (OBS's process_filter_tech_end, or ``draw``).
-        ``mask`` replaces the newest mask (frame sync applies the mask of the frame shown)."""
+                small_size: Tuple[int, int] = (1, 1), blur: float = 0.5, mask: Optional[int] = None) -> None:
+        """Set the parameters of ``technique`` (from ``technique()``).  ``image`` is left to whoever draws
+        (OBS's process_filter_tech_end, or ``draw``).  ``mask`` replaces the newest mask (frame sync applies
+        the mask of the frame shown)."""
         o, p = self.obs, self.params
-        if technique == "Image" and not self.bg_image:
-            technique = "Color"
-        if technique == "Blur" and not small:
-            technique = "Color"
-        if technique == "Parsing" and not (self.parsing.tex and self.palette):
-            technique = "Alpha"
         if technique != "Draw":
             o.gs_effect_set_texture(p["mask_tex"], mask or self.mask.tex)
             o.gs_effect_set_float(p["threshold"], threshold)
@@ -150,7 +163,6 @@ class Compositor:
         elif technique == "Parsing":
             o.gs_effect_set_texture(p["parsing_tex"], self.parsing.tex)
             o.gs_effect_set_texture(p["palette_tex"], self.palette)
-        return technique
 
     def draw(self, technique: str, image: int, size: Tuple[int, int]) -> None:
         """Draw ``image`` at ``size`` with ``technique`` (what process_filter_tech_end does with its own texture)."""

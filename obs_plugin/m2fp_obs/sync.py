@@ -11,8 +11,9 @@ No OBS and no GPU here (``delay.py`` holds the textures), so the choice is unit-
 """
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional
 
 
 @dataclass
@@ -34,6 +35,11 @@ class FrameSync:
         self._next_seq = 0  # never goes back: masks keep the seq of their frame across resets
         self.newest: Optional[int] = None
         self.count = 0
+        #: frames shown with their own mask / another one, and how many frames older that mask was
+        self.own_mask = 0
+        self.other_mask = 0
+        self.mask_age: Deque[float] = collections.deque(maxlen=1800)
+        self._counted: Optional[int] = None  # newest seq when the last frame was counted
 
     def reset(self) -> None:
         """Forget the video frames (after a pass-through the ring holds stale pictures); masks stay."""
@@ -109,3 +115,23 @@ class FrameSync:
     def mask_seq(self, slot: int) -> Optional[int]:
         m = self.masks[slot]
         return m.seq if m is not None else None
+
+    # ------------------------------------------------------------------ counters
+    def count_shown(self, seq: Optional[int], mask_seq: Optional[int]) -> None:
+        """Frame ``seq`` is shown with the mask of frame ``mask_seq``: counted once per OBS frame, however
+        often OBS renders the source in it (screenshots, projectors)."""
+        if seq is None or mask_seq is None or self._counted == self.newest:
+            return
+        self._counted = self.newest
+        if mask_seq == seq:
+            self.own_mask += 1
+        else:
+            self.other_mask += 1
+        self.mask_age.append(float(seq - mask_seq))
+
+    def reset_counts(self) -> None:
+        self.own_mask = self.other_mask = 0
+        self.mask_age.clear()
+
+    def counts(self) -> Dict[str, Any]:
+        return {"own_mask": self.own_mask, "other_mask": self.other_mask, "mask_age_frames": list(self.mask_age)}
