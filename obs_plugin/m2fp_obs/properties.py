@@ -21,7 +21,7 @@ from .settings import BACKGROUND_MODES, SYNC_CHOICES, VIEW_MODES, FilterSettings
 
 _MODE_LABELS = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blurred background"}
 _VIEW_LABELS = {"composite": "Composite (normal)", "alpha": "Mask only (debugging)",
-                "parsing": "Body parts, colour-coded (debugging)"}
+                "parsing": "Body parts, color-coded (debugging)"}
 
 SYNC_HELP = ("Delays the video so each frame gets its own mask; delay the audio as much "
              "(Sync Offset: 67 ms for 2 frames at 30 fps).")
@@ -46,7 +46,7 @@ TIPS: Dict[str, str] = {
     "advanced": "Hold time, frame sync, debugging views, the server program and CURVE keys.",
     "hold_ms": "How long the last mask is kept after the server stops before the fallback above applies.",
     "sync_frames": SYNC_HELP,
-    "view_mode": "Debugging views: the mask itself, or each body part in its own colour.",
+    "view_mode": "Debugging views: the mask itself, or each body part in its own color.",
     "server_path": "The m2fp-server program to start for a local address (empty: where the installer put it).",
     "curve_server_key": "For a server on another machine: the server's public key from `m2fp keys`.",
     "curve_public_key": "For a server on another machine: this client's public key from `m2fp keys`.",
