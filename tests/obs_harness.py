@@ -358,6 +358,8 @@ class ObsProcess:
         r = self.client.get_source_screenshot(source, "png", None, None, -1)
         data = base64.b64decode(r.image_data.split(",", 1)[1])
         bgra = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if bgra is None:
+            raise ValueError(f"OBS sent a screenshot of {source!r} that does not decode as PNG")
         if bgra.ndim == 2:
             bgra = cv2.cvtColor(bgra, cv2.COLOR_GRAY2BGRA)
         elif bgra.shape[2] == 3:

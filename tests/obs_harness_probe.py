@@ -131,7 +131,7 @@ class _Registration:
             os.replace(tmp, _OUT)
 
 
-_REG = []
+_REG: list = []  # the registration, once per OBS process
 
 
 def script_description():

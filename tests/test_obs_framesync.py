@@ -71,9 +71,9 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
         report.append(f"sync 2: {counts}, {inst['masks'] - masks_before} masks, {shown} frames composited, "
                       f"{own:.2f} with their own mask, mask age {sync['mask_age_frames']}, "
                       f"render ms {inst['timings_ms']['render']}")
-        assert counts["render_total_frames"] >= 2 * FPS, report  # OBS kept rendering
-        assert inst["masks"] - masks_before >= FPS, report  # masks kept coming
-        assert shown >= 2 * FPS, report  # and the filter composited through the ring
+        assert counts["render_total_frames"] >= FPS, report  # OBS kept rendering (a freeze check over 3 s)
+        assert inst["masks"] - masks_before >= FPS // 2, report  # masks kept coming
+        assert shown >= FPS, report  # and the filter composited through the ring
         # frames got the mask made from them (0.71-1.00 measured, depends on the machine's load; the
         # alignment itself is checked against per-frame truth in the next test)
         assert sync["own_mask"] >= 10, report

@@ -129,3 +129,19 @@ def test_predict_frames_follows_frame_sync(sync_frames, predict):
     cfg = s.server_config(["Background", "Person"])
     assert cfg["predict_frames"] == predict
     assert StreamConfig.from_json(cfg).validate().predict_frames == predict
+
+
+def test_shown_frames_are_counted_once_per_obs_frame_however_often_rendered():
+    sync = FrameSync(2)
+    for k in range(6):
+        seq = sync.push()
+        sync.sent(seq, 100 + k)
+        sync.add_mask(100 + k)
+        for _render in range(3):  # the program output, a screenshot, a projector: one OBS frame
+            shown = sync.shown_seq()
+            slot = sync.mask_for(shown)
+            sync.count_shown(shown, sync.mask_seq(slot) if slot is not None else None)
+    assert sync.own_mask + sync.other_mask == 6
+    assert sync.own_mask == 6 and list(sync.mask_age) == [0.0] * 6
+    sync.reset_counts()
+    assert sync.counts() == {"own_mask": 0, "other_mask": 0, "mask_age_frames": []}
