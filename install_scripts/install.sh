@@ -112,8 +112,8 @@ say "done"
 echo
 echo "  Script to add in OBS (Tools > Scripts > +):"
 echo "      $SCRIPT"
-echo "  Start the server:"
-echo "      $VENV/bin/m2fp-server                 (or the filter's 'Start a local m2fp-server' button)"
+echo "  The filter starts the server itself (address on 127.0.0.1, nothing listening). By hand:"
+echo "      $VENV/bin/m2fp-server"
 echo "  Then: a source > Filters > + > 'M2FP Background'."
 if [ "$FLATPAK" -eq 1 ]; then
     echo

@@ -68,7 +68,7 @@ echo
 echo "  In OBS: Tools > Scripts > Python Settings > $FRAMEWORKS   (then restart OBS)"
 echo "  Script to add in OBS (Tools > Scripts > +):"
 echo "      $SCRIPT"
-echo "  Start the server:"
+echo "  The filter starts the server itself (address on 127.0.0.1, nothing listening). By hand:"
 echo "      \"$VENV/bin/m2fp-server\""
 echo "  Then: a source > Filters > + > 'M2FP Background'."
 echo

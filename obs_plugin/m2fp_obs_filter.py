@@ -19,19 +19,24 @@ for _p in (os.path.join(os.path.dirname(_HERE), "shared"), _HERE):  # m2fp_proto
 import obspython as obs  # noqa: E402  (provided by OBS)
 
 _state = {"plugin": None, "error": ""}
+LOG_FLUSH_MS = 100
 
 # Reloaded on every script load so edited code takes effect; `registration` (which holds the C
-# callbacks OBS keeps calling) and `libobs` (whose types it uses) are never reloaded.
+# callbacks OBS keeps calling), `libobs` (whose types it uses) and `launcher` (which owns the
+# servers it started) are never reloaded.
 _RELOADABLE = ("m2fp_protocol.messages", "m2fp_protocol.errors", "m2fp_protocol.classes", "m2fp_protocol.config",
                "m2fp_protocol.codec", "m2fp_protocol", "m2fp_obs.log", "m2fp_obs.policy", "m2fp_obs.transport",
                "m2fp_obs.settings", "m2fp_obs.stats", "m2fp_obs.texrender", "m2fp_obs.capture", "m2fp_obs.render",
-               "m2fp_obs.sync", "m2fp_obs.delay", "m2fp_obs.filter", "m2fp_obs.properties", "m2fp_obs.plugin")
+               "m2fp_obs.blur", "m2fp_obs.sync", "m2fp_obs.delay", "m2fp_obs.filter", "m2fp_obs.properties",
+               "m2fp_obs.plugin")
 _STATS_PERIOD_MS = 200  # the report tests and `m2fp obs-bench` read ($M2FP_OBS_STATS)
 
 
 def script_description():
     text = ("<b>M2FP Background</b><br>Adds the video filter <i>M2FP Background</i>: live background "
-            "removal and replacement by an m2fp-server (human parsing).")
+            "removal and replacement by an m2fp-server (human parsing).<br><br>"
+            "<b>Next step:</b> right-click a camera source → <i>Filters</i> → <b>+</b> → <i>M2FP Background</i>. "
+            "The filter starts a local m2fp-server by itself; its settings are in the Filters dialog.")
     if _state["error"]:
         text += "<br><b style='color:#c00'>Not active: " + _state["error"] + "</b>"
     return text
@@ -43,7 +48,9 @@ def script_load(settings):
             if name in sys.modules:
                 importlib.reload(sys.modules[name])
         from m2fp_obs import log, plugin, registration
-        log.set_sink(obs.script_log)
+        # queued, then written from this script's timer: there OBS names the script (see m2fp_obs/log.py)
+        log.set_sink(obs.script_log, deferred=True)
+        obs.timer_add(_flush_log, LOG_FLUSH_MS)
         reg = registration.get()
         p = plugin.FilterPlugin(reg)
         reg.install(p)
@@ -58,6 +65,20 @@ def script_load(settings):
         obs.script_log(obs.LOG_ERROR, "m2fp: " + _state["error"])
 
 
+def script_properties():
+    """The Scripts dialog: no settings here, only where to go next."""
+    props = obs.obs_properties_create()
+    text = ("Settings live on each filter: right-click a source → Filters → + → M2FP Background."
+            if not _state["error"] else "Not active: " + _state["error"])
+    obs.obs_properties_add_text(props, "next_step", text, obs.OBS_TEXT_INFO)
+    return props
+
+
+def _flush_log():
+    from m2fp_obs import log
+    log.flush()
+
+
 def _write_stats():
     p = _state["plugin"]
     if p is not None:
@@ -68,10 +89,13 @@ def _write_stats():
 
 
 def script_unload():
+    obs.timer_remove(_flush_log)
     obs.timer_remove(_write_stats)
     if _state["plugin"] is None:
         return
     from m2fp_obs import log, registration
     registration.get().uninstall()
-    log.set_sink(None)
+    log.flush()
+    # after unload (OBS exiting, no timer): straight to OBS's log, named here
+    log.set_sink(lambda level, text, _blog=registration.get().obs.blog: _blog(level, "[m2fp_obs_filter.py] " + text))
     _state["plugin"] = None

@@ -201,7 +201,7 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         obs.client.set_source_filter_settings("Person", "M2FP", {"view_mode": "composite",
                                                                  "background_mode": "transparent"}, True)
         # unticking the only part (a CONFIG with keep = []) leaves nothing; ticking it brings the person back
-        obs.client.set_source_filter_settings("Person", "M2FP", {"keep_person": False}, True)
+        obs.client.set_source_filter_settings("Person", "M2FP", {"choose_parts": True, "keep_person": False}, True)
         time.sleep(0.5)
         kept = (obs.screenshot("Person")[..., 3] >= 128).mean()
         report.append(f"'Person' unticked: {kept:.4f} of the frame kept")

@@ -32,9 +32,11 @@ def test_defaults_keep_every_part_and_send_a_valid_config():
 
 
 def test_unticked_parts_become_the_keep_list():
-    s = read({keep_key("Hat"): False, keep_key("Hair"): False}, CIHP)
+    s = read({"choose_parts": True, keep_key("Hat"): False, keep_key("Hair"): False}, CIHP)
     assert s.keep_list(CIHP) == ["Face", "UpperClothes"]
-    assert read({keep_key("Person"): False}).keep_list(["Background", "Person"]) == []
+    assert read({"choose_parts": True, keep_key("Person"): False}).keep_list(["Background", "Person"]) == []
+    # "Keep only some body parts" off: the checkboxes (hidden then) do not apply
+    assert read({keep_key("Hat"): False}, CIHP).keep_list(CIHP) is None
     assert keep_key("Left-arm") == "keep_left_arm"
 
 
@@ -42,7 +44,7 @@ def test_out_of_range_values_are_clamped_and_unknown_modes_fall_back():
     s = read({"threshold": 7.0, "feather": -1.0, "smoothing": 1.5, "background_mode": "lava",
               "view_mode": "x", "hold_ms": -5, "after_hold": "explode", "server_address": "  "})
     assert (s.threshold, s.feather, s.smoothing) == (1.0, 0.0, 0.99)
-    assert (s.background_mode, s.view_mode, s.hold_ms, s.after_hold) == ("transparent", "composite", 0, "pass")
+    assert (s.background_mode, s.view_mode, s.hold_ms, s.after_hold) == ("transparent", "composite", 0, "hide")
     assert s.server_address == "tcp://127.0.0.1:5555"
 
 
@@ -64,7 +66,8 @@ def test_curve_keys_need_all_three():
     (10.0, True, False, 9.8, Fallback.PASS, Action.HOLD),  # away 200 ms < hold 500 ms
     (10.0, True, False, 9.4, Fallback.PASS, Action.PASS),  # away 600 ms: give up the mask
     (10.0, True, False, 9.4, Fallback.HIDE, Action.HIDE),
-    (10.0, False, True, None, Fallback.HIDE, Action.PASS),  # connected, first mask not here: never hide
+    (10.0, False, True, None, Fallback.HIDE, Action.HIDE),  # no mask yet (server starting): the room stays hidden
+    (10.0, False, True, None, Fallback.PASS, Action.PASS),
     (10.0, False, False, 9.9, Fallback.HIDE, Action.HIDE),
 ])
 def test_fallback_policy(now, have, alive, away, after, expected):

@@ -20,8 +20,8 @@ ALL = {"bg_image": True, "small": True, "parsing": True}
     ("composite", "color", ALL, "Color"),
     ("composite", "image", ALL, "Image"),
     ("composite", "blur", ALL, "Blur"),
-    ("composite", "image", {**ALL, "bg_image": False}, "Color"),  # image not loaded
-    ("composite", "blur", {**ALL, "small": False}, "Color"),  # no small copy yet
+    ("composite", "image", {**ALL, "bg_image": False}, "Transparent"),  # no image file: never an unchosen colour
+    ("composite", "blur", {**ALL, "small": False}, "Transparent"),  # no blurred copy yet
     ("composite", "unknown", ALL, "Transparent"),
     ("alpha", "blur", ALL, "Alpha"),
     ("parsing", "color", ALL, "Parsing"),

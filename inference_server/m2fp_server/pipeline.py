@@ -2,7 +2,7 @@
 
     RGB frame → flow to the previous frame (motion compensation on)
               → engine.infer (asynchronous engines: their newest result, warped onto this frame)
-              → class selection → temporal smoothing
+              → class selection → small-island removal (``min_island``) → temporal smoothing
               → moved ahead by the client's display lag (motion on, ``predict_frames``)
               → resize to the requested mask size (along the frame's edges when ``refine``)
               → (threshold) → (labels)
@@ -18,6 +18,7 @@ import numpy as np
 
 from .engines.base import Engine
 from .postprocess.classes import label_map, select_alpha
+from .postprocess.islands import remove_islands
 from .postprocess.refine import EdgeRefiner
 from .postprocess.resize import resize_alpha, resize_labels, threshold_alpha
 from .streams import StreamState
@@ -78,6 +79,8 @@ class Pipeline:
         probs = out.probs
         h, w = probs.shape[1:]
         alpha = select_alpha(probs, stream.keep_ids)
+        if cfg.min_island > 0:  # at the model's size: cheap, and before smoothing spreads a blob over frames
+            alpha = remove_islands(alpha, cfg.min_island)
         size = mask_size or (rgb.shape[1], rgb.shape[0])
         if cfg.refine:  # along the frame's edges, at the output size; smoothed there (the guide is noisy too)
             alpha = self.refiner(alpha, rgb, size)

@@ -22,6 +22,7 @@ Settings arrive on the UI thread and are applied at the start of the next frame
 from __future__ import annotations
 
 import collections
+import os
 import time
 from typing import Any, Deque, Dict, List, Optional, Tuple, Union
 
@@ -29,8 +30,10 @@ from m2fp_protocol import DEFAULT_INPUT_BOX, PixelFormat, color_for
 
 from . import libobs as L
 from . import log
+from .blur import BackgroundBlur
 from .capture import FrameCapture
 from .delay import DirectFrame, VideoDelay
+from .launcher import Child, Launch
 from .policy import Action
 from .render import Compositor
 from .settings import FilterSettings
@@ -48,6 +51,11 @@ class FilterInstance:
         self.transport_error = ""
         self.capture = FrameCapture(obs)
         self.compositor = Compositor(obs)
+        self.blur = BackgroundBlur(obs)
+        self.launch: Optional[Launch] = None  # set by the plugin: did OBS start this filter's server?
+        self.launch_child: Optional[Child] = None
+        self._blurred: Optional[int] = None  # this frame's blurred background (blur mode)
+        self._fallback_on = False  # the fallback was announced in the log
         self.class_names: List[str] = []
         self.have_mask = False
         self.have_parsing = False
@@ -57,6 +65,7 @@ class FilterInstance:
         self._want_readback = False
         self._seen_info: Optional[Dict[str, Any]] = None
         self.property_names: Optional[List[str]] = None  # filled when stats are written (tests)
+        self.dialog_rows: Optional[List[str]] = None  # the rows the dialog shows (tests)
         self.frame: Union[DirectFrame, VideoDelay] = self._new_frame(settings.sync_frames)
         self._capture_seq: Optional[int] = None  # seq of the frame in the small capture (sent next tick)
         self._open_transport()
@@ -78,7 +87,8 @@ class FilterInstance:
             self.transport_error = ""
         except Exception as exc:  # bad CURVE keys, bad address: say so, pass frames through
             self.transport_error = f"{type(exc).__name__}: {exc}"
-            log.warning(f"m2fp: cannot connect: {self.transport_error}")
+            log.warning(f"cannot connect to {self.settings.server_address}: {self.transport_error} "
+                        "(check the address and the CURVE keys)")
 
     def _apply_pending(self) -> None:
         new, self._pending = self._pending, None
@@ -158,10 +168,13 @@ class FilterInstance:
             return action is Action.HIDE  # False: the caller passes the frame through untouched
         if not frame.begin(target, (w, h)):  # the one render of the source in this frame
             return False
-        if send or self.settings.background_mode == "blur":
+        s = self.settings
+        blur = s.background_mode == "blur" and s.view_mode == "composite"
+        if send or blur:
             small = send_size or (self.capture.size if self.capture.size != (0, 0)
                                   else fit_inside((w, h), DEFAULT_INPUT_BOX))
             self.capture.draw_small(lambda: frame.draw_newest("Draw"), (w, h), small)
+        self._blurred = self.blur.run(self.capture.small_texture, self.capture.size, s.blur_strength) if blur else None
         self._want_readback = send
         if send:
             self._capture_seq = frame.newest_seq
@@ -189,6 +202,18 @@ class FilterInstance:
             self.compositor.parsing.upload(p.width, p.height, p.data)
             self.have_parsing = True
 
+    def _announce(self, old: Optional[Action], new: Action, tr: Optional[MaskTransport]) -> None:
+        """Say in OBS's log when the fallback starts and ends: what goes on stream is the user's concern."""
+        name = L.s(self.obs.obs_source_get_name(self.obs.obs_filter_get_parent(self.source)))
+        if new in (Action.HIDE, Action.PASS) and old in (Action.COMPOSITE, Action.HOLD):
+            self._fallback_on = True
+            shown = "hidden until masks are back" if new is Action.HIDE else \
+                "shown UNMASKED (the fallback chosen in the filter)"
+            log.warning(f"server away for {self.settings.hold_ms} ms: '{name}' is {shown}")
+        elif new is Action.COMPOSITE and self._fallback_on:
+            self._fallback_on = False
+            log.info(f"masks are back: '{name}' is masked again")
+
     def _decide(self) -> Action:
         """Composite, hold, pass through or hide (``policy``), logging each change."""
         tr = self.transport
@@ -197,6 +222,7 @@ class FilterInstance:
         away = tr.away_since if tr is not None else now
         action = self.settings.fallback().decide(now, self.have_mask, alive, away)
         if action is not self.action:
+            self._announce(self.action, action, tr)
             self.action = action
             self.events.append((now, f"action {action.value}"))
         return action
@@ -205,7 +231,7 @@ class FilterInstance:
         """Draw the frame shown at full size: composited, passed through, or nothing (hidden)."""
         if action in (Action.COMPOSITE, Action.HOLD):
             s, comp = self.settings, self.compositor
-            small = self.capture.small_texture
+            small = self._blurred  # the blurred small copy (blur mode only)
             tech = comp.technique(s.view_mode, s.background_mode, small)
             comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(), small=small,
                          small_size=self.capture.size, blur=s.blur_strength, mask=frame.shown_mask())
@@ -253,14 +279,32 @@ class FilterInstance:
     def status_line(self) -> str:
         if self.transport is None:
             return f"not connected: {self.transport_error or 'no transport'}"
+        launch, child = self.launch, self.launch_child
+        if launch is not None and launch.phase == "failed" and not self.have_mask:
+            return f"cannot start the server: {launch.message}"
+        if child is not None and child.exit_code() is not None and not self.transport.server_alive:
+            return (f"the server OBS started has stopped (exit code {child.exit_code()}); its log: "
+                    f"{os.path.basename(child.log_path)} in OBS's log folder")
+        if launch is not None and launch.phase == "started" and not self.have_mask:
+            return "starting server…"
         line = self.transport.status().line()
         if self.action is Action.HOLD:
             line += " · holding the last mask"
-        elif self.action is Action.HIDE:
+        elif self.action is Action.HIDE and self.transport.away_since is not None:
             line += " · source hidden"
         elif self.action is Action.PASS and self.transport.away_since is not None:
             line += " · passing frames through"
         return line
+
+    def status_key(self) -> Tuple[Any, ...]:
+        """What, when it changes, makes the dialog's status worth refreshing (not the per-second figures)."""
+        tr = self.transport
+        info = tr.info if tr is not None else None
+        engine = info.get("engine") if isinstance(info, dict) else None
+        child = self.launch_child
+        return (tr.state if tr is not None else None, tr.server_alive if tr is not None else None, engine,
+                self.action, self.have_mask, self.launch.phase if self.launch else None,
+                child.exit_code() if child is not None else None, self.transport_error)
 
     def stats(self) -> Dict[str, Any]:
         st = self.status()
@@ -270,6 +314,9 @@ class FilterInstance:
             "action": self.action.value if self.action else None,
             "frames": self.timings.frames,
             "properties": self.property_names,
+            "dialog_rows": self.dialog_rows,
+            "server_started": ({"pid": self.launch_child.proc.pid, "log": self.launch_child.log_path,
+                                "exit_code": self.launch_child.exit_code()} if self.launch_child else None),
             "events": sorted(list(self.events) + (list(self.transport.events) if self.transport else [])),
             "timings_ms": self.timings.summary(),
             "sync_frames": self.frame.delay if isinstance(self.frame, VideoDelay) else 0,
@@ -304,6 +351,7 @@ class FilterInstance:
         try:
             self.capture.destroy()
             self.compositor.destroy()
+            self.blur.destroy()
             self.frame.destroy()
         finally:
             self.obs.obs_leave_graphics()

@@ -38,6 +38,9 @@ OBS_SOURCE_VIDEO = 1 << 0
 OBS_TEXT_DEFAULT = 0
 OBS_TEXT_PASSWORD = 1
 OBS_TEXT_INFO = 3
+OBS_TEXT_INFO_NORMAL, OBS_TEXT_INFO_WARNING = 0, 1
+OBS_COMBO_FORMAT_INT = 1
+OBS_GROUP_CHECKABLE = 2
 OBS_COMBO_TYPE_LIST = 2
 OBS_COMBO_FORMAT_STRING = 3
 OBS_PATH_FILE = 0
@@ -56,6 +59,7 @@ video_tick_t = CFUNCTYPE(None, c_void_p, c_float)
 video_render_t = CFUNCTYPE(None, c_void_p, c_void_p)
 filter_remove_t = CFUNCTYPE(None, c_void_p, c_void_p)
 button_clicked_t = CFUNCTYPE(c_bool, c_void_p, c_void_p, c_void_p)
+property_modified_t = CFUNCTYPE(c_bool, c_void_p, c_void_p, c_void_p)  # (props, property, settings)
 
 
 class obs_source_info(Structure):
@@ -170,6 +174,8 @@ _SIGNATURES = {
     "obs_source_get_name": (c_char_p, [c_void_p]),
     "obs_source_get_settings": (c_void_p, [c_void_p]),
     "obs_source_update": (None, [c_void_p, c_void_p]),
+    "obs_source_update_properties": (None, [c_void_p]),
+    "os_get_config_path": (c_int, [c_char_p, c_size_t, c_char_p]),
     # settings
     "obs_data_release": (None, [c_void_p]),
     "obs_data_get_string": (c_char_p, [c_void_p, c_char_p]),
@@ -179,6 +185,7 @@ _SIGNATURES = {
     "obs_data_set_string": (None, [c_void_p, c_char_p, c_char_p]),
     "obs_data_set_bool": (None, [c_void_p, c_char_p, c_bool]),
     "obs_data_set_default_string": (None, [c_void_p, c_char_p, c_char_p]),
+    "obs_data_unset_user_value": (None, [c_void_p, c_char_p]),
     "obs_data_set_default_int": (None, [c_void_p, c_char_p, c_longlong]),
     "obs_data_set_default_double": (None, [c_void_p, c_char_p, c_double]),
     "obs_data_set_default_bool": (None, [c_void_p, c_char_p, c_bool]),
@@ -195,6 +202,13 @@ _SIGNATURES = {
     "obs_properties_add_button": (c_void_p, [c_void_p, c_char_p, c_char_p, button_clicked_t]),
     "obs_properties_add_group": (c_void_p, [c_void_p, c_char_p, c_char_p, c_int, c_void_p]),
     "obs_property_set_long_description": (None, [c_void_p, c_char_p]),
+    "obs_property_set_visible": (None, [c_void_p, c_bool]),
+    "obs_property_visible": (c_bool, [c_void_p]),
+    "obs_property_set_modified_callback": (None, [c_void_p, property_modified_t]),
+    "obs_property_text_set_info_type": (None, [c_void_p, c_int]),
+    "obs_property_list_add_int": (c_size_t, [c_void_p, c_char_p, c_longlong]),
+    "obs_properties_get": (c_void_p, [c_void_p, c_char_p]),
+    "obs_properties_apply_settings": (None, [c_void_p, c_void_p]),
     "obs_source_properties": (c_void_p, [c_void_p]),
     "obs_properties_first": (c_void_p, [c_void_p]),
     "obs_property_next": (c_bool, [POINTER(c_void_p)]),
@@ -262,6 +276,16 @@ class LibObs:
 
     def __getattr__(self, name: str) -> Any:  # for type checkers: functions are set in __init__
         raise AttributeError(f"libobs function {name} is not bound (add it to _SIGNATURES)")
+
+    def blog(self, level: int, text: str) -> None:
+        """OBS's log (variadic in C: the message goes through "%s", never as the format)."""
+        self.lib.blog(c_int(level), b"%s", c_char_p(text.encode("utf-8", "replace")))
+
+    def config_path(self, name: str) -> str:
+        """A path under OBS's configuration folder (e.g. "obs-studio/logs"), as OBS itself builds it."""
+        buf = ctypes.create_string_buffer(4096)
+        n = self.os_get_config_path(buf, len(buf), name.encode("utf-8"))
+        return buf.value.decode("utf-8", "replace") if n > 0 else ""
 
     def version(self) -> tuple:
         v = int(self.obs_get_version())

@@ -4,7 +4,9 @@ Kept apart from OBS so the fallback policy can be tested with a clock alone:
 while the server answers, the newest mask is shown however old it is (a slow
 engine is not an outage); once the server is *away* (connection dropped or no
 answer to pings), the last mask is held for ``hold_ms`` and then the frame is
-passed through or hidden, as the user chose.
+passed through or hidden, as the user chose.  Before the first mask the same
+choice applies: with "hide" (the default) the unmasked room is never shown, not
+even while a server is starting.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ class Fallback(enum.Enum):
 @dataclass
 class FallbackPolicy:
     hold_ms: float = 500.0
-    after_hold: Fallback = Fallback.PASS
+    after_hold: Fallback = Fallback.HIDE
 
     def decide(self, now: float, have_mask: bool, server_alive: bool, away_since: Optional[float]) -> Action:
         """``now`` and ``away_since`` are monotonic seconds; ``away_since`` is None while alive."""
@@ -36,6 +38,4 @@ class FallbackPolicy:
             return Action.COMPOSITE
         if have_mask and away_since is not None and (now - away_since) * 1000.0 < self.hold_ms:
             return Action.HOLD
-        if not have_mask and server_alive:
-            return Action.PASS  # connected, first mask not here yet: never hide a live source
         return Action.HIDE if self.after_hold is Fallback.HIDE else Action.PASS

@@ -34,6 +34,7 @@ class Registration:
         self._lock = threading.Lock()
         self._keep: List[Any] = []  # every object C may still point at
         self._buttons: Dict[str, Any] = {}
+        self._modified: Dict[str, Any] = {}
         self._name = ctypes.create_string_buffer(DISPLAY_NAME.encode())
         self._failed_once: Dict[str, bool] = {}
 
@@ -62,7 +63,7 @@ class Registration:
         self._keep += [info, ident, callbacks]
         self.obs.obs_register_source_s(ctypes.byref(info), ctypes.sizeof(info))
         self.registered = True
-        log.info(f"registered filter '{FILTER_ID}' ({ctypes.sizeof(info)}-byte obs_source_info, "
+        log.debug(f"registered filter '{FILTER_ID}' ({ctypes.sizeof(info)}-byte obs_source_info, "
                  f"libobs {'.'.join(map(str, self.obs.version()))})")
 
     def button(self, name: str) -> Any:
@@ -80,6 +81,23 @@ class Registration:
                     return False
             cb = L.button_clicked_t(clicked)
             self._buttons[name] = cb
+        return cb
+
+    def modified(self, name: str) -> Any:
+        """A property-modified callback that outlives reloads: ``impl.on_modified(name, props, settings)``."""
+        cb = self._modified.get(name)
+        if cb is None:
+            def changed(props: int, _prop: int, settings: int, _name: str = name) -> bool:
+                impl = self.impl
+                if impl is None:
+                    return False
+                try:
+                    return bool(impl.on_modified(_name, int(props or 0), int(settings or 0)))
+                except Exception as exc:  # never let an exception cross into C
+                    log.error(f"{_name}: {type(exc).__name__}: {exc}")
+                    return False
+            cb = L.property_modified_t(changed)
+            self._modified[name] = cb
         return cb
 
     # ------------------------------------------------------------------ implementation swap

@@ -15,21 +15,21 @@ from . import log
 
 EFFECT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effects", "m2fp_composite.effect")
 _PARAMS = ("image", "mask_tex", "parsing_tex", "palette_tex", "small_tex", "bg_tex", "bg_color", "threshold",
-           "feather", "blur_step")
+           "feather")
 TECHNIQUES = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blur"}
 
 
 def choose_technique(view_mode: str, background_mode: str, *, bg_image: bool, small: bool, parsing: bool) -> str:
     """The one place that maps the view and background modes to an effect technique, given which
-    textures exist now (a missing one falls back: no image or no small copy → colour, no parsing map →
-    alpha view)."""
+    textures exist now (a missing one falls back: no image file or no blurred copy yet → transparent, never a
+    colour the user did not choose; no parsing map → alpha view)."""
     if view_mode == "alpha":
         return "Alpha"
     if view_mode == "parsing":
         return "Parsing" if parsing else "Alpha"
     technique = TECHNIQUES.get(background_mode, "Transparent")
     if (technique == "Image" and not bg_image) or (technique == "Blur" and not small):
-        return "Color"
+        return "Transparent"
     return technique
 
 
@@ -120,7 +120,7 @@ class Compositor:
         if path:
             self.bg_image = self.obs.gs_texture_create_from_file(path.encode()) or None
             if not self.bg_image:
-                log.warning(f"background image {path!r} could not be loaded; using the colour")
+                log.warning(f"background image {path!r} could not be loaded: the background stays transparent")
 
     def destroy(self) -> None:
         """Graphics context must be entered."""
@@ -159,9 +159,7 @@ class Compositor:
         elif technique == "Image":
             o.gs_effect_set_texture(p["bg_tex"], self.bg_image)
         elif technique == "Blur":
-            o.gs_effect_set_texture(p["small_tex"], small)
-            r = 0.5 + 2.5 * blur
-            o.gs_effect_set_vec2(p["blur_step"], ctypes.byref(L.vec2(r / small_size[0], r / small_size[1])))
+            o.gs_effect_set_texture(p["small_tex"], small)  # already blurred (blur.py)
         elif technique == "Parsing":
             o.gs_effect_set_texture(p["parsing_tex"], self.parsing.tex)
             o.gs_effect_set_texture(p["palette_tex"], self.palette)

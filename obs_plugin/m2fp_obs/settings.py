@@ -17,6 +17,10 @@ from .transport import TransportSettings
 
 BACKGROUND_MODES = ("transparent", "color", "image", "blur")
 VIEW_MODES = ("composite", "alpha", "parsing")
+#: "Frame sync" choices offered in the dialog (frames of delay; 1 is never offered: see SYNC_MIN)
+SYNC_CHOICES = (0, 2, 3, 4)
+#: "Remove small islands": mask components below this fraction of the frame, touching nothing larger, go
+ISLAND_FRACTION = 0.002
 
 
 #: class names the filter knows before any server answers (checkbox defaults are set for all of them)
@@ -44,8 +48,12 @@ class FilterSettings:
     smoothing: float = 0.5  # server-side temporal EMA
     view_mode: str = "composite"
     hold_ms: int = 500
-    after_hold: str = "pass"  # pass | hide
+    after_hold: str = "hide"  # hide | pass: hiding is the privacy-safe default (the room never goes on stream)
+    remove_islands: bool = True  # drop small stray blobs of mask (server side, CONFIG min_island)
+    choose_parts: bool = False  # off: every body part is kept and the checkboxes stay hidden
     keep_flags: Dict[str, bool] = field(default_factory=dict)  # class name -> checkbox
+    server_path: str = ""  # m2fp-server to start for a loopback address ("" = where the installers put it)
+    advanced: bool = False  # the "Advanced" group is open (dialog only)
     curve_server_key: str = ""
     curve_public_key: str = ""
     curve_secret_key: str = ""
@@ -66,7 +74,11 @@ class FilterSettings:
             smoothing=_clamp(get_float("smoothing"), 0.0, 0.99),
             view_mode=_one_of(get_str("view_mode"), VIEW_MODES),
             hold_ms=max(0, int(get_int("hold_ms"))),
-            after_hold="hide" if get_str("after_hold") == "hide" else "pass",
+            after_hold="pass" if get_str("after_hold") == "pass" else "hide",
+            remove_islands=bool(get_bool("remove_islands")),
+            choose_parts=bool(get_bool("choose_parts")),
+            server_path=get_str("server_path").strip(),
+            advanced=bool(get_bool("advanced")),
             curve_server_key=get_str("curve_server_key").strip(),
             curve_public_key=get_str("curve_public_key").strip(),
             curve_secret_key=get_str("curve_secret_key").strip(),
@@ -87,7 +99,8 @@ class FilterSettings:
             ("feather", "float", d.feather), ("smoothing", "float", d.smoothing),
             ("view_mode", "str", d.view_mode), ("hold_ms", "int", d.hold_ms), ("after_hold", "str", d.after_hold),
             ("curve_server_key", "str", ""), ("curve_public_key", "str", ""), ("curve_secret_key", "str", ""),
-            ("sync_frames", "int", d.sync_frames),
+            ("sync_frames", "int", d.sync_frames), ("remove_islands", "bool", d.remove_islands),
+            ("choose_parts", "bool", d.choose_parts), ("server_path", "str", ""), ("advanced", "bool", d.advanced),
         ]
         for name in dict.fromkeys((*KNOWN_CLASS_NAMES, *class_names)):
             out.append((keep_key(name), "bool", not is_background(name)))
@@ -96,6 +109,8 @@ class FilterSettings:
     # ---------------------------------------------------------------- derived
     def keep_list(self, class_names: Sequence[str]) -> Optional[List[str]]:
         """CONFIG ``keep`` for the server's classes: None when every non-background part is kept."""
+        if not self.choose_parts:
+            return None
         fg = [n for n in class_names if not is_background(n)]
         kept = [n for n in fg if self.keep_flags.get(n, True)]
         return None if len(kept) == len(fg) else kept
@@ -105,7 +120,7 @@ class FilterSettings:
         shown the display lag after its frame and the server moves it ahead by as much."""
         predict = predict_frames(self.sync_frames)
         return {"keep": self.keep_list(class_names), "smoothing": self.smoothing, "soft": True,
-                "predict_frames": predict}
+                "predict_frames": predict, "min_island": ISLAND_FRACTION if self.remove_islands else 0.0}
 
     def transport_settings(self) -> TransportSettings:
         return TransportSettings(address=self.server_address, want_parsing=self.view_mode == "parsing",

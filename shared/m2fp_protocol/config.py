@@ -25,6 +25,7 @@ class StreamConfig:
     # that waits for each frame's mask (sync, files, single images) keeps 0
     predict_frames: float = 0.0
     refine: bool = False  # edge refinement with the full-resolution frame
+    min_island: float = 0.0  # drop mask blobs below this fraction of the frame touching nothing larger; 0 = off
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> "StreamConfig":

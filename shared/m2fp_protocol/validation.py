@@ -216,6 +216,8 @@ CONFIG_SCHEMA: dict[str, Field] = {f.name: f for f in (
     Field("motion", "bool", boolean(), "motion-compensate held masks"),
     Field("predict_frames", "number", number(0.0, 10.0), "frames the mask is moved ahead along the motion"),
     Field("refine", "bool", boolean(), "edge refinement with the full-resolution frame"),
+    Field("min_island", "number", number(0.0, 0.1),
+          "drop mask blobs below this fraction of the frame touching nothing larger; 0 = off"),
     Field("engine_options", "options", option_map(), "engine-specific settings (flat: names to scalars)"),
 )}
 
