@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..memory import return_large_blocks_to_the_os
+    return_large_blocks_to_the_os()  # before any frame arrives: the memory budget must show in RSS
     if args.threads is not None:
         args.engine_option.append(f"threads={args.threads}")
     settings = ServerSettings(address=args.address, max_frame_bytes=args.max_frame_bytes,

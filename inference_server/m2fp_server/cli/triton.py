@@ -24,18 +24,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..triton.local import LocalTritonSettings, RepositoryError, describe, serve
+    if args.check:
+        print(describe(Path(args.model_repo)))
+        return 0
     try:
-        if args.check:
-            print(describe(Path(args.model_repo)))
-            return 0
-        try:
-            import pytriton  # noqa: F401
-        except ImportError:
-            raise RepositoryError("PyTriton is not installed: pip install 'm2fp-obs[triton]' in its own venv "
-                                  "(docs/triton.md)") from None
-        settings = LocalTritonSettings(args.host, args.grpc_port, args.http_port, args.metrics_port, args.threads)
-        serve(Path(args.model_repo), settings,
-              ready=lambda: print(f"ready: grpc://{args.host}:{args.grpc_port}", flush=True))
-    except RepositoryError as exc:
-        raise ValueError(str(exc)) from None
+        import pytriton  # noqa: F401
+    except ImportError:
+        raise RepositoryError("PyTriton is not installed: pip install 'm2fp-obs[triton]' in its own venv "
+                              "(docs/triton.md)") from None
+    settings = LocalTritonSettings(args.host, args.grpc_port, args.http_port, args.metrics_port, args.threads)
+    serve(Path(args.model_repo), settings,
+          ready=lambda: print(f"ready: grpc://{args.host}:{args.grpc_port}", flush=True))
     return 0
