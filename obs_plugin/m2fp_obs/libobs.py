@@ -19,7 +19,7 @@ import ctypes.util
 import sys
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_double, c_float, c_int, c_longlong,
                     c_size_t, c_uint8, c_uint32, c_void_p)
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # --------------------------------------------------------------------------- constants (libobs enums)
 GS_R8 = 2
@@ -300,3 +300,18 @@ def c(text: str) -> bytes:
 def s(value: Any) -> str:
     """A ``const char*`` result (bytes or None) as a Python string."""
     return value.decode("utf-8", "replace") if value else ""
+
+
+def create_effect(obs: Any, path: str, params: Sequence[str]) -> Tuple[Optional[int], Dict[str, int], str]:
+    """Compile an ``.effect`` file (graphics context entered): (effect, its parameters by name, error text).
+
+    The error text is libobs's own (the shader compiler's message), freed here after copying it.
+    """
+    err = ctypes.c_char_p()
+    eff = obs.gs_effect_create_from_file(path.encode(), ctypes.byref(err))
+    if not eff:
+        text = s(err.value) or "unknown error"
+        if err.value:
+            obs.bfree(ctypes.cast(err, ctypes.c_void_p))
+        return None, {}, text
+    return eff, {n: obs.gs_effect_get_param_by_name(eff, n.encode()) for n in params}, ""

@@ -68,36 +68,31 @@ class Registration:
 
     def button(self, name: str) -> Any:
         """A button callback that outlives reloads and forwards to ``impl.on_button(name, handle)``."""
-        cb = self._buttons.get(name)
-        if cb is None:
-            def clicked(_props: int, _prop: int, data: int, _name: str = name) -> bool:
-                impl = self.impl
-                if impl is None:
-                    return False
-                try:
-                    return bool(impl.on_button(_name, int(data or 0)))
-                except Exception as exc:  # never let an exception cross into C
-                    log.error(f"button {_name}: {type(exc).__name__}: {exc}")
-                    return False
-            cb = L.button_clicked_t(clicked)
-            self._buttons[name] = cb
-        return cb
+        return self._forwarder(self._buttons, name, L.button_clicked_t,
+                               lambda impl, _props, data: impl.on_button(name, int(data or 0)))
 
     def modified(self, name: str) -> Any:
         """A property-modified callback that outlives reloads: ``impl.on_modified(name, props, settings)``."""
-        cb = self._modified.get(name)
+        return self._forwarder(self._modified, name, L.property_modified_t,
+                               lambda impl, props, settings: impl.on_modified(name, int(props or 0),
+                                                                              int(settings or 0)))
+
+    def _forwarder(self, cache: Dict[str, Any], name: str, c_type: Any, call: Callable[[Any, int, int], Any]) -> Any:
+        """One C callback per name, made once and kept alive (libobs keeps the pointer); it calls the current
+        implementation, and an exception never crosses into C (logged, False returned)."""
+        cb = cache.get(name)
         if cb is None:
-            def changed(props: int, _prop: int, settings: int, _name: str = name) -> bool:
+            def forward(first: int, _prop: int, data: int) -> bool:
                 impl = self.impl
                 if impl is None:
                     return False
                 try:
-                    return bool(impl.on_modified(_name, int(props or 0), int(settings or 0)))
+                    return bool(call(impl, first, data))
                 except Exception as exc:  # never let an exception cross into C
-                    log.error(f"{_name}: {type(exc).__name__}: {exc}")
+                    log.error(f"{name}: {type(exc).__name__}: {exc}")
                     return False
-            cb = L.property_modified_t(changed)
-            self._modified[name] = cb
+            cb = c_type(forward)
+            cache[name] = cb
         return cb
 
     # ------------------------------------------------------------------ implementation swap

@@ -85,16 +85,12 @@ class Compositor:
     def load(self) -> bool:
         if self.effect or self.failed:
             return bool(self.effect)
-        err = ctypes.c_char_p()
-        eff = self.obs.gs_effect_create_from_file(EFFECT_FILE.encode(), ctypes.byref(err))
+        eff, self.params, err = L.create_effect(self.obs, EFFECT_FILE, _PARAMS)
         if not eff:
             self.failed = True
-            log.error(f"cannot load {EFFECT_FILE}: {L.s(err.value)}")
-            if err.value:
-                self.obs.bfree(ctypes.cast(err, ctypes.c_void_p))
+            log.error(f"cannot load {EFFECT_FILE}: {err}")
             return False
         self.effect = eff
-        self.params = {n: self.obs.gs_effect_get_param_by_name(eff, n.encode()) for n in _PARAMS}
         return True
 
     def set_palette(self, colors: Sequence[Tuple[int, int, int]]) -> None:

@@ -49,7 +49,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     from ..engines.embedded_detect import PoseDetector
     from ..engines.embedded_models import PoseSegmenter, Roi, crop
     from ..engines.selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
-    from ..engines.tflite_backend import cpu_summary, has_native_bf16
+    from ..cpu import cpu_summary, has_bf16
 
     seconds = max(0.5, float(args.seconds))
     bust, body, note = _frames()
@@ -60,7 +60,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"])
     pose = PoseSegmenter()
     pose_lite = PoseSegmenter(backend="litert")
-    pose_bf16 = PoseSegmenter(bf16=True) if has_native_bf16() else None
+    pose_bf16 = PoseSegmenter(bf16=True) if has_bf16() else None
     detect = PoseDetector()
     roi = Roi(320, 240, 480)
 

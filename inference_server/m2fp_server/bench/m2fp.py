@@ -41,7 +41,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .system import cores, cpu_has_bf16, cpu_model
+from ..cpu import has_bf16
+from .system import cores, cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def run_model_bench(sizes: str, opts: dict[str, Any]) -> int:
     want_baseline = bool(opts.get("baseline", True))
     step_timeout = float(opts.get("step_timeout_s", 600.0))
     sides = _short_sides(sizes)
-    bf16_peak = want_bf16 and cpu_has_bf16()
+    bf16_peak = want_bf16 and has_bf16()
 
     from ..engines.m2fp.exported import find_export
     from ..engines.m2fp.frames import Canvas

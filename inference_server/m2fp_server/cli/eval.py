@@ -48,7 +48,7 @@ def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.clips import CLIPS, get_clip
-    from ..engines.tflite_backend import cpu_summary
+    from ..cpu import cpu_summary
     from ..evaluation.evaluate import Variant, evaluate, summary, table
     from ..evaluation.slow_oracle import engine_factory
     if args.list:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
-HARNESS = REPO / "tests" / "obs_harness.py"
+HARNESS = REPO / "tests" / "obs" / "obs_harness.py"
 PHASES = ("poll_upload", "capture", "draw", "capture_draw", "render", "readback", "send")
 BUILTIN = {"id": "crop_filter", "versioned_id": "crop_filter", "name": "Builtin", "enabled": False,
            "settings": {}}
@@ -183,7 +183,7 @@ def print_tables(results: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not HARNESS.exists():
-        print("m2fp obs-bench: needs a source checkout (tests/obs_harness.py not found)", file=sys.stderr)
+        print("m2fp obs-bench: needs a source checkout (tests/obs/obs_harness.py not found)", file=sys.stderr)
         return 1
     sys.path.insert(0, str(HARNESS.parent))
     from obs_harness import obs_available  # type: ignore[import-not-found]

@@ -30,6 +30,8 @@ import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
+from ..cpu import cpu_flags as cpu_flags  # re-exported for rvm_tune
+from ..cpu import flags_summary, has_bf16
 from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
 
 if TYPE_CHECKING:
@@ -40,30 +42,6 @@ log = logging.getLogger(__name__)
 STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
 RUNTIMES = ("onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16", "int8")
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (Linux ``/proc/cpuinfo``; empty elsewhere: no bf16 path is then taken)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def has_bf16(flags: frozenset[str] | None = None) -> bool:
-    flags = cpu_flags() if flags is None else flags
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
-
-
-def flags_summary(flags: frozenset[str] | None = None) -> str:
-    """The flags that decide these kernels' speed, for printing next to every figure."""
-    flags = cpu_flags() if flags is None else flags
-    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    return " ".join(f for f in wanted if f in flags) or "(no SIMD flags found)"
 
 
 @dataclass(frozen=True)

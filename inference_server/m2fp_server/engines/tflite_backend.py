@@ -13,7 +13,6 @@ so a wrapper does not know which one it got.
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cpu import has_bf16
 from .base import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,30 +28,6 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "openvino", "litert")
 #: environment override for every embedded model: openvino | litert | auto
 BACKEND_ENV = "M2FP_TFLITE_BACKEND"
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (Linux); empty elsewhere."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def has_native_bf16() -> bool:
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
-
-def cpu_summary() -> str:
-    """What the figures next to it depend on: core count and the vector extensions present."""
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-    have = [f for f in wanted if f in cpu_flags()]
-    return f"{os.cpu_count()} cores, flags: {' '.join(have) or 'none of ' + '/'.join(wanted)}"
 
 
 class OpenVINOModel:
@@ -63,7 +39,7 @@ class OpenVINOModel:
         import openvino as ov
         core = ov.Core()
         model = core.read_model(str(path))
-        precision = "bf16" if bf16 and has_native_bf16() else "f32"
+        precision = "bf16" if bf16 and has_bf16() else "f32"
         self.precision = precision
         self._compiled = core.compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": int(threads), "INFERENCE_PRECISION_HINT": precision,

@@ -34,7 +34,7 @@ import numpy as np
 
 from .clip import Clip
 from .framings import bust_cutout, fullbody_cutout, opencv_doc_file
-from .groundtruth import Cutout, Placement, add_sensor_noise, compose, place
+from .groundtruth import Cutout, Placement, render_clip
 
 #: seconds since the motion began -> one placement per person
 Motion = Callable[[float], list[Placement]]
@@ -138,18 +138,8 @@ def panned_photo(name: str, size: tuple[int, int], pan: Callable[[float], tuple[
 def render(name: str, description: str, cutouts: list[Cutout], motion: Motion, background: Background, *,
            size: tuple[int, int], static: int, moving: int, fps: float, noise: float = 2.0, seed: int = 11) -> Clip:
     """``static`` still frames (flicker), then ``moving`` frames (lag); truth = the warped cutouts."""
-    if static < 2 or moving < 2:
-        raise ValueError("a clip needs at least 2 static and 2 moving frames")
-    W, H = size
-    T = static + moving
-    frames = np.empty((T, H, W, 3), np.uint8)
-    truth = np.empty((T, H, W), np.uint8)
-    rng = np.random.default_rng(seed)
-    for k in range(T):
-        t = max(0, k - static + 1) / fps  # the first moving frame already moved one step
-        frame, truth[k] = compose(background(t), [place(c, p, size) for c, p in zip(cutouts, motion(t))])
-        frames[k] = add_sensor_noise(frame, rng, noise)
-    return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
+    return render_clip(name, description, cutouts, motion, background, size=size, static=static, moving=moving,
+                       fps=fps, noise=noise, seed=seed)
 
 
 def _sin(t: float, period: float) -> float:

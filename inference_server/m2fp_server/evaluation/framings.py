@@ -34,9 +34,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..errors import BadInput, MissingFile
+from ..errors import MissingFile
 from .clip import Clip
-from .groundtruth import Cutout, Placement, add_sensor_noise, clean_mask, compose, place, textured_background
+from .groundtruth import Cutout, Placement, clean_mask, render_clip, textured_background
 
 log = logging.getLogger(__name__)
 
@@ -182,22 +182,13 @@ def _render(name: str, description: str, cutouts: list[Cutout], motion: Motion, 
 
     ``background``: a BACKGROUNDS key, or "texture:<seed>" for the synthetic busy texture.
     """
-    if static < 2 or moving < 2:
-        raise BadInput("a clip needs at least 2 static and 2 moving frames")
     W, H = size
     if background.startswith("texture:"):
         bg = textured_background(W, H, int(background.split(":")[1]))
     else:
         bg = photo_background(background, size)
-    T = static + moving
-    frames = np.empty((T, H, W, 3), np.uint8)
-    truth = np.empty((T, H, W), np.uint8)
-    rng = np.random.default_rng(seed)
-    for k in range(T):
-        t = max(0, k - static + 1) / fps  # the first moving frame already moved one step
-        frame, truth[k] = compose(bg, [place(c, p, size) for c, p in zip(cutouts, motion(t))])
-        frames[k] = add_sensor_noise(frame, rng, noise)
-    return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
+    return render_clip(name, description, cutouts, motion, lambda t: bg, size=size, static=static, moving=moving,
+                       fps=fps, noise=noise, seed=seed)
 
 
 def _sin(t: float, period: float) -> float:

@@ -17,8 +17,9 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from ..errors import MissingFile
+from ..errors import BadInput, MissingFile
 from ..samples import DATA_DIR, portrait
+from .clip import Clip
 
 CUTOUT_DIR = DATA_DIR / "cutouts"
 
@@ -125,6 +126,25 @@ def add_sensor_noise(frame: np.ndarray, rng: np.random.Generator, sigma: float) 
     grain += frame
     np.clip(grain, 0, 255, out=grain)
     return np.rint(grain)
+
+
+def render_clip(name: str, description: str, cutouts: Sequence[Cutout],
+                motion: Callable[[float], list[Placement]], background: Callable[[float], np.ndarray], *,
+                size: tuple[int, int], static: int, moving: int, fps: float, noise: float, seed: int) -> Clip:
+    """``static`` still frames (flicker), then ``moving`` frames (lag), each with its own sensor noise;
+    the truth is the warped cutouts.  ``background(t)`` gives the frame behind them at time ``t``."""
+    if static < 2 or moving < 2:
+        raise BadInput("a clip needs at least 2 static and 2 moving frames")
+    W, H = size
+    T = static + moving
+    frames = np.empty((T, H, W, 3), np.uint8)
+    truth = np.empty((T, H, W), np.uint8)
+    rng = np.random.default_rng(seed)
+    for k in range(T):
+        t = max(0, k - static + 1) / fps  # the first moving frame already moved one step
+        frame, truth[k] = compose(background(t), [place(c, p, size) for c, p in zip(cutouts, motion(t))])
+        frames[k] = add_sensor_noise(frame, rng, noise)
+    return Clip(name, frames, truth, fps, range(0, static), range(static, T), description)
 
 
 def still(name: str = "astronaut", size: tuple[int, int] = (640, 480), placement: Placement | None = None,

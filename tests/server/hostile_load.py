@@ -3,10 +3,10 @@
 Used at small scale by the default suite (test_memory_budget.py) and at full scale as an
 opt-in measurement whose figures go in docs/security.md:
 
-    python tests/hostile_load.py parked --clients 250          # 250 DEALERs parking one 4K frame each
-    python tests/hostile_load.py churn --rate 1000 --seconds 30
-    python tests/hostile_load.py http --connections 2000
-    python tests/hostile_load.py parked --clients 250 --policy refuse
+    python tests/server/hostile_load.py parked --clients 250          # 250 DEALERs parking one 4K frame each
+    python tests/server/hostile_load.py churn --rate 1000 --seconds 30
+    python tests/server/hostile_load.py http --connections 2000
+    python tests/server/hostile_load.py parked --clients 250 --policy refuse
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # conftest.py (tests/), when run as a script
 
 import m2fp_protocol as proto  # noqa: E402
 from m2fp_protocol import Header, MsgType, PixelFormat  # noqa: E402

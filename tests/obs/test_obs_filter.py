@@ -35,7 +35,7 @@ from obs_harness_server import ServerProcess
 W, H, FPS, SECONDS = 640, 360, 30, 6
 HOLD_MS = 300
 # Sanity bounds for events that happen on OBS's graphics thread: a loaded machine (other work, or
-# tests/obs_stress_loop.sh) can hold a frame back a few hundred ms, so an event lands at the first
+# tests/obs/obs_stress_loop.sh) can hold a frame back a few hundred ms, so an event lands at the first
 # frame after its cause.  NOTICE_S stays below the transport's 0.5 s stall timeout, and the event's
 # text ("connection dropped") names the socket monitor as the cause; the figures are printed.
 NOTICE_S = 0.45
@@ -157,7 +157,7 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         report.append(f"without filter {without}; with filter {with_filter}")
         report.append("filter ms p50/p95/max: " + timing_text(obs))
         # A sanity bound, not the figure: the windows run one after the other on a shared 2-core machine
-        # (and under stress-ng in tests/obs_stress_loop.sh), so lagged frames move with the load.  A filter
+        # (and under stress-ng in tests/obs/obs_stress_loop.sh), so lagged frames move with the load.  A filter
         # that waited on the server would lag most frames; the cost itself is `m2fp obs-bench`'s job.
         slack = max(3, without["render_total_frames"] // 4)
         for key in ("render_skipped_frames", "output_skipped_frames"):

@@ -1,4 +1,4 @@
-"""Frame sync figures for the README (not a test): ``python tests/obs_harness_sync_bench.py cost|align``.
+"""Frame sync figures for the README (not a test): ``python tests/obs/obs_harness_sync_bench.py cost|align``.
 
 cost: OBS avg render time, the filter's render time and the share of frames shown with their own mask,
 frame sync 0 / 2 / 3 (640x360, selfie server, 6 s each).  align: a swaying person with each frame's index

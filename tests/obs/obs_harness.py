@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "obs_plugin" / "m2fp_obs_filter.py"
 RELOAD_HELPER = Path(__file__).resolve().parent / "obs_harness_reload.py"
 PROBE_HELPER = Path(__file__).resolve().parent / "obs_harness_probe.py"

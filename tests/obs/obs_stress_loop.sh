@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The real-OBS tests, N times in a row, while stress-ng loads the CPU (the acceptance loop of issue 11).
 #
-#   tests/obs_stress_loop.sh [N=30] [stress-ng CPU workers=2]
+#   tests/obs/obs_stress_loop.sh [N=30] [stress-ng CPU workers=2]
 #
 # Stops at the first failing run and keeps everything of it (pytest output, OBS logs, the harness's
 # log of how OBS was stopped) under $M2FP_STRESS_DIR (default: a new /tmp/m2fp-obs-stress-* folder);
 # the folders of passing runs are removed, their pytest output is kept.  Needs stress-ng (apt).
 # Only the stress-ng process this script started is stopped at the end.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 N=${1:-30}
 WORKERS=${2:-2}
-TESTS=(tests/test_obs_filter.py tests/test_obs_framesync.py tests/test_obs_render_count.py)
+TESTS=(tests/obs/test_obs_filter.py tests/obs/test_obs_framesync.py tests/obs/test_obs_render_count.py)
 OUT=${M2FP_STRESS_DIR:-$(mktemp -d /tmp/m2fp-obs-stress-XXXXXX)}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/shared:$PWD/inference_server:$PWD/obs_plugin${PYTHONPATH:+:$PYTHONPATH}"

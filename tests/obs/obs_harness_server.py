@@ -16,7 +16,7 @@ from pathlib import Path
 
 from obs_harness import free_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def server_command() -> list[str]:

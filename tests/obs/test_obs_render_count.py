@@ -1,6 +1,6 @@
 """The filter renders its source once per OBS frame (real, headless OBS; one short run).
 
-A probe filter (tests/obs_harness_probe.py) sits beneath the M2FP filter, on the
+A probe filter (tests/obs/obs_harness_probe.py) sits beneath the M2FP filter, on the
 source itself, and counts how often it is rendered between two ticks.  The M2FP
 filter renders its input once into a full-size texture, makes the small copy for
 the server from that texture and composites from it, so every frame counts 1:

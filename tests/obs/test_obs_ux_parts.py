@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "obs_plugin"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "obs_plugin"))
 
 from m2fp_protocol import ProtocolError, StreamConfig  # noqa: E402
 from m2fp_obs import launcher  # noqa: E402

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "obs_plugin"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "obs_plugin"))
 
 from m2fp_protocol import StreamConfig  # noqa: E402
 from m2fp_obs.policy import Action, Fallback, FallbackPolicy  # noqa: E402

@@ -1,7 +1,7 @@
 """No client mix may exhaust the server's memory (issue 16), at a scale the default suite can afford.
 
 The full-scale figures (250 clients, churn at 1,000/s for 30 s, 2,000 HTTP connections)
-come from ``python tests/hostile_load.py ...`` and are in docs/security.md.
+come from ``python tests/server/hostile_load.py ...`` and are in docs/security.md.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_forty_clients_parking_4k_frames_stay_within_the_budget(server):
                                                        f"(transient peak {rss.peak_kb / 1024:.0f} MB)"
     assert not good.errors, good.errors[:3]
     assert len(loaded) >= 3
-    # a sanity bound only: the p95 figures come from tests/hostile_load.py (docs/security.md)
+    # a sanity bound only: the p95 figures come from tests/server/hostile_load.py (docs/security.md)
     assert p95(loaded) < 30, (p95(unloaded), p95(loaded))
     stats = stopped_stats(proc)
     assert stats.get("budget_dropped", 0) > 0, stats  # the default policy drops the oldest parked frames

@@ -1,6 +1,6 @@
 """Checks that need the real M2FP weights (`m2fp fetch-weights`); skipped when they are absent.
 
-Run on a machine with the weights:  python -m pytest -m real_weights tests/test_m2fp_real.py
+Run on a machine with the weights:  python -m pytest -m real_weights tests/server/test_m2fp_real.py
 (``M2FP_MODEL_DIR=/path`` to use a folder instead of the ModelScope cache.)
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the GPU blur costs in a real headless OBS: the filter in "Transparent" vs "Blurred background"
 (strength 1.0), alternating windows in the same OBS run, one source at 1280x720.
 
-    python tests/obs_harness_blur_bench.py [--rounds 3] [--seconds 4]
+    python tests/obs/obs_harness_blur_bench.py [--rounds 3] [--seconds 4]
 
 Prints, per mode, the median over rounds of the filter's own p50 per phase (ms; the blur's two passes are
 issued in the "capture" phase) and of OBS's average frame render time.  Under software OpenGL the GPU work

@@ -20,8 +20,9 @@ import sys
 import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_PLUGIN = os.path.join(os.path.dirname(_HERE), "obs_plugin")
-for _p in (os.path.join(os.path.dirname(_HERE), "shared"), _PLUGIN):
+_REPO = os.path.dirname(os.path.dirname(_HERE))
+_PLUGIN = os.path.join(_REPO, "obs_plugin")
+for _p in (os.path.join(_REPO, "shared"), _PLUGIN):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import zmq
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "obs_plugin"))
 
 import m2fp_protocol as proto  # noqa: E402

@@ -135,6 +135,7 @@ def test_state_resets_on_a_scene_cut_a_long_gap_and_a_new_shape(small) -> None: 
 
 def test_openvino_fp32_matches_onnxruntime_and_bf16_needs_the_cpu_flag(model: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("openvino")
+    from m2fp_server import cpu
     from m2fp_server.engines import rvm
     clip = get_clip("sway", static=2, moving=6, size=(320, 180))
     masks = {}
@@ -144,7 +145,7 @@ def test_openvino_fp32_matches_onnxruntime_and_bf16_needs_the_cpu_flag(model: Pa
         # frame times given: a loaded machine's pause must not reset one runtime's states and not the other's
         masks[runtime] = np.stack([eng.infer(f, ctx, now=i / 30).probs[1] for i, f in enumerate(clip.frames)])
     np.testing.assert_allclose(masks["openvino"], masks["onnxruntime"], atol=2e-3)
-    monkeypatch.setattr(rvm, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # an AVX2-only machine
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # an AVX2-only machine
     with pytest.raises(EngineUnavailable, match="avx512_bf16"):
         rvm.RVMEngine(runtime="openvino", precision="bf16", **SMALL)
 

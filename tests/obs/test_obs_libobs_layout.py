@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "obs_plugin"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "obs_plugin"))
 
 from m2fp_obs import libobs as L  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 
 from obs_harness import obs_available
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def doctor(*args: str) -> subprocess.CompletedProcess:

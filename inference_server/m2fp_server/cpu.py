@@ -1,0 +1,54 @@
+"""What this CPU can do.
+
+The flags decide which kernels are worth running (bf16 only where the CPU multiplies bf16 in
+hardware: emulated, it is far slower than f32) and are printed next to every measured figure, since
+the same command gives very different figures on an AVX2-only machine and on one with AVX-512/AMX.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+#: the extensions that decide the speed of the kernels used here, in the order they are printed
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX512-BF16 / AMX-BF16, Arm BF16
+
+
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> dict[str, str]:
+    """The first value of each key of Linux's ``/proc/cpuinfo`` (empty elsewhere)."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (x86 ``flags``, Arm ``Features``); empty where unknown, so no bf16 path is taken."""
+    info = _cpuinfo()
+    return frozenset((info.get("flags", "") + " " + info.get("Features", "")).split())
+
+
+def cpu_model() -> str:
+    return _cpuinfo().get("model name") or "unknown CPU"
+
+
+def has_bf16(flags: frozenset[str] | None = None) -> bool:
+    return bool(BF16_FLAGS & (cpu_flags() if flags is None else flags))
+
+
+def flags_summary(flags: frozenset[str] | None = None) -> str:
+    """The flags that decide the kernels' speed, for printing next to every figure."""
+    flags = cpu_flags() if flags is None else flags
+    return " ".join(f for f in SPEED_FLAGS if f in flags) or "(no SIMD flags found)"
+
+
+def cpu_summary() -> str:
+    """Core count and vector extensions: what the figures printed beside it depend on."""
+    return f"{os.cpu_count()} cores, flags: {flags_summary()}"
