@@ -52,3 +52,11 @@ def flags_summary(flags: frozenset[str] | None = None) -> str:
 def cpu_summary() -> str:
     """Core count and vector extensions: what the figures printed beside it depend on."""
     return f"{os.cpu_count()} cores, flags: {flags_summary()}"
+
+
+def busy_machine() -> bool:
+    """More runnable processes than cores (1-minute load average): wall-clock times say little then."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False

@@ -168,9 +168,10 @@ def test_live_through_a_real_server_matches_offline(small) -> None:  # type: ign
 # --------------------------------------------------------------------------- tuning
 def test_tune_keeps_the_fastest_setting_within_tolerance_for_this_cpu(model: Path, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from m2fp_server.engines import rvm_tune
+    from m2fp_server.bench import rvm_tune
+    from m2fp_server.engines import rvm_choice
     from m2fp_server.engines.rvm import RVMSetting
-    monkeypatch.setattr(rvm_tune, "choice_file", lambda: tmp_path / "tuned.json")
+    monkeypatch.setattr(rvm_choice, "choice_file", lambda: tmp_path / "tuned.json")
     monkeypatch.setattr(rvm_tune, "REFERENCE", RVMSetting("onnxruntime", "fp32", 320, 0.5))
     cheap = RVMSetting("onnxruntime", "fp32", 160, 0.5)
     best, rows, ref = rvm_tune.tune([cheap], ["sway"], frames=8, tolerance=1.0, full=True, clip_moving=6)

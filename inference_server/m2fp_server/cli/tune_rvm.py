@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engines.rvm_tune import SIZES, candidates, environment_line, table, tune
+    from ..bench.rvm_tune import SIZES, candidates, environment_line, table, tune
     sizes = SIZES
     if args.sizes:
         try:

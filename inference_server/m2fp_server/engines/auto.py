@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .base import Engine, EngineUnavailable
-from .rvm_tune import busy_machine
+from ..cpu import busy_machine
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,9 @@ def _save_cache(path: Path, data: dict[str, Any]) -> None:
 
 
 def bench_frames(size: tuple[int, int] = BENCH_SIZE, count: int = BENCH_FRAMES + WARMUP_FRAMES) -> np.ndarray:
-    """A short moving clip (shipped cutouts), as a camera would send it."""
-    from ..evaluation.clips import get_clip
-    return get_clip("sway", static=2, moving=count, size=size).frames[-count:]
+    """A short moving clip (a shipped portrait swaying), as a camera would send it."""
+    from ..samples import moving_frames
+    return moving_frames(size, count)
 
 
 def time_engine(engine: Engine, frames: np.ndarray, warmup: int = WARMUP_FRAMES) -> tuple[float, float, int]:
@@ -151,7 +151,7 @@ def choose(options: dict[str, Any],
     Options of its own: ``auto_fps`` (the stream's rate, default 30), ``auto_frames``
     (frames timed per engine), ``auto_refresh`` (measure again, ignoring the cache).
     """
-    from .registry import engine_class
+    from .names import engine_class
     opts = dict(options)
     fps = float(opts.pop("auto_fps", DEFAULT_FPS))
     refresh = bool(opts.pop("auto_refresh", False))

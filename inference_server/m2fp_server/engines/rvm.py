@@ -14,14 +14,14 @@ Speed comes from fixing everything the ONNX file leaves open: per stream shape
 copy of the graph, so the runtime folds the shape arithmetic away.  Which runtime
 (ONNX Runtime or OpenVINO), which precision (fp32, bf16 where the CPU has the
 instructions, int8) and which input size run is a measured choice
-(``rvm_tune``); the default before any measurement is ONNX Runtime fp32.
+(``m2fp tune-rvm``); the default before any measurement is ONNX Runtime fp32.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -30,9 +30,12 @@ import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES, ClassInfo
 
-from ..cpu import cpu_flags as cpu_flags  # re-exported for rvm_tune
 from ..cpu import flags_summary, has_bf16
 from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vocabulary
+from .rvm_choice import RUNTIMES as RUNTIMES
+from .rvm_choice import RVMSetting as RVMSetting
+from .rvm_choice import load_choice
 
 if TYPE_CHECKING:
     from ..postprocess.motion import FlowTracker
@@ -40,35 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
-RUNTIMES = ("onnxruntime", "openvino")
-PRECISIONS = ("fp32", "bf16", "int8")
-
-
-@dataclass(frozen=True)
-class RVMSetting:
-    """One way to run the model: what ``rvm_tune`` measures and the engine runs."""
-
-    runtime: str = "onnxruntime"
-    precision: str = "fp32"
-    width: int = 512  # model input width; the height follows each stream's aspect
-    downsample: float = 0.5  # RVM's downsample_ratio: the backbone sees width * downsample
-
-    def __post_init__(self) -> None:
-        if self.runtime not in RUNTIMES:
-            raise ValueError(f"unknown RVM runtime {self.runtime!r}; choose from {', '.join(RUNTIMES)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown RVM precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
-        if not 0.05 <= self.downsample <= 1.0:
-            raise ValueError(f"RVM downsample {self.downsample} is outside 0.05..1")
-        if not 64 <= self.width <= 1920:
-            raise ValueError(f"RVM width {self.width} is outside 64..1920")
-
-    @property
-    def label(self) -> str:
-        return f"{self.runtime}/{self.precision} {self.width}px ds{self.downsample:g}"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
@@ -294,7 +268,7 @@ class RVMEngine(Engine):
     def __init__(self, model_dir: str | None = None, runtime: str | None = None, precision: str | None = None,
                  width: int | None = None, downsample: float | None = None, threads: int = 2,
                  cut_level: float = 40.0, gap_s: float = 1.0, tuned: bool = True, **_: Any) -> None:
-        """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``rvm_tune``)."""
+        """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``m2fp tune-rvm``)."""
         from .. import rvm_weights
         try:
             path = rvm_weights.locate(model_dir)
@@ -305,7 +279,6 @@ class RVMEngine(Engine):
             import onnxruntime  # noqa: F401
         except ImportError as exc:
             raise EngineUnavailable(f"{exc.name} is not installed: pip install 'm2fp-obs[rvm]'") from None
-        from .rvm_tune import load_choice
         base = (load_choice() if tuned else None) or RVMSetting()
         over = {k: v for k, v in dict(runtime=runtime, precision=precision, width=width,
                                       downsample=downsample).items() if v is not None}
@@ -341,8 +314,8 @@ class RVMEngine(Engine):
 
     def _calibration(self, w: int, h: int) -> Callable[[], list[np.ndarray]]:
         def frames() -> list[np.ndarray]:
-            from .rvm_tune import calibration_frames
-            return calibration_frames((w, h))
+            from ..samples import moving_frames  # int8 calibration: a person moving, as a camera sends it
+            return list(moving_frames((w, h), 24))
         return frames
 
     def new_stream(self) -> RVMStream:

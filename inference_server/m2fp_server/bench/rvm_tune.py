@@ -11,20 +11,23 @@ is ignored.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import cv2
 import numpy as np
 
-from .base import EngineUnavailable
-from .rvm import ModelFiles, Runner, RVMSetting, build_runner, cpu_flags, flags_summary, has_bf16, model_shape, to_src
+from ..cpu import busy_machine, cpu_flags, flags_summary, has_bf16
+from ..engines.base import EngineUnavailable
+from ..engines.rvm import ModelFiles, Runner, RVMSetting, build_runner, model_shape, to_src
+from ..engines.rvm_choice import choice_file as choice_file  # re-exported for the CLI and tests
+from ..engines.rvm_choice import load_choice as load_choice
+from ..engines.rvm_choice import runtime_versions, save_choice
+from ..samples import moving_frames
 
 log = logging.getLogger(__name__)
 
@@ -32,51 +35,6 @@ REFERENCE = RVMSetting("onnxruntime", "fp32", 640, 0.4)
 BENCH_FRAME = (640, 360)
 #: (width, downsample): the backbone sees width * downsample
 SIZES: tuple[tuple[int, float], ...] = ((640, 0.4), (512, 0.5), (512, 0.375), (384, 0.5), (384, 0.667), (320, 0.6))
-
-
-def choice_file() -> Path:
-    from ..rvm_weights import cache_dir
-    return cache_dir() / "tuned.json"
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for mod in ("onnxruntime", "openvino"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    return out
-
-
-def load_choice(path: Path | None = None) -> RVMSetting | None:
-    """The measured setting for this CPU, or None (none measured, another CPU, unreadable)."""
-    path = path or choice_file()
-    try:
-        data = json.loads(path.read_text())
-        if data.get("cpu_flags") != flags_summary():
-            log.info("rvm: %s was measured on another CPU (%s); using the default", path, data.get("cpu_flags"))
-            return None
-        setting = RVMSetting(**data["choice"])
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("rvm: ignoring %s (%s)", path, exc)
-        return None
-    if setting.precision == "bf16" and not has_bf16():
-        return None
-    return setting
-
-
-def save_choice(setting: RVMSetting, report: dict[str, Any], path: Path | None = None) -> Path:
-    path = path or choice_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"choice": setting.to_json(), "cpu_flags": flags_summary(), "versions": _versions(),
-            "measured": time.strftime("%Y-%m-%d %H:%M:%S"), **report}
-    tmp = path.with_suffix(".part")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
-    return path
 
 
 def candidates(runtimes: Iterable[str] = ("onnxruntime", "openvino"),
@@ -95,14 +53,6 @@ def candidates(runtimes: Iterable[str] = ("onnxruntime", "openvino"),
                 continue
             out.extend(RVMSetting(rt, p, w, ds) for w, ds in sizes)
     return out
-
-
-def calibration_frames(shape: tuple[int, int], count: int = 24) -> list[np.ndarray]:
-    """A short video (shipped cutouts over a drifting texture) at ``shape``, for int8 calibration."""
-    from ..evaluation.clips import get_clip
-    clip = get_clip("sway", static=4, moving=count, size=(640, 480))
-    w, h = shape
-    return [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in clip.frames[-count:]]
 
 
 # --------------------------------------------------------------------------- measuring
@@ -136,7 +86,7 @@ class Measured:
 
 def _build(files: ModelFiles, s: RVMSetting, frame: tuple[int, int], threads: int) -> Runner:
     w, h = model_shape(frame, s.width)
-    return build_runner(files, s, w, h, threads, lambda: calibration_frames((w, h)))
+    return build_runner(files, s, w, h, threads, lambda: list(moving_frames((w, h), 24)))
 
 
 def time_settings(files: ModelFiles, rows: list[Measured], frames: np.ndarray, threads: int = 2,
@@ -222,14 +172,6 @@ def choose(rows: list[Measured], reference: Measured, tolerance: float = 0.01, b
     return min(ok, key=lambda m: m.cpu_p50 if by == "cpu" else m.p50)
 
 
-def busy_machine() -> bool:
-    """More runnable processes than cores (1-minute load average): wall-clock times say little then."""
-    try:
-        return os.getloadavg()[0] > (os.cpu_count() or 1)
-    except OSError:
-        return False
-
-
 def tune(settings: list[RVMSetting] | None = None, clip_names: list[str] | None = None, frames: int = 60,
          threads: int = 2, tolerance: float = 0.01, model_dir: str | None = None,
          save: bool = True, full: bool = False, clip_moving: int = 40) -> tuple[Measured, list[Measured], Measured]:
@@ -289,5 +231,5 @@ def table(rows: list[Measured], reference: Measured, best: Measured, tolerance: 
 
 def environment_line(threads: int) -> str:
     return (f"CPU flags: {flags_summary()}; {os.cpu_count()} cores; {threads} threads; "
-            + ", ".join(f"{k} {v}" for k, v in _versions().items())
+            + ", ".join(f"{k} {v}" for k, v in runtime_versions().items())
             + ("" if "avx512f" in cpu_flags() else " (no AVX-512)"))
