@@ -1,7 +1,7 @@
 """Frame capture on the GPU: the full-size frame → a small texrender → a ring of stage surfaces.
 
-Only the model-sized image ever leaves the GPU (a full 720p readback costs
-~3.5 ms under software OpenGL, a 256×144 one a fraction of that).  A surface is
+Only the model-sized image ever leaves the GPU (a full-size readback costs many
+times a model-sized one: docs/obs-filter.md).  A surface is
 mapped one frame after it was staged: mapping the surface staged this frame
 would stall until the GPU finished it.
 

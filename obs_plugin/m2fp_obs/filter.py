@@ -244,7 +244,7 @@ class FilterInstance:
         """Read back the small frame drawn on the previous render and send it.
 
         Staging inside video_render forces the GPU to finish all queued work right
-        there (58 ms/frame measured under llvmpipe); by the next tick that frame's
+        there (docs/obs-filter.md has the cost); by the next tick that frame's
         rendering is done and the copy is cheap.  Sent one frame after capture,
         as ``m2fp replay`` models (readback_delay=1).
         """

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from m2fp_protocol import DEFAULT_INPUT_BOX, ClassInfo
+from m2fp_protocol import DEFAULT_INPUT_BOX, PERSON_CLASSES, ClassInfo
 
 from ..errors import M2fpError
 
@@ -134,6 +134,14 @@ class Engine(abc.ABC):
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description}
+
+
+class PersonEngine(Engine):
+    """An engine that sees people, not body parts: two classes (background, person)."""
+
+    @property
+    def classes(self) -> tuple[ClassInfo, ...]:
+        return PERSON_CLASSES
 
 
 def person_output(person: np.ndarray, classes: tuple[ClassInfo, ...]) -> EngineOutput:

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from m2fp_protocol import PERSON_CLASSES, ClassInfo
+from m2fp_protocol import PERSON_CLASSES
 
-from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, person_output
 from .embedded_detect import Person, PoseDetector
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
@@ -97,7 +97,7 @@ class EmbeddedSettings:
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
 
 
-class EmbeddedEngine(Engine):
+class EmbeddedEngine(PersonEngine):
     name = "embedded"
     description = ("MediaPipe selfie + pose models chosen per stream by framing (busts: selfie landscape; "
                    "full bodies: pose landmark on a tracked region), embedded, Apache-2.0")
@@ -127,9 +127,6 @@ class EmbeddedEngine(Engine):
         self._threads = threads
         self._general: TFLiteSegmenter | None = None
 
-    @property
-    def classes(self) -> tuple[ClassInfo, ...]:
-        return PERSON_CLASSES
 
     @property
     def preferred_input(self) -> tuple[int, int]:

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import cv2
 import numpy as np
 
-from m2fp_protocol import PERSON_CLASSES, ClassInfo
+from m2fp_protocol import PERSON_CLASSES
 
 from ..cpu import flags_summary, has_bf16
-from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, person_output
 from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vocabulary
 from .rvm_choice import RUNTIMES as RUNTIMES
 from .rvm_choice import RVMSetting as RVMSetting
@@ -261,7 +261,7 @@ class RVMStream(StreamContext):
 
 
 # --------------------------------------------------------------------------- engine
-class RVMEngine(Engine):
+class RVMEngine(PersonEngine):
     name = "rvm"
     description = "RobustVideoMatting MobileNetV3 (recurrent, soft alpha; GPL-3.0, m2fp fetch-weights rvm)"
 
@@ -294,9 +294,6 @@ class RVMEngine(Engine):
         self.runner_for(model_shape((16 * 64, 9 * 64), self.setting.width))
         log.info("rvm: %s, %d threads (CPU: %s)", self.setting.label, self.threads, flags_summary())
 
-    @property
-    def classes(self) -> tuple[ClassInfo, ...]:
-        return PERSON_CLASSES
 
     @property
     def preferred_input(self) -> tuple[int, int]:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from m2fp_protocol import PERSON_CLASSES, ClassInfo
+from m2fp_protocol import PERSON_CLASSES
 
-from .base import Engine, EngineOutput, EngineUnavailable, StreamContext, person_output
+from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, person_output
 
 if TYPE_CHECKING:
     from ..postprocess.motion import FlowTracker
@@ -57,7 +57,7 @@ class TFLiteSegmenter:
         return self._it.get_tensor(self._out_index)[0, :, :, 0].copy()
 
 
-class SelfieEngine(Engine):
+class SelfieEngine(PersonEngine):
     name = "selfie"
     description = "MediaPipe selfie segmentation (person / background), embedded, Apache-2.0"
 
@@ -67,9 +67,6 @@ class SelfieEngine(Engine):
         self.variant = variant
         self._model = TFLiteSegmenter(MODELS_DIR / MODEL_FILES[variant], threads)
 
-    @property
-    def classes(self) -> tuple[ClassInfo, ...]:
-        return PERSON_CLASSES
 
     def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
               motion: FlowTracker | None = None) -> EngineOutput:
