@@ -5,6 +5,8 @@ changing these.
 """
 from __future__ import annotations
 
+import contextlib
+
 import os
 import subprocess
 import sys
@@ -55,10 +57,10 @@ def start_server_process(*args: str, port: int | None = None, env: dict | None =
     return proc, address
 
 
-@pytest.fixture()
-def server_process() -> Iterator[tuple[subprocess.Popen, str]]:
-    """A real ``m2fp-server`` process on the selfie engine; stopped (only it) afterwards."""
-    proc, address = start_server_process("--engine", "selfie")
+@contextlib.contextmanager
+def running_server(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``start_server_process(*args)``, ready to serve; stopped (only it) afterwards."""
+    proc, address = start_server_process(*args)
     try:
         wait_ready(address)
         yield proc, address
@@ -70,6 +72,13 @@ def server_process() -> Iterator[tuple[subprocess.Popen, str]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture()
+def server_process() -> Iterator[tuple[subprocess.Popen, str]]:
+    """A real ``m2fp-server`` process on the selfie engine."""
+    with running_server("--engine", "selfie") as served:
+        yield served
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,20 +18,14 @@ from m2fp_protocol import ErrorCode, Header, MsgType
 from m2fp_server.client import MaskClient
 from m2fp_server.evaluation.groundtruth import still
 
-from conftest import start_server_process, wait_ready
+from conftest import running_server
 
 
 @pytest.fixture(scope="module")
 def server_process():
     """One real ``m2fp-server`` process for this module (each test checks it is still up)."""
-    proc, address = start_server_process("--engine", "selfie")
-    try:
-        wait_ready(address)
-        yield proc, address
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
+    with running_server("--engine", "selfie") as served:
+        yield served
 
 
 def good_frame() -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import time
 import pytest
 import zmq
 
-from conftest import start_server_process, wait_ready
+from conftest import running_server
 from hostile_load import GoodClient, RssSampler, churn, p95, park_4k_frames, wait_arrived
 
 BUDGET_MB = 512  # the largest default budget (ours is 384 MiB: room for the worker's own copies)
@@ -22,14 +22,8 @@ SLACK_MB = 300  # the issue's allowance above the budget
 @pytest.fixture()
 def server(request):  # type: ignore[no-untyped-def]
     # a test may ask for a smaller parked-frame budget, so that its burst surely goes over it
-    proc, address = start_server_process("--engine", "selfie", *getattr(request, "param", ()))
-    try:
-        wait_ready(address)
-        yield proc, address
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
+    with running_server("--engine", "selfie", *getattr(request, "param", ())) as served:
+        yield served
 
 
 def stopped_stats(proc) -> dict:  # type: ignore[no-untyped-def]
