@@ -23,8 +23,9 @@ from conftest import running_server
 
 @pytest.fixture(scope="module")
 def server_process():
-    """One real ``m2fp-server`` process for this module (each test checks it is still up)."""
-    with running_server("--engine", "selfie") as served:
+    """One real ``m2fp-server`` process for this module (each test checks it is still up); enough
+    connections for the routing-id sequence's 200 clients."""
+    with running_server("--engine", "selfie", "--max-connections", "256") as served:
         yield served
 
 
