@@ -16,18 +16,28 @@ client's CURVE key when CURVE is on, so the key check (``security.CurveKeyCheck`
 behind the same dispatcher (libzmq allows one handler, and pyzmq's ThreadAuthenticator
 would take that endpoint).
 
-Open connections are counted from the ROUTER's monitor: ``ACCEPTED`` adds a connection's fd,
-``DISCONNECTED`` removes it (libzmq's handshake events carry no fd, so they cannot be tied to
-a connection).  libzmq reports a connection's ``ACCEPTED`` before its handshake can start, and
-the ZAP thread reads the monitor before each decision, so the connection being decided is
-already counted: it is admitted while the open connections, itself included, are within the
-limit.  Connections being refused count until they close, which errs on the side of memory.
-The monitor is read under a lock by whichever thread needs it first (the ZAP thread or the
-I/O thread, which needs the closed fds in order, before the next message); ZeroMQ allows a
-socket to move between threads behind a full memory barrier, which the lock gives.
+Open connections are counted from the ROUTER's monitor.  libzmq's handshake events carry no
+file descriptor, so ``HANDSHAKE_SUCCEEDED`` cannot be tied to a connection, and a refused
+connection closes some time after its ``HANDSHAKE_FAILED_AUTH``.  So the gate keeps a count
+that never falls below the truth:
+
+* ``HANDSHAKE_SUCCEEDED`` adds one established connection;
+* a ``DISCONNECTED`` fd removes one when that fd is known to be established: the server saw
+  a message from it (``ZMQ_SRCFD``, reported by :meth:`ConnectionGate.identified`);
+* the count is capped by the fds open right now (``ACCEPTED`` minus ``DISCONNECTED``, exact),
+  which catches established connections that closed without ever sending.
+
+Both bounds are above the truth, so the limit is never exceeded; the count is exact whenever
+no handshake is under way.  An admission is pending until its ``HANDSHAKE_SUCCEEDED``
+arrives (at most ``PENDING_S``), so a burst of connections cannot slip past the limit between
+the two threads.  The ZAP thread reads the monitor before each decision; the I/O thread reads
+it before each message (it needs the closed fds in order, see peers.py).  They take a lock to
+do so: ZeroMQ allows a socket to move between threads behind a full memory barrier, which the
+lock gives.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import threading
@@ -40,7 +50,10 @@ from zmq.utils.monitor import recv_monitor_message
 log = logging.getLogger(__name__)
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+PENDING_S = 1.0  # an admission whose handshake the monitor has not reported after this long no longer counts
 REFUSAL_LOG_EVERY_S = 10.0
+#: what the server's monitor must report for the gate
+MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
 #: decides one request: (mechanism, credentials) -> None to admit, or the reason to refuse
 Check = Callable[[bytes, list[bytes]], Optional[str]]
@@ -52,25 +65,40 @@ class ConnectionGate:
     def __init__(self, limit: int, monitor: zmq.Socket | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
-        self.monitor = monitor  # the ROUTER's monitor: EVENT_ACCEPTED | EVENT_DISCONNECTED
+        self.monitor = monitor  # the ROUTER's monitor, reporting MONITOR_EVENTS
         self.refused = 0
         self._clock = clock
+        self._established = 0
         self._open: set[int] = set()
+        self._known: set[int] = set()  # fds a message came from: established for sure
+        self._pending: collections.deque[float] = collections.deque()
         self._closed: list[int] = []
         self._lock = threading.Lock()
         self._last_log = float("-inf")
 
-    def accepted(self, fd: int) -> None:
-        with self._lock:
-            self._open.add(fd)
+    def event(self, event: int, value: int) -> None:
+        """One monitor event, in libzmq's order (the lock is held, or the caller owns the gate)."""
+        if event == zmq.EVENT_ACCEPTED:
+            self._open.add(value)
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._established += 1
+            if self._pending:
+                self._pending.popleft()
+        elif event == zmq.EVENT_DISCONNECTED:
+            self._open.discard(value)
+            if value in self._known:
+                self._known.discard(value)
+                self._established = max(0, self._established - 1)
+            self._closed.append(value)
 
-    def disconnected(self, fd: int) -> None:
-        with self._lock:
-            self._open.discard(fd)
-            self._closed.append(fd)
+    def identified(self, fd: int) -> None:
+        """I/O thread: a message came from ``fd`` (after :meth:`closed_fds`, so a reused fd is the new one)."""
+        if fd not in self._known:  # racy read, fine: the add below is under the lock
+            with self._lock:
+                if fd in self._open:
+                    self._known.add(fd)
 
     def _drain(self) -> None:
-        """Apply the monitor's events so far (caller holds the lock)."""
         mon = self.monitor
         if mon is None:
             return
@@ -79,34 +107,34 @@ class ConnectionGate:
                 ev = recv_monitor_message(mon, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            fd = int(ev["value"])
-            if ev["event"] == zmq.EVENT_ACCEPTED:
-                self._open.add(fd)
-            elif ev["event"] == zmq.EVENT_DISCONNECTED:
-                self._open.discard(fd)
-                self._closed.append(fd)
+            self.event(int(ev["event"]), int(ev["value"]))
 
     def admit(self, mechanism: bytes, credentials: list[bytes]) -> str | None:
         """ZAP thread: None to admit, else the reason sent back to the client."""
         with self._lock:
             try:
                 self._drain()
-            except zmq.ZMQError:  # the monitor is closing with the server: count what is known
+            except zmq.ZMQError:  # the monitor is closing with the server: decide on what is known
                 pass
-            if len(self._open) <= self.limit:  # the connection being decided is one of them
+            now = self._clock()
+            while self._pending and now - self._pending[0] > PENDING_S:
+                self._pending.popleft()
+            self._established = min(self._established, len(self._open))
+            if self._established + len(self._pending) < self.limit:
+                self._pending.append(now)
                 return None
             self.refused += 1
-            now = self._clock()
             if now - self._last_log > REFUSAL_LOG_EVERY_S:
                 self._last_log = now
-                log.warning("connection refused: the limit is %d open connections (--max-connections); "
-                            "%d refused so far", self.limit, self.refused)
+                log.warning("connection refused: %d connections open, the limit (--max-connections) is %d; "
+                            "%d refused so far", self._established, self.limit, self.refused)
             return f"too many connections (limit {self.limit})"
 
     def closed_fds(self) -> list[int]:
         """I/O thread: the connections closed since the last call, in order."""
         with self._lock:
             self._drain()
+            self._established = min(self._established, len(self._open))
             out, self._closed = self._closed, []
             return out
 
@@ -119,7 +147,7 @@ class ConnectionGate:
     @property
     def open_connections(self) -> int:
         with self._lock:
-            return len(self._open)
+            return self._established
 
 
 class ZapDispatcher:

@@ -27,7 +27,7 @@ import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
 
 from . import __version__
-from .admission import Check, ConnectionGate, ZapDispatcher
+from .admission import MONITOR_EVENTS, Check, ConnectionGate, ZapDispatcher
 from .engine_calls import LockedEngineCalls
 from .engines.base import Engine
 from .errors import BadInput
@@ -152,7 +152,7 @@ class InferenceServer:
         self._zap_domain = ZapDispatcher.register(self.ctx, checks)
         router.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain)
         # both before bind: no connection may be accepted unseen by the gate
-        self.gate.monitor = router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self.gate.monitor = router.get_monitor_socket(MONITOR_EVENTS)
         router.bind(s.address)
         self._router = router
         self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -285,7 +285,9 @@ class InferenceServer:
         identity = parts[0].bytes
         body = parts[1:]
         self.stats["received"] += 1
-        self._peers.seen(identity, parts[-1])
+        fd = self._peers.seen(identity, parts[-1])
+        if fd is not None:
+            self.gate.identified(fd)
         frame_id = ts = 0
         try:
             if len(body) >= 1 and len(body[0]) == proto.HEADER_SIZE:

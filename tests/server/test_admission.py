@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+import socket
 import time
 
 import numpy as np
@@ -16,7 +17,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 import m2fp_protocol as proto
 from m2fp_protocol import Header, MsgType
-from m2fp_server.admission import ConnectionGate
+from m2fp_server.admission import MONITOR_EVENTS, ConnectionGate
 from m2fp_server.client import MaskClient
 from m2fp_server.errors import BadInput
 from m2fp_server.server import ServerSettings
@@ -35,20 +36,76 @@ class Clock:
         return self.t
 
 
-def test_gate_counts_open_connections_and_frees_a_slot_on_disconnect():
+def test_gate_count_never_falls_below_the_established_connections():
+    accepted, ok, gone = zmq.EVENT_ACCEPTED, zmq.EVENT_HANDSHAKE_SUCCEEDED, zmq.EVENT_DISCONNECTED
     gate = ConnectionGate(2)
-    gate.accepted(11)
+    for fd in (11, 12, 13):
+        gate.event(accepted, fd)  # three connect at once; each is counted open before it is decided
     assert gate.admit(b"NULL", []) is None
-    gate.accepted(12)
     assert gate.admit(b"NULL", []) is None
-    gate.accepted(13)  # a third connection, itself counted while it is decided
     assert "limit 2" in (gate.admit(b"NULL", []) or "")
-    gate.disconnected(13)  # the refused one closes
-    gate.disconnected(11)
-    gate.accepted(11)  # the fd is reused by the next connection
+    gate.event(ok, 0)
+    gate.event(ok, 0)
+    gate.identified(11)  # a message came from 11; 12 stays silent
+    gate.event(gone, 13)  # the refused one closes: not one of the established
+    assert gate.open_connections == 2 and gate.refused == 1
+    gate.event(gone, 12)  # the silent one closes: the open fds cap the count
+    assert gate.closed_fds() == [13, 12] and gate.open_connections == 1
+    gate.event(accepted, 12)  # the fd is reused
     assert gate.admit(b"NULL", []) is None
-    assert gate.refused == 1 and gate.open_connections == 2
-    assert gate.closed_fds() == [13, 11] and gate.closed_fds() == []
+    gate.event(ok, 0)
+    gate.event(gone, 11)  # a known one closes
+    assert gate.closed_fds() == [11] and gate.closed_fds() == [] and gate.open_connections == 1
+
+
+def test_the_count_returns_to_zero_whatever_the_connections_did():
+    """Against the installed libzmq: closes before the handshake, garbage, a bad ZMTP command, a client that
+    sent and one that stayed silent; afterwards nothing is counted open."""
+    from m2fp_server.peers import PeerTracker
+
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    monitor = router.get_monitor_socket(MONITOR_EVENTS)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    gate = ConnectionGate(8, monitor)
+    peers = PeerTracker()
+
+    def settle() -> None:
+        time.sleep(0.2)
+        while router.poll(50):
+            parts = router.recv_multipart(copy=False)
+            fd = peers.seen(parts[0].bytes, parts[-1])
+            assert fd is not None
+            gate.identified(fd)
+        gate.closed_fds()
+
+    try:
+        greeting = b"\xff" + bytes(8) + b"\x7f\x03\x00NULL" + bytes(16) + b"\x00" + bytes(31)
+        for payload in (b"", b"GET / HTTP/1.1\r\n\r\n", b"\xff" + bytes(8), greeting + b"\x04\x05\xffJUNK"):
+            with socket.create_connection(("127.0.0.1", port)) as raw:
+                raw.sendall(payload)
+                time.sleep(0.05)
+            settle()
+        assert gate.open_connections == 0
+        talker, silent = ctx.socket(zmq.DEALER), ctx.socket(zmq.DEALER)
+        for d in (talker, silent):
+            d.setsockopt(zmq.LINGER, 0)
+            d.connect(f"tcp://127.0.0.1:{port}")
+        talker.send(b"x")
+        settle()
+        assert gate.open_connections == 2
+        talker.close()
+        settle()
+        assert gate.open_connections == 1
+        silent.close()
+        settle()
+        assert gate.open_connections == 0
+    finally:
+        router.disable_monitor()
+        monitor.close(0)
+        router.close(0)
+        ctx.term()
 
 
 def hello_answered(sock: zmq.Socket, timeout_ms: int) -> bool:
@@ -79,12 +136,18 @@ def test_a_client_over_the_limit_is_refused_at_the_handshake_until_a_slot_frees(
             assert mon.poll(10_000), "the fourth connection was not refused at its handshake"
             assert recv_monitor_message(mon)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
             assert not hello_answered(extra, 500)
-            socks.pop(0).close()  # a slot frees: libzmq's reconnect gets the fourth client in
-            deadline = time.monotonic() + 10
-            while not hello_answered(extra, 200):  # what was sent while refused went with that connection
-                assert time.monotonic() < deadline, "the fourth client never got in after a slot freed"
             extra.disable_monitor()
             mon.close()
+            socks.pop(0).close()  # a slot frees; libzmq never redials a refused connection, a new socket gets in
+            deadline = time.monotonic() + 10
+            while True:
+                fresh = ctx.socket(zmq.DEALER)
+                fresh.setsockopt(zmq.LINGER, 0)
+                fresh.connect(address)
+                socks.append(fresh)
+                if hello_answered(fresh, 500):
+                    break
+                assert time.monotonic() < deadline, "no new client got in after a slot freed"
         finally:
             for s in socks:
                 s.close()
