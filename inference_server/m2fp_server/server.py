@@ -48,9 +48,12 @@ DEFAULT_ADDRESS = proto.DEFAULT_ADDRESS
 #: smaller); a larger limit costs connections (see ServerSettings.connection_limit).
 DEFAULT_MAX_FRAME_BYTES = 1920 * 1080 * 4
 MiB = 1 << 20
-#: replies libzmq may queue for one peer (ZMQ_SNDHWM); beyond it a reply to a client that does not
-#: read is dropped.  A client has at most MAX_INFLIGHT frames out, each answered by a MASK (+ PARSING).
+#: large replies (masks, parsings) libzmq may hold for one peer; a client has at most MAX_INFLIGHT frames
+#: out, each answered by a MASK (+ PARSING), so only a client that does not read meets this limit: its
+#: further large replies are dropped.  Counted by pyzmq's MessageTrackers (libzmq done with the buffer).
 REPLY_HWM = 2 * proto.MAX_INFLIGHT
+LARGE_REPLY = 16 * 1024  # smaller replies (ERROR, ACK, INFO, small masks) count in SNDHWM messages only
+SNDHWM = 100
 
 
 @dataclass
@@ -89,7 +92,7 @@ class ServerSettings:
     def connection_bytes(self) -> int:
         """What one open connection may hold outside the parked frames: the message it is receiving (libzmq
         allocates all of it at the header) and the replies queued for it."""
-        return self.hard_limit + REPLY_HWM * self.max_mask_pixels
+        return self.hard_limit + REPLY_HWM * self.max_mask_pixels + SNDHWM * LARGE_REPLY
 
     @property
     def connection_limit(self) -> int:
@@ -140,6 +143,7 @@ class InferenceServer:
         self.gate = ConnectionGate(self.settings.connection_limit)
         self._zap_domain: bytes | None = None
         self._gone: queue.SimpleQueue = queue.SimpleQueue()  # (key, StreamState) of disconnected clients
+        self._held: dict[bytes, list[zmq.MessageTracker]] = {}  # large replies libzmq still holds, per client
 
     # ----------------------------------------------------------------- lifecycle
     def bind(self) -> str:
@@ -151,7 +155,7 @@ class InferenceServer:
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, s.hard_limit)
-        router.setsockopt(zmq.SNDHWM, REPLY_HWM)
+        router.setsockopt(zmq.SNDHWM, SNDHWM)
         # report (rather than silently drop) sends to full or vanished peers, so they are counted
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.RCVHWM, 8)  # complete messages libzmq holds per peer before the I/O thread takes them
@@ -267,6 +271,7 @@ class InferenceServer:
         """Peers that disconnected: drop their parked frame and their state now, not after idle_s."""
         for fd in self.gate.closed_fds():
             for key in self._peers.disconnected(fd):
+                self._held.pop(key, None)
                 if self._sched.discard(key) is not None:
                     self.stats["gone_dropped"] += 1
                 st = self.streams.remove(key)
@@ -283,8 +288,19 @@ class InferenceServer:
             self._send(router, identity, frames)
 
     def _send(self, router: zmq.Socket, identity: bytes, frames: list[Any]) -> None:
+        large = memoryview(frames[-1]).nbytes > LARGE_REPLY
+        held: list[zmq.MessageTracker] = []
+        if large:
+            held = [t for t in self._held.get(identity, ()) if not t.done]
+            if len(held) >= REPLY_HWM:  # the client is not reading: its replies would pile up here
+                self._held[identity] = held
+                self.stats["send_dropped"] += 1
+                return
         try:
-            router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False)
+            tracker = router.send_multipart([identity, *frames], zmq.NOBLOCK, copy=False, track=large)
+            if large and tracker is not None:
+                held.append(tracker)
+                self._held[identity] = held
         except zmq.Again:
             self.stats["send_dropped"] += 1  # client not reading: drop, never block
         except zmq.ZMQError as exc:
