@@ -41,6 +41,7 @@ class Probe:
         self.renders = 0  # renders since the last video_tick
         self.per_frame: collections.Counter = collections.Counter()  # renders in one OBS frame -> frames
         self.copy_ms: collections.deque = collections.deque(maxlen=1800)
+        self.pass1_ms: collections.deque = collections.deque(maxlen=1800)
         self.copy = TexRender(lib)
         self.target_is_parent = False
 
@@ -58,6 +59,7 @@ class Probe:
         t0 = time.perf_counter()
         if not o.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING):  # pass 1
             return
+        self.pass1_ms.append((time.perf_counter() - t0) * 1000.0)
         self.copy.render((w, h), (w, h), lambda: o.obs_source_process_filter_tech_end(  # pass 2
             self.source, base, w, h, b"Draw"))
         self.copy_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -78,7 +80,7 @@ class Probe:
     def report(self) -> dict:
         return {"name": L.s(self.obs.obs_source_get_name(self.source)), "target_is_parent": self.target_is_parent,
                 "copy_passes": self.copy_passes, "renders_per_frame": {str(k): v for k, v in self.per_frame.items()},
-                "copy_ms": list(self.copy_ms)}
+                "copy_ms": list(self.copy_ms), "pass1_ms": list(self.pass1_ms)}
 
 
 class _Registration:

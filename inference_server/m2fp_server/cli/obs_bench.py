@@ -26,19 +26,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
 HARNESS = REPO / "tests" / "obs" / "obs_harness.py"
-PHASES = ("poll_upload", "capture", "draw", "capture_draw", "render", "readback", "send")
+PHASES = ("poll_upload", "input", "capture", "draw", "capture_draw", "render", "readback", "send")
 BUILTIN = {"id": "crop_filter", "versioned_id": "crop_filter", "name": "Builtin", "enabled": False,
            "settings": {}}
-CASES = ("none", "builtin", "copy2", "m2fp")
+CASES = ("none", "builtin", "copy2", "copy2_busy", "m2fp")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,9 +72,19 @@ def _make_clip(path: Path, size: tuple[int, int], fps: int = 30, seconds: int = 
         raise RuntimeError("ffmpeg failed to write the benchmark clip")
 
 
-def _window(obs: Any, seconds: float) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _window(obs: Any, seconds: float, server_pid: int = 0) -> dict[str, Any]:
     """Frames and lagged frames over the window; OBS's average render time is a one-second average, so it
     is sampled every second and averaged."""
+    cpu0, t0 = _cpu_seconds(server_pid), time.monotonic()
     a = obs.stats()
     samples = []
     end = time.monotonic() + seconds
@@ -80,14 +92,17 @@ def _window(obs: Any, seconds: float) -> dict[str, Any]:
         time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         samples.append(float(obs.stats()["average_frame_render_time"]))
     b = obs.stats()
+    server_cpu = (_cpu_seconds(server_pid) - cpu0) / max(1e-6, time.monotonic() - t0)
     return {"frames": b["render_total_frames"] - a["render_total_frames"],
-            "lagged": b["render_skipped_frames"] - a["render_skipped_frames"], "render_ms": samples}
+            "lagged": b["render_skipped_frames"] - a["render_skipped_frames"], "render_ms": samples,
+            "server_cpu": server_cpu}
 
 
 def _merge(windows: list[dict[str, Any]]) -> dict[str, float]:
     samples = [v for w in windows for v in w["render_ms"]]
     return {"frames": sum(w["frames"] for w in windows), "lagged": sum(w["lagged"] for w in windows),
-            "avg_render_ms": sum(samples) / len(samples) if samples else float("nan")}
+            "avg_render_ms": sum(samples) / len(samples) if samples else float("nan"),
+            "server_cpu": sum(w["server_cpu"] for w in windows) / max(1, len(windows))}
 
 
 def _p50(values: list[float]) -> float | None:
@@ -96,13 +111,55 @@ def _p50(values: list[float]) -> float | None:
 
 
 #: ABBA order with the M2FP window in the middle: a slow drift of the machine's load (other work shares
-#: the cores) weighs on every case alike; each case gets ``seconds`` in all
-ORDER = (("none", 0.5), ("builtin", 0.5), ("copy2", 0.5), ("m2fp", 1.0), ("copy2", 0.5), ("builtin", 0.5),
-         ("none", 0.5))
+#: the cores) weighs on every case alike; each case gets ``seconds`` in all.  "copy2_busy" is the copy
+#: probe while a client keeps the server as busy as the filter does (``_ServerLoad``)
+ORDER = (("none", 0.5), ("builtin", 0.5), ("copy2", 0.5), ("copy2_busy", 0.5), ("m2fp", 1.0),
+         ("copy2_busy", 0.5), ("copy2", 0.5), ("builtin", 0.5), ("none", 0.5))
+FILTER_OF = {"builtin": "Builtin", "copy2": "Copy2", "copy2_busy": "Copy2", "m2fp": "M2FP"}
+
+
+class _ServerLoad:
+    """Plays the clip through the server at 30 fps in a thread, as the filter would (``replay``: same send
+    size, same in-flight limit), so that the copy probe can be timed with the server using the cores as it
+    does while the filter runs: under software OpenGL the server's inference competes with the rasteriser."""
+
+    def __init__(self, clip: Path, address: str, seconds: float, fps: float = 30.0) -> None:
+        import cv2
+
+        from m2fp_protocol import DEFAULT_INPUT_BOX, fit_inside
+        cap = cv2.VideoCapture(str(clip))
+        frames = []
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            size = fit_inside((bgr.shape[1], bgr.shape[0]), DEFAULT_INPUT_BOX)
+            frames.append(cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+        cap.release()
+        n = max(1, int(seconds * fps))
+        self.frames = [frames[i % len(frames)] for i in range(n)]
+        self.address = address
+        self.fps = fps
+        self.thread: threading.Thread | None = None
+        self.sent = 0
+
+    def __enter__(self) -> "_ServerLoad":
+        from ..replay import replay
+
+        def run() -> None:
+            self.sent = replay(self.frames, self.address, self.fps).sent
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.thread is not None:
+            self.thread.join(60.0)
 
 
 def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -> dict[str, Any]:
-    """One OBS run: the four cases of the module docstring in ``ORDER``, in the same scene."""
+    """One OBS run: the cases of the module docstring in ``ORDER``, in the same scene."""
     from obs_harness import ObsProcess, ffmpeg_input  # type: ignore[import-not-found]
     from obs_harness_server import ServerProcess  # type: ignore[import-not-found]
     clip = work / f"clip_{size[0]}x{size[1]}.mp4"
@@ -114,16 +171,17 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
         f["enabled"] = False
     obs = ObsProcess(work / f"obs_{size[0]}x{size[1]}", [inp], size=size, probe=True)
     obs.dir.mkdir(parents=True, exist_ok=True)
-    names = {"builtin": "Builtin", "copy2": "Copy2", "m2fp": "M2FP"}
     windows: dict[str, list[dict[str, Any]]] = {c: [] for c in CASES}
-    copies: list[float] = []
+    copies: dict[str, list[float]] = {"copy2": [], "copy2_busy": []}
+    pass1: dict[str, list[float]] = {"copy2": [], "copy2_busy": []}
     inst: dict[str, Any] = {}
+    pid = srv.proc.pid if srv.proc else 0
     try:
         obs.start()
         time.sleep(2.0)
         for case, share in ORDER:
-            if case in names:
-                obs.client.set_source_filter_enabled("Person", names[case], True)
+            if case in FILTER_OF:
+                obs.client.set_source_filter_enabled("Person", FILTER_OF[case], True)
             if case == "m2fp":
                 if obs.wait_plugin(lambda i: i.get("masks", 0) >= 10, 30.0) is None:
                     raise RuntimeError(f"the filter got no masks: {obs.plugin_stats()}")
@@ -132,18 +190,27 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
                 time.sleep(1.0)
             probes = obs.probe_stats()
             seen = len(probes[0]["copy_ms"]) if probes else 0
-            windows[case].append(_window(obs, seconds * share))
-            if case == "copy2":
+            if case == "copy2_busy":
+                with _ServerLoad(clip, srv.address, seconds * share + 1.0):
+                    time.sleep(0.5)  # the server is busy before the window starts
+                    windows[case].append(_window(obs, seconds * share, pid))
+            else:
+                windows[case].append(_window(obs, seconds * share, pid))
+            if case in copies:
                 probes = obs.probe_stats()
-                copies += probes[0]["copy_ms"][seen:] if probes else []
+                copies[case] += probes[0]["copy_ms"][seen:] if probes else []
+                pass1[case] += probes[0]["pass1_ms"][seen:] if probes else []
             if case == "m2fp":
                 inst = obs.plugin_stats()["instances"][0]
-            if case in names:
-                obs.client.set_source_filter_enabled("Person", names[case], False)
+            if case in FILTER_OF:
+                obs.client.set_source_filter_enabled("Person", FILTER_OF[case], False)
     finally:
         obs.stop()
         srv.stop()
-    out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "engine": engine, "copy2_ms_p50": _p50(copies)}
+    out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "engine": engine}
+    for case in copies:
+        out[f"{case}_ms_p50"] = _p50(copies[case])
+        out[f"{case}_pass1_ms_p50"] = _p50(pass1[case])
     out.update({case: _merge(ws) for case, ws in windows.items()})
     out.update(timings_ms=inst["timings_ms"], mask_rate=inst.get("mask_rate"), latency_ms=inst.get("latency_ms"))
     return out
