@@ -42,6 +42,7 @@ class Probe:
         self.per_frame: collections.Counter = collections.Counter()  # renders in one OBS frame -> frames
         self.copy_ms: collections.deque = collections.deque(maxlen=1800)
         self.pass1_ms: collections.deque = collections.deque(maxlen=1800)
+        self.draw_ms: collections.deque = collections.deque(maxlen=1800)  # the final draw of the copy
         self.copy = TexRender(lib)
         self.target_is_parent = False
 
@@ -62,7 +63,8 @@ class Probe:
         self.pass1_ms.append((time.perf_counter() - t0) * 1000.0)
         self.copy.render((w, h), (w, h), lambda: o.obs_source_process_filter_tech_end(  # pass 2
             self.source, base, w, h, b"Draw"))
-        self.copy_ms.append((time.perf_counter() - t0) * 1000.0)
+        t1 = time.perf_counter()
+        self.copy_ms.append((t1 - t0) * 1000.0)
         tex = self.copy.texture
         if tex:
             o.gs_effect_set_texture(o.gs_effect_get_param_by_name(base, b"image"), tex)
@@ -72,6 +74,7 @@ class Probe:
                     o.gs_draw_sprite(tex, 0, w, h)
                     o.gs_technique_end_pass(tech)
             o.gs_technique_end(tech)
+        self.draw_ms.append((time.perf_counter() - t1) * 1000.0)
 
     def video_tick(self) -> None:
         self.per_frame[self.renders] += 1
@@ -80,7 +83,8 @@ class Probe:
     def report(self) -> dict:
         return {"name": L.s(self.obs.obs_source_get_name(self.source)), "target_is_parent": self.target_is_parent,
                 "copy_passes": self.copy_passes, "renders_per_frame": {str(k): v for k, v in self.per_frame.items()},
-                "copy_ms": list(self.copy_ms), "pass1_ms": list(self.pass1_ms)}
+                "copy_ms": list(self.copy_ms), "pass1_ms": list(self.pass1_ms),
+                "draw_ms": list(self.draw_ms)}
 
 
 class _Registration:

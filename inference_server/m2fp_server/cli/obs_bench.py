@@ -8,8 +8,12 @@ the same length with:
 * no filter;
 * a trivial built-in filter (OBS's Crop/Pad with nothing cropped: one render into
   a texture and one draw);
-* the copy probe of the test harness: two full-size copy passes per frame, timed
-  inside OBS the way the M2FP filter times itself (the yardstick of its target);
+* the copy probe of the test harness: two full-size copy passes per frame and the
+  draw of the copy, timed inside OBS the way the M2FP filter times its capture and
+  draw (the yardstick of its target);
+* the same probe while a client plays the clip through the server as the filter
+  would ("copy2_busy"): the server's inference competes with the rasteriser of
+  software OpenGL, so the yardstick is also measured under that load;
 * the M2FP filter, fed by a real m2fp-server.
 
 The windows run in ABBA order (``ORDER``) so a drift of the machine's load weighs on
@@ -17,8 +21,8 @@ every case alike.
 
 It prints OBS's average frame render time and lagged (render-skipped) frames per
 window, the differences and ratios against no filter and against the built-in
-filter, and the filter's own video_render split (capture + draw against the two
-copy passes, p50).  Needs a source checkout (the OBS script and the test harness
+filter, CPU use, and the filter's own video_render split (capture + draw against
+the copy probe, p50, with the server idle and busy).  Needs a source checkout (the OBS script and the test harness
 live there), OBS, Xvfb and obsws-python.  Under software OpenGL (llvmpipe) the GPU
 work is CPU work, so the figures are an upper bound for a machine with a GPU.
 """
@@ -83,8 +87,10 @@ def _cpu_seconds(pid: int) -> float:
 
 def _window(obs: Any, seconds: float, server_pid: int = 0) -> dict[str, Any]:
     """Frames and lagged frames over the window; OBS's average render time is a one-second average, so it
-    is sampled every second and averaged."""
-    cpu0, t0 = _cpu_seconds(server_pid), time.monotonic()
+    is sampled every second and averaged.  CPU use (cores) of OBS, the server and this process (the load
+    client of "copy2_busy") over the window."""
+    obs_pid = obs.obs.pid if obs.obs is not None else 0
+    cpu0, obs0, own0, t0 = _cpu_seconds(server_pid), _cpu_seconds(obs_pid), time.process_time(), time.monotonic()
     a = obs.stats()
     samples = []
     end = time.monotonic() + seconds
@@ -92,17 +98,18 @@ def _window(obs: Any, seconds: float, server_pid: int = 0) -> dict[str, Any]:
         time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         samples.append(float(obs.stats()["average_frame_render_time"]))
     b = obs.stats()
-    server_cpu = (_cpu_seconds(server_pid) - cpu0) / max(1e-6, time.monotonic() - t0)
+    dt = max(1e-6, time.monotonic() - t0)
     return {"frames": b["render_total_frames"] - a["render_total_frames"],
             "lagged": b["render_skipped_frames"] - a["render_skipped_frames"], "render_ms": samples,
-            "server_cpu": server_cpu}
+            "server_cpu": (_cpu_seconds(server_pid) - cpu0) / dt, "obs_cpu": (_cpu_seconds(obs_pid) - obs0) / dt,
+            "bench_cpu": (time.process_time() - own0) / dt}
 
 
 def _merge(windows: list[dict[str, Any]]) -> dict[str, float]:
     samples = [v for w in windows for v in w["render_ms"]]
     return {"frames": sum(w["frames"] for w in windows), "lagged": sum(w["lagged"] for w in windows),
             "avg_render_ms": sum(samples) / len(samples) if samples else float("nan"),
-            "server_cpu": sum(w["server_cpu"] for w in windows) / max(1, len(windows))}
+            **{k: sum(w[k] for w in windows) / max(1, len(windows)) for k in ("server_cpu", "obs_cpu", "bench_cpu")}}
 
 
 def _p50(values: list[float]) -> float | None:
@@ -174,6 +181,7 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
     windows: dict[str, list[dict[str, Any]]] = {c: [] for c in CASES}
     copies: dict[str, list[float]] = {"copy2": [], "copy2_busy": []}
     pass1: dict[str, list[float]] = {"copy2": [], "copy2_busy": []}
+    with_draw: dict[str, list[float]] = {"copy2": [], "copy2_busy": []}
     inst: dict[str, Any] = {}
     pid = srv.proc.pid if srv.proc else 0
     try:
@@ -200,6 +208,8 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
                 probes = obs.probe_stats()
                 copies[case] += probes[0]["copy_ms"][seen:] if probes else []
                 pass1[case] += probes[0]["pass1_ms"][seen:] if probes else []
+                with_draw[case] += [c + d for c, d in zip(probes[0]["copy_ms"][seen:], probes[0]["draw_ms"][seen:])] \
+                    if probes else []
             if case == "m2fp":
                 inst = obs.plugin_stats()["instances"][0]
             if case in FILTER_OF:
@@ -211,6 +221,7 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
     for case in copies:
         out[f"{case}_ms_p50"] = _p50(copies[case])
         out[f"{case}_pass1_ms_p50"] = _p50(pass1[case])
+        out[f"{case}_with_draw_ms_p50"] = _p50(with_draw[case])
     out.update({case: _merge(ws) for case, ws in windows.items()})
     out.update(timings_ms=inst["timings_ms"], mask_rate=inst.get("mask_rate"), latency_ms=inst.get("latency_ms"))
     return out
@@ -224,28 +235,44 @@ def _lag(w: dict[str, float]) -> str:
     return f"{w['lagged']:.0f}/{w['frames']:.0f} ({100 * w['lagged'] / max(1, w['frames']):.1f} %)"
 
 
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a is not None and b else "–"
+
+
 def print_tables(results: list[dict[str, Any]]) -> None:
     print("| canvas | OBS avg render ms: none / built-in / M2FP | M2FP − none (ratio) | M2FP − built-in (ratio) "
-          "| lagged frames: none / built-in / M2FP |")
-    print("|---|---|---|---|---|")
+          "| lagged frames: none / built-in / M2FP | server CPU (cores): idle / M2FP |")
+    print("|---|---|---|---|---|---|")
     for r in results:
         n, b, m = (r[c]["avg_render_ms"] for c in ("none", "builtin", "m2fp"))
         print(f"| {r['size']} | {n:.2f} / {b:.2f} / {m:.2f} | {_vs(m, n)} | {_vs(m, b)} "
-              f"| {_lag(r['none'])} / {_lag(r['builtin'])} / {_lag(r['m2fp'])} |")
+              f"| {_lag(r['none'])} / {_lag(r['builtin'])} / {_lag(r['m2fp'])} "
+              f"| {r['copy2']['server_cpu']:.2f} / {r['m2fp']['server_cpu']:.2f} |")
     print()
-    print("| canvas | M2FP capture + draw p50 ms | two full-size copy passes p50 ms | ratio "
-          "| " + " | ".join(f"{p} p50 / p95" for p in PHASES) + " | masks/s |")
-    print("|---|---|---|---|" + "---|" * len(PHASES) + "---|")
+    print("| canvas | M2FP capture + draw p50 ms | copy probe p50 ms, server idle: 2 passes / + its draw "
+          "| same, server busy | ratio to 2 passes + draw: idle / busy | input render p50: M2FP / probe idle / busy |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        own = r["timings_ms"].get("capture_draw", {}).get("p50")
+        inp = r["timings_ms"].get("input", {}).get("p50")
+        idle, busy = r.get("copy2_with_draw_ms_p50"), r.get("copy2_busy_with_draw_ms_p50")
+        print(f"| {r['size']} | {_f(own)} | {_f(r.get('copy2_ms_p50'))} / {_f(idle)} "
+              f"| {_f(r.get('copy2_busy_ms_p50'))} / {_f(busy)} | {_ratio(own, idle)} / {_ratio(own, busy)} "
+              f"| {_f(inp)} / {_f(r.get('copy2_pass1_ms_p50'))} / {_f(r.get('copy2_busy_pass1_ms_p50'))} |")
+    print()
+    print("| canvas | " + " | ".join(f"{p} p50 / p95" for p in PHASES) + " | masks/s |")
+    print("|---|" + "---|" * len(PHASES) + "---|")
     for r in results:
         t = r["timings_ms"]
-        own = t.get("capture_draw", {}).get("p50")
-        copy = r.get("copy2_ms_p50")
-        ratio = f"{own / copy:.2f}" if own is not None and copy else "–"
         cells = [f"{t[p]['p50']:.2f} / {t[p]['p95']:.2f}" if t.get(p, {}).get("n") else "–" for p in PHASES]
-        print(f"| {r['size']} | {own if own is None else f'{own:.2f}'} | {copy if copy is None else f'{copy:.2f}'} "
-              f"| {ratio} | " + " | ".join(cells) + f" | {r['mask_rate'] or 0:.1f} |")
+        print(f"| {r['size']} | " + " | ".join(cells) + f" | {r['mask_rate'] or 0:.1f} |")
     print(f"\nengine {results[0]['engine'] if results else '?'}; all cases in the same OBS run (ABBA order); "
-          "render = poll_upload + capture + draw (video_render); readback + send run in the next video_tick.")
+          "render = poll_upload + capture + draw (video_render), capture includes input (the source rendered "
+          "into the full-size texture); readback + send run in the next video_tick.")
 
 
 def run(args: argparse.Namespace) -> int:
