@@ -5,9 +5,12 @@ source that goes through the filter chain calls the probe's ``video_render``
 once, so the number of calls between two ``video_tick``s is how often the
 source was rendered in that OBS frame.  With ``copy_passes`` = 2 the probe
 itself does two full-size copy passes per render (the source into OBS's filter
-texture, that texture into a second full-size texrender), times them the way
-the M2FP filter times its own render, then draws the copy: the yardstick
-`m2fp obs-bench` measures the filter against, in the same OBS run.
+texture, that texture into a second full-size texrender) and draws the copy,
+timing the first pass, both passes and the draw separately, as the M2FP filter
+times its input render, capture and draw: the yardstick `m2fp obs-bench`
+measures the filter against, in the same OBS run.  The draw belongs in it:
+under llvmpipe the graphics thread waits there for the second pass to be
+rasterised (docs/obs-filter.md, "Benchmark").
 
 Counts and timings go to ``$M2FP_OBS_STATS.probe.json`` a few times a second.
 Only the tests and the bench load it.
