@@ -168,6 +168,7 @@ class FilterInstance:
             return action is Action.HIDE  # False: the caller passes the frame through untouched
         if not frame.begin(target, (w, h)):  # the one render of the source in this frame
             return False
+        t_input = time.perf_counter()
         s = self.settings
         blur = s.background_mode == "blur" and s.view_mode == "composite"
         if send or blur:
@@ -181,6 +182,7 @@ class FilterInstance:
         t2 = time.perf_counter()
         self._draw(frame, action)
         self.timings.render(t0, t1, t2, time.perf_counter())
+        self.timings.add("input", t_input - t1)
         return True
 
     def _take_replies(self) -> None:

@@ -14,9 +14,10 @@ import time
 from typing import Any, Deque, Dict, Iterable, List
 
 #: per-frame timings (ms): render = poll_upload + capture + draw (graphics thread, in video_render), and
-#: capture_draw = capture + draw (the filter's own GPU work); readback and send happen in the next
-#: video_tick, when the GPU has finished the small render
-PHASES = ("poll_upload", "capture", "draw", "capture_draw", "render", "readback", "send")
+#: capture_draw = capture + draw (the filter's own GPU work); input = the part of capture that renders the
+#: source into the full-size texture; readback and send happen in the next video_tick, when the GPU has
+#: finished the small render
+PHASES = ("poll_upload", "input", "capture", "draw", "capture_draw", "render", "readback", "send")
 STATS_ENV = "M2FP_OBS_STATS"  # tests and `m2fp obs-bench`: write stats JSON to this path
 
 

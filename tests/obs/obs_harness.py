@@ -68,6 +68,21 @@ def obs_version_number() -> int:
     return (major << 24) | (minor << 16) | patch
 
 
+@functools.lru_cache(maxsize=1)
+def obs_embedded_python() -> str | None:
+    """The interpreter of the Python OBS embeds: ``/usr/bin/pythonX.Y`` for the libpythonX.Y the ``obs`` binary
+    links (Debian 12: 3.11, Debian 13: 3.13), None when OBS or that interpreter is not found."""
+    exe = shutil.which("obs", path=CLEAN_PATH)
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(["ldd", exe], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"libpython(3\.\d+)", out)
+    return shutil.which(f"python{m.group(1)}", path=CLEAN_PATH) if m else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,9 +5,12 @@ source that goes through the filter chain calls the probe's ``video_render``
 once, so the number of calls between two ``video_tick``s is how often the
 source was rendered in that OBS frame.  With ``copy_passes`` = 2 the probe
 itself does two full-size copy passes per render (the source into OBS's filter
-texture, that texture into a second full-size texrender), times them the way
-the M2FP filter times its own render, then draws the copy: the yardstick
-`m2fp obs-bench` measures the filter against, in the same OBS run.
+texture, that texture into a second full-size texrender) and draws the copy,
+timing the first pass, both passes and the draw separately, as the M2FP filter
+times its input render, capture and draw: the yardstick `m2fp obs-bench`
+measures the filter against, in the same OBS run.  The draw belongs in it:
+under llvmpipe the graphics thread waits there for the second pass to be
+rasterised (docs/obs-filter.md, "Benchmark").
 
 Counts and timings go to ``$M2FP_OBS_STATS.probe.json`` a few times a second.
 Only the tests and the bench load it.
@@ -41,6 +44,8 @@ class Probe:
         self.renders = 0  # renders since the last video_tick
         self.per_frame: collections.Counter = collections.Counter()  # renders in one OBS frame -> frames
         self.copy_ms: collections.deque = collections.deque(maxlen=1800)
+        self.pass1_ms: collections.deque = collections.deque(maxlen=1800)
+        self.draw_ms: collections.deque = collections.deque(maxlen=1800)  # the final draw of the copy
         self.copy = TexRender(lib)
         self.target_is_parent = False
 
@@ -58,9 +63,11 @@ class Probe:
         t0 = time.perf_counter()
         if not o.obs_source_process_filter_begin(self.source, L.GS_RGBA, L.OBS_NO_DIRECT_RENDERING):  # pass 1
             return
+        self.pass1_ms.append((time.perf_counter() - t0) * 1000.0)
         self.copy.render((w, h), (w, h), lambda: o.obs_source_process_filter_tech_end(  # pass 2
             self.source, base, w, h, b"Draw"))
-        self.copy_ms.append((time.perf_counter() - t0) * 1000.0)
+        t1 = time.perf_counter()
+        self.copy_ms.append((t1 - t0) * 1000.0)
         tex = self.copy.texture
         if tex:
             o.gs_effect_set_texture(o.gs_effect_get_param_by_name(base, b"image"), tex)
@@ -70,6 +77,7 @@ class Probe:
                     o.gs_draw_sprite(tex, 0, w, h)
                     o.gs_technique_end_pass(tech)
             o.gs_technique_end(tech)
+        self.draw_ms.append((time.perf_counter() - t1) * 1000.0)
 
     def video_tick(self) -> None:
         self.per_frame[self.renders] += 1
@@ -78,7 +86,8 @@ class Probe:
     def report(self) -> dict:
         return {"name": L.s(self.obs.obs_source_get_name(self.source)), "target_is_parent": self.target_is_parent,
                 "copy_passes": self.copy_passes, "renders_per_frame": {str(k): v for k, v in self.per_frame.items()},
-                "copy_ms": list(self.copy_ms)}
+                "copy_ms": list(self.copy_ms), "pass1_ms": list(self.pass1_ms),
+                "draw_ms": list(self.draw_ms)}
 
 
 class _Registration:

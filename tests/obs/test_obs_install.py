@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from obs_harness import obs_available
+from obs_harness import obs_available, obs_embedded_python
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "install_scripts"
@@ -28,7 +27,8 @@ def test_install_sh_dry_run_finds_obs_python_and_prints_the_script_path(tmp_path
     assert r.returncode == 0, r.stdout + r.stderr
     out = r.stdout
     assert f"-m venv {home}/venv" in out and f"pip install -e {REPO}" in out
-    obs_py = shutil.which("python3.11", path="/usr/bin") or "/usr/bin/python3"
+    obs_py = obs_embedded_python()  # Debian 12: python3.11, Debian 13: python3.13
+    assert obs_py is not None, "the obs binary links no libpython found on PATH"
     assert f"OBS uses {obs_py}" in out, out
     assert str(REPO / "obs_plugin" / "m2fp_obs_filter.py") in out
     assert not home.exists(), "a dry run changes nothing"
