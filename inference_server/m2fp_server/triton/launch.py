@@ -162,7 +162,7 @@ def _remove_unused_segments(before: set[str]) -> None:
     A killed PyTriton (and its resource tracker) leaves its tensor-store segments
     behind; only segments that are new *and* unused by every process are removed.
     """
-    new = {n for n in _segments() - before if n.startswith(("psm_", "pytrtion"))}
+    new = {n for n in _segments() - before if n.startswith(("psm_", "pytrtion", "m2fp_triton_"))}
     if not new:
         return
     for maps in Path("/proc").glob("[0-9]*/maps"):
