@@ -96,9 +96,11 @@ class HybridEngine(Engine):
         if isinstance(slow_engine, AsyncEngine):  # already asynchronous: run its model in our worker
             slow_engine = slow_engine.inner
         self.slow = slow_engine
+        fast_opts: dict[str, Any] = {"threads": 1}
+        if options.get("triton"):  # an RVM silhouette runs on the same Triton (the embedded models stay here)
+            fast_opts.update(triton=options["triton"], triton_timeout_s=options.get("triton_timeout_s", 10.0))
         try:
-            self.fast = fast_engine or (best_silhouette({"threads": 1}) if fast == "best"
-                                        else _build(fast, {"threads": 1}))
+            self.fast = fast_engine or (best_silhouette(fast_opts) if fast == "best" else _build(fast, fast_opts))
         except EngineUnavailable:
             self.slow.close()
             raise

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -106,16 +106,20 @@ class TritonModel:
         except Exception:  # noqa: BLE001 - a broken channel may fail to close; it is gone either way
             pass
 
-    def info(self) -> RemoteModelInfo:
-        """Read the model's config from the server (raises TritonUnavailable when it cannot)."""
+    def config(self) -> dict[str, Any]:
+        """The model's config as the server reports it (raises TritonUnavailable when it cannot)."""
         from tritonclient.utils import InferenceServerException
         client = self._get()
         try:
-            cfg = client.get_model_config(self.model, as_json=True, client_timeout=self.timeout_s)["config"]
+            return dict(client.get_model_config(self.model, as_json=True, client_timeout=self.timeout_s)["config"])
         except InferenceServerException as exc:
             self._drop(client)
             raise TritonUnavailable(f"Triton at {self.address} has no usable model {self.model!r}: "
                                     f"{exc.message() or exc}") from None
+
+    def info(self) -> RemoteModelInfo:
+        """The M2FP model's canvas and classes, from its config."""
+        cfg = self.config()
         dims = [int(d) for d in cfg["input"][0]["dims"]]
         if int(cfg.get("max_batch_size", 0)) == 0:
             dims = dims[1:]
@@ -123,23 +127,32 @@ class TritonModel:
         classes = tuple(json.loads(raw)) if raw else None
         return RemoteModelInfo(self.model, (dims[1], dims[2]), int(cfg.get("max_batch_size", 0)), classes)
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """One request: float32 tensors by name in, the named outputs back."""
         import tritonclient.grpc as grpcclient
         from tritonclient.utils import InferenceServerException
         client = self._get()
-        inp = grpcclient.InferInput(INPUT, list(image.shape), "FP32")
-        inp.set_data_from_numpy(np.ascontiguousarray(image, dtype=np.float32))
-        outs = [grpcclient.InferRequestedOutput(n) for n in OUTPUTS]
+        feeds = []
+        for name, array in inputs.items():
+            inp = grpcclient.InferInput(name, list(array.shape), "FP32")
+            inp.set_data_from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            feeds.append(inp)
+        wanted = [grpcclient.InferRequestedOutput(n) for n in outputs]
         t0 = time.perf_counter()
         try:
-            res = client.infer(self.model, [inp], outputs=outs, client_timeout=self.timeout_s)
+            res = client.infer(self.model, feeds, outputs=wanted, client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             self.failures += 1
             self._drop(client)  # the next frame dials again on a fresh channel
             spent = time.perf_counter() - t0
             raise TritonUnavailable(f"Triton at {self.address} ({self.model}) failed after {spent:.1f} s: "
                                     f"{exc.message() or exc}") from None
-        return res.as_numpy(OUTPUTS[0]), res.as_numpy(OUTPUTS[1])
+        return {n: res.as_numpy(n) for n in outputs}
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The M2FP runners' signature: canvas in, (logits, masks) out."""
+        out = self.run({INPUT: image}, OUTPUTS)
+        return out[OUTPUTS[0]], out[OUTPUTS[1]]
 
     def close(self) -> None:
         with self._lock:
