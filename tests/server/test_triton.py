@@ -51,7 +51,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def repo(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("triton-repo")
     done = subprocess.run([sys.executable, "-m", "m2fp_server.cli.main", "export", "--size", str(SIZE),
-                           "--model-dir", str(model_dir), "--triton-repo", str(out), "--threads", "2"],
+                           "--model-dir", str(model_dir), "--triton-repo", str(out), "--threads", "2",
+                           "--triton-models", "m2fp"],  # RVM: test_triton_rvm.py
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done.stderr[-3000:]

@@ -87,6 +87,12 @@ class HybridEngine(Engine):
 
         ``slow_rate_hz`` / ``slow_delay_ms`` make the slow engine slower still (tests, measurements).
         """
+        # ``fast_<option>`` goes to the fast engine (e.g. -E fast_width=256 for RVM), the rest to the slow one
+        fast_opts: dict[str, Any] = {"threads": 1, **{k[5:]: options.pop(k) for k in list(options)
+                                                       if k.startswith("fast_")}}
+        if options.get("triton"):  # an RVM silhouette runs on the same Triton (the embedded models stay here)
+            fast_opts.setdefault("triton", options["triton"])
+            fast_opts.setdefault("triton_timeout_s", options.get("triton_timeout_s", 10.0))
         # the slow engine first: without M2FP weights this fails fast and ``auto`` moves on
         if slow_engine is None:
             slow_opts = {**options, **(slow_options or {})}
@@ -96,9 +102,6 @@ class HybridEngine(Engine):
         if isinstance(slow_engine, AsyncEngine):  # already asynchronous: run its model in our worker
             slow_engine = slow_engine.inner
         self.slow = slow_engine
-        fast_opts: dict[str, Any] = {"threads": 1}
-        if options.get("triton"):  # an RVM silhouette runs on the same Triton (the embedded models stay here)
-            fast_opts.update(triton=options["triton"], triton_timeout_s=options.get("triton_timeout_s", 10.0))
         try:
             self.fast = fast_engine or (best_silhouette(fast_opts) if fast == "best" else _build(fast, fast_opts))
         except EngineUnavailable:

@@ -246,7 +246,8 @@ def describe(repo: Path) -> str:
     lines = []
     for m in read_repository(repo):
         classes = m.parameter(CLASSES_PARAMETER)
-        n = len(json.loads(classes)) if classes else "?"
+        inputs = ", ".join(i.name for i in m.config.input)
+        what = f"{len(json.loads(classes))} classes" if classes else f"inputs {inputs}"
         lines.append(f"{m.name}: backend {m.backend}, max batch {m.config.max_batch_size}, "
-                     f"{instance_count(m.config)} instance(s), {n} classes, {m.model_file}")
+                     f"{instance_count(m.config)} instance(s), {what}, {m.model_file}")
     return "\n".join(lines)
