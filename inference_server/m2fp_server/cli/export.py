@@ -98,8 +98,8 @@ def _triton_repo(args: argparse.Namespace, model_dir, image, name: str) -> int:
           f"({args.triton_backend}); this takes a minute or two")
     path, rec = export_repository(model_dir, args.triton_repo, args.size, settings, image, name, args.portrait,
                                   args.threads)
-    print(f"check on {name} (batch of {rec.batch_checked}): max |d logits| {rec.max_logit_diff:.2e}, "
-          f"max |d mask logits| {rec.max_mask_diff:.2e} vs torch f32")
+    print(f"check on {name} (batch of {rec.batch_checked}): max |d class probability| {rec.max_prob_diff:.2e} "
+          f"vs torch f32")
     print(f"saved {path}; serve it with `m2fp triton --model-repo {args.triton_repo}` (or the official container, "
           f"docs/triton.md) and run `m2fp serve --engine m2fp -E size={args.size} -E triton=grpc://HOST:8001`")
     return 0

@@ -1,8 +1,7 @@
 """The engines' remote model step: one forward pass on a Triton Inference Server over gRPC.
 
-Drop-in for the in-process runners (``(1, 3, H, W)`` float32 canvas in,
-``(logits, masks)`` out), so the engine's pre- and post-processing and all
-per-stream state stay in ``m2fp-server``.  Failures follow the server's rules:
+Named tensors in, named tensors out (:meth:`TritonModel.run`); the engines'
+pre- and post-processing and all per-stream state stay in ``m2fp-server``.  Failures follow the server's rules:
 every call is bounded by ``timeout_s`` and raises :class:`TritonUnavailable`
 (the server answers that frame with an ENGINE_FAILURE ERROR and the OBS filter
 falls back); the next call reconnects on a fresh channel, so a restarted
@@ -20,7 +19,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .repository import CLASSES_PARAMETER, INPUT, OUTPUTS
+from .repository import CLASSES_PARAMETER
 from ..errors import ToolFailed
 
 log = logging.getLogger(__name__)
@@ -120,22 +119,22 @@ class TritonModel:
     def info(self) -> RemoteModelInfo:
         """The M2FP model's canvas and classes, from its config."""
         cfg = self.config()
-        dims = [int(d) for d in cfg["input"][0]["dims"]]
+        dims = [int(d) for d in cfg["input"][0]["dims"]]  # image: (H, W, 3) uint8
         if int(cfg.get("max_batch_size", 0)) == 0:
             dims = dims[1:]
         raw = cfg.get("parameters", {}).get(CLASSES_PARAMETER, {}).get("string_value")
         classes = tuple(json.loads(raw)) if raw else None
-        return RemoteModelInfo(self.model, (dims[1], dims[2]), int(cfg.get("max_batch_size", 0)), classes)
+        return RemoteModelInfo(self.model, (dims[0], dims[1]), int(cfg.get("max_batch_size", 0)), classes)
 
     def run(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
-        """One request: float32 tensors by name in, the named outputs back."""
+        """One request: tensors by name in (their numpy dtypes say Triton's), the named outputs back."""
         import tritonclient.grpc as grpcclient
-        from tritonclient.utils import InferenceServerException
+        from tritonclient.utils import InferenceServerException, np_to_triton_dtype
         client = self._get()
         feeds = []
         for name, array in inputs.items():
-            inp = grpcclient.InferInput(name, list(array.shape), "FP32")
-            inp.set_data_from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            inp = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            inp.set_data_from_numpy(np.ascontiguousarray(array))
             feeds.append(inp)
         wanted = [grpcclient.InferRequestedOutput(n) for n in outputs]
         t0 = time.perf_counter()
@@ -148,11 +147,6 @@ class TritonModel:
             raise TritonUnavailable(f"Triton at {self.address} ({self.model}) failed after {spent:.1f} s: "
                                     f"{exc.message() or exc}") from None
         return {n: res.as_numpy(n) for n in outputs}
-
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The M2FP runners' signature: canvas in, (logits, masks) out."""
-        out = self.run({INPUT: image}, OUTPUTS)
-        return out[OUTPUTS[0]], out[OUTPUTS[1]]
 
     def close(self) -> None:
         with self._lock:

@@ -29,7 +29,7 @@ from ...weights import DEFAULT_MODEL, WeightsMissing, fetch_command, locate
 from ..base import Engine, EngineOutput, EngineUnavailable, StreamContext
 from .config import ConfigError, read_config
 from .exported import RUNTIMES, ExportError, default_threads, find_export, open_runner
-from .frames import SHORT_SIDES, Canvas, place, semantic_probs
+from .frames import SHORT_SIDES, Canvas, place, place_u8, semantic_probs
 
 if TYPE_CHECKING:
     from ...postprocess.motion import FlowTracker
@@ -142,9 +142,15 @@ class M2FPEngine(Engine):
 
     def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
               motion: FlowTracker | None = None) -> EngineOutput:
-        image, placement = place(rgb, self.short_side, self.canvas, None if self.concurrent else self._buf)
-        if not self.concurrent:
-            self._buf = image
+        if self.concurrent:  # Triton: uint8 canvas up, class probabilities back (triton/repository.py)
+            from ...triton.repository import INPUTS, OUTPUT
+            image, p = place_u8(rgb, self.short_side, self.canvas)
+            sem = self._run.run({INPUTS[0]: image, INPUTS[1]: np.array([[p.height, p.width]], np.int32)},
+                                [OUTPUT])[OUTPUT]
+            mh, mw = p.mask_shape
+            return EngineOutput(np.ascontiguousarray(sem[0, :, :mh, :mw]), self._classes)
+        image, placement = place(rgb, self.short_side, self.canvas, self._buf)
+        self._buf = image
         logits, masks = self._run(image)
         return EngineOutput(semantic_probs(logits, masks, placement, self._num), self._classes)
 
