@@ -112,7 +112,7 @@ def python_backend_config(model: RepoModel, threads: int) -> Any:
     n = instance_count(cfg)
     del cfg.instance_group[:]
     cfg.instance_group.add(count=n, kind=model_config_pb2.ModelInstanceGroup.KIND_CPU)
-    paths = [str(Path(m.__file__).resolve().parents[1]) for m in (m2fp_server, m2fp_protocol)]
+    paths = [str(Path(str(m.__file__)).resolve().parents[1]) for m in (m2fp_server, m2fp_protocol)]
     extra = {"m2fp_backend": model.backend, "m2fp_model_file": str(model.model_file.resolve()),
              "m2fp_threads": str(max(1, threads // n)), "m2fp_pythonpath": json.dumps(paths),
              "m2fp_precision": model.parameter("INFERENCE_PRECISION_HINT") or "f32"}

@@ -13,11 +13,11 @@ import json
 import sys
 
 import numpy as np
-import triton_python_backend_utils as pb_utils  # type: ignore[import-not-found]  # provided by the stub
+import triton_python_backend_utils as pb_utils  # provided by the stub
 
 
 class TritonPythonModel:
-    def initialize(self, args):  # type: ignore[no-untyped-def]
+    def initialize(self, args: dict) -> None:
         cfg = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in cfg.get("parameters", {}).items()}
         for p in reversed(json.loads(params["m2fp_pythonpath"])):
@@ -30,7 +30,7 @@ class TritonPythonModel:
         self.outputs = [o["name"] for o in cfg["output"]]
         self.batching = int(cfg.get("max_batch_size", 0)) > 0
 
-    def execute(self, requests):  # type: ignore[no-untyped-def]
+    def execute(self, requests: list) -> list:
         try:
             per_request = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs}
                            for r in requests]
