@@ -15,6 +15,10 @@ copy of the graph, so the runtime folds the shape arithmetic away.  Which runtim
 (ONNX Runtime or OpenVINO), which precision (fp32, bf16 where the CPU has the
 instructions, int8) and which input size run is a measured choice
 (``m2fp tune-rvm``); the default before any measurement is ONNX Runtime fp32.
+
+``-E triton=grpc://host:8001`` runs the forward pass on a Triton Inference Server
+(``rvm_<w>x<h>`` of ``m2fp export --triton-repo``): the stream's states still live
+here and travel with each frame (docs/triton.md says why).
 """
 from __future__ import annotations
 

@@ -70,6 +70,7 @@ class RemoteModelInfo:
     canvas_hw: tuple[int, int]
     max_batch_size: int
     classes: tuple[str, ...] | None
+    tensors: tuple[str, ...] = ()  # input and output names, in the config's order
 
 
 class TritonModel:
@@ -124,7 +125,8 @@ class TritonModel:
             dims = dims[1:]
         raw = cfg.get("parameters", {}).get(CLASSES_PARAMETER, {}).get("string_value")
         classes = tuple(json.loads(raw)) if raw else None
-        return RemoteModelInfo(self.model, (dims[0], dims[1]), int(cfg.get("max_batch_size", 0)), classes)
+        names = tuple(t["name"] for t in [*cfg.get("input", []), *cfg.get("output", [])])
+        return RemoteModelInfo(self.model, (dims[0], dims[1]), int(cfg.get("max_batch_size", 0)), classes, names)
 
     def run(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
         """One request: tensors by name in (their numpy dtypes say Triton's), the named outputs back."""

@@ -114,6 +114,11 @@ class M2FPEngine(Engine):
         except TritonUnavailable as exc:
             raise EngineUnavailable(f"{exc} (start one with: m2fp triton --model-repo DIR, after "
                                     f"m2fp export --triton-repo DIR --size {self.short_side})") from None
+        from ...triton.repository import INPUTS, OUTPUT
+        if meta.tensors != (*INPUTS, OUTPUT):
+            raise EngineUnavailable(f"Triton model {meta.name} has tensors {', '.join(meta.tensors)}, not "
+                                    f"{', '.join((*INPUTS, OUTPUT))}: re-export it with this version's "
+                                    f"m2fp export --triton-repo")
         if meta.canvas_hw != (self.canvas.height, self.canvas.width):
             raise EngineUnavailable(f"Triton model {meta.name} takes {meta.canvas_hw[0]}x{meta.canvas_hw[1]}, "
                                     f"not this size's canvas {self.canvas.key}")
