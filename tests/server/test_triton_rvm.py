@@ -111,9 +111,10 @@ def test_repository_declares_the_states_as_inputs_and_outputs(repo: Path) -> Non
     from tritonclient.grpc import model_config_pb2
     cfg = text_format.Parse((repo / MODEL / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert (cfg.name, cfg.backend, cfg.max_batch_size) == (MODEL, "onnxruntime", 8)
-    assert [(i.name, list(i.dims)) for i in cfg.input] == [
-        ("src", [3, 144, 256]), ("r1i", [16, 36, 64]), ("r2i", [20, 18, 32]), ("r3i", [40, 9, 16]),
-        ("r4i", [64, 5, 8])]
+    # the frame as uint8 (the graph scales it), the states as float32
+    assert [(i.name, model_config_pb2.DataType.Name(i.data_type), list(i.dims)) for i in cfg.input] == [
+        ("src", "TYPE_UINT8", [144, 256, 3]), ("r1i", "TYPE_FP32", [16, 36, 64]), ("r2i", "TYPE_FP32", [20, 18, 32]),
+        ("r3i", "TYPE_FP32", [40, 9, 16]), ("r4i", "TYPE_FP32", [64, 5, 8])]
     assert [o.name for o in cfg.output] == ["pha", "r1o", "r2o", "r3o", "r4o"]
     assert not cfg.HasField("sequence_batching") and cfg.HasField("dynamic_batching")
     assert cfg.parameters["m2fp_rvm_downsample"].string_value == "0.5"

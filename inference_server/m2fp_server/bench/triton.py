@@ -223,7 +223,7 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
         state_kb = sum(int(np.prod(s)) for s in shapes) * 4 / 1024
         print(f"RVM {w}x{h} ds{args.rvm_downsample:g}, onnxruntime fp32, {threads} threads, {args.seconds:.0f} s "
               f"per row; {os.cpu_count()} CPUs; explicit state: {state_kb:.0f} KB each way per frame "
-              f"(the frame: {3 * w * h * 4 / 1024:.0f} KB, the alpha: {w * h * 4 / 1024:.0f} KB)", flush=True)
+              f"(the frame, uint8: {3 * w * h / 1024:.0f} KB, the alpha: {w * h * 4 / 1024:.0f} KB)", flush=True)
         engines: list[tuple[str, Any]] = [("in-process", local)]
         for mode, folder in (("triton, batching on", repo), ("triton, batching off", no_batcher)):
             triton = stack.enter_context(LocalTriton(folder, free_port(), free_port(), free_port(), python=python,

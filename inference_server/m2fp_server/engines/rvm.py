@@ -150,9 +150,14 @@ class ModelFiles:
         return out, shapes
 
 
+def model_rgb(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    """HxWx3 uint8 RGB at the model's size (what a Triton-served RVM takes, triton/rvm_repository.py)."""
+    return rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def to_src(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
     """HxWx3 uint8 RGB -> (1, 3, h, w) float32 in 0..1, RVM's input."""
-    small = rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    small = model_rgb(rgb, w, h)
     return np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1.0 / 255.0)
 
 
@@ -402,7 +407,8 @@ class RVMEngine(PersonEngine):
                 ctx.resets += 1
                 log.debug("rvm: stream reset (%s)", "gap" if gap else "new shape" if shape != ctx.shape else "cut")
             ctx.states, ctx.shape = runner.zero_states(), shape
-        pha, ctx.states = runner(to_src(rgb, *shape), ctx.states)
+        src = model_rgb(rgb, *shape)[None] if self.remote is not None else to_src(rgb, *shape)
+        pha, ctx.states = runner(src, ctx.states)
         ctx.thumb, ctx.last_t = thumb, now
         ctx.frames += 1
         return person_output(pha, PERSON_CLASSES)

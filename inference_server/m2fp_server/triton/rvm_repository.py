@@ -1,6 +1,8 @@
 """RVM in a Triton model repository: the recurrent states go in and out explicitly.
 
-``rvm_<w>x<h>`` takes ``src`` (N, 3, h, w) float32 0..1 and the four recurrent
+``rvm_<w>x<h>`` takes ``src`` (N, h, w, 3) uint8 RGB (the frame resized as the
+engine resizes it; the graph scales it to 0..1 and transposes it, exactly as
+``engines.rvm.to_src`` does, at a quarter of the bytes) and the four recurrent
 states ``r1i..r4i``, and returns the alpha ``pha`` and the next states
 ``r1o..r4o``.  The edge (``-E triton=`` on ``rvm``) keeps each stream's states
 and sends them with every frame; Triton stays stateless.  Why explicit state and
@@ -28,6 +30,7 @@ from .repository import RepoSettings, _quote
 log = logging.getLogger(__name__)
 
 SRC = "src"
+SRC_FLOAT = "src_float"  # the original graph's input, now made inside from the uint8 frame
 STATES_IN = ("r1i", "r2i", "r3i", "r4i")
 STATES_OUT = ("r1o", "r2o", "r3o", "r4o")
 ALPHA = "pha"
@@ -58,10 +61,20 @@ class RVMRepoRecord:
 def batched_graph(source: Path, out: Path, w: int, h: int, ds: float, shapes: list[tuple[int, ...]]) -> None:
     """The fetched graph with a free batch axis, fixed (h, w) and state shapes, and ``downsample_ratio`` fixed."""
     import onnx
-    from onnx import numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
     m = onnx.load(str(source))
     fixed = {SRC: (3, h, w), **{n: s[1:] for n, s in zip(STATES_IN, shapes)}}
+    # uint8 (N, h, w, 3) in; Cast, * 1/255, Transpose give the float src the graph was made for
+    for node in m.graph.node:
+        node.input[:] = [SRC_FLOAT if i == SRC else i for i in node.input]
+    m.graph.initializer.append(numpy_helper.from_array(np.array(1.0 / 255.0, np.float32), "src_scale"))
+    m.graph.node.insert(0, helper.make_node("Transpose", ["src_scaled"], [SRC_FLOAT], perm=[0, 3, 1, 2]))
+    m.graph.node.insert(0, helper.make_node("Mul", ["src_cast", "src_scale"], ["src_scaled"]))
+    m.graph.node.insert(0, helper.make_node("Cast", [SRC], ["src_cast"], to=TensorProto.FLOAT))
     for inp in m.graph.input:
+        if inp.name == SRC:
+            inp.type.tensor_type.elem_type = TensorProto.UINT8
+            fixed[SRC] = (h, w, 3)
         if inp.name in fixed:
             dims = inp.type.tensor_type.shape.dim
             dims[0].ClearField("dim_value")
@@ -86,11 +99,12 @@ def config_text(name: str, w: int, h: int, ds: float, shapes: list[tuple[int, ..
     def dims(shape: tuple[int, ...]) -> str:
         return "[ " + ", ".join(str(int(d)) for d in shape) + " ]"
     states = [(n, s[1:]) for n, s in zip(STATES_IN, shapes)]
-    inputs = [(SRC, (3, h, w)), *states]
+    inputs = [(SRC, (h, w, 3)), *states]
     outputs = [(ALPHA, (1, h, w)), *((o, s) for o, (_, s) in zip(STATES_OUT, states))]
     lines = [f"name: {_quote(name)}", f"backend: {_quote(s.backend)}", f"max_batch_size: {s.max_batch_size}",
              "input ["]
-    lines.append(",\n".join(f"  {{ name: {_quote(n)} data_type: TYPE_FP32 dims: {dims(d)} }}" for n, d in inputs))
+    lines.append(",\n".join(f"  {{ name: {_quote(n)} data_type: {'TYPE_UINT8' if n == SRC else 'TYPE_FP32'} "
+                             f"dims: {dims(d)} }}" for n, d in inputs))
     lines += ["]", "output ["]
     lines.append(",\n".join(f"  {{ name: {_quote(n)} data_type: TYPE_FP32 dims: {dims(d)} }}" for n, d in outputs))
     lines += ["]", f"instance_group [ {{ count: {s.instances} kind: {s.kind} }} ]"]
@@ -110,7 +124,7 @@ def export_rvm_repository(source: Path, repo_dir: Path, width: int, downsample: 
     in one batch per frame with the states carried, against the in-process
     engine's fixed graph run one stream at a time.
     """
-    from ..engines.rvm import ModelFiles, OrtRunner, model_shape, to_src
+    from ..engines.rvm import ModelFiles, OrtRunner, model_shape, model_rgb, to_src
     from .runtime import open_named
     if settings.backend != "onnxruntime":
         raise ValueError("RVM is exported for Triton's onnxruntime backend only")
@@ -129,14 +143,14 @@ def export_rvm_repository(source: Path, repo_dir: Path, width: int, downsample: 
         log.info("exported %s for Triton in %.1f s", name, time.perf_counter() - t0)
         ref = OrtRunner(fixed, shapes, threads)
         run = open_named("onnxruntime", tmp / "1" / "model.onnx", threads)
-        streams = [[to_src(f, w, h) for f in frames], [to_src(np.ascontiguousarray(f[:, ::-1]), w, h) for f in frames]]
+        streams = [frames, [np.ascontiguousarray(f[:, ::-1]) for f in frames]]
         ref_rec = [ref.zero_states() for _ in streams]
         rec = [np.concatenate(r) for r in zip(*ref_rec)]
         da = ds_ = 0.0
         for i in range(len(frames)):
-            out = run({SRC: np.concatenate([s[i] for s in streams]), **dict(zip(STATES_IN, rec))})
+            out = run({SRC: np.stack([model_rgb(s[i], w, h) for s in streams]), **dict(zip(STATES_IN, rec))})
             for k, s in enumerate(streams):
-                pha, ref_rec[k] = ref(s[i], ref_rec[k])
+                pha, ref_rec[k] = ref(to_src(s[i], w, h), ref_rec[k])
                 da = max(da, float(np.abs(out[ALPHA][k, 0] - pha).max()))
                 ds_ = max(ds_, max(float(np.abs(out[o][k] - r[0]).max()) for o, r in zip(STATES_OUT, ref_rec[k])))
             rec = [out[o] for o in STATES_OUT]
