@@ -62,7 +62,12 @@ def running_server(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
     """``start_server_process(*args)``, ready to serve; stopped (only it) afterwards."""
     proc, address = start_server_process(*args)
     try:
-        wait_ready(address)
+        try:
+            wait_ready(address, process=proc)
+        except Exception:
+            if proc.poll() is not None and proc.stdout is not None:  # say why it exited
+                raise AssertionError("m2fp-server exited:\n" + proc.stdout.read().decode(errors="replace")[-3000:])
+            raise
         yield proc, address
     finally:
         if proc.poll() is None:

@@ -56,6 +56,8 @@ class MaskClient:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 64)
         self.sock.setsockopt(zmq.RCVHWM, 1000)
+        # a server at its connection limit refuses the handshake; retry, but back off up to 2 s
+        self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         if curve:
             self.sock.curve_serverkey = curve["server_public"]
             self.sock.curve_publickey = curve["public"]
@@ -83,6 +85,10 @@ class MaskClient:
         h, w, c = image.shape
         fmt = pixel_format or (PixelFormat.RGBA if c == 4 else PixelFormat.RGB)
         image = np.ascontiguousarray(image)
+        limit = (self.info or {}).get("max_frame_bytes")
+        if isinstance(limit, int) and image.nbytes > limit:  # the server would drop the connection
+            raise BadInput(f"a {w}x{h} frame is {image.nbytes} bytes, over the server's limit of {limit} "
+                           "(m2fp-server --max-frame-bytes)")
         fid = next(self._ids) if frame_id is None else frame_id
         mw, mh = mask_size or (0, 0)
         header = Header(MsgType.FRAME, frame_id=fid, timestamp_us=timestamp_us or now_us(), width=w, height=h,

@@ -20,19 +20,20 @@ class PeerTracker:
         self._fd_of: dict[bytes, int] = {}
         self._ids_on: dict[int, set[bytes]] = {}
 
-    def seen(self, identity: bytes, frame: Any) -> None:
-        """Note the connection ``identity``'s latest message (a zmq.Frame) came from."""
+    def seen(self, identity: bytes, frame: Any) -> int | None:
+        """Note the connection ``identity``'s latest message (a zmq.Frame) came from; returns its fd."""
         try:
             fd = int(frame.get(SRCFD))
         except (zmq.ZMQError, AttributeError, TypeError, ValueError):
-            return
+            return None
         old = self._fd_of.get(identity)
         if old == fd:
-            return
+            return fd
         if old is not None:
             self._ids_on.get(old, set()).discard(identity)
         self._fd_of[identity] = fd
         self._ids_on.setdefault(fd, set()).add(identity)
+        return fd
 
     def disconnected(self, fd: int) -> list[bytes]:
         """The client ids whose connection ``fd`` just closed (forgotten here)."""

@@ -3,8 +3,8 @@
 A server that accepts frames from the network must not accept them from anyone.
 Binding a non-loopback address therefore needs CURVE: the server's secret key
 (clients must know its public key to even complete the handshake) and a folder
-of authorised client public keys checked by a ZAP authenticator (pyzmq's
-``zmq.auth``), so a client with the server key but an unknown key gets nothing.
+of authorised client public keys checked at the handshake (ZAP, see admission.py), so a
+client with the server key but an unknown key gets nothing.
 
 Key layout made by ``m2fp keys --dir DIR``::
 
@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import zmq
 import zmq.auth
+from zmq.utils import z85
 
 from .errors import BadInput, M2fpError, MissingFile
 
@@ -96,19 +97,25 @@ def generate_keys(keys_dir: Path, client: str = "obs") -> dict[str, Path]:
     return out
 
 
-class Authenticator:
-    """A ZAP handler that admits only the authorised client keys (pyzmq's ThreadAuthenticator)."""
+class CurveKeyCheck:
+    """Admits only the authorised client keys: a check for :class:`admission.ZapDispatcher`.
 
-    def __init__(self, ctx: zmq.Context, authorized_dir: Path) -> None:
-        from zmq.auth.thread import ThreadAuthenticator
-        self._auth = ThreadAuthenticator(ctx, log=logging.getLogger("m2fp_server.zap"))
-        self._auth.start()
-        self._auth.configure_curve(domain="*", location=str(authorized_dir))
-        log.info("CURVE on: %d authorised client key(s) in %s", len(list(authorized_dir.glob("*.key"))),
-                 authorized_dir)
+    pyzmq's ThreadAuthenticator would do the same, but it takes the context's one ZAP endpoint,
+    which the connection limit needs too (see admission.py)."""
 
-    def stop(self) -> None:
-        self._auth.stop()
+    def __init__(self, authorized_dir: Path) -> None:
+        self._keys = set(zmq.auth.load_certificates(str(authorized_dir)))
+        log.info("CURVE on: %d authorised client key(s) in %s", len(self._keys), authorized_dir)
+
+    def __call__(self, mechanism: bytes, credentials: list[bytes]) -> str | None:
+        if mechanism != b"CURVE":
+            return "CURVE required"
+        if len(credentials) != 1 or len(credentials[0]) != 32:
+            return "malformed CURVE credentials"
+        if z85.encode(credentials[0]) not in self._keys:
+            log.info("refused an unknown client key")
+            return "unknown client key"
+        return None
 
 
 def load_client_keys(keys_dir: Path, client: str = "obs") -> dict[str, bytes]:

@@ -22,19 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
 
 from . import __version__
+from .admission import MONITOR_EVENTS, Check, ConnectionGate, ZapDispatcher
 from .engine_calls import LockedEngineCalls
 from .engines.base import Engine
+from .errors import BadInput
 from .frames import to_rgb
 from .pipeline import Pipeline
 from .routing_ids import seed_automatic_ids
 from .peers import PeerTracker
-from .security import Authenticator, CurveKeys, check_exposure
+from .security import CurveKeyCheck, CurveKeys, check_exposure
 from .scheduler import Job, Scheduler
 from .streams import StreamTable
 
@@ -43,19 +44,28 @@ log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = proto.DEFAULT_ADDRESS
 
 
+#: the largest FRAME by default: 1920x1080 RGBA.  The OBS filter sends model-sized frames (far
+#: smaller); a larger limit costs connections (see ServerSettings.connection_limit).
+DEFAULT_MAX_FRAME_BYTES = 1920 * 1080 * 4
+MiB = 1 << 20
+
+
 @dataclass
 class ServerSettings:
     address: str = DEFAULT_ADDRESS
-    max_frame_bytes: int = proto.MAX_FRAME_BYTES
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     idle_s: float = 60.0  # forget a client's state after this long without messages
     curve_keys_dir: Path | None = None  # CURVE + authorised clients (see security); required off loopback
-    #: bytes of FRAME payloads parked (received, not yet run) across all clients; see docs/security.md
-    parked_budget_bytes: int = 384 * 1024 * 1024
+    #: memory for frames, all clients together: frames arriving (one per open connection, see
+    #: admission.py) and frames received but not yet run (parked); see docs/security.md
+    frame_budget_bytes: int = 512 * MiB
     #: what happens to a frame that does not fit the budget: "drop-oldest" (the oldest parked frames of
     #: other clients are dropped, their senders get DROPPED: a live client's next frame replaces it anyway)
     #: or "refuse" (ERROR SERVER_BUSY to its sender); measured in docs/security.md
     budget_policy: str = "drop-oldest"
     max_streams: int = 256  # live clients (connections with state); more get ERROR SERVER_BUSY
+    #: connections open at once; 0: as many as half the frame budget can receive at once
+    max_connections: int = 0
     #: frames processed at once (never two of one client); the engine itself runs one call at a time
     workers: int = 2
 
@@ -65,7 +75,29 @@ class ServerSettings:
 
         Between ``max_frame_bytes`` and this limit a client gets a TOO_LARGE ERROR.
         """
-        return int(self.max_frame_bytes * 1.25) + (1 << 20)
+        return self.max_frame_bytes + MiB
+
+    @property
+    def connection_limit(self) -> int:
+        """Each open connection may be receiving one message of up to ``hard_limit`` bytes."""
+        if self.max_connections > 0:
+            return self.max_connections
+        return max(1, self.frame_budget_bytes // 2 // self.hard_limit)
+
+    @property
+    def parked_budget_bytes(self) -> int:
+        """What the budget leaves for parked frames once every connection's arriving frame is reserved."""
+        return self.frame_budget_bytes - self.connection_limit * self.hard_limit
+
+    def check(self) -> None:
+        """Refuse limits that cannot hold together, naming the options to change."""
+        if self.max_frame_bytes < 1:
+            raise BadInput("--max-frame-bytes must be positive")
+        if self.parked_budget_bytes < self.hard_limit:
+            raise BadInput(
+                f"the frame budget ({self.frame_budget_bytes / MiB:g} MiB) cannot receive "
+                f"{self.connection_limit} connections' frames of up to {self.hard_limit / MiB:.1f} MiB and still "
+                "park one: raise --frame-budget-mb, or lower --max-connections or --max-frame-bytes")
 
 
 class InferenceServer:
@@ -81,6 +113,7 @@ class InferenceServer:
         self.endpoint: str | None = None
         self.stats: collections.Counter[str] = collections.Counter()
         self._stop = threading.Event()
+        self.settings.check()
         self._sched = Scheduler(budget=self.settings.parked_budget_bytes, policy=self.settings.budget_policy)
         self._peers = PeerTracker()
         self._replies: queue.SimpleQueue = queue.SimpleQueue()
@@ -91,8 +124,8 @@ class InferenceServer:
         #: API) share the one engine instance and must take it too.
         self.engine_lock = threading.Lock()
         self.pipeline.engine = LockedEngineCalls(self.pipeline.engine, self.engine_lock)  # type: ignore[assignment]
-        self._auth: Authenticator | None = None
-        self._monitor: zmq.Socket | None = None
+        self.gate = ConnectionGate(self.settings.connection_limit)
+        self._zap_domain: bytes | None = None
         self._gone: queue.SimpleQueue = queue.SimpleQueue()  # (key, StreamState) of disconnected clients
 
     # ----------------------------------------------------------------- lifecycle
@@ -108,18 +141,23 @@ class InferenceServer:
         router.setsockopt(zmq.SNDHWM, 100)
         # report (rather than silently drop) sends to full or vanished peers, so they are counted
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        router.setsockopt(zmq.RCVHWM, 100)
+        router.setsockopt(zmq.RCVHWM, 8)  # complete messages libzmq holds per peer before the I/O thread takes them
+        checks: list[Check] = []
         if keys is not None:
-            self._auth = Authenticator(self.ctx, keys.authorized_dir)
+            checks.append(CurveKeyCheck(keys.authorized_dir))  # before the gate: a refused key takes no slot
             router.curve_server = True
             router.curve_secretkey = keys.server_secret
             router.curve_publickey = keys.server_public
+        checks.append(self.gate.admit)
+        self._zap_domain = ZapDispatcher.register(self.ctx, checks)
+        router.setsockopt(zmq.ZAP_DOMAIN, self._zap_domain)
+        # both before bind: no connection may be accepted unseen by the gate
+        self.gate.monitor = router.get_monitor_socket(MONITOR_EVENTS)
         router.bind(s.address)
         self._router = router
-        self._monitor = router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.endpoint = router.getsockopt(zmq.LAST_ENDPOINT).decode()
-        log.info("listening on %s (engine %s, frame limit %d bytes)", self.endpoint, self.engine.name,
-                 s.max_frame_bytes)
+        log.info("listening on %s (engine %s, frame limit %d bytes, %d connections, %.0f MiB for parked frames)",
+                 self.endpoint, self.engine.name, s.max_frame_bytes, s.connection_limit, s.parked_budget_bytes / MiB)
         return self.endpoint
 
     def serve_forever(self) -> None:
@@ -142,15 +180,15 @@ class InferenceServer:
                 worker.join(timeout=5)
             wake_rx.close()
             assert self._router is not None
-            if self._monitor is not None:
-                self._router.disable_monitor()
-                self._monitor.close(0)
-                self._monitor = None
+            if self._zap_domain is not None:
+                ZapDispatcher.unregister(self.ctx, self._zap_domain)
+                self._zap_domain = None
+            self._router.disable_monitor()
+            self.gate.close()
             self._router.close()
             self._router = None
-            if self._auth is not None:
-                self._auth.stop()
-                self._auth = None
+            if self.gate.refused:
+                self.stats["connections_refused"] = self.gate.refused
             log.info("server stopped (%s)", dict(self.stats))
 
     def start(self) -> str:
@@ -214,17 +252,8 @@ class InferenceServer:
 
     def _peer_events(self, router: zmq.Socket) -> None:
         """Peers that disconnected: drop their parked frame and their state now, not after idle_s."""
-        mon = self._monitor
-        if mon is None:
-            return
-        while True:
-            try:
-                ev = recv_monitor_message(mon, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if ev["event"] != zmq.EVENT_DISCONNECTED:
-                continue
-            for key in self._peers.disconnected(int(ev["value"])):
+        for fd in self.gate.closed_fds():
+            for key in self._peers.disconnected(fd):
                 if self._sched.discard(key) is not None:
                     self.stats["gone_dropped"] += 1
                 st = self.streams.remove(key)
@@ -256,7 +285,9 @@ class InferenceServer:
         identity = parts[0].bytes
         body = parts[1:]
         self.stats["received"] += 1
-        self._peers.seen(identity, parts[-1])
+        fd = self._peers.seen(identity, parts[-1])
+        if fd is not None:
+            self.gate.identified(fd)
         frame_id = ts = 0
         try:
             if len(body) >= 1 and len(body[0]) == proto.HEADER_SIZE:
@@ -391,5 +422,6 @@ class InferenceServer:
             "classes": [c.to_json() for c in self.engine.classes],
             "preferred_input": list(self.engine.preferred_input),
             "max_frame_bytes": self.settings.max_frame_bytes,
+            "max_connections": self.settings.connection_limit,
             "default_config": StreamConfig().to_json(),
         }

@@ -69,6 +69,9 @@ class TransportSettings:
     stall_s: float = 0.5  # silence after which the server counts as away
     reset_s: float = 1.5  # silence after which the socket is closed (LINGER 0) and reopened
     hello_retry_s: float = 0.1
+    #: libzmq never redials after a refused handshake (the server's connection limit, or a CURVE key it
+    #: does not know); the transport opens a fresh socket this long after a refusal
+    refused_retry_s: float = 2.0
     want_parsing: bool = False
     client_name: str = "obs"
     curve_server_key: str = ""  # Z85 text (40 chars); all three set → CURVE
@@ -228,6 +231,7 @@ class MaskTransport:
         self._config_id = 0
         self.info = None
         self._fresh = True  # no mask yet on this connection
+        self._refused_at: Optional[float] = None
         self._set_state(State.CONNECTING)
 
     def _close_socket(self) -> None:
@@ -386,8 +390,13 @@ class MaskTransport:
                 self.info = None
                 self._config_id = 0
                 self._fresh = True
-            elif event in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-                           zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._refused_at = now
+                self.last_error = ("the server refused the connection (its connection limit is reached, "
+                                   "or it does not know this client's CURVE key); retrying")
+                self._set_away(now, "refused at the handshake")
+            elif event in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+                self._refused_at = now
                 self.last_error = "security handshake failed (check the CURVE keys)"
                 self._set_away(now, "handshake failed")
 
@@ -463,6 +472,9 @@ class MaskTransport:
 
     def _check_timeouts(self, now: float) -> None:
         if not self._connected:
+            if self._refused_at is not None and now - self._refused_at > self.settings.refused_retry_s:
+                self.reset("refused at the handshake")
+                return
             # never connected (server absent at start): away after stall_s; libzmq keeps retrying
             if now - self.opened_at > self.settings.stall_s:
                 self._set_away(now, "no connection")

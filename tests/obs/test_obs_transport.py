@@ -216,7 +216,9 @@ def test_no_server_never_blocks_and_says_so(frame):
     assert st.state is State.CONNECTING and not st.server_alive and st.sent == 0
     assert st.line().startswith("server not reachable")
     assert p.ticks[-1].action is Action.HIDE  # the user chose hiding, no mask ever came
-    assert p.max_call_ms() < 5
+    # a blocking call would take a whole reconnect interval or more; within one frame's time, a busy
+    # machine's scheduling delays included, means none did (a 5 ms bound failed under a load of 6)
+    assert p.max_call_ms() < BUDGET_MS
 
 
 # --------------------------------------------------------------------------- bad replies
@@ -443,3 +445,29 @@ def test_server_restarted_with_another_engine_is_followed(frame):
             srv2.stop()
     finally:
         srv.stop()
+
+
+def test_refused_at_the_connection_limit_says_so_and_gets_in_when_a_slot_frees(frame):
+    """libzmq never redials after a refused handshake: the transport opens a fresh socket itself."""
+    from conftest import running_server
+
+    with running_server("--engine", "selfie", "--max-connections", "1") as (_proc, address):
+        holder = zmq.Context.instance().socket(zmq.DEALER)  # takes the only slot
+        holder.setsockopt(zmq.LINGER, 0)
+        holder.connect(address)
+        holder.send_multipart(proto.encode_json(Header(MsgType.HELLO), {}))
+        assert holder.poll(10_000)
+        tr = MaskTransport(TransportSettings(address=address, refused_retry_s=0.5))
+        p = Player(tr, frame[0], FallbackPolicy())
+        try:
+            p.run(2.0)
+            st = tr.status()
+            assert st.masks == 0 and "connection limit" in st.last_error, st
+            assert max(t.call_ms for t in p.ticks) < BUDGET_MS
+            holder.close()
+            t0 = time.monotonic()
+            assert p.run(10.0, until=lambda t: tr.counts["masks"] >= 1), tr.status()
+            print(f"in {time.monotonic() - t0:.2f} s after the slot freed")
+            assert _iou(p.masks[-1].data, frame[1]) > 0.85
+        finally:
+            tr.close()

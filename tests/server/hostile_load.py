@@ -31,6 +31,7 @@ from m2fp_server.client import MaskClient  # noqa: E402
 from m2fp_server.evaluation.groundtruth import still  # noqa: E402
 
 FRAME_4K = (2160, 3840)
+FRAME_4K_BYTES = FRAME_4K[0] * FRAME_4K[1] * 4
 
 
 def p95(xs: list[float]) -> float:
@@ -205,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--connections", type=int, default=2000)
     p.add_argument("--policy", default="drop-oldest", choices=["refuse", "drop-oldest"])
+    p.add_argument("--server-arg", dest="server_args", action="append", default=[],
+                   help="one more m2fp-server argument (repeat), e.g. --server-arg=--max-connections=40")
     args = p.parse_args(argv)
-    extra = ["--budget-policy", args.policy]
+    extra = ["--budget-policy", args.policy, *args.server_args]
+    if args.mix == "parked":  # 4K frames must be within the frame limit (the default is 1080p)
+        extra += ["--max-frame-bytes", str(FRAME_4K_BYTES)]
     http_port = None
     if args.mix == "http":
         from conftest import free_port

@@ -33,14 +33,19 @@ def start_server(engine: str, options: list[str], address: str) -> subprocess.Po
     return subprocess.Popen(cmd, start_new_session=True)
 
 
-def wait_ready(address: str, timeout_s: float = 60.0) -> dict[str, Any]:
+def wait_ready(address: str, timeout_s: float = 60.0,
+               process: subprocess.Popen[bytes] | None = None) -> dict[str, Any]:
+    """The server's INFO once it answers; fails at once if ``process`` (the server) has exited."""
     from ..client import MaskClient, ServerTimeout
+    from ..errors import ToolFailed
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             with MaskClient(address, timeout_s=1.0) as c:
                 return c.hello("m2fp-bench")
         except ServerTimeout:
+            if process is not None and process.poll() is not None:
+                raise ToolFailed(f"the server exited with status {process.returncode} before answering")
             if time.monotonic() > deadline:
                 raise
 

@@ -20,20 +20,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"ZeroMQ endpoint to bind (default {DEFAULT_ADDRESS}; loopback only without keys)")
     add_engine_arguments(p)
     p.add_argument("--max-frame-bytes", type=int, default=ServerSettings.max_frame_bytes,
-                   help="largest FRAME payload accepted (default: 3840x2160 RGBA)")
+                   help="largest FRAME payload accepted (default: 1920x1080 RGBA; the OBS filter sends far smaller "
+                        "frames); a larger limit allows fewer connections, see --max-connections")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the engine (default: engine's)")
     p.add_argument("--curve-keys", type=Path, default=None, metavar="DIR",
                    help="enable CURVE encryption and client authentication with keys from `m2fp keys --dir DIR` "
                         "(required to bind anything but loopback)")
     g = p.add_argument_group("limits shared by all clients (see docs/security.md)")
-    g.add_argument("--parked-budget-mb", type=float, default=ServerSettings.parked_budget_bytes / 2**20,
-                   metavar="MB", help="memory for received frames waiting for the engine, all clients together "
-                                      "(default %(default)g)")
+    g.add_argument("--frame-budget-mb", type=float, default=ServerSettings.frame_budget_bytes / 2**20,
+                   metavar="MB", help="memory for frames, all clients together: one arriving frame per open "
+                                      "connection, the rest for frames waiting for the engine (default %(default)g)")
     g.add_argument("--budget-policy", choices=["refuse", "drop-oldest"], default=ServerSettings.budget_policy,
                    help="a frame that does not fit the budget: refuse it (ERROR SERVER_BUSY) or drop the "
                         "oldest parked frames of other clients (default %(default)s)")
     g.add_argument("--max-streams", type=int, default=ServerSettings.max_streams, metavar="N",
                    help="clients served at once (default %(default)d)")
+    g.add_argument("--max-connections", type=int, default=0, metavar="N",
+                   help="connections open at once, more are refused at the handshake (default: as many as half "
+                        "the frame budget can receive at once at --max-frame-bytes)")
     add_http_arguments(p)
 
 
@@ -43,9 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         args.engine_option.append(f"threads={args.threads}")
     settings = ServerSettings(address=args.address, max_frame_bytes=args.max_frame_bytes,
-                              curve_keys_dir=args.curve_keys, parked_budget_bytes=int(args.parked_budget_mb * 2**20),
-                              budget_policy=args.budget_policy, max_streams=args.max_streams)
+                              curve_keys_dir=args.curve_keys, frame_budget_bytes=int(args.frame_budget_mb * 2**20),
+                              budget_policy=args.budget_policy, max_streams=args.max_streams,
+                              max_connections=args.max_connections)
     check_exposure(settings.address, settings.curve_keys_dir)  # before loading a model
+    settings.check()
     http = http_settings(args)  # likewise: refuses a non-loopback --http address early
     engine = build_engine(args)
     server = InferenceServer(engine, settings)
@@ -77,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level)
     from ..engines.base import EngineUnavailable
     from ..web.settings import HttpAddressError
+    from ..errors import BadInput
     try:
         return run(args)
-    except (EngineUnavailable, ExposureError, FileNotFoundError, HttpAddressError) as exc:
+    except (EngineUnavailable, ExposureError, FileNotFoundError, HttpAddressError, BadInput) as exc:
         print(f"m2fp-server: error: {exc}", file=sys.stderr)
         return 1
 
