@@ -34,20 +34,15 @@ class TritonPythonModel:
         try:
             per_request = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs}
                            for r in requests]
-            if self.batching and len(per_request) > 1:
-                feeds = {n: np.concatenate([f[n] for f in per_request]) for n in self.inputs}
+            if self.batching and len(per_request) > 1:  # one run for the batch, split back per request
+                outs = self.run({n: np.concatenate([f[n] for f in per_request]) for n in self.inputs})
+                ends = np.cumsum([len(f[self.inputs[0]]) for f in per_request])
+                results = [{k: v[end - len(f[self.inputs[0]]):end] for k, v in outs.items()}
+                           for f, end in zip(per_request, ends)]
             else:
-                feeds = per_request[0]
-            outs = self.run(feeds)
+                results = [self.run(f) for f in per_request]
         except Exception as exc:  # noqa: BLE001 - every request gets the error, the model stays up
             err = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=err) for _ in requests]
-        responses = []
-        start = 0
-        for f in per_request:
-            n = len(f[self.inputs[0]]) if self.batching else 0
-            part = {k: (v[start:start + n] if self.batching and len(per_request) > 1 else v) for k, v in outs.items()}
-            start += n
-            responses.append(pb_utils.InferenceResponse(
-                output_tensors=[pb_utils.Tensor(k, np.ascontiguousarray(part[k])) for k in self.outputs]))
-        return responses
+        return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(k, np.ascontiguousarray(res[k]))
+                                                          for k in self.outputs]) for res in results]
