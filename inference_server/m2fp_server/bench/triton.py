@@ -40,6 +40,41 @@ class Row:
     results: int
 
 
+@dataclass
+class Sample:
+    """One slice of a row: each result's latency (ms) and the seconds measured."""
+
+    latencies_ms: np.ndarray
+    seconds: float
+
+
+def combine(mode: str, streams: int, samples: list[Sample]) -> Row:
+    flat = np.concatenate([s.latencies_ms for s in samples])
+    if flat.size == 0:
+        raise RuntimeError(f"{mode}, {streams} streams: no result; measure longer")
+    return Row(mode, streams, flat.size / sum(s.seconds for s in samples), float(np.percentile(flat, 50)),
+               float(np.percentile(flat, 95)), int(flat.size))
+
+
+def run_rounds(engines: list[tuple[str, Any]], counts: list[int], seconds: float, rounds: int,
+               measure_one: Any) -> list[Row]:
+    """Every mode for one stream count, then the next count; all that ``rounds`` times, ``seconds / rounds``
+    each: load from other work on the machine drifts, and this way it falls on all modes alike."""
+    samples: dict[tuple[str, int], list[Sample]] = {}
+    for r in range(rounds):
+        for n in counts:
+            for mode, engine in engines:
+                samples.setdefault((mode, n), []).append(measure_one(engine, n, seconds / rounds, mode))
+        if rounds > 1:
+            print(f"round {r + 1}/{rounds} done", flush=True)
+    rows: list[Row] = []
+    for n in counts:
+        for mode, _ in engines:
+            rows.append(combine(mode, n, samples[(mode, n)]))
+            _print(rows[-1], rows)
+    return rows
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("--triton: in-process M2FP against Triton")
     g.add_argument("--triton", action="store_true", help="compare the M2FP model step in-process and on Triton")
@@ -52,6 +87,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="m2fp (default) or rvm (its recurrent states sent with every frame)")
     g.add_argument("--rvm-width", type=int, default=512, help="RVM input width (default 512)")
     g.add_argument("--rvm-downsample", type=float, default=0.5, help="RVM downsample_ratio (default 0.5)")
+    g.add_argument("--rounds", type=int, default=1,
+                   help="split each row's --seconds into this many slices, the modes taking turns (default 1)")
 
 
 def stream_frames(n: int) -> list[np.ndarray]:
@@ -69,7 +106,7 @@ def stream_frames(n: int) -> list[np.ndarray]:
     return out
 
 
-def measure(engine: Any, streams: int, seconds: float, mode: str) -> Row:
+def measure(engine: Any, streams: int, seconds: float, mode: str) -> "Sample":
     """``streams`` closed loops through one asynchronous runner for ``seconds`` (after one warm-up each)."""
     from ..engines.async_worker import AsyncRunner
     runner = AsyncRunner(engine, name="m2fp-bench")
@@ -114,11 +151,7 @@ def measure(engine: Any, streams: int, seconds: float, mode: str) -> Row:
     runner.close()
     if errors:
         raise RuntimeError(f"{mode}, {streams} streams: {errors[0]}") from errors[0]
-    flat = np.array([x for lat in latencies for x in lat]) * 1e3
-    if flat.size == 0:
-        raise RuntimeError(f"{mode}, {streams} streams: no result within {seconds} s; measure longer")
-    return Row(mode, streams, flat.size / min(elapsed, seconds), float(np.percentile(flat, 50)),
-               float(np.percentile(flat, 95)), int(flat.size))
+    return Sample(np.array([x for lat in latencies for x in lat]) * 1e3, min(elapsed, seconds))
 
 
 def _repo_without_batcher(repo: Path, out: Path) -> Path:
@@ -133,7 +166,7 @@ def _repo_without_batcher(repo: Path, out: Path) -> Path:
     return out
 
 
-def measure_rvm(engine: Any, streams: int, seconds: float, mode: str) -> Row:
+def measure_rvm(engine: Any, streams: int, seconds: float, mode: str) -> "Sample":
     """``streams`` closed loops, each its own clip and recurrent states, for ``seconds`` (after a warm-up).
 
     In-process: one worker takes the streams' frames in turn, as the server's
@@ -185,11 +218,7 @@ def measure_rvm(engine: Any, streams: int, seconds: float, mode: str) -> Row:
             th.join()
         if errors:
             raise RuntimeError(f"{mode}, {streams} streams: {errors[0]}") from errors[0]
-    flat = np.array([x for lat in latencies for x in lat]) * 1e3
-    if flat.size == 0:
-        raise RuntimeError(f"{mode}, {streams} streams: no result within {seconds} s; measure longer")
-    return Row(mode, streams, flat.size / seconds, float(np.percentile(flat, 50)), float(np.percentile(flat, 95)),
-               int(flat.size))
+    return Sample(np.array([x for lat in latencies for x in lat]) * 1e3, seconds)
 
 
 def run_rvm_bench(args: argparse.Namespace) -> int:
@@ -215,7 +244,6 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
                           list(moving_frames((640, 360), 4)), threads)
     no_batcher = _repo_without_batcher(repo, work / "repo-rvm-no-batching")
     opts = {"width": args.rvm_width, "downsample": args.rvm_downsample, "tuned": False}
-    rows: list[Row] = []
     with contextlib.ExitStack() as stack:
         local = RVMEngine(threads=threads, **opts)
         stack.callback(local.close)
@@ -231,10 +259,7 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
             remote = RVMEngine(triton=triton.url, triton_timeout_s=600, **opts)
             stack.callback(remote.close)
             engines.append((mode, remote))
-        for n in counts:
-            for mode, engine in engines:
-                rows.append(measure_rvm(engine, n, args.seconds, mode))
-                _print(rows[-1], rows)
+        rows = run_rounds(engines, counts, args.seconds, args.rounds, measure_rvm)
     _summary(rows, "frame")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
@@ -283,7 +308,6 @@ def run_triton_bench(args: argparse.Namespace) -> int:
     no_batcher = _repo_without_batcher(repo, work / "repo-no-batching")
     print(f"M2FP ({source}) short side {size}, canvas {canvas.key}, {backend}, {threads} threads, "
           f"{args.seconds:.0f} s per row; {os.cpu_count()} CPUs", flush=True)
-    rows: list[Row] = []
     with contextlib.ExitStack() as stack:
         local = M2FPEngine(model_dir=str(model_dir), size=size, runtime=backend, threads=threads)
         stack.callback(local.close)
@@ -294,12 +318,7 @@ def run_triton_bench(args: argparse.Namespace) -> int:
             remote = M2FPEngine(size=size, triton=triton.url, triton_timeout_s=600)
             stack.callback(remote.close)
             engines.append((mode, remote))
-        # interleaved (every mode for one stream count, then the next count): other load on the
-        # machine drifts, and this way it falls on all modes alike; an idle Triton costs no CPU
-        for n in counts:
-            for mode, engine in engines:
-                rows.append(measure(engine, n, args.seconds, mode))
-                _print(rows[-1], rows)
+        rows = run_rounds(engines, counts, args.seconds, args.rounds, measure)
     _summary(rows)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
