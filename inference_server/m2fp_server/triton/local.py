@@ -221,7 +221,9 @@ def serve(repo: Path, settings: LocalTritonSettings, ready: Callable[[], None] |
         while not _ready(http, [m.name for m in models]):
             if proc.poll() is not None:
                 raise RuntimeError(f"tritonserver exited ({proc.returncode}) while loading {repo}")
-            if time.monotonic() > deadline or stop.wait(0.2):
+            if stop.wait(0.2):
+                return  # asked to stop while starting
+            if time.monotonic() > deadline:
                 raise RuntimeError(f"tritonserver did not load {repo} within {start_timeout_s:.0f} s")
         log.info("Triton serving %s on grpc://%s:%d (http %d, metrics %d)", ", ".join(m.name for m in models),
                  settings.host, settings.grpc_port, settings.http_port, settings.metrics_port)
