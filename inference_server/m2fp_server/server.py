@@ -48,6 +48,9 @@ DEFAULT_ADDRESS = proto.DEFAULT_ADDRESS
 #: smaller); a larger limit costs connections (see ServerSettings.connection_limit).
 DEFAULT_MAX_FRAME_BYTES = 1920 * 1080 * 4
 MiB = 1 << 20
+#: replies libzmq may queue for one peer (ZMQ_SNDHWM); beyond it a reply to a client that does not
+#: read is dropped.  A client has at most MAX_INFLIGHT frames out, each answered by a MASK (+ PARSING).
+REPLY_HWM = 2 * proto.MAX_INFLIGHT
 
 
 @dataclass
@@ -78,16 +81,26 @@ class ServerSettings:
         return self.max_frame_bytes + MiB
 
     @property
+    def max_mask_pixels(self) -> int:
+        """Masks (and parsings) no larger than the largest RGBA frame: what one reply may hold."""
+        return min(proto.MAX_MASK_PIXELS, self.max_frame_bytes // 4)
+
+    @property
+    def connection_bytes(self) -> int:
+        """What one open connection may hold outside the parked frames: the message it is receiving (libzmq
+        allocates all of it at the header) and the replies queued for it."""
+        return self.hard_limit + REPLY_HWM * self.max_mask_pixels
+
+    @property
     def connection_limit(self) -> int:
-        """Each open connection may be receiving one message of up to ``hard_limit`` bytes."""
         if self.max_connections > 0:
             return self.max_connections
-        return max(1, self.frame_budget_bytes // 2 // self.hard_limit)
+        return max(1, self.frame_budget_bytes // 2 // self.connection_bytes)
 
     @property
     def parked_budget_bytes(self) -> int:
-        """What the budget leaves for parked frames once every connection's arriving frame is reserved."""
-        return self.frame_budget_bytes - self.connection_limit * self.hard_limit
+        """What the budget leaves for parked frames once every connection's share is reserved."""
+        return self.frame_budget_bytes - self.connection_limit * self.connection_bytes
 
     def check(self) -> None:
         """Refuse limits that cannot hold together, naming the options to change."""
@@ -95,9 +108,9 @@ class ServerSettings:
             raise BadInput("--max-frame-bytes must be positive")
         if self.parked_budget_bytes < self.hard_limit:
             raise BadInput(
-                f"the frame budget ({self.frame_budget_bytes / MiB:g} MiB) cannot receive "
-                f"{self.connection_limit} connections' frames of up to {self.hard_limit / MiB:.1f} MiB and still "
-                "park one: raise --frame-budget-mb, or lower --max-connections or --max-frame-bytes")
+                f"the frame budget ({self.frame_budget_bytes / MiB:g} MiB) cannot hold {self.connection_limit} "
+                f"connections' arriving frames and replies ({self.connection_bytes / MiB:.1f} MiB each) and still "
+                "park one frame: raise --frame-budget-mb, or lower --max-connections or --max-frame-bytes")
 
 
 class InferenceServer:
@@ -138,7 +151,7 @@ class InferenceServer:
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
         router.setsockopt(zmq.MAXMSGSIZE, s.hard_limit)
-        router.setsockopt(zmq.SNDHWM, 100)
+        router.setsockopt(zmq.SNDHWM, REPLY_HWM)
         # report (rather than silently drop) sends to full or vanished peers, so they are counted
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.RCVHWM, 8)  # complete messages libzmq holds per peer before the I/O thread takes them
@@ -321,6 +334,11 @@ class InferenceServer:
             {"generation": gen, "config": cfg.to_json()}))
 
     def _on_frame(self, router: zmq.Socket, identity: bytes, msg: proto.Message, frame: Any) -> None:
+        h = msg.header
+        mw, mh = (h.mask_width, h.mask_height) if h.mask_width else (h.width, h.height)
+        if mw * mh > self.settings.max_mask_pixels:  # replies queued for a peer are budgeted at this size
+            raise ProtocolError(ErrorCode.BAD_SIZE, f"a {mw}x{mh} mask is larger than this server's "
+                                f"{self.settings.max_mask_pixels} pixels (the largest frame, --max-frame-bytes)")
         stream = self.streams.get(identity)
         try:
             old, evicted = self._sched.submit(Job(identity, msg, frame, time.perf_counter(), stream))
@@ -423,5 +441,6 @@ class InferenceServer:
             "preferred_input": list(self.engine.preferred_input),
             "max_frame_bytes": self.settings.max_frame_bytes,
             "max_connections": self.settings.connection_limit,
+            "max_mask_pixels": self.settings.max_mask_pixels,
             "default_config": StreamConfig().to_json(),
         }

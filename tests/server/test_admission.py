@@ -163,7 +163,7 @@ def test_settings_that_cannot_hold_together_are_refused_with_the_options_to_chan
         s.check()
     auto = ServerSettings(max_frame_bytes=FRAME_4K_BYTES)
     auto.check()  # the default budget at 4K: fewer connections, each one's arriving frame reserved
-    assert auto.connection_limit * auto.hard_limit + auto.parked_budget_bytes == auto.frame_budget_bytes
+    assert auto.connection_limit * auto.connection_bytes + auto.parked_budget_bytes == auto.frame_budget_bytes
     assert ServerSettings().connection_limit > auto.connection_limit >= 1
 
 
@@ -205,3 +205,43 @@ def test_many_clients_uploading_4k_frames_at_once_stay_within_the_budget():
         assert proc.wait(20) == 0
         stats = ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", proc.stdout.read().decode()).group(1))
         assert stats.get("connections_refused", 0) > 0, stats
+
+
+def test_clients_that_never_read_hold_a_few_replies_each_and_masks_are_capped():
+    """Tiny frames asking for full-HD masks, never read: before, 100 replies of 2 MB each stayed queued
+    per client (12 clients: 2.4 GB)."""
+    from m2fp_protocol import PixelFormat
+    from m2fp_server.server import REPLY_HWM
+
+    budget_mb = 512
+    with running_server("--engine", "selfie") as (proc, address):
+        ctx = zmq.Context.instance()
+        tiny = np.full((48, 64, 4), 120, np.uint8)
+        socks = []
+        with RssSampler(proc.pid) as rss:
+            for i in range(12):
+                s = ctx.socket(zmq.DEALER)
+                s.setsockopt(zmq.LINGER, 0)
+                s.setsockopt(zmq.RCVHWM, 1)  # its libzmq stops reading the TCP socket: replies back up
+                s.connect(address)
+                socks.append(s)
+            for k in range(40):
+                for s in socks:
+                    s.send_multipart(proto.encode(Header(MsgType.FRAME, frame_id=k + 1, width=64, height=48,
+                                                         pixel_format=PixelFormat.RGBA, mask_width=1920,
+                                                         mask_height=1080), tiny.tobytes()))
+                time.sleep(0.05)
+            time.sleep(3)
+        with MaskClient(address, timeout_s=10) as c:  # a mask over the limit is refused with a reason
+            c.send_frame(tiny, mask_size=(3840, 2160))
+            reply = c.recv(10)
+            assert reply is not None and reply.type == MsgType.ERROR and "larger than" in reply.json["message"]
+        for s in socks:
+            s.close()
+        assert proc.poll() is None
+        assert rss.peak_kb / 1024 < budget_mb + SLACK_MB, f"peak RSS {rss.peak_kb / 1024:.0f} MB"
+        proc.terminate()
+        assert proc.wait(20) == 0
+        stats = ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", proc.stdout.read().decode()).group(1))
+        assert stats.get("send_dropped", 0) > 0, stats  # replies beyond REPLY_HWM per client were dropped
+        assert stats.get("masks", 0) > 12 * REPLY_HWM, stats
