@@ -117,6 +117,9 @@ class M2FPServing(nn.Module):
     colour, as ``frames.place`` pads it, so the edge pads with anything.
     """
 
+    rows: torch.Tensor
+    cols: torch.Tensor
+
     def __init__(self, core: M2FPCore, canvas_hw: tuple[int, int], num_classes: int) -> None:
         super().__init__()
         self.core = core
