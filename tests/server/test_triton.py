@@ -51,7 +51,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def repo(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("triton-repo")
     done = subprocess.run([sys.executable, "-m", "m2fp_server.cli.main", "export", "--size", str(SIZE),
-                           "--model-dir", str(model_dir), "--triton-repo", str(out), "--threads", "2"],
+                           "--model-dir", str(model_dir), "--triton-repo", str(out), "--threads", "2",
+                           "--triton-models", "m2fp"],  # RVM: test_triton_rvm.py
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -135,8 +136,10 @@ def test_repository_has_what_triton_needs(repo: Path) -> None:
     folder = repo / "m2fp_64x128"
     cfg = text_format.Parse((folder / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert (cfg.name, cfg.backend, cfg.max_batch_size) == ("m2fp_64x128", "onnxruntime", 8)
-    assert [(i.name, list(i.dims)) for i in cfg.input] == [("image", [3, 64, 128])]
-    assert [(o.name, list(o.dims)) for o in cfg.output] == [("pred_logits", [100, 22]), ("pred_masks", [100, 16, 32])]
+    # uint8 canvas and the frame's size in, M2FP's 20 class probabilities at 1/4 resolution out
+    assert [(i.name, model_config_pb2.DataType.Name(i.data_type), list(i.dims)) for i in cfg.input] == [
+        ("image", "TYPE_UINT8", [64, 128, 3]), ("size", "TYPE_INT32", [2])]
+    assert [(o.name, list(o.dims)) for o in cfg.output] == [("semantic", [20, 16, 32])]
     assert cfg.HasField("dynamic_batching") and list(cfg.dynamic_batching.preferred_batch_size) == [2, 4, 8]
     assert cfg.instance_group[0].count == 1 and model_config_pb2.ModelInstanceGroup.Kind.Name(
         cfg.instance_group[0].kind) == "KIND_CPU"
@@ -161,14 +164,16 @@ def test_overlapping_calls_are_batched_and_each_caller_gets_its_own_output(trito
     """Four callers at once (as four streams' workers): Triton batches them; nobody gets another's tensors."""
     import onnxruntime as ort
 
-    from m2fp_server.engines.m2fp.frames import Canvas, place
+    from m2fp_server.engines.m2fp.frames import Canvas, place_u8
     from m2fp_server.triton.remote import TritonAddress, TritonModel
     canvas = Canvas.for_short_side(SIZE)
-    inputs = [place(im, SIZE, canvas)[0] for im in frames()]
+    placed = [place_u8(im, SIZE, canvas) for im in frames()]
+    inputs = [{"image": u8, "size": np.array([[p.height, p.width]], np.int32)} for u8, p in placed]
     # the repository's own model file (checked against torch by the export), run here one frame at a time
     session = ort.InferenceSession(str(repo / "m2fp_64x128" / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-    expected = [session.run(["pred_masks"], {"image": x})[0] for x in inputs]  # they differ from frame to frame
-    assert all(np.abs(expected[0] - e).max() > 0.05 for e in expected[1:])
+    expected = [session.run(["semantic"], x)[0] for x in inputs]
+    # random weights give flat probabilities, yet frame to frame they differ far more than the check's limit
+    assert all(np.abs(expected[0] - e).max() > 2e-3 for e in expected[1:])
     model = TritonModel(TritonAddress.parse(triton.url), "m2fp_64x128")
     requests0, execs0 = _metric(triton, "nv_inference_request_success"), _metric(triton, "nv_inference_exec_count")
     wrong: list[str] = []
@@ -177,9 +182,9 @@ def test_overlapping_calls_are_batched_and_each_caller_gets_its_own_output(trito
     def caller(i: int) -> None:
         for _ in range(4):
             barrier.wait(60)
-            masks = model(inputs[i])[1]
-            if not np.abs(masks - expected[i]).max() < 1e-3:
-                wrong.append(f"caller {i}: off by {np.abs(masks - expected[i]).max():.3g}")
+            sem = model.run(inputs[i], ["semantic"])["semantic"]
+            if not np.abs(sem - expected[i]).max() < 1e-4:  # the same file and runtime: only batching may round
+                wrong.append(f"caller {i}: off by {np.abs(sem - expected[i]).max():.3g}")
     threads = [threading.Thread(target=caller, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()

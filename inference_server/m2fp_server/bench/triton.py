@@ -40,6 +40,41 @@ class Row:
     results: int
 
 
+@dataclass
+class Sample:
+    """One slice of a row: each result's latency (ms) and the seconds measured."""
+
+    latencies_ms: np.ndarray
+    seconds: float
+
+
+def combine(mode: str, streams: int, samples: list[Sample]) -> Row:
+    flat = np.concatenate([s.latencies_ms for s in samples])
+    if flat.size == 0:
+        raise RuntimeError(f"{mode}, {streams} streams: no result; measure longer")
+    return Row(mode, streams, flat.size / sum(s.seconds for s in samples), float(np.percentile(flat, 50)),
+               float(np.percentile(flat, 95)), int(flat.size))
+
+
+def run_rounds(engines: list[tuple[str, Any]], counts: list[int], seconds: float, rounds: int,
+               measure_one: Any) -> list[Row]:
+    """Every mode for one stream count, then the next count; all that ``rounds`` times, ``seconds / rounds``
+    each: load from other work on the machine drifts, and this way it falls on all modes alike."""
+    samples: dict[tuple[str, int], list[Sample]] = {}
+    for r in range(rounds):
+        for n in counts:
+            for mode, engine in engines:
+                samples.setdefault((mode, n), []).append(measure_one(engine, n, seconds / rounds, mode))
+        if rounds > 1:
+            print(f"round {r + 1}/{rounds} done", flush=True)
+    rows: list[Row] = []
+    for n in counts:
+        for mode, _ in engines:
+            rows.append(combine(mode, n, samples[(mode, n)]))
+            _print(rows[-1], rows)
+    return rows
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("--triton: in-process M2FP against Triton")
     g.add_argument("--triton", action="store_true", help="compare the M2FP model step in-process and on Triton")
@@ -48,6 +83,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--triton-backend", choices=("onnxruntime", "openvino"), default="onnxruntime")
     g.add_argument("--model-dir", default=None, help="M2FP folder (default: the fetched weights, else random)")
     g.add_argument("--workdir", default=None, help="keep the exports here (default: a temporary folder)")
+    g.add_argument("--triton-engine", choices=("m2fp", "rvm"), default="m2fp",
+                   help="m2fp (default) or rvm (its recurrent states sent with every frame)")
+    g.add_argument("--rvm-width", type=int, default=512, help="RVM input width (default 512)")
+    g.add_argument("--rvm-downsample", type=float, default=0.5, help="RVM downsample_ratio (default 0.5)")
+    g.add_argument("--rounds", type=int, default=1,
+                   help="split each row's --seconds into this many slices, the modes taking turns (default 1)")
 
 
 def stream_frames(n: int) -> list[np.ndarray]:
@@ -65,7 +106,7 @@ def stream_frames(n: int) -> list[np.ndarray]:
     return out
 
 
-def measure(engine: Any, streams: int, seconds: float, mode: str) -> Row:
+def measure(engine: Any, streams: int, seconds: float, mode: str) -> "Sample":
     """``streams`` closed loops through one asynchronous runner for ``seconds`` (after one warm-up each)."""
     from ..engines.async_worker import AsyncRunner
     runner = AsyncRunner(engine, name="m2fp-bench")
@@ -110,11 +151,7 @@ def measure(engine: Any, streams: int, seconds: float, mode: str) -> Row:
     runner.close()
     if errors:
         raise RuntimeError(f"{mode}, {streams} streams: {errors[0]}") from errors[0]
-    flat = np.array([x for lat in latencies for x in lat]) * 1e3
-    if flat.size == 0:
-        raise RuntimeError(f"{mode}, {streams} streams: no result within {seconds} s; measure longer")
-    return Row(mode, streams, flat.size / min(elapsed, seconds), float(np.percentile(flat, 50)),
-               float(np.percentile(flat, 95)), int(flat.size))
+    return Sample(np.array([x for lat in latencies for x in lat]) * 1e3, min(elapsed, seconds))
 
 
 def _repo_without_batcher(repo: Path, out: Path) -> Path:
@@ -129,7 +166,109 @@ def _repo_without_batcher(repo: Path, out: Path) -> Path:
     return out
 
 
+def measure_rvm(engine: Any, streams: int, seconds: float, mode: str) -> "Sample":
+    """``streams`` closed loops, each its own clip and recurrent states, for ``seconds`` (after a warm-up).
+
+    In-process: one worker takes the streams' frames in turn, as the server's
+    worker runs ``rvm`` (a frame waits for the others' before it).  On Triton:
+    one thread per stream, calls overlap and the batcher may stack them.
+    """
+    from ..samples import moving_frames
+    base = moving_frames((640, 360), 30)  # (frames, h, w, 3): each stream its own mirrored or shifted clip
+    clips = [np.ascontiguousarray(base[:, :, ::-1]) if i % 2 else np.roll(base, i * 40, axis=2)
+             for i in range(streams)]
+    ctxs = [engine.new_stream() for _ in range(streams)]
+    latencies: list[list[float]] = [[] for _ in range(streams)]
+    for i in range(streams):  # warm-up, not counted
+        engine.infer(clips[i][0], ctxs[i], now=0.0)
+    if not getattr(engine, "concurrent", False):
+        t0 = time.perf_counter()
+        since = [t0] * streams
+        k = 1
+        while time.perf_counter() < t0 + seconds:
+            for i in range(streams):
+                engine.infer(clips[i][k % len(clips[i])], ctxs[i], now=k / 30)
+                now = time.perf_counter()
+                if now <= t0 + seconds:
+                    latencies[i].append(now - since[i])
+                since[i] = now
+            k += 1
+    else:
+        start = threading.Barrier(streams)
+        errors: list[BaseException] = []
+
+        def loop(i: int) -> None:
+            try:
+                start.wait()
+                stop_at = time.perf_counter() + seconds
+                k = 1
+                while time.perf_counter() < stop_at:
+                    t = time.perf_counter()
+                    engine.infer(clips[i][k % len(clips[i])], ctxs[i], now=k / 30)
+                    if time.perf_counter() <= stop_at:
+                        latencies[i].append(time.perf_counter() - t)
+                    k += 1
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller
+                errors.append(exc)
+                start.abort()
+        threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(streams)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise RuntimeError(f"{mode}, {streams} streams: {errors[0]}") from errors[0]
+    return Sample(np.array([x for lat in latencies for x in lat]) * 1e3, seconds)
+
+
+def run_rvm_bench(args: argparse.Namespace) -> int:
+    """RVM in-process against RVM on Triton with its states sent explicitly, as for M2FP."""
+    from .server import free_port
+    from .. import rvm_weights
+    from ..engines.m2fp.exported import default_threads
+    from ..engines.rvm import RVMEngine, model_shape
+    from ..samples import moving_frames
+    from ..triton.launch import LocalTriton, triton_python
+    from ..triton.repository import RepoSettings
+    from ..triton.rvm_repository import export_rvm_repository
+    python = triton_python()
+    if python is None:
+        raise ValueError("no Python with the [triton] extra: python -m venv .venv-triton && "
+                         ".venv-triton/bin/pip install -e '.[triton]' (docs/triton.md)")
+    counts = [int(c) for c in args.streams.split(",")]
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="m2fp-triton-bench-"))
+    repo = work / "repo-rvm"
+    threads = default_threads()
+    w, h = model_shape((16 * 64, 9 * 64), args.rvm_width)
+    export_rvm_repository(rvm_weights.locate(), repo, args.rvm_width, args.rvm_downsample, RepoSettings(),
+                          list(moving_frames((640, 360), 4)), threads)
+    no_batcher = _repo_without_batcher(repo, work / "repo-rvm-no-batching")
+    opts = {"width": args.rvm_width, "downsample": args.rvm_downsample, "tuned": False}
+    with contextlib.ExitStack() as stack:
+        local = RVMEngine(threads=threads, **opts)
+        stack.callback(local.close)
+        shapes = local.runner_for((w, h)).shapes
+        state_kb = sum(int(np.prod(s)) for s in shapes) * 4 / 1024
+        print(f"RVM {w}x{h} ds{args.rvm_downsample:g}, onnxruntime fp32, {threads} threads, {args.seconds:.0f} s "
+              f"per row; {os.cpu_count()} CPUs; explicit state: {state_kb:.0f} KB each way per frame "
+              f"(the frame, uint8: {3 * w * h / 1024:.0f} KB, the alpha: {w * h * 4 / 1024:.0f} KB)", flush=True)
+        engines: list[tuple[str, Any]] = [("in-process", local)]
+        for mode, folder in (("triton, batching on", repo), ("triton, batching off", no_batcher)):
+            triton = stack.enter_context(LocalTriton(folder, free_port(), free_port(), free_port(), python=python,
+                                                     threads=threads, log_file=work / f"triton-{folder.name}.log"))
+            remote = RVMEngine(triton=triton.url, triton_timeout_s=600, **opts)
+            stack.callback(remote.close)
+            engines.append((mode, remote))
+        rows = run_rounds(engines, counts, args.seconds, args.rounds, measure_rvm)
+    _summary(rows, "frame")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def run_triton_bench(args: argparse.Namespace) -> int:
+    if args.triton_engine == "rvm":
+        return run_rvm_bench(args)
     from .server import free_port
     from ..engines.m2fp.engine import M2FPEngine
     from ..engines.m2fp.exported import default_threads, export, find_export
@@ -169,7 +308,6 @@ def run_triton_bench(args: argparse.Namespace) -> int:
     no_batcher = _repo_without_batcher(repo, work / "repo-no-batching")
     print(f"M2FP ({source}) short side {size}, canvas {canvas.key}, {backend}, {threads} threads, "
           f"{args.seconds:.0f} s per row; {os.cpu_count()} CPUs", flush=True)
-    rows: list[Row] = []
     with contextlib.ExitStack() as stack:
         local = M2FPEngine(model_dir=str(model_dir), size=size, runtime=backend, threads=threads)
         stack.callback(local.close)
@@ -180,12 +318,7 @@ def run_triton_bench(args: argparse.Namespace) -> int:
             remote = M2FPEngine(size=size, triton=triton.url, triton_timeout_s=600)
             stack.callback(remote.close)
             engines.append((mode, remote))
-        # interleaved (every mode for one stream count, then the next count): other load on the
-        # machine drifts, and this way it falls on all modes alike; an idle Triton costs no CPU
-        for n in counts:
-            for mode, engine in engines:
-                rows.append(measure(engine, n, args.seconds, mode))
-                _print(rows[-1], rows)
+        rows = run_rounds(engines, counts, args.seconds, args.rounds, measure)
     _summary(rows)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
@@ -199,14 +332,14 @@ def _print(row: Row, rows: list[Row]) -> None:
           f"{row.results:>8}", flush=True)
 
 
-def _summary(rows: list[Row]) -> None:
+def _summary(rows: list[Row], what: str = "mask") -> None:
     def find(mode: str, n: int) -> Row | None:
         return next((r for r in rows if r.mode == mode and r.streams == n), None)
     base, on = find("in-process", 1), find("triton, batching on", 1)
     if base and on:
-        print(f"overhead per mask through Triton (1 stream, p50): {on.p50_ms - base.p50_ms:+.1f} ms")
+        print(f"overhead per {what} through Triton (1 stream, p50): {on.p50_ms - base.p50_ms:+.1f} ms")
     for n in (4, 8):
         b, t = find("in-process", n), find("triton, batching on", n)
         if b and t:
-            print(f"{n} streams: Triton {t.masks_per_s:.2f} masks/s vs in-process {b.masks_per_s:.2f} "
+            print(f"{n} streams: Triton {t.masks_per_s:.2f} {what}s/s vs in-process {b.masks_per_s:.2f} "
                   f"(x{t.masks_per_s / b.masks_per_s:.2f})")

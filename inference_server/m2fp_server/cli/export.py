@@ -37,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--no-dynamic-batching", action="store_true", help="leave Triton's dynamic batcher off")
     t.add_argument("--instances", type=int, default=1, help="model instances (instance_group count)")
     t.add_argument("--instance-kind", choices=("KIND_CPU", "KIND_GPU", "KIND_AUTO"), default="KIND_CPU")
+    t.add_argument("--triton-models", default="m2fp,rvm",
+                   help="which models to write (default m2fp,rvm; rvm only when fetched: m2fp fetch-weights rvm)")
+    t.add_argument("--rvm-width", type=int, default=None,
+                   help="RVM input width for 16:9 frames (default: the engine's tuned or default width)")
+    t.add_argument("--rvm-downsample", type=float, default=None, help="RVM downsample_ratio (default: the engine's)")
 
 
 def _read_image(path: str):  # -> np.ndarray
@@ -55,6 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if args.precision != "f32" and args.image is None:
         raise BadInput("--precision bf16 needs --image PICTURE: its label-map agreement with f32 is reported "
                          "on a picture you choose")
+    wanted = {m.strip() for m in (args.triton_models or "").split(",") if m.strip()}
+    if args.triton_repo and not wanted <= {"m2fp", "rvm"} or not wanted:
+        raise BadInput(f"--triton-models takes m2fp and/or rvm, got {args.triton_models!r}")
+    if args.triton_repo and "rvm" in wanted:
+        code = _triton_rvm(args, required=wanted == {"rvm"})
+        if "m2fp" not in wanted:
+            return code
     try:
         model_dir = locate(args.model, args.model_dir, args.revision)
     except WeightsMissing as exc:
@@ -86,8 +98,36 @@ def _triton_repo(args: argparse.Namespace, model_dir, image, name: str) -> int:
           f"({args.triton_backend}); this takes a minute or two")
     path, rec = export_repository(model_dir, args.triton_repo, args.size, settings, image, name, args.portrait,
                                   args.threads)
-    print(f"check on {name} (batch of {rec.batch_checked}): max |d logits| {rec.max_logit_diff:.2e}, "
-          f"max |d mask logits| {rec.max_mask_diff:.2e} vs torch f32")
+    print(f"check on {name} (batch of {rec.batch_checked}): max |d class probability| {rec.max_prob_diff:.2e} "
+          f"vs torch f32")
     print(f"saved {path}; serve it with `m2fp triton --model-repo {args.triton_repo}` (or the official container, "
           f"docs/triton.md) and run `m2fp serve --engine m2fp -E size={args.size} -E triton=grpc://HOST:8001`")
+    return 0
+
+
+def _triton_rvm(args: argparse.Namespace, required: bool) -> int:
+    """RVM into the same repository, when its model is fetched (an error only if RVM alone was asked for)."""
+    from .. import rvm_weights
+    from ..engines.rvm_choice import RVMSetting, load_choice
+    from ..samples import moving_frames
+    from ..triton.repository import RepoSettings
+    from ..triton.rvm_repository import export_rvm_repository
+    try:
+        source = rvm_weights.locate()
+    except rvm_weights.RVMWeightsMissing as exc:
+        if required:
+            raise
+        print(f"no RVM model in the repository: {exc}")
+        return 0
+    base = load_choice() or RVMSetting()
+    width = args.rvm_width or base.width
+    ds = args.rvm_downsample if args.rvm_downsample is not None else base.downsample
+    settings = RepoSettings("onnxruntime", args.max_batch, args.batch_delay_us, not args.no_dynamic_batching,
+                            args.instances, args.instance_kind)
+    frames = list(moving_frames((16 * 40, 9 * 40), 6))
+    path, rec = export_rvm_repository(source, args.triton_repo, width, ds, settings, frames, args.threads or 2)
+    print(f"check of two streams batched over {rec.frames_checked} frames: max |d alpha| {rec.max_alpha_diff:.2e}, "
+          f"max |d state| {rec.max_state_diff:.2e} vs the in-process graph")
+    print(f"saved {path}; run `m2fp serve --engine rvm -E width={rec.width} -E downsample={rec.downsample:g} "
+          f"-E triton=grpc://HOST:8001`")
     return 0

@@ -87,6 +87,12 @@ class HybridEngine(Engine):
 
         ``slow_rate_hz`` / ``slow_delay_ms`` make the slow engine slower still (tests, measurements).
         """
+        # ``fast_<option>`` goes to the fast engine (e.g. -E fast_width=256 for RVM), the rest to the slow one
+        fast_opts: dict[str, Any] = {"threads": 1, **{k[5:]: options.pop(k) for k in list(options)
+                                                       if k.startswith("fast_")}}
+        if options.get("triton"):  # an RVM silhouette runs on the same Triton (the embedded models stay here)
+            fast_opts.setdefault("triton", options["triton"])
+            fast_opts.setdefault("triton_timeout_s", options.get("triton_timeout_s", 10.0))
         # the slow engine first: without M2FP weights this fails fast and ``auto`` moves on
         if slow_engine is None:
             slow_opts = {**options, **(slow_options or {})}
@@ -97,8 +103,7 @@ class HybridEngine(Engine):
             slow_engine = slow_engine.inner
         self.slow = slow_engine
         try:
-            self.fast = fast_engine or (best_silhouette({"threads": 1}) if fast == "best"
-                                        else _build(fast, {"threads": 1}))
+            self.fast = fast_engine or (best_silhouette(fast_opts) if fast == "best" else _build(fast, fast_opts))
         except EngineUnavailable:
             self.slow.close()
             raise

@@ -15,6 +15,10 @@ copy of the graph, so the runtime folds the shape arithmetic away.  Which runtim
 (ONNX Runtime or OpenVINO), which precision (fp32, bf16 where the CPU has the
 instructions, int8) and which input size run is a measured choice
 (``m2fp tune-rvm``); the default before any measurement is ONNX Runtime fp32.
+
+``-E triton=grpc://host:8001`` runs the forward pass on a Triton Inference Server
+(``rvm_<w>x<h>`` of ``m2fp export --triton-repo``): the stream's states still live
+here and travel with each frame (docs/triton.md says why).
 """
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
+RVM_OUTPUTS = ("pha", "r1o", "r2o", "r3o", "r4o")
 
 
 def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
@@ -145,9 +150,14 @@ class ModelFiles:
         return out, shapes
 
 
+def model_rgb(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
+    """HxWx3 uint8 RGB at the model's size (what a Triton-served RVM takes, triton/rvm_repository.py)."""
+    return rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def to_src(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
     """HxWx3 uint8 RGB -> (1, 3, h, w) float32 in 0..1, RVM's input."""
-    small = rgb if rgb.shape[:2] == (h, w) else cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    small = model_rgb(rgb, w, h)
     return np.ascontiguousarray(small.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1.0 / 255.0)
 
 
@@ -227,6 +237,36 @@ def build_runner(files: ModelFiles, setting: RVMSetting, w: int, h: int, threads
         raise EngineUnavailable(f"{setting.runtime} is not installed: pip install 'm2fp-obs[rvm]'") from exc
 
 
+class TritonRunner(_States):
+    """RVM's forward pass on a Triton Inference Server: this stream's states go with the frame and come back.
+
+    Triton keeps no state (any replica, any batch; a restarted Triton loses
+    nothing): the edge owns every stream's memory, as in-process.
+    """
+
+    def __init__(self, model: Any, downsample: float) -> None:
+        from ..triton.rvm_repository import DOWNSAMPLE_PARAMETER, STATES_IN
+        from ..triton.remote import TritonUnavailable
+        try:
+            cfg = model.config()
+        except TritonUnavailable as exc:
+            raise EngineUnavailable(f"{exc} (make it with: m2fp export --triton-repo DIR --triton-models rvm "
+                                    f"--rvm-width W, then serve DIR with m2fp triton)") from None
+        dims = {i["name"]: [int(d) for d in i["dims"]] for i in cfg["input"]}
+        if set(STATE_INPUTS) - set(dims):
+            raise EngineUnavailable(f"Triton model {model.model} has no recurrent-state inputs {STATES_IN}")
+        theirs = cfg.get("parameters", {}).get(DOWNSAMPLE_PARAMETER, {}).get("string_value")
+        if theirs is None or abs(float(theirs) - downsample) > 1e-6:
+            raise EngineUnavailable(f"Triton model {model.model} runs downsample {theirs}, this engine "
+                                    f"{downsample:g}: export it with --rvm-downsample {downsample:g}")
+        self.model = model
+        self.shapes = [(1, *dims[n]) for n in STATE_INPUTS]
+
+    def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        out = self.model.run({"src": src, **dict(zip(STATE_INPUTS, rec))}, RVM_OUTPUTS)
+        return out["pha"][0, 0], [out[n] for n in RVM_OUTPUTS[1:]]
+
+
 # --------------------------------------------------------------------------- per-stream state
 @dataclass
 class SceneCut:
@@ -267,18 +307,34 @@ class RVMEngine(PersonEngine):
 
     def __init__(self, model_dir: str | None = None, runtime: str | None = None, precision: str | None = None,
                  width: int | None = None, downsample: float | None = None, threads: int = 2,
-                 cut_level: float = 40.0, gap_s: float = 1.0, tuned: bool = True, **_: Any) -> None:
-        """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``m2fp tune-rvm``)."""
+                 cut_level: float = 40.0, gap_s: float = 1.0, tuned: bool = True, triton: str | None = None,
+                 triton_timeout_s: float = 10.0, **_: Any) -> None:
+        """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``m2fp tune-rvm``).
+
+        ``triton`` grpc://host:8001: the forward pass runs on Triton (model ``rvm_<w>x<h>`` of
+        ``m2fp export --triton-repo``); no model file is needed here then.
+        """
         from .. import rvm_weights
-        try:
-            path = rvm_weights.locate(model_dir)
-        except rvm_weights.RVMWeightsMissing as exc:
-            raise EngineUnavailable(str(exc)) from None
-        try:
-            import onnx  # noqa: F401  (fixed-shape copies)
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            raise EngineUnavailable(f"{exc.name} is not installed: pip install 'm2fp-obs[rvm]'") from None
+        self.remote: Any = None
+        self.concurrent = bool(triton)  # remote calls of several streams overlap: Triton batches them
+        path = None
+        if triton:
+            from ..triton.remote import TritonAddress, TritonModel
+            try:
+                self.remote = (TritonAddress.parse(triton), float(triton_timeout_s))
+            except ValueError as exc:
+                raise EngineUnavailable(str(exc)) from None
+            self._models: dict[str, TritonModel] = {}
+        else:
+            try:
+                path = rvm_weights.locate(model_dir)
+            except rvm_weights.RVMWeightsMissing as exc:
+                raise EngineUnavailable(str(exc)) from None
+            try:
+                import onnx  # noqa: F401  (fixed-shape copies)
+                import onnxruntime  # noqa: F401
+            except ImportError as exc:
+                raise EngineUnavailable(f"{exc.name} is not installed: pip install 'm2fp-obs[rvm]'") from None
         base = (load_choice() if tuned else None) or RVMSetting()
         over = {k: v for k, v in dict(runtime=runtime, precision=precision, width=width,
                                       downsample=downsample).items() if v is not None}
@@ -286,13 +342,18 @@ class RVMEngine(PersonEngine):
             self.setting = RVMSetting(**{**base.to_json(), **{k: type(getattr(base, k))(v) for k, v in over.items()}})
         except (TypeError, ValueError) as exc:
             raise EngineUnavailable(f"bad RVM option: {exc}") from None
-        self.files = ModelFiles(path)
+        self.files = ModelFiles(path) if path is not None else None
         self.threads = int(threads)
         self.scene = SceneCut(float(cut_level), float(gap_s))
         self._runners: dict[tuple[int, int], Runner] = {}
+        self._runners_lock = threading.Lock()
         # fail now, not on the first frame: build the 16:9 shape (the usual camera)
         self.runner_for(model_shape((16 * 64, 9 * 64), self.setting.width))
-        log.info("rvm: %s, %d threads (CPU: %s)", self.setting.label, self.threads, flags_summary())
+        if self.remote is not None:
+            log.info("rvm: forward pass on Triton %s (%dpx ds%g)", self.remote[0], self.setting.width,
+                     self.setting.downsample)
+        else:
+            log.info("rvm: %s, %d threads (CPU: %s)", self.setting.label, self.threads, flags_summary())
 
 
     @property
@@ -300,14 +361,27 @@ class RVMEngine(PersonEngine):
         return (self.setting.width, self.setting.width)
 
     def runner_for(self, shape: tuple[int, int]) -> Runner:
-        r = self._runners.get(shape)
-        if r is None:
-            w, h = shape
-            t0 = time.perf_counter()
-            r = build_runner(self.files, self.setting, w, h, self.threads, self._calibration(w, h))
-            self._runners[shape] = r
-            log.info("rvm: model ready for %dx%d in %.1f s", w, h, time.perf_counter() - t0)
-        return r
+        with self._runners_lock:  # streams may call at once when the forward pass is remote
+            r = self._runners.get(shape)
+            if r is None:
+                w, h = shape
+                t0 = time.perf_counter()
+                if self.remote is not None:
+                    r = self._remote_runner(w, h)
+                else:
+                    assert self.files is not None
+                    r = build_runner(self.files, self.setting, w, h, self.threads, self._calibration(w, h))
+                self._runners[shape] = r
+                log.info("rvm: model ready for %dx%d in %.1f s", w, h, time.perf_counter() - t0)
+            return r
+
+    def _remote_runner(self, w: int, h: int) -> Runner:
+        from ..triton.remote import TritonModel
+        from ..triton.rvm_repository import model_name
+        address, timeout_s = self.remote
+        model = TritonModel(address, model_name(w, h), timeout_s)
+        self._models[model.model] = model
+        return TritonRunner(model, self.setting.downsample)
 
     def _calibration(self, w: int, h: int) -> Callable[[], list[np.ndarray]]:
         def frames() -> list[np.ndarray]:
@@ -333,12 +407,18 @@ class RVMEngine(PersonEngine):
                 ctx.resets += 1
                 log.debug("rvm: stream reset (%s)", "gap" if gap else "new shape" if shape != ctx.shape else "cut")
             ctx.states, ctx.shape = runner.zero_states(), shape
-        pha, ctx.states = runner(to_src(rgb, *shape), ctx.states)
+        src = model_rgb(rgb, *shape)[None] if self.remote is not None else to_src(rgb, *shape)
+        pha, ctx.states = runner(src, ctx.states)
         ctx.thumb, ctx.last_t = thumb, now
         ctx.frames += 1
         return person_output(pha, PERSON_CLASSES)
 
     def info(self) -> dict[str, Any]:
         from .. import rvm_weights
-        return {**super().info(), **self.setting.to_json(), "threads": self.threads,
+        where = {"runtime": "triton", "triton": str(self.remote[0])} if self.remote is not None else {}
+        return {**super().info(), **self.setting.to_json(), **where, "threads": self.threads,
                 "cpu_flags": flags_summary(), "licence": rvm_weights.RVM.licence}
+
+    def close(self) -> None:
+        for model in getattr(self, "_models", {}).values():
+            model.close()

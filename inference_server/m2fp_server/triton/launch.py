@@ -126,7 +126,19 @@ class LocalTriton:
         self._signal_group(signal.SIGKILL, force=True)
         if self.proc is not None:
             self.proc.wait(30)
+            self._wait_group_gone()
             _remove_unused_segments(self._segments_before)
+
+    def _wait_group_gone(self, timeout_s: float = 10.0) -> None:
+        """The Python-backend stubs outlive a killed tritonserver briefly: their shared memory is theirs till then."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
     def stop(self) -> None:
         """SIGTERM to ``m2fp triton`` alone: it stops tritonserver and its shared memory is released;
@@ -141,6 +153,7 @@ class LocalTriton:
                 pass
         self._signal_group(signal.SIGKILL, force=True)
         self.proc.wait(30)
+        self._wait_group_gone()
         _remove_unused_segments(self._segments_before)
 
     def __enter__(self) -> "LocalTriton":
@@ -162,7 +175,7 @@ def _remove_unused_segments(before: set[str]) -> None:
     A killed PyTriton (and its resource tracker) leaves its tensor-store segments
     behind; only segments that are new *and* unused by every process are removed.
     """
-    new = {n for n in _segments() - before if n.startswith(("psm_", "pytrtion"))}
+    new = {n for n in _segments() - before if n.startswith(("psm_", "pytrtion", "m2fp_triton_"))}
     if not new:
         return
     for maps in Path("/proc").glob("[0-9]*/maps"):

@@ -2,34 +2,37 @@
 
 PyTriton's wheel bundles a real ``tritonserver`` with the Python backend only.
 So each model of the repository is read from its ``config.pbtxt`` (parsed with
-Triton's own protobuf schema), its file is opened with the runtime its
-``backend`` names (ONNX Runtime or OpenVINO, f32), and it is bound under the
-same name, tensors, batch size, dynamic batcher and instance count.  Clients
-cannot tell it from the official container serving the same directory.
+Triton's own protobuf schema) and served as a Python-backend model of the same
+name, tensors, batch size, dynamic batcher and instance count, whose
+``model.py`` (:mod:`python_model`) opens the model file with the runtime its
+``backend`` names (ONNX Runtime or OpenVINO, f32).  Clients cannot tell it from
+the official container serving the same directory.  PyTriton's own ``bind``
+is not used: its model proxy adds a process and a ZeroMQ hop to every request
+(measured in docs/triton.md).
 
 Needs the ``[triton]`` extra (nvidia-pytriton pins numpy<2: its own venv).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import numpy as np
+from typing import Any, Callable
 
 from .repository import CLASSES_PARAMETER, MODEL_FILES
 from ..errors import BadInput
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_UINT8": np.uint8, "TYPE_INT32": np.int32,
-           "TYPE_INT64": np.int64, "TYPE_BOOL": np.bool_}
 
 
 class RepositoryError(BadInput):
@@ -89,90 +92,67 @@ def read_repository(repo: Path) -> list[RepoModel]:
     return models
 
 
-def _tensors(entries: Any) -> list[Any]:
-    """Triton config tensors -> PyTriton tensors (shapes without the batch axis, as in config.pbtxt)."""
-    from pytriton.model_config import Tensor
-    from tritonclient.grpc import model_config_pb2
-    out = []
-    for e in entries:
-        dtype = _DTYPES.get(model_config_pb2.DataType.Name(e.data_type))
-        if dtype is None:
-            raise RepositoryError(f"tensor {e.name}: unsupported data type {e.data_type}")
-        out.append(Tensor(name=e.name, dtype=dtype, shape=tuple(int(d) for d in e.dims)))
-    return out
-
-
-def _infer_function(model: RepoModel, threads: int) -> Callable[..., dict[str, np.ndarray]]:
-    """One instance: its own session; Triton hands it whole batches."""
-    from pytriton.decorators import batch
-
-    from ..engines.m2fp.exported import open_runner
-    precision = model.parameter("INFERENCE_PRECISION_HINT") or "f32"
-    runner = open_runner(model.backend, model.model_file, precision, threads)
-    in_name = model.config.input[0].name
-    out_names = [o.name for o in model.config.output]
-
-    def infer(**inputs: np.ndarray) -> dict[str, np.ndarray]:
-        outs = runner(np.ascontiguousarray(inputs[in_name], dtype=np.float32))
-        return dict(zip(out_names, outs))
-
-    return batch(infer) if model.config.max_batch_size > 0 else infer
+PYTHON_MODEL = Path(__file__).with_name("python_model.py")
+#: shared-memory names of this server's Python-backend regions (cleaned up after a crash by its launcher)
+SHM_PREFIX = "m2fp_triton_"
 
 
 def instance_count(cfg: Any) -> int:
     return max(1, sum(int(g.count or 1) for g in cfg.instance_group) if cfg.instance_group else 1)
 
 
-def bind_models(triton: Any, models: list[RepoModel], threads: int) -> None:
-    from pytriton.model_config import DynamicBatcher, ModelConfig
+def python_backend_config(model: RepoModel, threads: int) -> Any:
+    """The model's own config, run by ``python_model.py`` (Triton's Python backend) on this machine's CPU."""
+    import m2fp_protocol
+    import m2fp_server
+    from tritonclient.grpc import model_config_pb2
+    cfg = model_config_pb2.ModelConfig()
+    cfg.CopyFrom(model.config)
+    cfg.backend = "python"
+    n = instance_count(cfg)
+    del cfg.instance_group[:]
+    cfg.instance_group.add(count=n, kind=model_config_pb2.ModelInstanceGroup.KIND_CPU)
+    paths = [str(Path(str(m.__file__)).resolve().parents[1]) for m in (m2fp_server, m2fp_protocol)]
+    extra = {"m2fp_backend": model.backend, "m2fp_model_file": str(model.model_file.resolve()),
+             "m2fp_threads": str(max(1, threads // n)), "m2fp_pythonpath": json.dumps(paths),
+             "m2fp_precision": model.parameter("INFERENCE_PRECISION_HINT") or "f32"}
+    for k, v in extra.items():
+        cfg.parameters[k].string_value = v
+    return cfg
+
+
+def write_python_repository(models: list[RepoModel], out: Path, threads: int) -> None:
+    """A repository of Python-backend models, one per model of the original, same names and tensors."""
+    from google.protobuf import text_format
     for m in models:
-        cfg = m.config
-        n = instance_count(cfg)
-        per_instance = max(1, threads // n)
-        batching = cfg.max_batch_size > 0
-        batcher = None
-        if batching and cfg.HasField("dynamic_batching"):
-            db = cfg.dynamic_batching
-            batcher = DynamicBatcher(max_queue_delay_microseconds=int(db.max_queue_delay_microseconds),
-                                     preferred_batch_size=[int(b) for b in db.preferred_batch_size] or None)
-        with _carry_parameters(m):
-            triton.bind(model_name=m.name, infer_func=[_infer_function(m, per_instance) for _ in range(n)],
-                        inputs=_tensors(cfg.input), outputs=_tensors(cfg.output),
-                        config=ModelConfig(batching=batching, max_batch_size=max(1, int(cfg.max_batch_size)),
-                                           batcher=batcher))
-        log.info("%s: %s %s, max batch %d, dynamic batching %s, %d instance(s) x %d threads", m.name, m.backend,
-                 m.model_file.name, cfg.max_batch_size,
-                 f"on ({cfg.dynamic_batching.max_queue_delay_microseconds} us)" if batcher else "off", n, per_instance)
+        version = out / m.name / "1"
+        version.mkdir(parents=True)
+        shutil.copyfile(PYTHON_MODEL, version / "model.py")
+        cfg = python_backend_config(m, threads)
+        (out / m.name / "config.pbtxt").write_text(text_format.MessageToString(cfg))
+        batcher = (f"on ({cfg.dynamic_batching.max_queue_delay_microseconds} us)"
+                   if cfg.HasField("dynamic_batching") else "off")
+        log.info("%s: %s %s, max batch %d, dynamic batching %s, %d instance(s) x %s threads", m.name, m.backend,
+                 m.model_file.name, cfg.max_batch_size, batcher, instance_count(cfg),
+                 cfg.parameters["m2fp_threads"].string_value)
 
 
-@contextlib.contextmanager
-def _carry_parameters(model: RepoModel) -> Iterator[None]:
-    """Serve the repository's ``m2fp_classes`` parameter, as the official server does.
+def backend_directory(out: Path) -> Path:
+    """PyTriton's bundled Python backend with the stub built for this interpreter's Python version."""
+    from pytriton.utils.distribution import get_root_module_path, get_stub_path
+    dist = get_root_module_path() / "tritonserver"
+    python = out / "python"
+    python.mkdir(parents=True)
+    for f in (dist / "backends" / "python").iterdir():
+        if f.is_file():
+            (python / f.name).symlink_to(f)
+    shutil.copy(get_stub_path(f"{sys.version_info[0]}.{sys.version_info[1]}"), python / "triton_python_backend_stub")
+    return out
 
-    PyTriton has no public way to add config parameters: its model object builds
-    its Triton config once (at bind, when the server is already up), so that one
-    builder is wrapped while this model is bound.
-    """
-    value = model.parameter(CLASSES_PARAMETER)
-    try:
-        from pytriton.models.model import Model
-        original = Model._get_triton_model_config
-    except (ImportError, AttributeError) as exc:  # another PyTriton release: edges then need -E model_dir=
-        log.warning("cannot pass %s through this PyTriton (%s); edges need -E model_dir=", CLASSES_PARAMETER, exc)
-        yield
-        return
 
-    def with_parameters(self: Any) -> Any:
-        cfg = original(self)
-        if value is not None and self.model_name == model.name:
-            cfg.backend_parameters[CLASSES_PARAMETER] = value
-        return cfg
-
-    Model._get_triton_model_config = with_parameters
-    try:
-        yield
-    finally:
-        Model._get_triton_model_config = original
+def tritonserver_binary() -> Path:
+    from pytriton.utils.distribution import get_root_module_path
+    return get_root_module_path() / "tritonserver" / "bin" / "tritonserver"
 
 
 @dataclass
@@ -184,37 +164,83 @@ class LocalTritonSettings:
     threads: int = 0  # 0: all cores
 
 
+def _ready(http: str, names: list[str]) -> bool:
+    try:
+        for path in ["/v2/health/ready", *(f"/v2/models/{n}/ready" for n in names)]:
+            with urllib.request.urlopen(http + path, timeout=2) as r:
+                if r.status != 200:
+                    return False
+    except OSError:
+        return False
+    return True
+
+
 def serve(repo: Path, settings: LocalTritonSettings, ready: Callable[[], None] | None = None,
-          stop: threading.Event | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (or ``stop``); ``ready`` is called once the models answer."""
+          stop: threading.Event | None = None, start_timeout_s: float = 300.0) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop``); ``ready`` is called once every model answers.
+
+    Runs PyTriton's bundled ``tritonserver`` on a generated repository of
+    Python-backend models (:mod:`python_model`); PyTriton's own model proxy is not
+    used (one process hop fewer per request, docs/triton.md).
+    """
     from .libpython import check, fixed_environment
     models = read_repository(repo)
-    os.environ.update(fixed_environment())  # tritonserver and its stubs inherit it
-    lp = check()
+    env = fixed_environment(dict(os.environ))  # tritonserver and its stubs inherit it
+    # the stub's Python finds its prefix (this venv and its packages) through PATH, as PyTriton arranges it
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    from pytriton.utils.distribution import get_libs_path  # the libraries tritonserver's wheel carries
+    env["LD_LIBRARY_PATH"] = os.pathsep.join([env.get("LD_LIBRARY_PATH", ""), str(get_libs_path())]).lstrip(os.pathsep)
+    lp = check(env)
     if not lp.ok:
-        raise RepositoryError(f"PyTriton's Python backend stub would load {lp.stub}, not this interpreter's "
+        raise RepositoryError(f"Triton's Python backend stub would load {lp.stub}, not this interpreter's "
                               f"{lp.ours}: run m2fp triton with a Python built with a shared libpython "
                               "(Debian's python3 -m venv, or pyenv with PYTHON_CONFIGURE_OPTS=--enable-shared)")
-    from pytriton.triton import Triton, TritonConfig
     from ..engines.m2fp.exported import default_threads
     threads = settings.threads or default_threads()
-    cfg = TritonConfig(grpc_address=settings.host, http_address=settings.host, metrics_address=settings.host,
-                       grpc_port=settings.grpc_port, http_port=settings.http_port,
-                       metrics_port=settings.metrics_port, exit_timeout_secs=2)
     stop = stop or threading.Event()
-    with Triton(config=cfg) as triton:
-        bind_models(triton, models, threads)
-        triton.run()
-        if threading.current_thread() is threading.main_thread():  # after PyTriton's own handlers
+    work = Path(tempfile.mkdtemp(prefix="m2fp-triton-"))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        write_python_repository(models, work / "models", threads)
+        cmd = [str(tritonserver_binary()), f"--model-repository={work / 'models'}",
+               f"--backend-directory={backend_directory(work / 'backends')}",
+               f"--grpc-address={settings.host}", f"--grpc-port={settings.grpc_port}",
+               f"--http-address={settings.host}", f"--http-port={settings.http_port}",
+               f"--metrics-address={settings.host}", f"--metrics-port={settings.metrics_port}",
+               # room for a batch of M2FP outputs without growing the region per request
+               f"--backend-config=python,shm-region-prefix-name={SHM_PREFIX}{os.getpid()}_",
+               "--backend-config=python,shm-default-byte-size=67108864",
+               "--backend-config=python,shm-growth-byte-size=16777216",
+               "--exit-timeout-secs=2", "--log-verbose=0", "--log-info=0", "--strict-readiness=true"]
+        proc = subprocess.Popen(cmd, env=env)
+        if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: stop.set())
+        http = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.http_port}"
+        deadline = time.monotonic() + start_timeout_s
+        while not _ready(http, [m.name for m in models]):
+            if proc.poll() is not None:
+                raise RuntimeError(f"tritonserver exited ({proc.returncode}) while loading {repo}")
+            if stop.wait(0.2):
+                return  # asked to stop while starting
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tritonserver did not load {repo} within {start_timeout_s:.0f} s")
         log.info("Triton serving %s on grpc://%s:%d (http %d, metrics %d)", ", ".join(m.name for m in models),
                  settings.host, settings.grpc_port, settings.http_port, settings.metrics_port)
         if ready is not None:
             ready()
         while not stop.wait(0.5):
-            if not triton.is_alive():
-                raise RuntimeError("tritonserver exited")
+            if proc.poll() is not None:
+                raise RuntimeError(f"tritonserver exited ({proc.returncode})")
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def describe(repo: Path) -> str:
@@ -222,7 +248,8 @@ def describe(repo: Path) -> str:
     lines = []
     for m in read_repository(repo):
         classes = m.parameter(CLASSES_PARAMETER)
-        n = len(json.loads(classes)) if classes else "?"
+        inputs = ", ".join(i.name for i in m.config.input)
+        what = f"{len(json.loads(classes))} classes" if classes else f"inputs {inputs}"
         lines.append(f"{m.name}: backend {m.backend}, max batch {m.config.max_batch_size}, "
-                     f"{instance_count(m.config)} instance(s), {n} classes, {m.model_file}")
+                     f"{instance_count(m.config)} instance(s), {what}, {m.model_file}")
     return "\n".join(lines)

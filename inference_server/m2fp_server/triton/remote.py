@@ -1,8 +1,7 @@
 """The engines' remote model step: one forward pass on a Triton Inference Server over gRPC.
 
-Drop-in for the in-process runners (``(1, 3, H, W)`` float32 canvas in,
-``(logits, masks)`` out), so the engine's pre- and post-processing and all
-per-stream state stay in ``m2fp-server``.  Failures follow the server's rules:
+Named tensors in, named tensors out (:meth:`TritonModel.run`); the engines'
+pre- and post-processing and all per-stream state stay in ``m2fp-server``.  Failures follow the server's rules:
 every call is bounded by ``timeout_s`` and raises :class:`TritonUnavailable`
 (the server answers that frame with an ENGINE_FAILURE ERROR and the OBS filter
 falls back); the next call reconnects on a fresh channel, so a restarted
@@ -15,12 +14,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
 
-from .repository import CLASSES_PARAMETER, INPUT, OUTPUTS
+from .repository import CLASSES_PARAMETER
 from ..errors import ToolFailed
 
 log = logging.getLogger(__name__)
@@ -71,6 +70,7 @@ class RemoteModelInfo:
     canvas_hw: tuple[int, int]
     max_batch_size: int
     classes: tuple[str, ...] | None
+    tensors: tuple[str, ...] = ()  # input and output names, in the config's order
 
 
 class TritonModel:
@@ -106,40 +106,49 @@ class TritonModel:
         except Exception:  # noqa: BLE001 - a broken channel may fail to close; it is gone either way
             pass
 
-    def info(self) -> RemoteModelInfo:
-        """Read the model's config from the server (raises TritonUnavailable when it cannot)."""
+    def config(self) -> dict[str, Any]:
+        """The model's config as the server reports it (raises TritonUnavailable when it cannot)."""
         from tritonclient.utils import InferenceServerException
         client = self._get()
         try:
-            cfg = client.get_model_config(self.model, as_json=True, client_timeout=self.timeout_s)["config"]
+            return dict(client.get_model_config(self.model, as_json=True, client_timeout=self.timeout_s)["config"])
         except InferenceServerException as exc:
             self._drop(client)
             raise TritonUnavailable(f"Triton at {self.address} has no usable model {self.model!r}: "
                                     f"{exc.message() or exc}") from None
-        dims = [int(d) for d in cfg["input"][0]["dims"]]
+
+    def info(self) -> RemoteModelInfo:
+        """The M2FP model's canvas and classes, from its config."""
+        cfg = self.config()
+        dims = [int(d) for d in cfg["input"][0]["dims"]]  # image: (H, W, 3) uint8
         if int(cfg.get("max_batch_size", 0)) == 0:
             dims = dims[1:]
         raw = cfg.get("parameters", {}).get(CLASSES_PARAMETER, {}).get("string_value")
         classes = tuple(json.loads(raw)) if raw else None
-        return RemoteModelInfo(self.model, (dims[1], dims[2]), int(cfg.get("max_batch_size", 0)), classes)
+        names = tuple(t["name"] for t in [*cfg.get("input", []), *cfg.get("output", [])])
+        return RemoteModelInfo(self.model, (dims[0], dims[1]), int(cfg.get("max_batch_size", 0)), classes, names)
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """One request: tensors by name in (their numpy dtypes say Triton's), the named outputs back."""
         import tritonclient.grpc as grpcclient
-        from tritonclient.utils import InferenceServerException
+        from tritonclient.utils import InferenceServerException, np_to_triton_dtype
         client = self._get()
-        inp = grpcclient.InferInput(INPUT, list(image.shape), "FP32")
-        inp.set_data_from_numpy(np.ascontiguousarray(image, dtype=np.float32))
-        outs = [grpcclient.InferRequestedOutput(n) for n in OUTPUTS]
+        feeds = []
+        for name, array in inputs.items():
+            inp = grpcclient.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            inp.set_data_from_numpy(np.ascontiguousarray(array))
+            feeds.append(inp)
+        wanted = [grpcclient.InferRequestedOutput(n) for n in outputs]
         t0 = time.perf_counter()
         try:
-            res = client.infer(self.model, [inp], outputs=outs, client_timeout=self.timeout_s)
+            res = client.infer(self.model, feeds, outputs=wanted, client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             self.failures += 1
             self._drop(client)  # the next frame dials again on a fresh channel
             spent = time.perf_counter() - t0
             raise TritonUnavailable(f"Triton at {self.address} ({self.model}) failed after {spent:.1f} s: "
                                     f"{exc.message() or exc}") from None
-        return res.as_numpy(OUTPUTS[0]), res.as_numpy(OUTPUTS[1])
+        return {n: res.as_numpy(n) for n in outputs}
 
     def close(self) -> None:
         with self._lock:

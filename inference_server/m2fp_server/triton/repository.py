@@ -7,9 +7,11 @@ Layout (what Triton's onnxruntime and openvino backends expect)::
     DIR/m2fp_256x480/1/model.xml, model.bin  (backend openvino)
 
 The network is exported with a free batch axis so Triton's dynamic batcher can
-stack frames of different streams; the input is the canvas ``m2fp-server``
-already makes (``frames.place``: float32 RGB 0..255, mean-padded), the outputs
-are the raw query logits and mask logits.  Pre- and post-processing stay on the
+stack frames of different streams.  What is served is ``network.M2FPServing``:
+the canvas as uint8 (``frames.place_u8``) and the frame's size on it in, the
+per-class probabilities at 1/4 resolution out (M2FP's semantic step inside the
+graph), so a frame costs 0.4 MB up and 0.6 MB down at short side 256 instead of
+1.5 MB and 3.1 MB.  Resizing, the crop and everything per stream stay on the
 edge.  The class names travel in the config's ``parameters`` (``m2fp_classes``)
 so an edge without the weights still knows what the channels mean.
 """
@@ -26,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from ..engines.m2fp.frames import Canvas
+from ..engines.m2fp.frames import MASK_STRIDE, Canvas
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("onnxruntime", "openvino")
 MODEL_FILES = {"onnxruntime": ("model.onnx",), "openvino": ("model.xml", "model.bin")}
-INPUT = "image"
-OUTPUTS = ("pred_logits", "pred_masks")
+INPUTS = ("image", "size")  # (N, H, W, 3) uint8 canvas, (N, 2) int32 frame height and width on it
+OUTPUT = "semantic"  # (N, C, H/4, W/4) float32 class probabilities
 CLASSES_PARAMETER = "m2fp_classes"
 #: the repository passes if batched outputs differ from torch by at most this (like ``m2fp export``)
 MAX_DIFF = 1e-3
@@ -73,8 +75,7 @@ class RepoRecord:
     canvas: str
     short_side: int
     backend: str
-    max_logit_diff: float
-    max_mask_diff: float
+    max_prob_diff: float
     batch_checked: int
     check_image: str
     created: str
@@ -88,21 +89,21 @@ def _quote(text: str) -> str:
     return json.dumps(text)  # protobuf text format accepts JSON's string escapes
 
 
-def config_text(name: str, canvas: Canvas, logits_shape: tuple[int, ...], masks_shape: tuple[int, ...],
-                classes: tuple[str, ...], s: RepoSettings) -> str:
+def config_text(name: str, canvas: Canvas, num_classes: int, classes: tuple[str, ...], s: RepoSettings) -> str:
     """config.pbtxt in protobuf text format (``tritonclient.grpc.model_config_pb2.ModelConfig``)."""
     def dims(shape: tuple[int, ...]) -> str:
         return "[ " + ", ".join(str(int(d)) for d in shape) + " ]"
+    h4, w4 = -(-canvas.height // MASK_STRIDE), -(-canvas.width // MASK_STRIDE)
     lines = [
         f"name: {_quote(name)}",
         f"backend: {_quote(s.backend)}",
         f"max_batch_size: {s.max_batch_size}",
         "input [",
-        f"  {{ name: {_quote(INPUT)} data_type: TYPE_FP32 dims: {dims((3, canvas.height, canvas.width))} }}",
+        f"  {{ name: {_quote(INPUTS[0])} data_type: TYPE_UINT8 dims: {dims((canvas.height, canvas.width, 3))} }},",
+        f"  {{ name: {_quote(INPUTS[1])} data_type: TYPE_INT32 dims: [ 2 ] }}",
         "]",
         "output [",
-        f"  {{ name: {_quote(OUTPUTS[0])} data_type: TYPE_FP32 dims: {dims(logits_shape)} }},",
-        f"  {{ name: {_quote(OUTPUTS[1])} data_type: TYPE_FP32 dims: {dims(masks_shape)} }}",
+        f"  {{ name: {_quote(OUTPUT)} data_type: TYPE_FP32 dims: {dims((num_classes, h4, w4))} }}",
         "]",
         f"instance_group [ {{ count: {s.instances} kind: {s.kind} }} ]",
     ]
@@ -115,12 +116,28 @@ def config_text(name: str, canvas: Canvas, logits_shape: tuple[int, ...], masks_
     return "\n".join(lines) + "\n"
 
 
-def _check_image_batch(image: np.ndarray, short_side: int, canvas: Canvas) -> np.ndarray:
+def export_serving_onnx(core: Any, canvas: Canvas, num_classes: int, path: Path) -> None:
+    """Trace ``M2FPServing`` to ONNX with a free batch axis (TorchScript exporter, as ``exported.export_onnx``)."""
+    import warnings
+
+    import torch
+
+    from ..engines.m2fp.exported import OPSET
+    from ..engines.m2fp.network import M2FPServing
+    serving = M2FPServing(core, (canvas.height, canvas.width), num_classes).eval()
+    image = torch.full((1, canvas.height, canvas.width, 3), 128, dtype=torch.uint8)
+    size = torch.tensor([[canvas.height, canvas.width]], dtype=torch.int32)
+    names = [*INPUTS, OUTPUT]
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(serving, (image, size), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=list(INPUTS), output_names=[OUTPUT],
+                          dynamic_axes={n: {0: "batch"} for n in names}, do_constant_folding=True)
+
+
+def _check_frames(image: np.ndarray) -> list[np.ndarray]:
     """The check picture and its mirror image: two different frames in one batch."""
-    from ..engines.m2fp.frames import place
-    a, _ = place(image, short_side, canvas)
-    b, _ = place(np.ascontiguousarray(image[:, ::-1]), short_side, canvas)
-    return np.concatenate([a, b])
+    return [image, np.ascontiguousarray(image[:, ::-1])]
 
 
 def export_repository(model_dir: Path, repo_dir: Path, short_side: int, settings: RepoSettings,
@@ -129,18 +146,25 @@ def export_repository(model_dir: Path, repo_dir: Path, short_side: int, settings
     """Export with a batch axis, check a batch of two against torch, then move the model into ``repo_dir``."""
     import torch
 
-    from ..engines.m2fp.exported import ExportError, export_onnx, open_runner
+    from ..engines.m2fp.exported import ExportError
+    from ..engines.m2fp.frames import place, place_u8, semantic_probs
     from ..engines.m2fp.network import load_core, run_core
+    from .runtime import open_named
     settings.validate()
     canvas = Canvas.for_short_side(short_side, portrait)
     if core is None:
         core, cfg = load_core(model_dir, threads)
         class_names = cfg.class_names
     assert class_names is not None
-    batch = _check_image_batch(image, short_side, canvas)
-    ref = [run_core(core, batch[i:i + 1]) for i in range(len(batch))]
-    ref_logits = np.concatenate([r[0] for r in ref])
-    ref_masks = np.concatenate([r[1] for r in ref])
+    num = len(class_names)
+    frames = _check_frames(image)
+    ref = []
+    for f in frames:  # what the in-process engine computes for each frame
+        x, p = place(f, short_side, canvas)
+        ref.append(semantic_probs(*run_core(core, x), p, num))
+    placed = [place_u8(f, short_side, canvas) for f in frames]
+    batch = {INPUTS[0]: np.concatenate([u8 for u8, _ in placed]),
+             INPUTS[1]: np.array([[p.height, p.width] for _, p in placed], np.int32)}
     name = model_name(canvas)
     repo_dir = Path(repo_dir)
     repo_dir.mkdir(parents=True, exist_ok=True)
@@ -150,24 +174,22 @@ def export_repository(model_dir: Path, repo_dir: Path, short_side: int, settings
         version.mkdir()
         t0 = time.perf_counter()
         onnx_file = version / "model.onnx"
-        export_onnx(core, canvas, onnx_file, batch_axis=True)
+        export_serving_onnx(core, canvas, num, onnx_file)
         if settings.backend == "openvino":
             import openvino as ov
             ov.save_model(ov.convert_model(str(onnx_file)), str(version / "model.xml"), compress_to_fp16=False)
             onnx_file.unlink()
         log.info("exported %s for Triton (%s) in %.1f s", name, settings.backend, time.perf_counter() - t0)
-        runner = open_runner(settings.backend, version / MODEL_FILES[settings.backend][0], "f32", threads)
-        logits, masks = runner(batch)
-        dl = float(np.abs(logits - ref_logits).max())
-        dm = float(np.abs(masks - ref_masks).max())
-        log.info("batch-of-%d check on %s: max |d logits| %.2e, max |d mask logits| %.2e", len(batch),
-                 image_name, dl, dm)
-        if not dl <= MAX_DIFF:
-            raise ExportError(f"the batched {settings.backend} export differs from torch by {dl:.3g} in the class "
-                              f"logits on {image_name} (limit {MAX_DIFF}); nothing written to {repo_dir}")
-        (tmp / "config.pbtxt").write_text(config_text(name, canvas, tuple(logits.shape[1:]),
-                                                      tuple(masks.shape[1:]), tuple(class_names), settings))
-        record = RepoRecord(str(model_dir), canvas.key, short_side, settings.backend, dl, dm, len(batch),
+        runner = open_named(settings.backend, version / MODEL_FILES[settings.backend][0], threads or 2)
+        sem = runner(batch)[OUTPUT]
+        mh = [p.mask_shape for _, p in placed]
+        dp = max(float(np.abs(sem[i, :, :h, :w] - ref[i]).max()) for i, (h, w) in enumerate(mh))
+        log.info("batch-of-%d check on %s: max |d class probability| %.2e", len(frames), image_name, dp)
+        if not dp <= MAX_DIFF:
+            raise ExportError(f"the batched {settings.backend} export differs from torch by {dp:.3g} in the class "
+                              f"probabilities on {image_name} (limit {MAX_DIFF}); nothing written to {repo_dir}")
+        (tmp / "config.pbtxt").write_text(config_text(name, canvas, num, tuple(class_names), settings))
+        record = RepoRecord(str(model_dir), canvas.key, short_side, settings.backend, dp, len(frames),
                             image_name, time.strftime("%Y-%m-%dT%H:%M:%S"))
         (tmp / "m2fp-obs.json").write_text(json.dumps({**asdict(record), "torch": torch.__version__}, indent=2))
         tmp.chmod(0o755)  # mkdtemp makes it private; a container's tritonserver may run as another user

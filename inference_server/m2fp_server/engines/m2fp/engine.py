@@ -29,7 +29,7 @@ from ...weights import DEFAULT_MODEL, WeightsMissing, fetch_command, locate
 from ..base import Engine, EngineOutput, EngineUnavailable, StreamContext
 from .config import ConfigError, read_config
 from .exported import RUNTIMES, ExportError, default_threads, find_export, open_runner
-from .frames import SHORT_SIDES, Canvas, place, semantic_probs
+from .frames import SHORT_SIDES, Canvas, place, place_u8, semantic_probs
 
 if TYPE_CHECKING:
     from ...postprocess.motion import FlowTracker
@@ -114,6 +114,11 @@ class M2FPEngine(Engine):
         except TritonUnavailable as exc:
             raise EngineUnavailable(f"{exc} (start one with: m2fp triton --model-repo DIR, after "
                                     f"m2fp export --triton-repo DIR --size {self.short_side})") from None
+        from ...triton.repository import INPUTS, OUTPUT
+        if meta.tensors != (*INPUTS, OUTPUT):
+            raise EngineUnavailable(f"Triton model {meta.name} has tensors {', '.join(meta.tensors)}, not "
+                                    f"{', '.join((*INPUTS, OUTPUT))}: re-export it with this version's "
+                                    f"m2fp export --triton-repo")
         if meta.canvas_hw != (self.canvas.height, self.canvas.width):
             raise EngineUnavailable(f"Triton model {meta.name} takes {meta.canvas_hw[0]}x{meta.canvas_hw[1]}, "
                                     f"not this size's canvas {self.canvas.key}")
@@ -142,9 +147,15 @@ class M2FPEngine(Engine):
 
     def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
               motion: FlowTracker | None = None) -> EngineOutput:
-        image, placement = place(rgb, self.short_side, self.canvas, None if self.concurrent else self._buf)
-        if not self.concurrent:
-            self._buf = image
+        if self.concurrent:  # Triton: uint8 canvas up, class probabilities back (triton/repository.py)
+            from ...triton.repository import INPUTS, OUTPUT
+            image, p = place_u8(rgb, self.short_side, self.canvas)
+            sem = self._run.run({INPUTS[0]: image, INPUTS[1]: np.array([[p.height, p.width]], np.int32)},
+                                [OUTPUT])[OUTPUT]
+            mh, mw = p.mask_shape
+            return EngineOutput(np.ascontiguousarray(sem[0, :, :mh, :mw]), self._classes)
+        image, placement = place(rgb, self.short_side, self.canvas, self._buf)
+        self._buf = image
         logits, masks = self._run(image)
         return EngineOutput(semantic_probs(logits, masks, placement, self._num), self._classes)
 

@@ -57,9 +57,8 @@ class Placement:
         return (-(-self.height // MASK_STRIDE), -(-self.width // MASK_STRIDE))
 
 
-def place(rgb: np.ndarray, short_side: int, canvas: Canvas, out: np.ndarray | None = None
-          ) -> tuple[np.ndarray, Placement]:
-    """RGB uint8 (H, W, 3) -> (1, 3, canvas) float32 RGB 0..255 padded with the mean colour."""
+def _fit(rgb: np.ndarray, short_side: int, canvas: Canvas) -> tuple[np.ndarray, Placement]:
+    """The frame resized to sit top-left on the canvas with the short side ``short_side``."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
@@ -67,11 +66,26 @@ def place(rgb: np.ndarray, short_side: int, canvas: Canvas, out: np.ndarray | No
     nh, nw = min(canvas.height, max(1, round(h * scale))), min(canvas.width, max(1, round(w * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     small = rgb if (nh, nw) == (h, w) else cv2.resize(rgb, (nw, nh), interpolation=interp)
+    return small, Placement(nh, nw)
+
+
+def place(rgb: np.ndarray, short_side: int, canvas: Canvas, out: np.ndarray | None = None
+          ) -> tuple[np.ndarray, Placement]:
+    """RGB uint8 (H, W, 3) -> (1, 3, canvas) float32 RGB 0..255 padded with the mean colour."""
+    small, p = _fit(rgb, short_side, canvas)
     if out is None or out.shape != (1, 3, canvas.height, canvas.width):
         out = np.empty((1, 3, canvas.height, canvas.width), np.float32)
     out[0] = PIXEL_MEAN[:, None, None]
-    out[0, :, :nh, :nw] = small.transpose(2, 0, 1)
-    return out, Placement(nh, nw)
+    out[0, :, :p.height, :p.width] = small.transpose(2, 0, 1)
+    return out, p
+
+
+def place_u8(rgb: np.ndarray, short_side: int, canvas: Canvas) -> tuple[np.ndarray, Placement]:
+    """Like :func:`place`, as (1, H, W, 3) uint8 (the served graph pads and normalises itself)."""
+    small, p = _fit(rgb, short_side, canvas)
+    out = np.zeros((1, canvas.height, canvas.width, 3), np.uint8)
+    out[0, :p.height, :p.width] = small
+    return out, p
 
 
 def semantic_probs(logits: np.ndarray, masks: np.ndarray, placement: Placement, num_classes: int

@@ -103,3 +103,37 @@ def run_core(core: M2FPCore, image: Any) -> tuple[Any, Any]:
     with torch.inference_mode():
         logits, masks = core(torch.from_numpy(image))
     return logits.numpy(), masks.numpy()
+
+
+class M2FPServing(nn.Module):
+    """The core plus M2FP's semantic step, for serving over a network (``m2fp export --triton-repo``).
+
+    (N, H, W, 3) uint8 canvas and (N, 2) int32 frame size on it -> (N, C, H/4, W/4)
+    class probabilities, normalised per pixel: what ``frames.semantic_probs``
+    computes on the edge, before its crop.  The frame goes over the wire as
+    uint8 (a quarter of the float canvas) and the answer is C class maps, not
+    Q query masks (Q=100 > C=20): 1.5 MB + 3.1 MB per frame become 0.4 MB +
+    0.6 MB at short side 256.  Outside the frame the canvas counts as the mean
+    colour, as ``frames.place`` pads it, so the edge pads with anything.
+    """
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+
+    def __init__(self, core: M2FPCore, canvas_hw: tuple[int, int], num_classes: int) -> None:
+        super().__init__()
+        self.core = core
+        self.num_classes = num_classes
+        h, w = canvas_hw
+        self.register_buffer("rows", torch.arange(h, dtype=torch.int32).view(1, 1, h, 1), persistent=False)
+        self.register_buffer("cols", torch.arange(w, dtype=torch.int32).view(1, 1, 1, w), persistent=False)
+
+    def forward(self, image: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).to(torch.float32)
+        inside = (self.rows < size[:, 0].view(-1, 1, 1, 1)) & (self.cols < size[:, 1].view(-1, 1, 1, 1))
+        x = (x - self.core.mean) * self.core.inv_std * inside.to(torch.float32)  # padding = mean = 0 here
+        out = self.core.head(self.core.backbone(x))
+        cls = out["pred_logits"].softmax(-1)[..., :self.num_classes]  # (N, Q, C)
+        sig = out["pred_masks"].sigmoid()  # (N, Q, h, w)
+        sem = torch.einsum("nqc,nqhw->nchw", cls, sig)
+        return sem / sem.sum(dim=1, keepdim=True).clamp_min(1e-6)
