@@ -24,10 +24,10 @@ from conftest import running_server
 @pytest.fixture(scope="module")
 def server_process():
     """One real ``m2fp-server`` process for this module (each test checks it is still up); enough
-    connections for the routing-id sequence's 200 clients (with 1 MB frames, their arriving frames fit
-    the 1 GiB budget)."""
+    connections for the routing-id sequence's 200 clients (with 1 MB frames, their shares fit a 2 GiB
+    budget; a reservation, not memory used)."""
     with running_server("--engine", "selfie", "--max-connections", "256", "--max-frame-bytes", "1000000",
-                        "--frame-budget-mb", "1024") as served:
+                        "--frame-budget-mb", "2048") as served:
         yield served
 
 

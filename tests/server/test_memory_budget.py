@@ -12,6 +12,8 @@ import time
 import pytest
 import zmq
 
+from m2fp_server.server import ServerSettings
+
 from conftest import running_server
 from hostile_load import FRAME_4K_BYTES, GoodClient, RssSampler, churn, p95, park_4k_frames, wait_arrived
 
@@ -34,9 +36,12 @@ def stopped_stats(proc) -> dict:  # type: ignore[no-untyped-def]
     return ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", log).group(1))
 
 
-# 4K frames allowed; 20 connections' arriving frames reserved (684 MiB), which leaves 76 MiB for parked ones
+# 4K frames allowed; 20 connections' shares reserved, which leaves 76 MiB for parked frames
+SHARES = ServerSettings(max_frame_bytes=FRAME_4K_BYTES, max_connections=20).connection_bytes * 20
+
+
 @pytest.mark.parametrize("server", [("--max-frame-bytes", str(FRAME_4K_BYTES), "--max-connections", "20",
-                                     "--frame-budget-mb", "760")], indirect=True)
+                                     "--frame-budget-mb", str(SHARES / 2**20 + 76))], indirect=True)
 def test_clients_parking_4k_frames_keep_only_the_budgets_worth(server):
     """16 x 33 MB = 530 MB of frames offered at once (each under the per-message cap), never read."""
     proc, address = server
