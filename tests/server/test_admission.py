@@ -223,6 +223,7 @@ def test_clients_that_never_read_hold_a_few_replies_each_and_masks_are_capped():
                 s = ctx.socket(zmq.DEALER)
                 s.setsockopt(zmq.LINGER, 0)
                 s.setsockopt(zmq.RCVHWM, 1)  # its libzmq stops reading the TCP socket: replies back up
+                s.setsockopt(zmq.SNDTIMEO, 10_000)  # a refused socket has no pipe: fail, do not hang
                 s.connect(address)
                 socks.append(s)
             for k in range(40):
