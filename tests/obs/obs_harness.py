@@ -365,6 +365,16 @@ class ObsProcess:
         logs = sorted((self.dir / "config" / "obs-studio" / "logs").glob("*.txt"))
         return logs[-1].read_text(errors="replace") if logs else ""
 
+    def wait_log(self, text: str, timeout_s: float = 10.0) -> bool:
+        """Whether ``text`` reaches OBS's log within ``timeout_s``.  The script's messages go through
+        its timer (m2fp_obs/log.py), so a loaded machine can write them well after the event."""
+        deadline = time.monotonic() + timeout_s
+        while text not in self.log_text():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
 

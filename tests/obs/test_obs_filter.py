@@ -141,8 +141,7 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
     report: list[str] = []
     try:
         obs.start()
-        log = obs.log_text()
-        assert "registered filter 'm2fp_obs_filter'" in log, obs.log_tail()
+        assert obs.wait_log("registered filter 'm2fp_obs_filter'"), obs.log_tail()
 
         # 1. lagged / skipped frames without and with the filter, same scene, recording both times
         obs.client.start_record()

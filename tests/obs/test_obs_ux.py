@@ -139,7 +139,7 @@ def test_new_user_in_real_obs(tmp_path: Path) -> None:
         shot = obs.screenshot("Person")
         report.append(f"after the hold: {(shot[..., 3] == 0).mean():.4f} of the frame transparent")
         assert (shot[..., 3] == 0).all(), report
-        assert "[Python: m2fp_obs_filter.py] server away for 500 ms: 'Person' is hidden" in obs.log_text(), \
+        assert obs.wait_log("[Python: m2fp_obs_filter.py] server away for 500 ms: 'Person' is hidden"), \
             obs.log_tail()
         # the warning brought OBS's Script Log window up over the main window
         win = subprocess.run(["xwininfo", "-display", obs.display, "-name", "Script Log"], capture_output=True,
