@@ -5,9 +5,11 @@ changing these.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +79,14 @@ def running_server(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def stopped_stats(proc: subprocess.Popen, timeout_s: float = 20) -> dict:
+    """Stop a server process started by ``start_server_process`` cleanly; the counters it logged at exit."""
+    proc.terminate()
+    assert proc.wait(timeout_s) == 0
+    log = proc.stdout.read().decode() if proc.stdout is not None else ""
+    return ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", log).group(1))
 
 
 @pytest.fixture()

@@ -5,8 +5,6 @@ connections that may send at once bounds that memory (inference_server/m2fp_serv
 """
 from __future__ import annotations
 
-import ast
-import re
 import socket
 import time
 
@@ -22,7 +20,7 @@ from m2fp_server.client import MaskClient
 from m2fp_server.errors import BadInput
 from m2fp_server.server import ServerSettings
 
-from conftest import running_server
+from conftest import running_server, stopped_stats
 from hostile_load import FRAME_4K_BYTES, GoodClient, RssSampler, p95, park_4k_frames
 
 SLACK_MB = 300  # the issue's allowance above the budget
@@ -151,9 +149,7 @@ def test_a_client_over_the_limit_is_refused_at_the_handshake_until_a_slot_frees(
         finally:
             for s in socks:
                 s.close()
-        proc.terminate()
-        assert proc.wait(20) == 0
-        stats = ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", proc.stdout.read().decode()).group(1))
+        stats = stopped_stats(proc)
         assert stats.get("connections_refused", 0) >= 1, stats
 
 
@@ -201,9 +197,7 @@ def test_many_clients_uploading_4k_frames_at_once_stay_within_the_budget():
         assert len(loaded) > 20
         assert p95(loaded) < 5, (p95(unloaded), p95(loaded))  # a sanity bound; figures in docs/security.md
         time.sleep(0.2)
-        proc.terminate()
-        assert proc.wait(20) == 0
-        stats = ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", proc.stdout.read().decode()).group(1))
+        stats = stopped_stats(proc)
         assert stats.get("connections_refused", 0) > 0, stats
 
 
@@ -241,8 +235,6 @@ def test_clients_that_never_read_hold_a_few_replies_each_and_masks_are_capped():
             s.close()
         assert proc.poll() is None
         assert rss.peak_kb / 1024 < budget_mb + SLACK_MB, f"peak RSS {rss.peak_kb / 1024:.0f} MB"
-        proc.terminate()
-        assert proc.wait(20) == 0
-        stats = ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", proc.stdout.read().decode()).group(1))
+        stats = stopped_stats(proc)
         assert stats.get("send_dropped", 0) > 0, stats  # replies beyond REPLY_HWM per client were dropped
         assert stats.get("masks", 0) > 12 * REPLY_HWM, stats

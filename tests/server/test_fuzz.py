@@ -6,8 +6,6 @@ resident memory must stay flat.
 """
 from __future__ import annotations
 
-import ast
-import re
 import struct
 import time
 
@@ -21,6 +19,8 @@ from m2fp_protocol import MsgType, ProtocolError
 from m2fp_server.client import MaskClient
 from m2fp_server.cli.soak import rss_kb
 from m2fp_server.evaluation.groundtruth import still
+
+from conftest import stopped_stats
 
 HEADER = struct.Struct("<4sBBHQqIIHHIIHHfffI")
 N_SERVER_CASES = 10_000
@@ -124,10 +124,7 @@ def test_server_survives_10000_fuzzed_messages_with_flat_memory(server_process):
     with MaskClient(address, timeout_s=5) as c:
         mask, _ = c.mask(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]))
     assert ((mask.array >= 128) & (truth > 0)).sum() / ((mask.array >= 128) | (truth > 0)).sum() > 0.8
-    proc.terminate()
-    assert proc.wait(10) == 0
-    log = proc.stdout.read().decode()
-    stats = ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", log).group(1))
+    stats = stopped_stats(proc, timeout_s=10)
     # exactly one answer per message; a reply is only ever dropped (never blocks) when this
     # client was too slow to read and the server's send queue was full
     assert counts["replies"] + stats.get("send_dropped", 0) == counts["sent"], (counts, stats)

@@ -5,8 +5,6 @@ come from ``python tests/server/hostile_load.py ...`` and are in docs/security.m
 """
 from __future__ import annotations
 
-import ast
-import re
 import time
 
 import pytest
@@ -14,7 +12,7 @@ import zmq
 
 from m2fp_server.server import ServerSettings
 
-from conftest import running_server
+from conftest import running_server, stopped_stats
 from hostile_load import FRAME_4K_BYTES, GoodClient, RssSampler, churn, p95, park_4k_frames, wait_arrived
 
 BUDGET_MB = 512  # the default frame budget (arriving and parked frames), the issue's largest
@@ -27,13 +25,6 @@ def server(request):  # type: ignore[no-untyped-def]
     # a test may ask for other limits, e.g. a small room for parked frames, so that its burst surely exceeds it
     with running_server("--engine", "selfie", *getattr(request, "param", ())) as served:
         yield served
-
-
-def stopped_stats(proc) -> dict:  # type: ignore[no-untyped-def]
-    proc.terminate()
-    assert proc.wait(20) == 0
-    log = proc.stdout.read().decode()
-    return ast.literal_eval(re.search(r"server stopped \((\{.*\})\)", log).group(1))
 
 
 # 4K frames allowed; 20 connections' shares reserved, which leaves 76 MiB for parked frames
