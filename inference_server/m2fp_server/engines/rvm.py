@@ -59,6 +59,32 @@ def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- fixed-shape graphs
+
+def pin_shapes(m: Any, fixed: dict[str, tuple[int, ...]], ds: float, free_batch: bool = False) -> Any:
+    """The RVM graph ``m`` with the inputs in ``fixed`` given those shapes (after a free ``batch`` axis when
+    ``free_batch``: ``fixed`` then leaves it out), ``downsample_ratio`` a constant, and its outputs' shapes
+    inferred again.  Shared by the in-process engine and the Triton export, so both run the same graph."""
+    import onnx
+    from onnx import numpy_helper
+    for inp in m.graph.input:
+        if inp.name in fixed:
+            dims = list(inp.type.tensor_type.shape.dim)
+            if free_batch:
+                dims[0].ClearField("dim_value")
+                dims[0].dim_param = "batch"
+                dims = dims[1:]
+            for d, v in zip(dims, fixed[inp.name]):
+                d.ClearField("dim_param")
+                d.dim_value = v
+    keep = [i for i in m.graph.input if i.name != "downsample_ratio"]
+    del m.graph.input[:]
+    m.graph.input.extend(keep)
+    m.graph.initializer.append(numpy_helper.from_array(np.array([ds], np.float32), "downsample_ratio"))
+    for o in m.graph.output:  # let shape inference fill these in
+        o.type.tensor_type.ClearField("shape")
+    return onnx.shape_inference.infer_shapes(m)
+
+
 class ModelFiles:
     """The fetched model and its fixed-shape (and int8) copies, made once and kept in the cache."""
 
@@ -81,7 +107,7 @@ class ModelFiles:
     def fixed(self, w: int, h: int, ds: float) -> tuple[Path, list[tuple[int, ...]]]:
         """A copy of the graph with every input shape and ``downsample_ratio`` written in."""
         import onnx
-        from onnx import helper, numpy_helper
+        from onnx import helper
         out = self.cache / f"rvm-{w}x{h}-ds{ds:g}.onnx"
         with self._lock:
             shapes = self.state_shapes(w, h, ds)
@@ -91,20 +117,7 @@ class ModelFiles:
             if m.opset_import[0].version < 13:  # opset 13: per-channel int8 (DequantizeLinear's axis)
                 from onnx import version_converter
                 m = version_converter.convert_version(m, 13)
-            fixed = {"src": (1, 3, h, w), **dict(zip(STATE_INPUTS, shapes))}
-            for inp in m.graph.input:
-                if inp.name in fixed:
-                    dims = inp.type.tensor_type.shape.dim
-                    for d, v in zip(dims, fixed[inp.name]):
-                        d.ClearField("dim_param")
-                        d.dim_value = v
-            keep = [i for i in m.graph.input if i.name != "downsample_ratio"]
-            del m.graph.input[:]
-            m.graph.input.extend(keep)
-            m.graph.initializer.append(numpy_helper.from_array(np.array([ds], np.float32), "downsample_ratio"))
-            for o in m.graph.output:  # let shape inference fill these in
-                o.type.tensor_type.ClearField("shape")
-            m = onnx.shape_inference.infer_shapes(m)
+            m = pin_shapes(m, {"src": (1, 3, h, w), **dict(zip(STATE_INPUTS, shapes))}, ds)
             helper.set_model_props(m, {"m2fp_fixed": f"{w}x{h} ds{ds:g}"})
             self.cache.mkdir(parents=True, exist_ok=True)
             part = out.with_suffix(".part")

@@ -62,6 +62,8 @@ def batched_graph(source: Path, out: Path, w: int, h: int, ds: float, shapes: li
     """The fetched graph with a free batch axis, fixed (h, w) and state shapes, and ``downsample_ratio`` fixed."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    from ..engines.rvm import pin_shapes
     m = onnx.load(str(source))
     fixed = {SRC: (3, h, w), **{n: s[1:] for n, s in zip(STATES_IN, shapes)}}
     # uint8 (N, h, w, 3) in; Cast, * 1/255, Transpose give the float src the graph was made for
@@ -75,24 +77,10 @@ def batched_graph(source: Path, out: Path, w: int, h: int, ds: float, shapes: li
         if inp.name == SRC:
             inp.type.tensor_type.elem_type = TensorProto.UINT8
             fixed[SRC] = (h, w, 3)
-        if inp.name in fixed:
-            dims = inp.type.tensor_type.shape.dim
-            dims[0].ClearField("dim_value")
-            dims[0].dim_param = "batch"
-            for d, v in zip(list(dims)[1:], fixed[inp.name]):
-                d.ClearField("dim_param")
-                d.dim_value = v
-    keep = [i for i in m.graph.input if i.name != "downsample_ratio"]
-    del m.graph.input[:]
-    m.graph.input.extend(keep)
-    m.graph.initializer.append(numpy_helper.from_array(np.array([ds], np.float32), "downsample_ratio"))
     outs = [o for o in m.graph.output if o.name in (ALPHA, *STATES_OUT)]
     del m.graph.output[:]
     m.graph.output.extend(outs)
-    for o in m.graph.output:
-        o.type.tensor_type.ClearField("shape")
-    m = onnx.shape_inference.infer_shapes(m)
-    onnx.save(m, str(out))
+    onnx.save(pin_shapes(m, fixed, ds, free_batch=True), str(out))
 
 
 def config_text(name: str, w: int, h: int, ds: float, shapes: list[tuple[int, ...]], s: RepoSettings) -> str:
