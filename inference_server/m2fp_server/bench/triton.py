@@ -221,6 +221,18 @@ def measure_rvm(engine: Any, streams: int, seconds: float, mode: str) -> "Sample
     return Sample(np.array([x for lat in latencies for x in lat]) * 1e3, seconds)
 
 
+def _bench_setup(args: argparse.Namespace) -> tuple[str, list[int], Path]:
+    """What both benchmarks need first: the Python that runs Triton, the stream counts, the work folder."""
+    from ..triton.launch import triton_python
+    python = triton_python()
+    if python is None:
+        raise ValueError("no Python with the [triton] extra: python -m venv .venv-triton && "
+                         ".venv-triton/bin/pip install -e '.[triton]' (docs/triton.md)")
+    counts = [int(c) for c in args.streams.split(",")]
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="m2fp-triton-bench-"))
+    return python, counts, work
+
+
 def run_rvm_bench(args: argparse.Namespace) -> int:
     """RVM in-process against RVM on Triton with its states sent explicitly, as for M2FP."""
     from .server import free_port
@@ -228,15 +240,10 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
     from ..engines.m2fp.exported import default_threads
     from ..engines.rvm import RVMEngine, model_shape
     from ..samples import moving_frames
-    from ..triton.launch import LocalTriton, triton_python
+    from ..triton.launch import LocalTriton
     from ..triton.repository import RepoSettings
     from ..triton.rvm_repository import export_rvm_repository
-    python = triton_python()
-    if python is None:
-        raise ValueError("no Python with the [triton] extra: python -m venv .venv-triton && "
-                         ".venv-triton/bin/pip install -e '.[triton]' (docs/triton.md)")
-    counts = [int(c) for c in args.streams.split(",")]
-    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="m2fp-triton-bench-"))
+    python, counts, work = _bench_setup(args)
     repo = work / "repo-rvm"
     threads = default_threads()
     w, h = model_shape((16 * 64, 9 * 64), args.rvm_width)
@@ -276,14 +283,9 @@ def run_triton_bench(args: argparse.Namespace) -> int:
     from ..engines.m2fp.network import load_core
     from .m2fp import _model_dir
     from ..samples import portrait
-    from ..triton.launch import LocalTriton, triton_python
+    from ..triton.launch import LocalTriton
     from ..triton.repository import RepoSettings, export_repository, model_name
-    python = triton_python()
-    if python is None:
-        raise ValueError("no Python with the [triton] extra: python -m venv .venv-triton && "
-                         ".venv-triton/bin/pip install -e '.[triton]' (docs/triton.md)")
-    counts = [int(c) for c in args.streams.split(",")]
-    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="m2fp-triton-bench-"))
+    python, counts, work = _bench_setup(args)
     work.mkdir(parents=True, exist_ok=True)
     model_dir, source = _model_dir({"model_dir": args.model_dir}, work)
     backend, size = args.triton_backend, args.size
