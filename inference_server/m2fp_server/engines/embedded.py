@@ -29,7 +29,7 @@ edge stays, and holes are left to the models.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -230,7 +230,7 @@ class EmbeddedEngine(PersonEngine):
         if found is None and len(bodies) == len(people) and W >= 1.3 * H:
             # nobody close to the camera: a small person may be below the detector's reach on the
             # letterboxed wide frame, so look again on square tiles (twice the pixels per person)
-            found = self._confirmed(rgb, [p for p in self._detect_tiles(rgb) if self._fits(p, H)])
+            found = self._confirmed(rgb, [p for p in self._detect.on_tiles(rgb) if self._fits(p, H)])
         if found is None:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
@@ -251,17 +251,6 @@ class EmbeddedEngine(PersonEngine):
             if self._pose.run(crop(rgb, roi, PoseSegmenter.size)).presence >= self.settings.min_presence:
                 return roi
         return None
-
-    def _detect_tiles(self, rgb: np.ndarray) -> list[Person]:
-        """Detections on the frame's left and right squares (overlapping), in frame coordinates."""
-        H, W = rgb.shape[:2]
-        people = []
-        for x0 in (0, W - H):
-            for p in self._detect(np.ascontiguousarray(rgb[:, x0:x0 + H])):
-                bx0, by0, bx1, by1 = p.box
-                people.append(replace(p, box=(bx0 + x0, by0, bx1 + x0, by1), hips=(p.hips[0] + x0, p.hips[1]),
-                                      shoulders=(p.shoulders[0] + x0, p.shoulders[1])))
-        return people
 
     def _fits(self, p: Person, H: int) -> bool:
         return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + self.settings.fits_slack)

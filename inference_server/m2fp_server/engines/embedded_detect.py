@@ -11,7 +11,7 @@ MediaPipe's ``pose_detection_cpu.pbtxt`` settings (5 layers, strides
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -97,6 +97,26 @@ class PoseDetector:
             radius = float(np.hypot(kx[i, 1] - kx[i, 0], ky[i, 1] - ky[i, 0]))
             people.append(Person(float(scores[keep][i]), (float(bx0[i]), float(by0[i]), float(bx1[i]), float(by1[i])),
                                  (float(kx[i, 0]), float(ky[i, 0])), radius, (float(kx[i, 2]), float(ky[i, 2]))))
+        return people
+
+
+    def on_tiles(self, rgb: np.ndarray) -> list[Person]:
+        """Detections on a wide frame's left and right squares (overlapping), in frame coordinates.
+
+        The detector letterboxes its input to 224x224, so a small person in a wide frame gets few
+        pixels; a square tile gives them twice as many.
+        """
+        H, W = rgb.shape[:2]
+        return self.on_tile(rgb, 0) + self.on_tile(rgb, W - H)
+
+    def on_tile(self, rgb: np.ndarray, x0: int) -> list[Person]:
+        """Detections on the square of the frame starting at column ``x0``, in frame coordinates."""
+        H = rgb.shape[0]
+        people = []
+        for p in self(np.ascontiguousarray(rgb[:, x0:x0 + H])):
+            bx0, by0, bx1, by1 = p.box
+            people.append(replace(p, box=(bx0 + x0, by0, bx1 + x0, by1), hips=(p.hips[0] + x0, p.hips[1]),
+                                  shoulders=(p.shoulders[0] + x0, p.shoulders[1])))
         return people
 
 

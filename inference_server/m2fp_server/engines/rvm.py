@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -40,6 +40,7 @@ from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vo
 from .rvm_choice import RUNTIMES as RUNTIMES
 from .rvm_choice import RVMSetting as RVMSetting
 from .rvm_choice import load_choice
+from .rvm_view import Box, View, ZoomSettings, crop, follow, move_states, paste, union, wanted
 
 if TYPE_CHECKING:
     from ..postprocess.motion import FlowTracker
@@ -311,9 +312,35 @@ class RVMStream(StreamContext):
     last_t: float = 0.0
     resets: int = 0
     frames: int = 0
+    view: View | None = None  # None: the whole frame
+    seen: Box | None = None  # the people in the last alpha, frame pixels
+    detected: list[Box] = field(default_factory=list)  # the last detection's people ...
+    detected_age: int = 10**9  # ... and how many frames ago it ran
+    scans: int = 0  # detections so far (which part of the frame the next one looks at)
+    trying: Box | None = None  # the detection looked at while RVM sees nobody
+    rejected: list[Box] = field(default_factory=list)  # detections where RVM found nobody
 
 
 # --------------------------------------------------------------------------- engine
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    total = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / total if total > 0 else 0.0
+
+
+def _flag(v: Any) -> bool:
+    if isinstance(v, str):
+        if v.lower() in ("1", "true", "yes", "on"):
+            return True
+        if v.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {v!r}")
+    return bool(v)
+
+
 class RVMEngine(PersonEngine):
     name = "rvm"
     description = "RobustVideoMatting MobileNetV3 (recurrent, soft alpha; GPL-3.0, m2fp fetch-weights rvm)"
@@ -321,7 +348,8 @@ class RVMEngine(PersonEngine):
     def __init__(self, model_dir: str | None = None, runtime: str | None = None, precision: str | None = None,
                  width: int | None = None, downsample: float | None = None, threads: int = 2,
                  cut_level: float = 40.0, gap_s: float = 1.0, tuned: bool = True, triton: str | None = None,
-                 triton_timeout_s: float = 10.0, **_: Any) -> None:
+                 triton_timeout_s: float = 10.0, zoom: bool = True, zoom_below: float = 0.5,
+                 zoom_fill: float = 0.8, zoom_max: float = 3.0, **_: Any) -> None:
         """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``m2fp tune-rvm``).
 
         ``triton`` grpc://host:8001: the forward pass runs on Triton (model ``rvm_<w>x<h>`` of
@@ -358,6 +386,12 @@ class RVMEngine(PersonEngine):
         self.files = ModelFiles(path) if path is not None else None
         self.threads = int(threads)
         self.scene = SceneCut(float(cut_level), float(gap_s))
+        try:
+            self.zoom = ZoomSettings(enabled=_flag(zoom), below=float(zoom_below), fill=float(zoom_fill),
+                                     max_zoom=float(zoom_max))
+        except (TypeError, ValueError) as exc:
+            raise EngineUnavailable(f"bad RVM option: {exc}") from None
+        self._detector: Any = None
         self._runners: dict[tuple[int, int], Runner] = {}
         self._runners_lock = threading.Lock()
         # fail now, not on the first frame: build the 16:9 shape (the usual camera)
@@ -415,16 +449,73 @@ class RVMEngine(PersonEngine):
         runner = self.runner_for(shape)
         thumb = self.scene.thumbnail(rgb)
         gap = ctx.frames > 0 and now - ctx.last_t > self.scene.gap_s
+        frame = (rgb.shape[1], rgb.shape[0])
+        whole = View.whole(frame, shape)
         if ctx.states is None or shape != ctx.shape or gap or self.scene.is_cut(ctx.thumb, thumb):
             if ctx.states is not None:
                 ctx.resets += 1
                 log.debug("rvm: stream reset (%s)", "gap" if gap else "new shape" if shape != ctx.shape else "cut")
             ctx.states, ctx.shape = runner.zero_states(), shape
-        src = model_rgb(rgb, *shape)[None] if self.remote is not None else to_src(rgb, *shape)
+            ctx.view, ctx.seen, ctx.detected, ctx.detected_age = None, None, [], 10**9
+            ctx.trying, ctx.rejected = None, []
+        before = ctx.view or whole
+        view = self._next_view(rgb, ctx, before, whole) if self.zoom.enabled else whole
+        if view != before:
+            ctx.states = move_states(ctx.states, before, view, shape)
+        small = crop(rgb, view, shape)
+        src = small[None] if self.remote is not None else to_src(small, *shape)
         pha, ctx.states = runner(src, ctx.states)
-        ctx.thumb, ctx.last_t = thumb, now
+        ctx.thumb, ctx.last_t, ctx.view = thumb, now, view
         ctx.frames += 1
-        return person_output(pha, PERSON_CLASSES)
+        if self.zoom.enabled:
+            ctx.seen = view.box(pha, self.zoom.min_area)
+        return person_output(paste(pha, view, whole), PERSON_CLASSES)
+
+    def _next_view(self, rgb: np.ndarray, ctx: RVMStream, now: View, whole: View) -> View:
+        """Follow the people RVM saw in the last frame, and look at the small ones the detector finds.
+
+        The whole frame already shows RVM everyone big enough for it, so only the detector's small
+        people matter here.  Its hits include things that are not people; while RVM sees nobody, the
+        view goes to one hit at a time, best first, and a hit where RVM finds nobody is not tried again
+        until the next regular detection.
+        """
+        z = self.zoom
+        frame = (rgb.shape[1], rgb.shape[0])
+        ctx.detected_age += 1
+        if ctx.detected_age >= (z.detect_every if ctx.seen is not None else z.search_every):
+            if ctx.seen is None and ctx.trying is not None:
+                ctx.rejected.append(ctx.trying)
+            elif ctx.seen is not None:
+                ctx.rejected = []
+            ctx.trying = None
+            ctx.detected = [b for b in self._small_people(rgb, z.below * frame[1], ctx.scans)
+                            if not any(_overlap(b, r) > 0.3 for r in ctx.rejected)]
+            ctx.detected_age, ctx.scans = 0, ctx.scans + 1
+        boxes = [ctx.seen] if ctx.seen is not None else []
+        if ctx.detected_age < z.search_every and ctx.detected:  # a detection counts for a few frames
+            if ctx.seen is None:
+                ctx.trying = ctx.detected[0]
+                boxes = [ctx.trying]
+            else:
+                boxes += ctx.detected
+        to = wanted(union(boxes, frame), frame, ctx.shape, z)
+        return follow(now, to, 1.0 if ctx.seen is None else z.follow)
+
+    def _small_people(self, rgb: np.ndarray, below: float, part: int) -> list[Box]:
+        """Whole-body boxes shorter than ``below`` from MediaPipe's shipped pose detector, best first.
+
+        On a wide frame the detector looks at the whole frame, then its left square, then its right
+        square, one per call (``part``): a small person has twice the pixels on a square tile, and one
+        detector run per call keeps the frames that detect short.
+        """
+        if self._detector is None:
+            from .embedded_detect import PoseDetector
+            self._detector = PoseDetector(threads=1, min_score=self.zoom.min_detection)
+        H, W = rgb.shape[:2]
+        part = part % 3 if W >= 1.3 * H else 0
+        people = self._detector(rgb) if part == 0 else self._detector.on_tile(rgb, 0 if part == 1 else W - H)
+        people.sort(key=lambda p: -p.score)
+        return [p.body_box() for p in people if 2.0 * p.body_radius < below]
 
     def info(self) -> dict[str, Any]:
         from .. import rvm_weights

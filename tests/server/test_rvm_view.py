@@ -1,0 +1,118 @@
+"""RVM's closer view of small people (``engines/rvm_view.py``) and the engine using it on a real clip."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from m2fp_server import rvm_weights
+from m2fp_server.engines.rvm_view import View, ZoomSettings, crop, follow, move_states, paste, union, wanted
+from m2fp_server.evaluation.metrics import mean_iou
+
+FRAME = (640, 360)
+MODEL = (512, 288)
+
+
+def _photo(size: tuple[int, int]) -> np.ndarray:
+    """The shipped astronaut portrait at ``size``: real image data with edges everywhere."""
+    from m2fp_server.samples import frame_of_size
+    return frame_of_size(size[0], size[1], "astronaut")
+
+
+def test_a_small_person_gets_a_closer_view_that_holds_them_and_big_people_the_whole_frame() -> None:
+    z = ZoomSettings()
+    small = (400.0, 200.0, 440.0, 320.0)  # 120 px high in a 360 px frame
+    v = wanted(small, FRAME, MODEL, z)
+    whole = View.whole(FRAME, MODEL)
+    assert v.scale < whole.scale
+    view_h = MODEL[1] * v.scale
+    assert view_h == pytest.approx(120 / z.fill)
+    # the box is inside the view, and the view inside the frame
+    assert v.ox <= small[0] and small[2] <= v.ox + MODEL[0] * v.scale
+    assert v.oy <= small[1] and small[3] <= v.oy + view_h + 1e-6
+    assert v.ox >= 0 and v.oy >= 0 and v.ox + MODEL[0] * v.scale <= FRAME[0] + 1e-6
+    assert wanted((100.0, 20.0, 300.0, 350.0), FRAME, MODEL, z) == whole  # a big person
+    assert wanted(None, FRAME, MODEL, z) == whole
+    assert wanted(small, FRAME, MODEL, ZoomSettings(enabled=False)) == whole
+    tiny = wanted((300.0, 300.0, 305.0, 310.0), FRAME, MODEL, z)  # never closer than max_zoom
+    assert tiny.scale == pytest.approx(whole.scale / z.max_zoom)
+    # two people far apart: the view widens to hold both
+    both = wanted(union([(20.0, 200.0, 60.0, 300.0), (560.0, 200.0, 600.0, 300.0)], FRAME), FRAME, MODEL, z)
+    assert both.ox <= 20 and both.ox + MODEL[0] * both.scale >= 600
+
+
+def test_follow_moves_part_of_the_way_and_arrives() -> None:
+    a, b = View(0.0, 0.0, 1.25), View(200.0, 100.0, 0.5)
+    v = follow(a, b, 0.5)
+    assert 0 < v.ox < 200 and 0 < v.oy < 100 and 0.5 < v.scale < 1.25
+    for _ in range(30):
+        v = follow(v, b, 0.5)
+    assert v == b
+    assert follow(a, b, 1.0) == b
+
+
+def test_crop_then_paste_puts_the_alpha_back_where_it_was() -> None:
+    rgb = _photo(FRAME)
+    truth = (cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) > 128).astype(np.float32)
+    whole = View.whole(FRAME, MODEL)
+    view = View(200.0, 90.0, 0.5)
+    # "the model" returns the truth seen through the view; pasted back it must match the truth there
+    seen = crop((truth[..., None] * 255).repeat(3, -1).astype(np.uint8), view, MODEL)[..., 0] / 255.0
+    back = paste(seen.astype(np.float32), view, whole)
+    truth_small = cv2.resize(truth, MODEL, interpolation=cv2.INTER_AREA)
+    x0, y0 = int(200 / whole.scale) + 2, int(90 / whole.scale) + 2
+    x1, y1 = int((200 + MODEL[0] * 0.5) / whole.scale) - 2, int((90 + MODEL[1] * 0.5) / whole.scale) - 2
+    inside = np.abs(back[y0:y1, x0:x1] - truth_small[y0:y1, x0:x1])
+    assert inside.mean() < 0.05
+    assert back[:, : x0 - 4].max() == 0 and back[: y0 - 4].max() == 0  # nothing outside the view
+    assert paste(seen.astype(np.float32), whole, whole) is not None
+
+
+def test_states_move_with_the_view() -> None:
+    rng = np.random.default_rng(3)
+    h, w = 72, 128  # RVM's first state at 512x288, downsample 0.5
+    img = cv2.GaussianBlur(rng.random((h, w, 16)).astype(np.float32), (0, 0), 2.0)
+    st = img.transpose(2, 0, 1)[None].copy()
+    k = MODEL[0] / w  # model pixels per state pixel
+    before = View(100.0, 50.0, 0.5)
+    after = View(100.0 + 8 * k * 0.5, 50.0 + 4 * k * 0.5, 0.5)  # 8 state pixels right, 4 down
+    moved = move_states([st], before, after, MODEL)[0]
+    assert moved.shape == st.shape
+    np.testing.assert_allclose(moved[0, :, : h - 4, : w - 8], st[0, :, 4:, 8:], atol=1e-5)
+    # a view twice as close: the middle of the old state, enlarged
+    closer = View(before.ox + MODEL[0] * 0.25 * 0.5, before.oy + MODEL[1] * 0.25 * 0.5, 0.25)
+    big = move_states([st], before, closer, MODEL)[0]
+    np.testing.assert_allclose(big[0, :, 20, 40], st[0, :, 28, 52], atol=0.02)
+    assert move_states([st], before, before, MODEL)[0] is st
+
+
+def test_bad_zoom_options_are_refused() -> None:
+    for bad in ({"below": 0.0}, {"fill": 2.0}, {"max_zoom": 0.5}, {"follow": 0.0}, {"detect_every": 0}):
+        with pytest.raises(ValueError):
+            ZoomSettings(**bad)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the engine on a real clip
+@pytest.fixture(scope="module")
+def model() -> None:
+    try:
+        rvm_weights.locate()
+    except rvm_weights.RVMWeightsMissing as exc:
+        pytest.skip(str(exc))
+
+
+def test_rvm_finds_a_small_full_body_with_the_closer_view(model: None) -> None:
+    """footage-small-body: RVM on the whole frame misses the person a third of the frame high."""
+    from m2fp_server.engines.rvm import RVMEngine
+    from m2fp_server.evaluation.clips import get_clip
+    from m2fp_server.evaluation.evaluate import offline_alphas
+    clip = get_clip("footage-small-body", static=5, moving=30)
+    scores = {}
+    for zoom in (False, True):
+        eng = RVMEngine(tuned=False, zoom=zoom)
+        try:
+            scores[zoom] = mean_iou(offline_alphas(eng, clip), clip.truth, clip.moving_frames)
+        finally:
+            eng.close()
+    assert scores[False] < 0.5, scores
+    assert scores[True] > 0.75, scores
