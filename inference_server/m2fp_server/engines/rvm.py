@@ -40,7 +40,7 @@ from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vo
 from .rvm_choice import RUNTIMES as RUNTIMES
 from .rvm_choice import RVMSetting as RVMSetting
 from .rvm_choice import load_choice
-from .rvm_view import Box, View, ZoomSettings, crop, follow, move_states, paste, union, wanted
+from .rvm_view import Box, View, ZoomSettings, crop, follow, holds, move_states, paste, union, wanted
 
 if TYPE_CHECKING:
     from ..postprocess.motion import FlowTracker
@@ -498,7 +498,10 @@ class RVMEngine(PersonEngine):
                 boxes = [ctx.trying]
             else:
                 boxes += ctx.detected
-        to = wanted(union(boxes, frame), frame, ctx.shape, z)
+        people = union(boxes, frame)
+        to = wanted(people, frame, ctx.shape, z)
+        if to != whole and now != whole and holds(now, people, ctx.shape, z):
+            return now
         return follow(now, to, 1.0 if ctx.seen is None else z.follow)
 
     def _small_people(self, rgb: np.ndarray, below: float, part: int) -> list[Box]:

@@ -105,6 +105,22 @@ def wanted(box: Box | None, frame: tuple[int, int], model: tuple[int, int], z: Z
     return View(ox, oy, scale)
 
 
+def holds(view: View, box: Box | None, model: tuple[int, int], z: ZoomSettings) -> bool:
+    """Whether a closer view still frames ``box`` well enough to stay where it is.
+
+    Without this dead band the view would follow every pixel the alpha's outline moves, and the
+    re-sampled input would make a still person's outline flicker.
+    """
+    if box is None:
+        return False
+    vw, vh = model[0] * view.scale, model[1] * view.scale
+    mx, my = 0.05 * vw, 0.05 * vh
+    inside = (box[0] >= view.ox + mx and box[2] <= view.ox + vw - mx
+              and box[1] >= view.oy + my and box[3] <= view.oy + vh - my)
+    share = max(box[3] - box[1], (box[2] - box[0]) * model[1] / model[0]) / vh
+    return inside and z.fill - 0.2 <= share <= z.fill + 0.05
+
+
 def follow(now: View, to: View, rate: float) -> View:
     """``rate`` of the way from ``now`` to ``to`` (scale in log space); snaps when nearly there."""
     if rate >= 1.0:
