@@ -33,6 +33,26 @@ class PipelineResult:
     source_age: int = 0  # frames between this frame and the one the (slow part of the) result came from
 
 
+#: the reply's way back and the client's upload of the mask, after the prediction is made
+REPLY_S = 0.004
+#: at most this many frames are added to a prediction for the server's own time
+MAX_LATE_FRAMES = 4
+
+
+def late_frames(spent_s: float, interval_s: float) -> int:
+    """Whole frame intervals the client will have moved on, beyond the lag it asked to be predicted,
+    by the time this result reaches it.
+
+    The client's lag (``predict_frames``) assumes a mask back within one frame interval of sending.
+    A frame that waited behind another stream's, or an engine slower than the frame rate, comes back
+    later and is shown with a newer frame still; predicting only the nominal lag then leaves the
+    mask behind the person by those frames (the live evaluation's masks 3+ frames old).
+    """
+    if interval_s <= 0:
+        return 0
+    return min(MAX_LATE_FRAMES, int((spent_s + REPLY_S) / interval_s))
+
+
 class Pipeline:
     """Per-frame stages for one engine; all per-client state lives in ``StreamState``.
 
@@ -57,7 +77,10 @@ class Pipeline:
         stream: StreamState,
         mask_size: tuple[int, int] | None = None,
         want_labels: bool = False,
+        received: float | None = None,
     ) -> PipelineResult:
+        """``received``: when the frame reached the server (``time.perf_counter``): a prediction then
+        also covers the frame intervals this server took (see :func:`late_frames`)."""
         t0 = time.perf_counter()
         cfg = stream.config
         predict = cfg.predict_frames if cfg.motion else 0.0
@@ -89,6 +112,8 @@ class Pipeline:
             small = rgb if rgb.shape[:2] == (ah, aw) else cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
         if predict > 0:
+            if received is not None:
+                predict += late_frames(time.perf_counter() - received, stream.frame_interval())
             alpha = stream.motion.extrapolate(alpha, predict)
         alpha8 = resize_alpha(alpha, size)
         if not cfg.soft:  # cut after resizing so the edge stays smooth at the output size

@@ -427,7 +427,9 @@ class InferenceServer:
         try:
             rgb = to_rgb(h, job.message.payload)
             gen = job.stream.settle()  # settings sent since the last frame take effect now
-            res = self.pipeline.process(rgb, job.stream, mask_size, want_labels)  # engine calls take the lock
+            job.stream.note_stamp(h.timestamp_us)
+            res = self.pipeline.process(rgb, job.stream, mask_size, want_labels,
+                                        received=job.received)  # engine calls take the lock
         except ProtocolError as exc:
             return [proto.error_message(exc.code, exc.message, h.frame_id, h.timestamp_us)]
         except Exception as exc:  # the engine failed on this frame: say so, keep serving

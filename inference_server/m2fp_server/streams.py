@@ -36,7 +36,24 @@ class StreamState:
     #: generation of the settings the worker actually uses (``generation`` is the newest asked for)
     applied_generation: int = 0
     _pending: tuple[StreamConfig, list[int], int] | None = None
+    #: the client's last few frame-to-frame intervals (its timestamps), for :meth:`frame_interval`
+    _gaps: list[float] = field(default_factory=list, repr=False)
+    _last_stamp_us: int | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def note_stamp(self, timestamp_us: int) -> None:
+        """The client's capture time of the frame about to run (worker thread)."""
+        last, self._last_stamp_us = self._last_stamp_us, timestamp_us
+        if last is not None and 0 < timestamp_us - last < 1_000_000:
+            self._gaps = [*self._gaps[-7:], (timestamp_us - last) / 1e6]
+
+    def frame_interval(self) -> float:
+        """The client's frame interval in seconds (0: not known yet).
+
+        The shortest of the last 8 gaps: frames the scheduler dropped (the newest wins) make some
+        gaps two or three intervals long, never shorter than one.
+        """
+        return min(self._gaps) if len(self._gaps) >= 3 else 0.0
 
     def close(self) -> None:
         """The stream ends: the engine lets go of anything still queued for it."""

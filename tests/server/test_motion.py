@@ -91,3 +91,55 @@ def test_a_pinned_frame_can_be_warped_long_after_its_flows_are_gone(clip) -> Non
     assert tr.warp(old, start + 1) is None  # not pinned: out of reach
     tr.release(start + 1)
     assert tr.warp(old, start) is None  # released once a newer result is in
+
+
+# --------------------------------------------------------------------------- late results
+def test_late_frames_counts_whole_intervals_the_server_took() -> None:
+    from m2fp_server.pipeline import MAX_LATE_FRAMES, late_frames
+    assert late_frames(0.010, 1 / 30) == 0  # back within the interval the client's lag assumes
+    assert late_frames(0.040, 1 / 30) == 1
+    assert late_frames(0.075, 1 / 30) == 2
+    assert late_frames(5.0, 1 / 30) == MAX_LATE_FRAMES
+    assert late_frames(0.1, 0.0) == 0  # interval not known yet
+
+
+def test_the_frame_interval_ignores_dropped_frames() -> None:
+    from m2fp_server.streams import StreamState
+    st = StreamState(b"s")
+    assert st.frame_interval() == 0.0
+    t = 1_000_000
+    for gap in (33_333, 66_667, 33_333, 100_000, 33_334):  # the scheduler dropped some frames
+        t += gap
+        st.note_stamp(t)
+    assert st.frame_interval() == pytest.approx(1 / 30, abs=1e-4)
+    st.note_stamp(t + 5_000_000)  # a pause: not a frame interval
+    assert st.frame_interval() == pytest.approx(1 / 30, abs=1e-4)
+
+
+def test_a_late_result_is_moved_ahead_by_the_frames_it_was_late() -> None:
+    """A result the server finished two intervals late is shown four frames after its own; moved
+    ahead by those frames it matches the person there better than moved ahead by the nominal two."""
+    import time
+    try:  # a full body swept fast over a playing video (fetched media, as .ci/run does)
+        clip = get_clip("footage-video-fast", static=2, moving=36, size=(320, 240))
+    except (FileNotFoundError, OSError) as exc:
+        pytest.skip(f"footage media not fetched ({exc})")
+
+    from m2fp_protocol import StreamConfig
+    from m2fp_server.evaluation.slow_oracle import OracleEngine  # the clip's truth as the engine's answer
+    from m2fp_server.pipeline import Pipeline
+    from m2fp_server.streams import StreamState
+    scores: dict[bool, list[float]] = {}
+    for late in (False, True):
+        eng = OracleEngine(clip)
+        pipe = Pipeline(eng)
+        st = StreamState(b"s")
+        st.apply(StreamConfig.from_json({"motion": True, "predict_frames": 2, "smoothing": 0}), eng.classes)
+        scores[late] = []
+        for i in range(len(clip) - 4):
+            st.note_stamp(1_000_000 + i * 33_333)
+            received = time.perf_counter() - (0.070 if late else 0.0)
+            r = pipe.process(clip.frames[i], st, received=received)
+            if i in clip.moving_frames:
+                scores[late].append(iou(r.alpha, clip.truth[i + 4]))
+    assert np.mean(scores[True]) > np.mean(scores[False]) + 0.02, {k: np.mean(v) for k, v in scores.items()}
