@@ -41,6 +41,7 @@ from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, 
 from .embedded_detect import Person, PoseDetector
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+from .still_hold import StillHold
 
 if TYPE_CHECKING:
     from ..postprocess.motion import FlowTracker
@@ -60,8 +61,7 @@ class _Track:
     since_detect: int = 10**9
     cover: float = 0.0  # share of the frame covered by people at the last detection
     frame_size: tuple[int, int] = (0, 0)
-    held: np.ndarray | None = None  # last answer per output pixel (see _hold_still)
-    held_grey: np.ndarray | None = None  # grey level of each pixel when its answer was last updated
+    hold: StillHold | None = None  # each pixel's last answer while its picture does not change
     outside: np.ndarray | None = None  # body mode: the landscape model's confident blobs, last run
     outside_age: int = 10**9  # frames since ``outside`` was computed
 
@@ -174,29 +174,10 @@ class EmbeddedEngine(PersonEngine):
             tr.cover = cover
         elif abs(cover - tr.cover) > s.rescan_cover * max(tr.cover, 0.02):
             tr.since_detect = s.redetect_every
-        if s.hold_grey > 0:
-            prob = self._hold_still(small, prob, tr)
+        if tr.hold is None:
+            tr.hold = StillHold(s.hold_grey, s.hold_prob)
+        prob = tr.hold(small, prob)
         return person_output(prob, PERSON_CLASSES)
-
-    def _hold_still(self, small: np.ndarray, prob: np.ndarray, tr: _Track) -> np.ndarray:
-        """Keep each pixel's last answer while its picture has not changed and the model did not change its mind.
-
-        Sensor noise alone makes both models waver around 0.5 along the outline (flicker on a still
-        picture).  A pixel is updated when its grey level moved more than ``hold_grey`` from the value it
-        had when last updated (so slow creep still counts), or when the new probability differs by more
-        than ``hold_prob`` (a real change of mind, e.g. a person found).  The pipeline's own smoothing
-        comes on top.
-        """
-        s = self.settings
-        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        grey = cv2.GaussianBlur(grey, (3, 3), 0).astype(np.int16)
-        if tr.held is None or tr.held.shape != prob.shape or tr.held_grey is None:
-            tr.held, tr.held_grey = prob.copy(), grey
-            return prob
-        update = (np.abs(grey - tr.held_grey) > s.hold_grey) | (np.abs(prob - tr.held) > s.hold_prob)
-        tr.held[update] = prob[update]
-        tr.held_grey[update] = grey[update]
-        return tr.held.copy()
 
     def _single(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         """One shipped model on the whole frame, nothing else (the baselines of the table in docs/engines.md)."""

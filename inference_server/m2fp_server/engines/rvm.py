@@ -40,6 +40,7 @@ from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vo
 from .rvm_choice import RUNTIMES as RUNTIMES
 from .rvm_choice import RVMSetting as RVMSetting
 from .rvm_choice import load_choice
+from .still_hold import StillHold
 from .rvm_view import Box, View, ZoomSettings, crop, follow, holds, move_states, paste, union, wanted
 
 if TYPE_CHECKING:
@@ -319,6 +320,7 @@ class RVMStream(StreamContext):
     scans: int = 0  # detections so far (which part of the frame the next one looks at)
     trying: Box | None = None  # the detection looked at while RVM sees nobody
     rejected: list[Box] = field(default_factory=list)  # detections where RVM found nobody
+    hold: StillHold | None = None  # each pixel's last answer while its picture does not change
 
 
 # --------------------------------------------------------------------------- engine
@@ -349,7 +351,8 @@ class RVMEngine(PersonEngine):
                  width: int | None = None, downsample: float | None = None, threads: int = 2,
                  cut_level: float = 40.0, gap_s: float = 1.0, tuned: bool = True, triton: str | None = None,
                  triton_timeout_s: float = 10.0, zoom: bool = True, zoom_below: float = 0.5,
-                 zoom_fill: float = 0.8, zoom_max: float = 3.0, **_: Any) -> None:
+                 zoom_fill: float = 0.8, zoom_max: float = 3.0, hold_grey: float = 6.0, hold_prob: float = 0.35,
+                 **_: Any) -> None:
         """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``m2fp tune-rvm``).
 
         ``triton`` grpc://host:8001: the forward pass runs on Triton (model ``rvm_<w>x<h>`` of
@@ -392,6 +395,7 @@ class RVMEngine(PersonEngine):
         except (TypeError, ValueError) as exc:
             raise EngineUnavailable(f"bad RVM option: {exc}") from None
         self._detector: Any = None
+        self.hold = (float(hold_grey), float(hold_prob))
         self._runners: dict[tuple[int, int], Runner] = {}
         self._runners_lock = threading.Lock()
         # fail now, not on the first frame: build the 16:9 shape (the usual camera)
@@ -457,7 +461,7 @@ class RVMEngine(PersonEngine):
                 log.debug("rvm: stream reset (%s)", "gap" if gap else "new shape" if shape != ctx.shape else "cut")
             ctx.states, ctx.shape = runner.zero_states(), shape
             ctx.view, ctx.seen, ctx.detected, ctx.detected_age = None, None, [], 10**9
-            ctx.trying, ctx.rejected = None, []
+            ctx.trying, ctx.rejected, ctx.hold = None, [], None
         before = ctx.view or whole
         view = self._next_view(rgb, ctx, before, whole) if self.zoom.enabled else whole
         if view != before:
@@ -469,7 +473,11 @@ class RVMEngine(PersonEngine):
         ctx.frames += 1
         if self.zoom.enabled:
             ctx.seen = view.box(pha, self.zoom.min_area)
-        return person_output(paste(pha, view, whole), PERSON_CLASSES)
+        alpha = paste(pha, view, whole)
+        if ctx.hold is None:
+            ctx.hold = StillHold(*self.hold)
+        alpha = ctx.hold(small if view == whole else crop(rgb, whole, shape), alpha)
+        return person_output(alpha, PERSON_CLASSES)
 
     def _next_view(self, rgb: np.ndarray, ctx: RVMStream, now: View, whole: View) -> View:
         """Follow the people RVM saw in the last frame, and look at the small ones the detector finds.
