@@ -116,3 +116,14 @@ def test_rvm_finds_a_small_full_body_with_the_closer_view(model: None) -> None:
             eng.close()
     assert scores[False] < 0.5, scores
     assert scores[True] > 0.75, scores
+
+
+def test_the_model_runs_every_frame_shape_at_the_pixels_of_a_16_9_frame_at_most() -> None:
+    """``tune-rvm`` times 16:9 frames: a 4:3 or portrait frame must not cost more than that."""
+    from m2fp_server.engines.rvm import model_shape
+    assert model_shape((640, 360), 640) == (640, 360)
+    assert model_shape((1920, 1080), 640) == (640, 360)
+    w, h = model_shape((640, 480), 640)
+    assert w * h <= 640 * 360 and abs(w / h - 4 / 3) < 0.02 and w % 2 == 0 and h % 2 == 0
+    assert model_shape((360, 640), 640) == (360, 640)  # portrait: already that many pixels
+    assert model_shape((256, 144), 640) == (256, 144)  # never enlarged

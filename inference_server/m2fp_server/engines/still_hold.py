@@ -26,13 +26,15 @@ class StillHold:
         """``rgb``: the frame at ``prob``'s size (HxWx3 uint8); ``prob``: this frame's probability (HxW)."""
         if self.grey <= 0:
             return prob
-        grey = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (3, 3), 0).astype(np.int16)
+        grey = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (3, 3), 0)
+        prob = np.ascontiguousarray(prob, dtype=np.float32)
         if self.held is None or self.held.shape != prob.shape or self.held_grey is None:
             self.held, self.held_grey = prob.copy(), grey
             return prob
-        update = (np.abs(grey - self.held_grey) > self.grey) | (np.abs(prob - self.held) > self.prob)
-        self.held[update] = prob[update]
-        self.held_grey[update] = grey[update]
+        update = np.logical_or(cv2.absdiff(grey, self.held_grey) > self.grey,
+                               cv2.absdiff(prob, self.held) > self.prob)
+        np.copyto(self.held, prob, where=update)
+        np.copyto(self.held_grey, grey, where=update)
         return self.held.copy()
 
     def reset(self) -> None:
