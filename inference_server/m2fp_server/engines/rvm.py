@@ -57,15 +57,15 @@ def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
     at most the pixels of a 16:9 frame ``width`` wide.
 
     The cost per frame grows with the pixels; ``m2fp tune-rvm`` times 16:9 frames, so a 4:3 or
-    portrait frame is run at the same pixel count (a 640x480 frame at 554x416 for width 640) and
+    portrait frame is run at the same pixel count (a 640x480 frame at 554x414 for width 640) and
     costs what was measured.
     """
     fw, fh = frame
     w, h = float(min(width, fw)), fh * min(width, fw) / fw
     cap = width * width * 9.0 / 16.0
-    if w * h > cap:
+    if w * h > cap:  # scaled to the cap, then rounded down so that it holds
         k = (cap / (w * h)) ** 0.5
-        w, h = w * k, h * k
+        return max(2, int(w * k) // 2 * 2), max(2, int(h * k) // 2 * 2)
     return max(2, int(w) // 2 * 2), max(2, int(round(h / 2.0)) * 2)
 
 
