@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import cv2
 import numpy as np
 
 from ..cpu import busy_machine, cpu_flags, flags_summary, has_bf16
@@ -119,19 +118,6 @@ def time_settings(files: ModelFiles, rows: list[Measured], frames: np.ndarray, t
                 m.cpu_ms.append(dc)
 
 
-def clip_masks(runner: Runner, frames: np.ndarray, width: int) -> np.ndarray:
-    """Alphas (uint8, at the clip's size) of a whole clip, states carried frame to frame."""
-    T, H, W = frames.shape[:3]
-    shape = model_shape((W, H), width)
-    rec = runner.zero_states()
-    out = np.empty((T, H, W), np.uint8)
-    for i, f in enumerate(frames):
-        pha, rec = runner(to_src(f, *shape), rec)
-        out[i] = cv2.resize(np.clip(pha * 255.0 + 0.5, 0, 255).astype(np.uint8), (W, H),
-                            interpolation=cv2.INTER_LINEAR)
-    return out
-
-
 def load_clips(clip_names: list[str], static: int = 5, moving: int = 40) -> list[Any]:
     from ..evaluation.clips import get_clip
     clips = []
@@ -146,10 +132,19 @@ def load_clips(clip_names: list[str], static: int = 5, moving: int = 40) -> list
 def score_setting(files: ModelFiles, m: Measured, clips: list[Any], reference: Measured | None,
                   threads: int = 2, ref_masks: dict[str, np.ndarray] | None = None) -> None:
     """Moving-part IoU of one setting on every clip, and its agreement with the reference's masks."""
+    from ..engines.rvm import RVMEngine
+    from ..evaluation.evaluate import offline_alphas
     from ..evaluation.metrics import decide, mean_iou
-    for clip in clips:
-        runner = _build(files, m.setting, clip.size, threads)
-        masks = clip_masks(runner, clip.frames, m.setting.width)
+    s = m.setting
+    # through the engine and the pipeline, as the server runs it (closer view of small people, input
+    # size, still-picture hold), on the frames a client would send: not the bare model on whole frames
+    engine = RVMEngine(model_dir=str(files.path.parent), runtime=s.runtime, precision=s.precision, width=s.width,
+                       downsample=s.downsample, threads=threads, tuned=False)
+    try:
+        scored = [(clip, offline_alphas(engine, clip)) for clip in clips]
+    finally:
+        engine.close()
+    for clip, masks in scored:
         m.iou[clip.name] = mean_iou(masks, clip.truth, clip.moving_frames)
         if ref_masks is not None:
             ref = ref_masks.setdefault(clip.name, masks)
