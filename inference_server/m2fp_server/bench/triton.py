@@ -87,6 +87,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="m2fp (default) or rvm (its recurrent states sent with every frame)")
     g.add_argument("--rvm-width", type=int, default=512, help="RVM input width (default 512)")
     g.add_argument("--rvm-downsample", type=float, default=0.5, help="RVM downsample_ratio (default 0.5)")
+    g.add_argument("--triton-instances", type=int, default=1,
+                   help="model instances on Triton (instance_group count); the threads are shared among them "
+                        "(default 1)")
+    g.add_argument("--triton-threads", type=int, default=0,
+                   help="CPU threads Triton's instances share (default: as many as the in-process engine's)")
     g.add_argument("--rounds", type=int, default=1,
                    help="split each row's --seconds into this many slices, the modes taking turns (default 1)")
 
@@ -247,7 +252,8 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
     repo = work / "repo-rvm"
     threads = default_threads()
     w, h = model_shape((16 * 64, 9 * 64), args.rvm_width)
-    export_rvm_repository(rvm_weights.locate(), repo, args.rvm_width, args.rvm_downsample, RepoSettings(),
+    export_rvm_repository(rvm_weights.locate(), repo, args.rvm_width, args.rvm_downsample,
+                          RepoSettings(instances=args.triton_instances),
                           list(moving_frames((640, 360), 4)), threads)
     no_batcher = _repo_without_batcher(repo, work / "repo-rvm-no-batching")
     opts = {"width": args.rvm_width, "downsample": args.rvm_downsample, "tuned": False}
@@ -256,13 +262,15 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
         stack.callback(local.close)
         shapes = local.runner_for((w, h)).shapes
         state_kb = sum(int(np.prod(s)) for s in shapes) * 4 / 1024
-        print(f"RVM {w}x{h} ds{args.rvm_downsample:g}, onnxruntime fp32, {threads} threads, {args.seconds:.0f} s "
+        print(f"RVM {w}x{h} ds{args.rvm_downsample:g}, onnxruntime fp32, {threads} threads (on Triton: "
+              f"{args.triton_instances} instance(s) sharing {args.triton_threads or threads}), {args.seconds:.0f} s "
               f"per row; {os.cpu_count()} CPUs; explicit state: {state_kb:.0f} KB each way per frame "
               f"(the frame, uint8: {3 * w * h / 1024:.0f} KB, the alpha: {w * h * 4 / 1024:.0f} KB)", flush=True)
         engines: list[tuple[str, Any]] = [("in-process", local)]
         for mode, folder in (("triton, batching on", repo), ("triton, batching off", no_batcher)):
             triton = stack.enter_context(LocalTriton(folder, free_port(), free_port(), free_port(), python=python,
-                                                     threads=threads, log_file=work / f"triton-{folder.name}.log"))
+                                                     threads=args.triton_threads or threads,
+                                                     log_file=work / f"triton-{folder.name}.log"))
             remote = RVMEngine(triton=triton.url, triton_timeout_s=600, **opts)
             stack.callback(remote.close)
             engines.append((mode, remote))
@@ -300,7 +308,8 @@ def run_triton_bench(args: argparse.Namespace) -> int:
         core, cfg = load_core(model_dir, threads)
     if not have_repo:
         assert core is not None and cfg is not None
-        export_repository(model_dir, repo, size, RepoSettings(backend), portrait(), "astronaut", threads=threads,
+        export_repository(model_dir, repo, size, RepoSettings(backend, instances=args.triton_instances), portrait(),
+                          "astronaut", threads=threads,
                           core=core, class_names=cfg.class_names)
     if find_export(model_dir, canvas, backend, "f32") is None:
         assert core is not None and cfg is not None
@@ -316,7 +325,8 @@ def run_triton_bench(args: argparse.Namespace) -> int:
         engines: list[tuple[str, Any]] = [("in-process", local)]
         for mode, folder in (("triton, batching on", repo), ("triton, batching off", no_batcher)):
             triton = stack.enter_context(LocalTriton(folder, free_port(), free_port(), free_port(), python=python,
-                                                     threads=threads, log_file=work / f"triton-{folder.name}.log"))
+                                                     threads=args.triton_threads or threads,
+                                                     log_file=work / f"triton-{folder.name}.log"))
             remote = M2FPEngine(size=size, triton=triton.url, triton_timeout_s=600)
             stack.callback(remote.close)
             engines.append((mode, remote))
