@@ -127,3 +127,11 @@ def test_the_model_runs_every_frame_shape_at_the_pixels_of_a_16_9_frame_at_most(
     assert w * h <= 640 * 360 and abs(w / h - 4 / 3) < 0.02 and w % 2 == 0 and h % 2 == 0
     assert model_shape((360, 640), 640) == (360, 640)  # portrait: already that many pixels
     assert model_shape((256, 144), 640) == (256, 144)  # never enlarged
+
+
+def test_bad_zoom_and_hold_options_of_the_engine_say_which(model: None) -> None:
+    from m2fp_server.engines.base import EngineUnavailable
+    from m2fp_server.engines.rvm import RVMEngine
+    for bad, says in (({"zoom": "maybe"}, "yes/no"), ({"zoom_max": "9"}, "zoom_max"), ({"hold_grey": "x"}, "x")):
+        with pytest.raises(EngineUnavailable, match=says):
+            RVMEngine(tuned=False, **bad)  # type: ignore[arg-type]

@@ -251,6 +251,7 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
     python, counts, work = _bench_setup(args)
     repo = work / "repo-rvm"
     threads = default_threads()
+    triton_threads = args.triton_threads or threads
     w, h = model_shape((16 * 64, 9 * 64), args.rvm_width)
     export_rvm_repository(rvm_weights.locate(), repo, args.rvm_width, args.rvm_downsample,
                           RepoSettings(instances=args.triton_instances),
@@ -263,13 +264,13 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
         shapes = local.runner_for((w, h)).shapes
         state_kb = sum(int(np.prod(s)) for s in shapes) * 4 / 1024
         print(f"RVM {w}x{h} ds{args.rvm_downsample:g}, onnxruntime fp32, {threads} threads (on Triton: "
-              f"{args.triton_instances} instance(s) sharing {args.triton_threads or threads}), {args.seconds:.0f} s "
+              f"{args.triton_instances} instance(s) sharing {triton_threads}), {args.seconds:.0f} s "
               f"per row; {os.cpu_count()} CPUs; explicit state: {state_kb:.0f} KB each way per frame "
               f"(the frame, uint8: {3 * w * h / 1024:.0f} KB, the alpha: {w * h * 4 / 1024:.0f} KB)", flush=True)
         engines: list[tuple[str, Any]] = [("in-process", local)]
         for mode, folder in (("triton, batching on", repo), ("triton, batching off", no_batcher)):
             triton = stack.enter_context(LocalTriton(folder, free_port(), free_port(), free_port(), python=python,
-                                                     threads=args.triton_threads or threads,
+                                                     threads=triton_threads,
                                                      log_file=work / f"triton-{folder.name}.log"))
             remote = RVMEngine(triton=triton.url, triton_timeout_s=600, **opts)
             stack.callback(remote.close)

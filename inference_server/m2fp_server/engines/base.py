@@ -144,6 +144,15 @@ class PersonEngine(Engine):
         return PERSON_CLASSES
 
 
+def flag(value: Any) -> bool:
+    """An engine option that is yes or no, also when given as text (``-E zoom=false``)."""
+    if isinstance(value, str):
+        if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"{value!r} is not a yes/no value")
+        return value.lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def person_output(person: np.ndarray, classes: tuple[ClassInfo, ...]) -> EngineOutput:
     """Wrap a (h, w) person probability as a two-class output."""
     p = np.clip(person.astype(np.float32, copy=False), 0.0, 1.0)

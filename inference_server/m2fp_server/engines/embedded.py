@@ -37,7 +37,7 @@ import numpy as np
 
 from m2fp_protocol import PERSON_CLASSES
 
-from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, person_output
+from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
 from .embedded_detect import Person, PoseDetector
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
@@ -298,10 +298,8 @@ class EmbeddedEngine(PersonEngine):
 
 def _coerce(default: Any, value: Any) -> Any:
     """An option given as text (``-E bf16=false``) in the type of its default."""
-    if isinstance(default, bool) and isinstance(value, str):
-        if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-            raise ValueError(f"{value!r} is not a yes/no value")
-        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, bool):
+        return flag(value)
     return type(default)(value)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -99,7 +100,6 @@ class PoseDetector:
                                  (float(kx[i, 0]), float(ky[i, 0])), radius, (float(kx[i, 2]), float(ky[i, 2]))))
         return people
 
-
     def on_tiles(self, rgb: np.ndarray) -> list[Person]:
         """Detections on a wide frame's left and right squares (overlapping), in frame coordinates.
 
@@ -120,6 +120,13 @@ class PoseDetector:
         return people
 
 
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes (0 when both are empty)."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 def _nms(boxes: np.ndarray, scores: np.ndarray, iou_max: float) -> list[int]:
     order = list(np.argsort(-scores))
     keep: list[int] = []
@@ -128,12 +135,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou_max: float) -> list[int]:
         keep.append(int(i))
         rest = []
         for j in order:
-            xx0, yy0 = max(boxes[i, 0], boxes[j, 0]), max(boxes[i, 1], boxes[j, 1])
-            xx1, yy1 = min(boxes[i, 2], boxes[j, 2]), min(boxes[i, 3], boxes[j, 3])
-            inter = max(0.0, xx1 - xx0) * max(0.0, yy1 - yy0)
-            ai = (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1])
-            aj = (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1])
-            if inter / max(ai + aj - inter, 1e-6) <= iou_max:
+            if box_iou(boxes[i], boxes[j]) <= iou_max:
                 rest.append(j)
         order = rest
     return keep

@@ -35,7 +35,8 @@ import numpy as np
 from m2fp_protocol import PERSON_CLASSES
 
 from ..cpu import flags_summary, has_bf16
-from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, person_output
+from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
+from .embedded_detect import box_iou
 from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vocabulary
 from .rvm_choice import RUNTIMES as RUNTIMES
 from .rvm_choice import RVMSetting as RVMSetting
@@ -333,25 +334,6 @@ class RVMStream(StreamContext):
 
 
 # --------------------------------------------------------------------------- engine
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    total = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / total if total > 0 else 0.0
-
-
-def _flag(v: Any) -> bool:
-    if isinstance(v, str):
-        if v.lower() in ("1", "true", "yes", "on"):
-            return True
-        if v.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {v!r}")
-    return bool(v)
-
-
 class RVMEngine(PersonEngine):
     name = "rvm"
     description = "RobustVideoMatting MobileNetV3 (recurrent, soft alpha; GPL-3.0, m2fp fetch-weights rvm)"
@@ -399,12 +381,12 @@ class RVMEngine(PersonEngine):
         self.threads = int(threads)
         self.scene = SceneCut(float(cut_level), float(gap_s))
         try:
-            self.zoom = ZoomSettings(enabled=_flag(zoom), below=float(zoom_below), fill=float(zoom_fill),
+            self.zoom = ZoomSettings(enabled=flag(zoom), below=float(zoom_below), fill=float(zoom_fill),
                                      max_zoom=float(zoom_max))
+            self.hold = (float(hold_grey), float(hold_prob))
         except (TypeError, ValueError) as exc:
             raise EngineUnavailable(f"bad RVM option: {exc}") from None
         self._detector: Any = None
-        self.hold = (float(hold_grey), float(hold_prob))
         self._runners: dict[tuple[int, int], Runner] = {}
         self._runners_lock = threading.Lock()
         # fail now, not on the first frame: build the 16:9 shape (the usual camera)
@@ -475,7 +457,8 @@ class RVMEngine(PersonEngine):
         view = self._next_view(rgb, ctx, before, whole) if self.zoom.enabled else whole
         if view != before:
             ctx.states = move_states(ctx.states, before, view, shape)
-        small = crop(rgb, view, shape)
+        whole_small = model_rgb(rgb, *shape)  # the whole frame at the model's size
+        small = whole_small if view == whole else crop(rgb, view, shape)
         src = small[None] if self.remote is not None else to_src(small, *shape)
         pha, ctx.states = runner(src, ctx.states)
         ctx.thumb, ctx.last_t, ctx.view = thumb, now, view
@@ -485,7 +468,7 @@ class RVMEngine(PersonEngine):
         alpha = paste(pha, view, whole)
         if ctx.hold is None:
             ctx.hold = StillHold(*self.hold)
-        alpha = ctx.hold(small if view == whole else crop(rgb, whole, shape), alpha)
+        alpha = ctx.hold(whole_small, alpha)
         return person_output(alpha, PERSON_CLASSES)
 
     def _next_view(self, rgb: np.ndarray, ctx: RVMStream, now: View, whole: View) -> View:
@@ -506,7 +489,7 @@ class RVMEngine(PersonEngine):
                 ctx.rejected = []
             ctx.trying = None
             ctx.detected = [b for b in self._small_people(rgb, z.below * frame[1], ctx.scans)
-                            if not any(_overlap(b, r) > 0.3 for r in ctx.rejected)]
+                            if not any(box_iou(b, r) > 0.3 for r in ctx.rejected)]
             ctx.detected_age, ctx.scans = 0, ctx.scans + 1
         boxes = [ctx.seen] if ctx.seen is not None else []
         if ctx.detected_age < z.search_every and ctx.detected:  # a detection counts for a few frames

@@ -56,9 +56,6 @@ class View:
     def whole(cls, frame: tuple[int, int], model: tuple[int, int]) -> "View":
         return cls(0.0, 0.0, frame[0] / model[0])
 
-    def is_whole(self, frame: tuple[int, int], model: tuple[int, int]) -> bool:
-        return self == View.whole(frame, model)
-
     def frame_to_model(self) -> np.ndarray:
         s = self.scale
         return np.array([[1 / s, 0, -self.ox / s], [0, 1 / s, -self.oy / s]], np.float32)
@@ -132,9 +129,7 @@ def follow(now: View, to: View, rate: float) -> View:
 
 
 def crop(rgb: np.ndarray, view: View, model: tuple[int, int]) -> np.ndarray:
-    interp = cv2.INTER_AREA if view.scale > 1.0 else cv2.INTER_LINEAR
-    if view.ox == 0.0 and view.oy == 0.0 and abs(view.scale * model[0] - rgb.shape[1]) < 1e-6:
-        return cv2.resize(rgb, model, interpolation=interp)
+    """The view's part of the frame at the model's size (the whole frame is resized by the engine)."""
     return cv2.warpAffine(rgb, view.frame_to_model(), model, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
 

@@ -36,6 +36,3 @@ class StillHold:
         np.copyto(self.held, prob, where=update)
         np.copyto(self.held_grey, grey, where=update)
         return self.held.copy()
-
-    def reset(self) -> None:
-        self.held = self.held_grey = None
