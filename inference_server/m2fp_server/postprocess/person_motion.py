@@ -21,6 +21,7 @@ is left where it is (a still person keeps a still mask: no flicker added).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -32,10 +33,10 @@ class PersonMotion:
     work_side: int = 240  # a person's box is scaled so its longer side is this (pixels) for the flow...
     max_upscale: float = 2.0  # ...enlarging small people at most this much (the flow needs texture per patch)
     # DIS presets for enlarged (small) people and for the rest: the fast preset misses much of a small
-    # person's motion and some of a fast one's (docs/evaluation.md); it costs less
+    # person's motion and some of a fast one's (docs/evaluation.md)
     small_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
     small_scale: float = 1.5  # a person enlarged at least this much is "small"
-    large_preset: int = cv2.DISOPTICAL_FLOW_PRESET_FAST
+    large_preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
     margin: float = 0.15  # box margin around a person, share of its longer side
     min_area: int = 64  # people smaller than this (pixels at the flow resolution) are left as they are
     erode: float = 0.06  # vectors are taken this share of the box's shorter side inside the outline
@@ -43,6 +44,13 @@ class PersonMotion:
     still_px: float = 0.2  # largest point shift (pixels per frame at the flow resolution) treated as no motion
     max_points: int = 600
     accel: float = 1.0  # weight of a person's change of speed when moving ahead (0 = constant speed)
+    split: bool = True  # look for a second motion in one connected mask (overlapping people)
+    split_share: float = 0.05  # ...each of the two groups holding at least this share of the vectors...
+    split_area: float = 0.1  # ...and of the region's pixels
+    split_px: float = 0.5  # ...each fitting its own vectors this much better (median, pixels per frame) than one
+    max_turn: float = 0.05  # radians per frame: a second motion turning faster is not a person's...
+    max_zoom: float = 0.04  # ...nor one zooming faster (log scale per frame)
+    max_jump: float = 0.08  # largest change of speed in one frame, share of the person's size, believed
     _dis: dict[int, cv2.DISOpticalFlow] = field(default_factory=dict)
     _fit_frame: int | None = None
     _people: list[_Person] = field(default_factory=list)
@@ -58,9 +66,22 @@ class PersonMotion:
 
     def transform(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray) -> np.ndarray | None:
         """3x3 map from this frame to the previous one for the person in ``region`` (bool, grey frame's size)."""
+        parts = self.motions(region, cur, prev, split=False)
+        return parts[0][1] if parts else None
+
+    def motions(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray,
+                split: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The motions in ``region`` (bool, grey frame's size): (part of the region, 3x3 map from this frame
+        to the previous one) each.
+
+        One motion, or two where a second one explains enough of the vectors the first does not: two
+        people overlapping make one connected mask, and moving both by one motion tears the one behind.
+        Each pixel of the region then goes with the motion its own flow agrees with.  Empty when nothing
+        could be fitted.
+        """
         ys, xs = np.nonzero(region)
         if xs.size < self.min_area:
-            return None
+            return []
         H, W = cur.shape
         x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
         m = int(self.margin * max(x1 - x0, y1 - y0)) + 4
@@ -81,21 +102,85 @@ class PersonMotion:
         flow = self._flow(np.ascontiguousarray(c), np.ascontiguousarray(p), preset)
         iy, ix = np.nonzero(inner)
         if ix.size < self.min_vectors:
-            return None
+            return []
         step = max(1, ix.size // self.max_points)
         ix, iy = ix[::step], iy[::step]
         src = np.stack([ix, iy], 1).astype(np.float32)
         dst = src + flow[iy, ix]
         if float(np.median(np.abs(flow[iy, ix]).max(1))) < self.still_px * k:
-            return np.eye(3)
-        a, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0,
-                                                 maxIters=200, confidence=0.98, refineIters=5)
-        if a is None or inliers is None or int(inliers.sum()) < self.min_vectors // 2:
-            return None
+            return [(region, np.eye(3))]
+        fits = self._two_motions(src, dst, k) if (self.split if split is None else split) else []
+        if not fits:
+            a, inliers = self._similarity_fit(src, dst)
+            if a is None or inliers is None or int(inliers.sum()) < self.min_vectors // 2:
+                return []
+            fits = [a]
         # crop coordinates (scaled by k, shifted by x0, y0) -> frame coordinates
         to_crop = np.array([[k, 0, -x0 * k], [0, k, -y0 * k], [0, 0, 1]], np.float64)
-        crop_m = np.vstack([a, [0, 0, 1]])
-        return np.linalg.inv(to_crop) @ crop_m @ to_crop
+        from_crop = np.linalg.inv(to_crop)
+        maps = [from_crop @ np.vstack([f, [0, 0, 1]]) @ to_crop for f in fits]
+        if len(fits) == 1:
+            return [(region, maps[0])]
+        # each pixel of the region goes with the motion its flow agrees with (labels smoothed: flow is noisy)
+        gy, gx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+        seen = np.dstack([gx, gy]) + flow
+        res = [np.hypot(gx * f[0, 0] + gy * f[0, 1] + f[0, 2] - seen[..., 0],
+                        gx * f[1, 0] + gy * f[1, 1] + f[1, 2] - seen[..., 1]) for f in fits]
+        label = np.where(res[1] < res[0], 2, 1).astype(np.uint8) * r
+        label = cv2.medianBlur(label, 5)
+        if k != 1:
+            label = cv2.resize(label, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        parts = []
+        for i in (1, 2):
+            part = np.zeros_like(region)
+            part[y0:y1, x0:x1] = (label == i) & region[y0:y1, x0:x1]
+            parts.append(part)
+        area = [np.count_nonzero(p) for p in parts]
+        if min(area) < max(self.min_area, self.split_area * xs.size):
+            # the second motion holds a sliver (the outline, where the flow is the background's): one motion
+            return [(region, maps[int(np.argmax(area))])]
+        return list(zip(parts, maps))
+
+    def _two_motions(self, src: np.ndarray, dst: np.ndarray, k: float) -> list[np.ndarray]:
+        """Two similarity fits when the vectors form two groups that move differently, else [].
+
+        A single robust fit is no test for this: a shift plus a zoom passes through two people moving
+        apart, so the vectors are grouped first (k-means on the flow) and each group is fitted alone.
+        """
+        d = (dst - src).astype(np.float32)
+        if len(d) < 2 * self.min_vectors:
+            return []
+        crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_MAX_ITER, 20, 0.05)
+        _, lab, centres = cv2.kmeans(d, 2, None, crit, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
+        lab = lab.ravel()
+        if float(np.hypot(*(centres[0] - centres[1]))) < self.split_px * k:
+            return []
+        one, _ = self._similarity_fit(src, dst)
+        if one is None:
+            return []
+        fits, worse = [], 0.0
+        for g in (0, 1):
+            sel = lab == g
+            if sel.sum() < max(self.min_vectors, self.split_share * len(d)):
+                return []
+            f, inl = self._similarity_fit(src[sel], dst[sel])
+            if f is None or inl is None or int(inl.sum()) < self.min_vectors // 2 or not self._plausible(f):
+                return []  # a group the flow got wrong (the background's vectors) zooms or turns wildly
+            fits.append(f)
+            # how much worse one motion for all explains this group than the group's own motion
+            worse = max(worse, _residual(one, src[sel], dst[sel]) - _residual(f, src[sel], dst[sel]))
+        return fits if worse > self.split_px * k else []  # else one motion (a zoom or a turn spreads vectors too)
+
+    def _plausible(self, m: np.ndarray) -> bool:
+        """Whether a 2x3 similarity turns and zooms no more than a person can in one frame."""
+        return abs(math.atan2(m[1, 0], m[0, 0])) <= self.max_turn and \
+            abs(math.log(max(1e-6, math.hypot(m[0, 0], m[1, 0])))) <= self.max_zoom
+
+    def _similarity_fit(self, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if len(src) < 3:
+            return None, None
+        return cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0, maxIters=200,
+                                           confidence=0.98, refineIters=5)
 
     def fit(self, alpha: np.ndarray, cur: np.ndarray, prev: np.ndarray, frame: int | None = None) -> list[_Person]:
         """The people in ``alpha`` and their motion from ``prev`` to ``cur`` (cached per ``frame`` number)."""
@@ -103,22 +188,29 @@ class PersonMotion:
             return self._people
         gh, gw = cur.shape
         big = alpha if alpha.shape == (gh, gw) else cv2.resize(alpha, (gw, gh), interpolation=cv2.INTER_LINEAR)
-        n, labels, stats, cents = cv2.connectedComponentsWithStats((big >= 0.5).astype(np.uint8), connectivity=8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((big >= 0.5).astype(np.uint8), connectivity=8)
         before = self._people if frame is not None and frame - 1 == self._fit_frame else []
         people = []
         for i in range(1, n):
             if stats[i, cv2.CC_STAT_AREA] < self.min_area:
                 continue
-            region = labels == i
-            m = self.transform(region, cur, prev)
-            if m is None:
-                continue
-            c = (float(cents[i][0]), float(cents[i][1]))
-            size = float(max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]))
-            step = _step(np.linalg.inv(m), c)
-            near = [p for p in before if np.hypot(p.centre[0] - c[0], p.centre[1] - c[1]) < 0.3 * size]
-            accel = step - near[0].step if len(near) == 1 else np.zeros(4)
-            people.append(_Person(region, c, step, accel))
+            for region, m in self.motions(labels == i, cur, prev):
+                ys, xs = np.nonzero(region)
+                c = (float(xs.mean()), float(ys.mean()))
+                size = float(max(np.ptp(xs), np.ptp(ys)) + 1)
+                near = [p for p in before if np.hypot(p.centre[0] - c[0], p.centre[1] - c[1]) < 0.3 * size]
+                step = _step(np.linalg.inv(m), c)
+                accel = np.zeros(4)
+                if len(near) == 1:
+                    # the step before, about this centre (its shift depends on the point it is taken about)
+                    was = _step(near[0].forward, c)
+                    jump = float(np.hypot(*(step[:2] - was[:2] - near[0].accel[:2])))
+                    if jump > self.max_jump * size:
+                        # a person does not change speed that much in one frame: the fit is wrong (the
+                        # flow locked onto the background); go on with the speed they had
+                        step = was + near[0].accel
+                    accel = step - was
+                people.append(_Person(region, c, step, accel, _similarity(step, c)))
         self._fit_frame, self._people = frame, people
         return people
 
@@ -166,6 +258,12 @@ class _Person:
     centre: tuple[float, float]
     step: np.ndarray  # motion over the last frame about ``centre``: dx, dy, angle (rad), log scale
     accel: np.ndarray  # change of ``step`` since the frame before (zeros when that person was not matched)
+    forward: np.ndarray  # ``step`` as a 3x3 map, previous frame -> this one (re-read about another centre)
+
+
+def _residual(m: np.ndarray, src: np.ndarray, dst: np.ndarray) -> float:
+    """Median distance between where a 2x3 map puts ``src`` and ``dst``."""
+    return float(np.median(np.hypot(*(src @ m[:, :2].T + m[:, 2] - dst).T)))
 
 
 def _step(forward: np.ndarray, c: tuple[float, float]) -> np.ndarray:
