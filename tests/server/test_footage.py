@@ -133,6 +133,69 @@ def test_person_motion_follows_a_known_shift_and_rotation() -> None:
     assert np.abs(back @ pts - truth_back @ pts).max() < 1.0  # pixels
 
 
+
+def test_two_people_in_one_mask_moving_apart_get_a_motion_each() -> None:
+    """Two touching regions of a real photo moving in opposite directions: one connected mask, two motions."""
+    from m2fp_server.evaluation.framings import photo_background
+    img = cv2.cvtColor(photo_background("street", (320, 240)), cv2.COLOR_RGB2GRAY)
+    left, right = np.zeros_like(img, bool), np.zeros_like(img, bool)
+    left[50:210, 60:150], right[70:220, 150:250] = True, True
+    moved_img, moved = img.copy(), np.zeros_like(img, bool)
+    for region, dx in ((right, -5), (left, 6)):  # the left one passes in front
+        m = np.float32([[1, 0, dx], [0, 1, 0]])
+        shifted = cv2.warpAffine(img, m, (320, 240), borderMode=cv2.BORDER_REFLECT)
+        to = cv2.warpAffine(region.astype(np.uint8), m, (320, 240)) > 0
+        moved_img[to], moved[to] = shifted[to], True
+    assert cv2.connectedComponents(moved.astype(np.uint8))[0] - 1 == 1
+    parts = PersonMotion().motions(moved, moved_img, img)
+    assert len(parts) == 2
+    for part in parts:
+        full = np.zeros_like(moved)
+        (x, y), (h, w) = part.at, part.mask.shape
+        full[y:y + h, x:x + w] = part.mask
+        shift = -part.to_prev[0, 2]  # this frame -> the previous one undoes the shift
+        expected = 6 if _centre_x(full) < 150 else -5
+        assert abs(shift - expected) < 1.0 and abs(part.to_prev[1, 2]) < 1.0
+
+
+def test_crossing_people_are_moved_ahead_each_by_their_own_motion() -> None:
+    """Truth masks of the crossing clip moved 2 frames ahead: while the two people overlap they make one
+    connected mask, and one motion for both tears them."""
+    clip = get_clip("footage-crossing", static=4, moving=60)
+    smalls, alphas = _truth_alphas(clip)
+
+    def single() -> FlowTracker:
+        tracker = FlowTracker(history=2)
+        tracker.person.split = False
+        return tracker
+    frames = range(clip.moving_frames.start + 25, clip.moving_frames.stop)  # they overlap from here on
+    ours = moved_ahead(alphas, smalls, clip.truth, frames, ages=(0, 2))
+    theirs = moved_ahead(alphas, smalls, clip.truth, frames, ages=(0, 2), tracker_factory=single)
+    assert ours[0] > 0.97 and ours[2] > 0.9
+    assert ours[2] > theirs[2] + 0.03
+
+
+def test_a_start_from_still_is_believed_and_a_one_frame_jump_is_not() -> None:
+    """A region of a real photo: still, then moving 4 px per frame, then one frame whose picture jumps
+    16 px (what a fit that locked onto the background looks like), then on at 4 px per frame."""
+    from m2fp_server.evaluation.framings import photo_background
+    tex = cv2.cvtColor(photo_background("street", (480, 240)), cv2.COLOR_RGB2GRAY)
+    region = np.zeros((240, 320), np.float32)
+    region[60:200, 100:180] = 1.0
+    xs = [0, 0, 0, 4, 8, 12, 28, 32, 36]  # where the picture is, frame by frame (frame 6 jumps)
+    pm = PersonMotion()
+    steps = []
+    for k in range(1, len(xs)):
+        cur, prev = (np.ascontiguousarray(tex[:, 80 - xs[i]:400 - xs[i]]) for i in (k, k - 1))
+        moved = np.roll(region, xs[k], axis=1)
+        people = pm.fit(moved, cur, prev, frame=k)
+        assert len(people) == 1
+        steps.append(people[0].step[0])
+    assert abs(steps[0]) < 0.5 and abs(steps[1]) < 0.5  # still
+    assert abs(steps[2] - 4) < 0.5  # the start is believed at once
+    assert abs(steps[5] - 4) < 1.0  # the jump is not: the speed before goes on
+    assert abs(steps[7] - 4) < 0.5
+
 # --------------------------------------------------------------------------- model runtime
 def test_openvino_runs_the_pose_model_like_the_tflite_runtime() -> None:
     pytest.importorskip("openvino")

@@ -53,7 +53,11 @@ def moved_ahead(small_alphas: list[np.ndarray], small_frames: list[np.ndarray], 
     scores: dict[int, list[float]] = {a: [] for a in ages}
     for k, f in enumerate(small_frames):
         tracker.push(f)
-        if k < frames.start or k >= last:
+        if k >= last:
+            continue
+        if k < frames.start:
+            # the server fits every frame's motion (it knows the speed before); so does this
+            tracker.extrapolate(small_alphas[k], 1.0)
             continue
         for a in ages:
             moved = small_alphas[k] if a == 0 else tracker.extrapolate(small_alphas[k], float(a))

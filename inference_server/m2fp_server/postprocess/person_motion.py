@@ -50,6 +50,7 @@ class PersonMotion:
     split_px: float = 0.5  # ...each fitting its own vectors this much better (median, pixels per frame) than one
     max_turn: float = 0.05  # radians per frame: a second motion turning faster is not a person's...
     max_zoom: float = 0.04  # ...nor one zooming faster (log scale per frame)
+    max_accel: float = 0.02  # largest change of speed carried ahead, share of the person's size per frame
     max_jump: float = 0.08  # largest change of speed in one frame, share of the person's size, believed
     _dis: dict[int, cv2.DISOpticalFlow] = field(default_factory=dict)
     _fit_frame: int | None = None
@@ -67,30 +68,37 @@ class PersonMotion:
     def transform(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray) -> np.ndarray | None:
         """3x3 map from this frame to the previous one for the person in ``region`` (bool, grey frame's size)."""
         parts = self.motions(region, cur, prev, split=False)
-        return parts[0][1] if parts else None
+        return parts[0].to_prev if parts else None
 
-    def motions(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray,
-                split: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The motions in ``region`` (bool, grey frame's size): (part of the region, 3x3 map from this frame
-        to the previous one) each.
+    def motions(self, region: np.ndarray, cur: np.ndarray, prev: np.ndarray, split: bool | None = None,
+                at: tuple[int, int] = (0, 0)) -> list[_Part]:
+        """The motions in ``region`` (bool: the grey frames' size, or a box of them whose top left corner
+        is at ``at``), one part of the region each.
 
-        One motion, or two where a second one explains enough of the vectors the first does not: two
-        people overlapping make one connected mask, and moving both by one motion tears the one behind.
-        Each pixel of the region then goes with the motion its own flow agrees with.  Empty when nothing
+        One motion, or two where the vectors form two groups that move differently: two people
+        overlapping make one connected mask, and moving both by one motion tears the one behind.  Each
+        pixel of the region then goes with the motion its own flow agrees with.  Empty when nothing
         could be fitted.
         """
-        ys, xs = np.nonzero(region)
-        if xs.size < self.min_area:
+        region8 = region.astype(np.uint8)
+        count = cv2.countNonZero(region8)
+        if count < self.min_area:
             return []
         H, W = cur.shape
-        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-        m = int(self.margin * max(x1 - x0, y1 - y0)) + 4
+        bx0, by0, bw, bh = cv2.boundingRect(region8)
+        x0, y0 = bx0 + at[0], by0 + at[1]
+        x1, y1 = x0 + bw, y0 + bh
+        m = int(self.margin * max(bw, bh)) + 4
         x0, y0, x1, y1 = max(0, x0 - m), max(0, y0 - m), min(W, x1 + m), min(H, y1 + m)
+        # the region inside this box (the box holds all of it)
+        own = np.zeros((y1 - y0, x1 - x0), bool)
+        ox, oy = bx0 + at[0] - x0, by0 + at[1] - y0
+        own[oy:oy + bh, ox:ox + bw] = region[by0:by0 + bh, bx0:bx0 + bw]
         k = min(self.max_upscale, self.work_side / max(x1 - x0, y1 - y0))
         size = (max(8, round((x1 - x0) * k)), max(8, round((y1 - y0) * k)))
         interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
         c, p = cur[y0:y1, x0:x1], prev[y0:y1, x0:x1]
-        r: np.ndarray = region[y0:y1, x0:x1].astype(np.uint8)
+        r: np.ndarray = own.astype(np.uint8)
         if k != 1:
             c, p = cv2.resize(c, size, interpolation=interp), cv2.resize(p, size, interpolation=interp)
             r = cv2.resize(r, size, interpolation=cv2.INTER_NEAREST)
@@ -108,7 +116,7 @@ class PersonMotion:
         src = np.stack([ix, iy], 1).astype(np.float32)
         dst = src + flow[iy, ix]
         if float(np.median(np.abs(flow[iy, ix]).max(1))) < self.still_px * k:
-            return [(region, np.eye(3))]
+            return [_Part(own, (x0, y0), np.eye(3))]
         fits = self._two_motions(src, dst, k) if (self.split if split is None else split) else []
         if not fits:
             a, inliers = self._similarity_fit(src, dst)
@@ -120,26 +128,21 @@ class PersonMotion:
         from_crop = np.linalg.inv(to_crop)
         maps = [from_crop @ np.vstack([f, [0, 0, 1]]) @ to_crop for f in fits]
         if len(fits) == 1:
-            return [(region, maps[0])]
+            return [_Part(own, (x0, y0), maps[0])]
         # each pixel of the region goes with the motion its flow agrees with (labels smoothed: flow is noisy)
         gy, gx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
-        seen = np.dstack([gx, gy]) + flow
-        res = [np.hypot(gx * f[0, 0] + gy * f[0, 1] + f[0, 2] - seen[..., 0],
-                        gx * f[1, 0] + gy * f[1, 1] + f[1, 2] - seen[..., 1]) for f in fits]
-        label = np.where(res[1] < res[0], 2, 1).astype(np.uint8) * r
-        label = cv2.medianBlur(label, 5)
+        seen_x, seen_y = gx + flow[..., 0], gy + flow[..., 1]
+        res = [np.hypot(gx * f[0, 0] + gy * f[0, 1] + f[0, 2] - seen_x, gx * f[1, 0] + gy * f[1, 1] + f[1, 2] - seen_y)
+               for f in fits]
+        label = cv2.medianBlur(np.where(res[1] < res[0], 2, 1).astype(np.uint8) * r, 5)
         if k != 1:
             label = cv2.resize(label, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
-        parts = []
-        for i in (1, 2):
-            part = np.zeros_like(region)
-            part[y0:y1, x0:x1] = (label == i) & region[y0:y1, x0:x1]
-            parts.append(part)
-        area = [np.count_nonzero(p) for p in parts]
-        if min(area) < max(self.min_area, self.split_area * xs.size):
+        parts = [(label == i) & own for i in (1, 2)]
+        area = [int(np.count_nonzero(q)) for q in parts]
+        if min(area) < max(self.min_area, self.split_area * count):
             # the second motion holds a sliver (the outline, where the flow is the background's): one motion
-            return [(region, maps[int(np.argmax(area))])]
-        return list(zip(parts, maps))
+            return [_Part(own, (x0, y0), maps[int(np.argmax(area))])]
+        return [_Part(q, (x0, y0), mat) for q, mat in zip(parts, maps)]
 
     def _two_motions(self, src: np.ndarray, dst: np.ndarray, k: float) -> list[np.ndarray]:
         """Two similarity fits when the vectors form two groups that move differently, else [].
@@ -194,23 +197,32 @@ class PersonMotion:
         for i in range(1, n):
             if stats[i, cv2.CC_STAT_AREA] < self.min_area:
                 continue
-            for region, m in self.motions(labels == i, cur, prev):
-                ys, xs = np.nonzero(region)
-                c = (float(xs.mean()), float(ys.mean()))
-                size = float(max(np.ptp(xs), np.ptp(ys)) + 1)
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            for part in self.motions(labels[y:y + h, x:x + w] == i, cur, prev, at=(x, y)):
+                m = part.to_prev
+                mask8 = part.mask.astype(np.uint8)
+                mo = cv2.moments(mask8, binaryImage=True)
+                c = (mo["m10"] / mo["m00"] + part.at[0], mo["m01"] / mo["m00"] + part.at[1])
+                size = float(max(cv2.boundingRect(mask8)[2:]))
                 near = [p for p in before if np.hypot(p.centre[0] - c[0], p.centre[1] - c[1]) < 0.3 * size]
-                step = _step(np.linalg.inv(m), c)
+                step = measured = _step(np.linalg.inv(m), c)
                 accel = np.zeros(4)
                 if len(near) == 1:
                     # the step before, about this centre (its shift depends on the point it is taken about)
-                    was = _step(near[0].forward, c)
-                    jump = float(np.hypot(*(step[:2] - was[:2] - near[0].accel[:2])))
-                    if jump > self.max_jump * size:
-                        # a person does not change speed that much in one frame: the fit is wrong (the
-                        # flow locked onto the background); go on with the speed they had
+                    was, had = _step(near[0].forward, c), _step(near[0].measured, c)
+                    far = self.max_jump * size
+                    if float(np.hypot(*(step[:2] - was[:2] - near[0].accel[:2]))) > far and \
+                            float(np.hypot(*(step[:2] - had[:2]))) > far and near[0].step.any():
+                        # a moving person does not change speed that much in one frame, so the fit is wrong
+                        # (the flow locked onto the background): go on with the speed they had.  A start from
+                        # still, or a new speed measured twice in a row, is believed.
                         step = was + near[0].accel
                     accel = step - was
-                people.append(_Person(region, c, step, accel, _similarity(step, c)))
+                    # nor speeds up faster than this: a start from still is not carried on as an acceleration
+                    top = self.max_accel * size / max(1e-6, float(np.hypot(accel[0], accel[1])))
+                    if top < 1.0:
+                        accel = accel * top
+                people.append(_Person(part, c, step, accel, _similarity(step, c), _similarity(measured, c)))
         self._fit_frame, self._people = frame, people
         return people
 
@@ -239,7 +251,10 @@ class PersonMotion:
             back = np.linalg.inv(_similarity(params, p.centre))  # future frame -> this frame
             back_a = g2a @ back @ np.linalg.inv(g2a)
             # this person's soft mask: alpha around the region (its outline's soft pixels included)
-            reach: np.ndarray = cv2.dilate(p.region.astype(np.uint8), np.ones((5, 5), np.uint8))
+            reach: np.ndarray = np.zeros((gh, gw), np.uint8)
+            (x0, y0), (ph, pw) = p.part.at, p.part.mask.shape
+            reach[y0:y0 + ph, x0:x0 + pw] = p.part.mask
+            reach = cv2.dilate(reach, np.ones((5, 5), np.uint8))
             if (h, w) != (gh, gw):
                 reach = cv2.resize(reach, (w, h), interpolation=cv2.INTER_NEAREST)
             gone = np.maximum(gone, reach)
@@ -253,12 +268,22 @@ class PersonMotion:
 
 
 @dataclass
+class _Part:
+    """One motion found in a connected mask."""
+
+    mask: np.ndarray  # bool, flow resolution: the pixels it moves, in a box of the frame...
+    at: tuple[int, int]  # ...whose top left corner is here
+    to_prev: np.ndarray  # 3x3 map, this frame -> the previous one (frame coordinates)
+
+
+@dataclass
 class _Person:
-    region: np.ndarray  # bool, flow resolution
+    part: _Part
     centre: tuple[float, float]
     step: np.ndarray  # motion over the last frame about ``centre``: dx, dy, angle (rad), log scale
     accel: np.ndarray  # change of ``step`` since the frame before (zeros when that person was not matched)
     forward: np.ndarray  # ``step`` as a 3x3 map, previous frame -> this one (re-read about another centre)
+    measured: np.ndarray  # the same for the step as measured, before the check against the speed before
 
 
 def _residual(m: np.ndarray, src: np.ndarray, dst: np.ndarray) -> float:
