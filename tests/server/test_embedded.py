@@ -146,13 +146,30 @@ def test_nothing_outside_the_region_is_erased(engine) -> None:  # type: ignore[n
     for _ in range(3):
         p = engine.infer(frame, two).probs[1]
     tr = two.track
-    assert tr.mode == "body" and tr.roi is not None and tr.roi.cx < 320
+    assert tr.mode == "body" and len(tr.bodies) == 1 and tr.bodies[0].roi.cx < 320
     alpha = (cv2.resize(p, (640, 480)) * 255).astype(np.uint8)
     second = np.zeros_like(truth)
     second[:, 480:] = truth[:, 480:]
     assert (alpha[second > 0] >= 128).mean() > 0.8
     assert iou(alpha, truth) > 0.8
 
+
+
+def test_two_whole_bodies_in_a_wide_frame_are_both_followed(engine) -> None:  # type: ignore[no-untyped-def]
+    """Two full bodies apart in a 16:9 frame (the crossing clip's opening): the detector reports only the
+    one in front on the whole frame; the tiles find the other, and each gets its own pose region."""
+    clip = _clip("footage-crossing", static=12, moving=2)
+    W, H = clip.size
+    stream = engine.new_stream()
+    for f in clip.frames[:12]:
+        p = engine.infer(cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA), stream).probs[1]
+    assert stream.track.mode == "body" and len(stream.track.bodies) == 2
+    alpha = (cv2.resize(p, (W, H)) * 255).astype(np.uint8)
+    n, labels = cv2.connectedComponents(clip.truth[11])
+    assert n == 3  # two people apart
+    for i in (1, 2):
+        assert (alpha[labels == i] >= 128).mean() > 0.85, i
+    assert iou(alpha, clip.truth[11]) > 0.85
 
 def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]
     """Played at 30 fps through ZeroMQ (three frames of video delay), frames shown with their own mask

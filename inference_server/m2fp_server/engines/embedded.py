@@ -10,10 +10,11 @@ call).  Averaging the selfie models' maps did not help.  So per stream:
 * **bust mode** (default; the person is cut by the bottom edge, or nobody was
   found): the landscape selfie model on the whole frame;
 * **body mode** (the pose detector found someone whose whole body fits in the
-  frame): the pose landmark model on a square region that follows that person
-  from frame to frame (region from the last mask, moved on by the person's
-  velocity), plus the landscape model on the whole frame every
-  ``outside_every`` frames so nobody outside the region is lost (its blobs there
+  frame): the pose landmark model on a square region per person (up to
+  ``max_bodies``; the model segments one person per call) that follows that
+  person from frame to frame (region from the last mask, moved on by the
+  person's velocity), plus the landscape model on the whole frame every
+  ``outside_every`` frames so nobody outside the regions is lost (its blobs there
   are kept only when it is sure of them: on a busy background it also lights up
   patches it is unsure of).
 
@@ -38,7 +39,7 @@ import numpy as np
 from m2fp_protocol import PERSON_CLASSES
 
 from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
-from .embedded_detect import Person, PoseDetector
+from .embedded_detect import Person, PoseDetector, box_iou
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
 from .still_hold import StillHold
@@ -50,14 +51,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class _Body:
+    """One whole body followed in body mode."""
+
+    roi: Roi
+    velocity: tuple[float, float] = (0.0, 0.0)
+    last_centre: tuple[float, float] | None = None  # None: a new track (its region is the detector's guess)
+    steps: list[tuple[float, float]] = field(default_factory=list)  # last moves of the person's box
+    trial: int = 0  # frames this person must still be confirmed in before their mask is used
+
+
+@dataclass
 class _Track:
     """What one stream's frames taught the engine (reset when the frame size changes)."""
 
     mode: str = "bust"
-    roi: Roi | None = None
-    velocity: tuple[float, float] = (0.0, 0.0)
-    last_centre: tuple[float, float] | None = None
-    steps: list[tuple[float, float]] = field(default_factory=list)  # last moves of the person's box
+    bodies: list[_Body] = field(default_factory=list)  # body mode: the people followed, first found first
     since_detect: int = 10**9
     cover: float = 0.0  # share of the frame covered by people at the last detection
     frame_size: tuple[int, int] = (0, 0)
@@ -84,6 +93,9 @@ class EmbeddedSettings:
     min_detection: float = 0.25  # pose detector score that counts as a person
     min_presence: float = 0.5  # pose model's own presence score below which the person is lost
     verify_max: int = 3  # detections checked with the pose model when looking for a whole body
+    max_bodies: int = 3  # whole bodies followed at once (one pose model run each per frame)
+    same_body: float = 0.5  # two regions overlapping this much (box IoU) follow one person: one is dropped
+    trial_frames: int = 3  # a further person's mask is used once the pose model has seen them on this many frames
     fits_slack: float = 0.10  # a body "fits" if hips + 0.8 radius is within (1 + slack) x frame height
     max_side: int = 640  # working resolution: frame scaled to fit this long side (regions are cut from it)
     out_side: int = 320  # output resolution (long side): what post-processing works on
@@ -158,12 +170,12 @@ class EmbeddedEngine(PersonEngine):
         if s.only:
             return person_output(self._single(rgb, out), PERSON_CLASSES)
         tr.since_detect += 1
-        if (tr.mode == "body" and tr.roi is None) or tr.since_detect >= s.redetect_every:
+        if (tr.mode == "body" and not tr.bodies) or tr.since_detect >= s.redetect_every:
             self._redetect(rgb, tr)
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
-        if tr.mode == "body" and tr.roi is not None:
+        if tr.mode == "body" and tr.bodies:
             prob = self._body(rgb, small, tr)
         else:
             prob = self._landscape(rgb, out)
@@ -197,41 +209,65 @@ class EmbeddedEngine(PersonEngine):
         tr.since_detect = 0
         H, W = rgb.shape[:2]
         people = self._detect(rgb)
-        if tr.mode == "body" and tr.roi is not None:
-            # the tracked person (the pose model still sees them) stays tracked unless the detector says
-            # they came so close that the frame cuts them: then it is a bust again.  A missed detection
-            # (the detector favours the person nearest the camera) does not end a good track.
-            mine = [p for p in people if _inside(p.hips, tr.roi)]
-            if mine and not self._fits(mine[0], H):
-                log.debug("embedded: tracked person no longer fits the frame: bust mode")
-                tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
+        # the detector letterboxes a wide frame to a square: people further back get few pixels there,
+        # and beside a bigger person they are not reported at all; square tiles give them twice as many
+        wide = W >= 1.3 * H
+        if tr.mode == "body" and tr.bodies:
+            # a tracked person (the pose model still sees them) stays tracked unless the detector says
+            # they came so close that the frame cuts them.  A missed detection (the detector favours the
+            # person nearest the camera) does not end a good track.
+            for b in list(tr.bodies):
+                mine = [p for p in people if _inside(p.hips, b.roi)]
+                if mine and not self._fits(mine[0], H):
+                    log.debug("embedded: a tracked person no longer fits the frame")
+                    tr.bodies.remove(b)
+            if not tr.bodies:
+                log.debug("embedded: bust mode (the tracked people came close)")
+                tr.mode = "bust"
+                return
+            if len(tr.bodies) < self.settings.max_bodies:
+                # somebody else whose whole body is in the frame (walked in, or was hidden by the first)
+                seen = people + (self._detect.on_tiles(rgb) if wide else [])
+                new = [p for p in seen if self._fits(p, H) and not any(_inside(p.hips, b.roi) for b in tr.bodies)]
+                for roi in self._confirmed(rgb, new, self.settings.max_bodies - len(tr.bodies)):
+                    if all(box_iou(roi.box(), b.roi.box()) < self.settings.same_body for b in tr.bodies):
+                        tr.bodies.append(_Body(roi, trial=self.settings.trial_frames))
             return
         bodies = [p for p in people if self._fits(p, H)]
-        found = self._confirmed(rgb, bodies)
-        if found is None and len(bodies) == len(people) and W >= 1.3 * H:
-            # nobody close to the camera: a small person may be below the detector's reach on the
-            # letterboxed wide frame, so look again on square tiles (twice the pixels per person)
-            found = self._confirmed(rgb, [p for p in self._detect.on_tiles(rgb) if self._fits(p, H)])
-        if found is None:
+        if wide and len(bodies) == len(people):
+            # nobody close to the camera: look for everyone on the tiles too
+            bodies += [p for p in self._detect.on_tiles(rgb) if self._fits(p, H)]
+        found = self._confirmed(rgb, bodies, self.settings.max_bodies)
+        if not found:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
-            tr.mode, tr.roi, tr.velocity, tr.last_centre, tr.steps = "bust", None, (0.0, 0.0), None, []
+            tr.mode, tr.bodies = "bust", []
             return
-        tr.mode, tr.roi, tr.velocity = "body", found, (0.0, 0.0)
-        tr.last_centre, tr.steps = None, []
-        log.debug("embedded: body mode, region %s", tr.roi)
+        # the best one is used at once (as with one person); the others, on a busy background more often
+        # a false hit the pose model half-believes, only once it has seen them on a few frames
+        tr.mode, tr.bodies = "body", [_Body(roi, trial=self.settings.trial_frames if i else 0)
+                                      for i, roi in enumerate(found)]
+        log.debug("embedded: body mode, regions %s", [b.roi for b in tr.bodies])
 
-    def _confirmed(self, rgb: np.ndarray, bodies: list[Person]) -> Roi | None:
-        """The region of the first detection the pose model confirms (highest scores first).
+    def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int) -> list[Roi]:
+        """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
 
         A busy background gives the detector false hits that can outscore a small real person;
-        the pose model's own presence score tells them apart.
+        the pose model's own presence score tells them apart.  The same person found on the whole
+        frame and on a tile counts once.
         """
-        for p in sorted(bodies, key=lambda q: -q.score)[: self.settings.verify_max]:
+        found: list[Roi] = []
+        tried = 0
+        for p in sorted(bodies, key=lambda q: -q.score):
+            if len(found) >= most or tried >= self.settings.verify_max + most - 1:
+                break
             roi = Roi.around(*p.body_box(), 0.25)
+            if any(_inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
+                continue
+            tried += 1
             if self._pose.run(crop(rgb, roi, PoseSegmenter.size)).presence >= self.settings.min_presence:
-                return roi
-        return None
+                found.append(roi)
+        return found
 
     def _fits(self, p: Person, H: int) -> bool:
         return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + self.settings.fits_slack)
@@ -241,59 +277,75 @@ class EmbeddedEngine(PersonEngine):
         s = self.settings
         H, W = rgb.shape[:2]
         out = (small.shape[1], small.shape[0])
-        roi = tr.roi
-        assert roi is not None
-        res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
-        if tr.last_centre is None and res.presence >= s.min_presence:
-            # a new track starts from the detector's rough region: settle it on the mask at once, so
-            # the region (and the mask) does not jump on the next frame
-            self._follow(res, roi, tr)
-            if tr.roi is not None and tr.roi != roi:
-                roi = tr.roi
-                res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
-        if res.presence < s.min_presence:
-            fresh = tr.last_centre is None
-            log.debug("embedded: %s (presence %.2f)", "detection rejected" if fresh else "person lost", res.presence)
-            tr.roi, tr.velocity, tr.last_centre, tr.steps = None, (0.0, 0.0), None, []
-            if fresh:  # the detector's hit was no person: bust mode until the next regular detection
-                tr.mode, tr.since_detect = "bust", 0
-            return self._landscape(rgb, out)
         k = out[0] / W
-        oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
-        prob = paste(res.mask, oroi, out)
+        prob: np.ndarray | None = None
+        inside = np.zeros((out[1], out[0]), bool)
+        rejected = False  # a detection the pose model says is nobody
+        for b in list(tr.bodies):
+            roi = b.roi
+            res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+            if b.last_centre is None and res.presence >= s.min_presence:
+                # a new track starts from the detector's rough region: settle it on the mask at once, so
+                # the region (and the mask) does not jump on the next frame
+                self._follow(res, roi, b)
+                if b.roi != roi:
+                    roi = b.roi
+                    res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+            if res.presence < s.min_presence:
+                rejected = b.last_centre is None
+                log.debug("embedded: %s (presence %.2f)", "detection rejected" if rejected else "person lost",
+                          res.presence)
+                tr.bodies.remove(b)
+                continue
+            if b.trial > 0:
+                b.trial -= 1
+                self._follow(res, roi, b)
+                continue
+            oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
+            one = paste(res.mask, oroi, out)
+            prob = one if prob is None else np.maximum(prob, one, out=prob)
+            x0, y0, x1, y1 = oroi.box()
+            inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
+            self._follow(res, roi, b)
+        # two regions that ended up on one person (the one behind was hidden): follow it once
+        for b in list(tr.bodies):
+            if any(o is not b and tr.bodies.index(o) < tr.bodies.index(b)
+                   and box_iou(o.roi.box(), b.roi.box()) >= s.same_body for o in tr.bodies):
+                tr.bodies.remove(b)
+        if prob is None:
+            # nobody confirmed left: look again at once for a person lost; after a false hit, at the next
+            # regular detection (it would be found, and rejected, again).  The landscape model meanwhile.
+            if not tr.bodies:
+                tr.mode, tr.since_detect = "bust", (0 if rejected else s.redetect_every)
+            return self._landscape(rgb, out)
         if s.outside == "landscape":
-            # outside the region the landscape model speaks (nobody it found is lost); inside, the pose model.
-            # Someone entering is found within ``outside_every`` frames; in between its last answer is reused.
+            # outside the regions the landscape model speaks (nobody it found is lost); inside, the pose
+            # model.  Someone entering is found within ``outside_every`` frames; in between its last answer
+            # is reused.
             tr.outside_age += 1
             if tr.outside is None or tr.outside.shape != prob.shape or tr.outside_age >= s.outside_every:
                 tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean), 0
-            full = tr.outside.copy()
-            x0, y0, x1, y1 = oroi.box()
-            x0, y0 = max(0, x0 + 1), max(0, y0 + 1)
-            np.maximum(prob, full, out=full)
-            full[y0:y1 - 1, x0:x1 - 1] = prob[y0:y1 - 1, x0:x1 - 1]
-            prob = full
-        self._follow(res, roi, tr)
+            prob = np.where(inside, prob, np.maximum(prob, tr.outside))
         return prob
 
-    def _follow(self, res: PoseResult, roi: Roi, tr: _Track) -> None:
+    def _follow(self, res: PoseResult, roi: Roi, b: _Body) -> None:
         """Next frame's region from this frame's result, moved on by the person's velocity."""
         s = self.settings
         new = _region_from_landmarks(res.landmarks, roi, s.landmark_scale) if s.steer == "landmarks" \
             else _region_from_mask(res.mask, roi, s.margin)
         if new is None:
-            tr.roi, tr.last_centre, tr.steps = None, None, []
+            b.last_centre, b.steps = None, []
             return
-        if tr.last_centre is not None:
+        if b.last_centre is not None:
             # median of the last three steps: one jump of the box (an arm appearing) is not a motion
-            tr.steps = (tr.steps + [(new.cx - tr.last_centre[0], new.cy - tr.last_centre[1])])[-3:]
-            if len(tr.steps) == 3:
-                tr.velocity = (float(np.median([v[0] for v in tr.steps])), float(np.median([v[1] for v in tr.steps])))
-        tr.last_centre = (new.cx, new.cy)
+            b.steps = (b.steps + [(new.cx - b.last_centre[0], new.cy - b.last_centre[1])])[-3:]
+            if len(b.steps) == 3:
+                b.velocity = (float(np.median([v[0] for v in b.steps])), float(np.median([v[1] for v in b.steps])))
+        b.last_centre = (new.cx, new.cy)
         moved = max(abs(new.cx - roi.cx), abs(new.cy - roi.cy), abs(new.side - roi.side))
-        if moved <= s.deadband * roi.side and abs(tr.velocity[0]) + abs(tr.velocity[1]) < s.deadband * roi.side:
+        if moved <= s.deadband * roi.side and abs(b.velocity[0]) + abs(b.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
-        tr.roi = Roi(new.cx + tr.velocity[0], new.cy + tr.velocity[1], new.side)
+        b.roi = Roi(new.cx + b.velocity[0], new.cy + b.velocity[1], new.side)
 
 
 def _coerce(default: Any, value: Any) -> Any:
