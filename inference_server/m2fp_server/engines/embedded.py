@@ -94,8 +94,10 @@ class EmbeddedSettings:
     min_presence: float = 0.5  # pose model's own presence score below which the person is lost
     verify_max: int = 3  # detections checked with the pose model when looking for a whole body
     max_bodies: int = 3  # whole bodies followed at once (one pose model run each per frame)
-    same_body: float = 0.5  # two regions overlapping this much (box IoU) follow one person: one is dropped
-    trial_frames: int = 3  # a further person's mask is used once the pose model has seen them on this many frames
+    same_body: float = 0.5  # two regions (box IoU) or two masks (IoU) overlapping this much are one person
+    more_detection: float = 0.5  # detector score a person besides the best one needs (busy backgrounds' false
+    # hits score 0.3-0.5 and the pose model half-believes some of them; second people scored 0.6-0.9)
+    trial_frames: int = 3  # someone found while others are followed: their mask is used after this many frames
     fits_slack: float = 0.10  # a body "fits" if hips + 0.8 radius is within (1 + slack) x frame height
     max_side: int = 640  # working resolution: frame scaled to fit this long side (regions are cut from it)
     out_side: int = 320  # output resolution (long side): what post-processing works on
@@ -213,12 +215,15 @@ class EmbeddedEngine(PersonEngine):
         # and beside a bigger person they are not reported at all; square tiles give them twice as many
         wide = W >= 1.3 * H
         if tr.mode == "body" and tr.bodies:
+            # somebody else whose whole body is in the frame (walked in, or was hidden by the first) may
+            # be reported on the tiles only; the tiles also measure the people beside them better
+            tiles = self._detect.on_tiles(rgb) if wide else []
             # a tracked person (the pose model still sees them) stays tracked unless the detector says
             # they came so close that the frame cuts them.  A missed detection (the detector favours the
             # person nearest the camera) does not end a good track.
             for b in list(tr.bodies):
-                mine = [p for p in people if _inside(p.hips, b.roi)]
-                if mine and not self._fits(mine[0], H):
+                mine = [p for p in people + tiles if _inside(p.hips, b.roi)]
+                if mine and not any(self._fits(p, H) for p in mine):
                     log.debug("embedded: a tracked person no longer fits the frame")
                     tr.bodies.remove(b)
             if not tr.bodies:
@@ -226,10 +231,9 @@ class EmbeddedEngine(PersonEngine):
                 tr.mode = "bust"
                 return
             if len(tr.bodies) < self.settings.max_bodies:
-                # somebody else whose whole body is in the frame (walked in, or was hidden by the first)
-                seen = people + (self._detect.on_tiles(rgb) if wide else [])
-                new = [p for p in seen if self._fits(p, H) and not any(_inside(p.hips, b.roi) for b in tr.bodies)]
-                for roi in self._confirmed(rgb, new, self.settings.max_bodies - len(tr.bodies)):
+                new = [p for p in people + tiles if p.score >= self.settings.more_detection and self._fits(p, H)
+                       and not any(_inside(p.hips, b.roi) for b in tr.bodies)]  # not the first: a higher score
+                for roi in self._confirmed(rgb, new, self.settings.max_bodies - len(tr.bodies), tries=2):
                     if all(box_iou(roi.box(), b.roi.box()) < self.settings.same_body for b in tr.bodies):
                         tr.bodies.append(_Body(roi, trial=self.settings.trial_frames))
             return
@@ -243,23 +247,23 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
             tr.mode, tr.bodies = "bust", []
             return
-        # the best one is used at once (as with one person); the others, on a busy background more often
-        # a false hit the pose model half-believes, only once it has seen them on a few frames
-        tr.mode, tr.bodies = "body", [_Body(roi, trial=self.settings.trial_frames if i else 0)
-                                      for i, roi in enumerate(found)]
+        tr.mode, tr.bodies = "body", [_Body(roi) for roi in found]
         log.debug("embedded: body mode, regions %s", [b.roi for b in tr.bodies])
 
-    def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int) -> list[Roi]:
+    def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None) -> list[Roi]:
         """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
 
         A busy background gives the detector false hits that can outscore a small real person;
-        the pose model's own presence score tells them apart.  The same person found on the whole
-        frame and on a tile counts once.
+        the pose model's own presence score tells them apart (mostly: people besides the first need a
+        higher detector score too).  The same person found on the whole frame and on a tile counts once.
         """
         found: list[Roi] = []
         tried = 0
         for p in sorted(bodies, key=lambda q: -q.score):
-            if len(found) >= most or tried >= self.settings.verify_max + most - 1:
+            if len(found) >= most or tried >= (self.settings.verify_max + most - 1 if tries is None else tries):
+                break
+            if found and p.score < self.settings.more_detection:
+                # the first person may be small and far away (a low score); anyone besides needs more
                 break
             roi = Roi.around(*p.body_box(), 0.25)
             if any(_inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
@@ -281,6 +285,7 @@ class EmbeddedEngine(PersonEngine):
         prob: np.ndarray | None = None
         inside = np.zeros((out[1], out[0]), bool)
         rejected = False  # a detection the pose model says is nobody
+        masks: dict[int, np.ndarray] = {}  # id(body) -> its person at output size
         for b in list(tr.bodies):
             roi = b.roi
             res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
@@ -296,6 +301,12 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: %s (presence %.2f)", "detection rejected" if rejected else "person lost",
                           res.presence)
                 tr.bodies.remove(b)
+                if not rejected and any(box_iou(b.roi.box(), o.roi.box()) > 0 for o in tr.bodies):
+                    # lost behind someone else: the region left would hold two people and show only
+                    # one; the landscape model sees both until the next detection separates them
+                    log.debug("embedded: people overlap: bust mode until the next detection")
+                    tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
+                    return self._landscape(rgb, out)
                 continue
             if b.trial > 0:
                 b.trial -= 1
@@ -303,14 +314,16 @@ class EmbeddedEngine(PersonEngine):
                 continue
             oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
             one = paste(res.mask, oroi, out)
-            prob = one if prob is None else np.maximum(prob, one, out=prob)
+            masks[id(b)] = one >= 0.5
+            prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
             x0, y0, x1, y1 = oroi.box()
             inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
             self._follow(res, roi, b)
-        # two regions that ended up on one person (the one behind was hidden): follow it once
+        # two regions whose masks ended up on one person (the one behind was hidden): follow it once.
+        # Regions of two people passing each other overlap too; their masks do not
         for b in list(tr.bodies):
-            if any(o is not b and tr.bodies.index(o) < tr.bodies.index(b)
-                   and box_iou(o.roi.box(), b.roi.box()) >= s.same_body for o in tr.bodies):
+            if any(o is not b and tr.bodies.index(o) < tr.bodies.index(b) and id(o) in masks and id(b) in masks
+                   and _mask_iou(masks[id(o)], masks[id(b)]) >= s.same_body for o in tr.bodies):
                 tr.bodies.remove(b)
         if prob is None:
             # nobody confirmed left: look again at once for a person lost; after a false hit, at the next
@@ -353,6 +366,11 @@ def _coerce(default: Any, value: Any) -> Any:
     if isinstance(default, bool):
         return flag(value)
     return type(default)(value)
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = int(np.count_nonzero(a | b))
+    return int(np.count_nonzero(a & b)) / union if union else 0.0
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:

@@ -43,16 +43,22 @@ class OracleEngine(Engine):
     name = "oracle"
     description = "ground truth of a known evaluation clip, by frame matching (test engine)"
 
-    def __init__(self, clip: Any) -> None:
+    def __init__(self, clip: Any, side: int = 256) -> None:
         if not isinstance(clip, Clip):
             raise EngineUnavailable("the oracle needs a clip")
         self.clip = clip
+        self.side = side
         self._thumbs = np.stack([_thumb(f) for f in clip.frames])
         self.last_match = -1
 
     @property
     def classes(self) -> tuple[ClassInfo, ...]:
         return PERSON_CLASSES
+
+    @property
+    def preferred_input(self) -> tuple[int, int]:
+        # frames are sent this large: the motion compensation then works at the size a real engine gets
+        return (self.side, self.side)
 
     def match(self, rgb: np.ndarray) -> int:
         d = np.abs(self._thumbs - _thumb(rgb)[None]).mean(axis=(1, 2, 3))
@@ -71,7 +77,7 @@ class SlowOracleEngine(AsyncEngine):
     description = "ground truth of an evaluation clip, late and at a low rate (test engine)"
 
     def __init__(self, clip: Any = None, delay_ms: float = 300.0, rate_hz: float = 3.0,
-                 wait_first_s: float = 10.0, threads: int = 1, **clip_options: Any) -> None:
+                 wait_first_s: float = 10.0, threads: int = 1, input: int = 256, **clip_options: Any) -> None:
         from .clips import CLIPS, get_clip
         if clip is None:
             raise EngineUnavailable(f"slow-oracle needs -E clip=NAME (one of: {', '.join(CLIPS)}) "
@@ -83,7 +89,9 @@ class SlowOracleEngine(AsyncEngine):
                 clip = get_clip(str(clip), **clip_options)
             except (ValueError, TypeError) as exc:
                 raise EngineUnavailable(f"slow-oracle: {exc}") from exc
-        self.oracle: OracleEngine = OracleEngine(clip)
+        if not 16 <= int(input) <= 4096:
+            raise EngineUnavailable(f"slow-oracle: input={input}: choose 16..4096 (pixels, longer side)")
+        self.oracle: OracleEngine = OracleEngine(clip, int(input))
         super().__init__(self.oracle, rate_hz=rate_hz, min_latency_s=delay_ms / 1e3,
                          wait_first_s=wait_first_s)
         self.name = "slow-oracle"  # type: ignore[misc]  # AsyncEngine took the oracle's name
@@ -99,7 +107,7 @@ class SlowOracleEngine(AsyncEngine):
         return {**super().info(), "name": self.name, "clip": self.oracle.clip.name, "delay_ms": self.delay_ms}
 
 
-_ORACLE_OPTIONS = ("delay_ms", "rate_hz", "wait_first_s")
+_ORACLE_OPTIONS = ("delay_ms", "rate_hz", "wait_first_s", "input")
 
 
 def engine_factory(name: str, options: dict[str, Any]) -> Callable[[Clip], Engine]:
