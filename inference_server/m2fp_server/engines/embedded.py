@@ -68,6 +68,9 @@ class _Track:
     mode: str = "bust"
     bodies: list[_Body] = field(default_factory=list)  # body mode: the people followed, first found first
     since_detect: int = 10**9
+    expect: int = 0  # people followed before they overlapped (they are looked for on the tiles until found)
+    scans: int = 0  # body mode: detections made looking for further people on a 16:9 frame (tiles take turns)
+    rejected: list[tuple[int, int, int, int]] = field(default_factory=list)  # regions the pose model said were nobody
     cover: float = 0.0  # share of the frame covered by people at the last detection
     frame_size: tuple[int, int] = (0, 0)
     hold: StillHold | None = None  # each pixel's last answer while its picture does not change
@@ -97,6 +100,8 @@ class EmbeddedSettings:
     same_body: float = 0.5  # two regions (box IoU) or two masks (IoU) overlapping this much are one person
     more_detection: float = 0.5  # detector score a person besides the best one needs (busy backgrounds' false
     # hits score 0.3-0.5 and the pose model half-believes some of them; second people scored 0.6-0.9)
+    someone_share: float = 0.003  # body mode looks for further people when the landscape model's confident
+    # blobs outside the followed regions cover this share of the frame
     trial_frames: int = 3  # someone found while others are followed: their mask is used after this many frames
     fits_slack: float = 0.10  # a body "fits" if hips + 0.8 radius is within (1 + slack) x frame height
     max_side: int = 640  # working resolution: frame scaled to fit this long side (regions are cut from it)
@@ -215,27 +220,54 @@ class EmbeddedEngine(PersonEngine):
         # and beside a bigger person they are not reported at all; square tiles give them twice as many
         wide = W >= 1.3 * H
         if tr.mode == "body" and tr.bodies:
-            # somebody else whose whole body is in the frame (walked in, or was hidden by the first) may
-            # be reported on the tiles only; the tiles also measure the people beside them better
-            tiles = self._detect.on_tiles(rgb) if wide else []
+            # on a wide frame the tiles also measure people the letterboxed frame shrinks, and report the
+            # ones it leaves out; they cost two detector runs, so they run only when needed
+            tiles: list[Person] | None = None
+
+            def tiled() -> list[Person]:
+                nonlocal tiles
+                if tiles is None:
+                    tiles = self._detect.on_tiles(rgb) if wide else []
+                return tiles
             # a tracked person (the pose model still sees them) stays tracked unless the detector says
             # they came so close that the frame cuts them.  A missed detection (the detector favours the
             # person nearest the camera) does not end a good track.
             for b in list(tr.bodies):
-                mine = [p for p in people + tiles if _inside(p.hips, b.roi)]
+                mine = [p for p in people if _inside(p.hips, b.roi)]
                 if mine and not any(self._fits(p, H) for p in mine):
-                    log.debug("embedded: a tracked person no longer fits the frame")
-                    tr.bodies.remove(b)
+                    mine += [p for p in tiled() if _inside(p.hips, b.roi)]
+                    if not any(self._fits(p, H) for p in mine):
+                        log.debug("embedded: a tracked person no longer fits the frame")
+                        tr.bodies.remove(b)
             if not tr.bodies:
                 log.debug("embedded: bust mode (the tracked people came close)")
                 tr.mode = "bust"
                 return
             if len(tr.bodies) < self.settings.max_bodies:
-                new = [p for p in people + tiles if p.score >= self.settings.more_detection and self._fits(p, H)
-                       and not any(_inside(p.hips, b.roi) for b in tr.bodies)]  # not the first: a higher score
-                for roi in self._confirmed(rgb, new, self.settings.max_bodies - len(tr.bodies), tries=2):
-                    if all(box_iou(roi.box(), b.roi.box()) < self.settings.same_body for b in tr.bodies):
-                        tr.bodies.append(_Body(roi, trial=self.settings.trial_frames))
+                # somebody else whose whole body is in the frame (walked in, or was hidden by the first).
+                # On a wide frame: both tiles when the landscape model sees a person outside the regions,
+                # else one tile per detection, in turn.  One pose check per detection at most
+                extra: list[Person] = []
+                if tiles is not None or len(tr.bodies) < tr.expect or self._someone_else(tr, W):
+                    extra = tiled()
+                elif W >= 1.6 * H:  # 16:9: room for people the letterboxed detection leaves out
+                    tr.scans += 1
+                    extra = self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
+                else:
+                    return
+                new = [p for p in people + extra if p.score >= self.settings.more_detection and self._fits(p, H)
+                       and not any(_inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
+                                   for b in tr.bodies)
+                       and not any(box_iou(_region(p).box(), r) >= 0.5 for r in tr.rejected)]
+                if new:
+                    best = max(new, key=lambda q: q.score)
+                    found = self._confirmed(rgb, [best], 1, tries=1)
+                    if found:
+                        tr.bodies.append(_Body(found[0], trial=self.settings.trial_frames))
+                        if len(tr.bodies) >= tr.expect:
+                            tr.expect = 0
+                    else:  # a false hit: not checked again while it stays where it is
+                        tr.rejected = (tr.rejected + [_region(best).box()])[-8:]
             return
         bodies = [p for p in people if self._fits(p, H)]
         if wide and len(bodies) == len(people):
@@ -249,6 +281,18 @@ class EmbeddedEngine(PersonEngine):
             return
         tr.mode, tr.bodies = "body", [_Body(roi) for roi in found]
         log.debug("embedded: body mode, regions %s", [b.roi for b in tr.bodies])
+
+    def _someone_else(self, tr: _Track, width: int) -> bool:
+        """Whether the landscape model's last confident blobs hold a person outside the followed regions."""
+        if tr.outside is None:
+            return False
+        h, w = tr.outside.shape
+        k = w / width
+        free = tr.outside >= 0.5
+        for b in tr.bodies:
+            x0, y0, x1, y1 = Roi(b.roi.cx * k, b.roi.cy * k, b.roi.side * k).box()
+            free[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = False
+        return int(np.count_nonzero(free)) >= self.settings.someone_share * h * w
 
     def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None) -> list[Roi]:
         """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
@@ -265,7 +309,7 @@ class EmbeddedEngine(PersonEngine):
             if found and p.score < self.settings.more_detection:
                 # the first person may be small and far away (a low score); anyone besides needs more
                 break
-            roi = Roi.around(*p.body_box(), 0.25)
+            roi = _region(p)
             if any(_inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
                 continue
             tried += 1
@@ -305,6 +349,7 @@ class EmbeddedEngine(PersonEngine):
                     # lost behind someone else: the region left would hold two people and show only
                     # one; the landscape model sees both until the next detection separates them
                     log.debug("embedded: people overlap: bust mode until the next detection")
+                    tr.expect = len(tr.bodies) + 1  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
                     return self._landscape(rgb, out)
                 continue
@@ -366,6 +411,11 @@ def _coerce(default: Any, value: Any) -> Any:
     if isinstance(default, bool):
         return flag(value)
     return type(default)(value)
+
+
+def _region(p: Person) -> Roi:
+    """The square region the pose model gets for a detection."""
+    return Roi.around(*p.body_box(), 0.25)
 
 
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
