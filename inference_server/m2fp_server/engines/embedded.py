@@ -68,7 +68,7 @@ class _Track:
     mode: str = "bust"
     bodies: list[_Body] = field(default_factory=list)  # body mode: the people followed, first found first
     since_detect: int = 10**9
-    expect: int = 0  # people followed before they overlapped (they are looked for on the tiles until found)
+    search: int = 0  # detections left that search both tiles (after people overlapped)
     scans: int = 0  # body mode: detections made looking for further people on a 16:9 frame (tiles take turns)
     rejected: list[tuple[int, int, int, int]] = field(default_factory=list)  # regions the pose model said were nobody
     cover: float = 0.0  # share of the frame covered by people at the last detection
@@ -100,6 +100,7 @@ class EmbeddedSettings:
     same_body: float = 0.5  # two regions (box IoU) or two masks (IoU) overlapping this much are one person
     more_detection: float = 0.5  # detector score a person besides the best one needs (busy backgrounds' false
     # hits score 0.3-0.5 and the pose model half-believes some of them; second people scored 0.6-0.9)
+    search_after_overlap: int = 4  # detections that search both tiles for people who overlapped (15 frames each)
     someone_share: float = 0.003  # body mode looks for further people when the landscape model's confident
     # blobs outside the followed regions cover this share of the frame
     trial_frames: int = 3  # someone found while others are followed: their mask is used after this many frames
@@ -245,10 +246,13 @@ class EmbeddedEngine(PersonEngine):
                 return
             if len(tr.bodies) < self.settings.max_bodies:
                 # somebody else whose whole body is in the frame (walked in, or was hidden by the first).
-                # On a wide frame: both tiles when the landscape model sees a person outside the regions,
-                # else one tile per detection, in turn.  One pose check per detection at most
+                # Both tiles when the landscape model sees a person outside the regions, or people who
+                # overlapped are to be found again; else on 16:9 one tile per detection, in turn.  One
+                # pose check per detection at most, so a detecting frame stays short
                 extra: list[Person] = []
-                if tiles is not None or len(tr.bodies) < tr.expect or self._someone_else(tr, W):
+                search = tr.search > 0
+                tr.search = max(0, tr.search - 1)
+                if tiles is not None or search or self._someone_else(tr, W):
                     extra = tiled()
                 elif W >= 1.6 * H:  # 16:9: room for people the letterboxed detection leaves out
                     tr.scans += 1
@@ -264,8 +268,6 @@ class EmbeddedEngine(PersonEngine):
                     found = self._confirmed(rgb, [best], 1, tries=1)
                     if found:
                         tr.bodies.append(_Body(found[0], trial=self.settings.trial_frames))
-                        if len(tr.bodies) >= tr.expect:
-                            tr.expect = 0
                     else:  # a false hit: not checked again while it stays where it is
                         tr.rejected = (tr.rejected + [_region(best).box()])[-8:]
             return
@@ -349,7 +351,7 @@ class EmbeddedEngine(PersonEngine):
                     # lost behind someone else: the region left would hold two people and show only
                     # one; the landscape model sees both until the next detection separates them
                     log.debug("embedded: people overlap: bust mode until the next detection")
-                    tr.expect = len(tr.bodies) + 1  # once they part, look for all of them
+                    tr.search = self.settings.search_after_overlap  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
                     return self._landscape(rgb, out)
                 continue
