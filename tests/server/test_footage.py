@@ -142,7 +142,7 @@ def test_two_people_in_one_mask_moving_apart_get_a_motion_each() -> None:
     left[50:210, 60:150], right[70:220, 150:250] = True, True
     moved_img, moved = img.copy(), np.zeros_like(img, bool)
     for region, dx in ((right, -5), (left, 6)):  # the left one passes in front
-        m = np.float32([[1, 0, dx], [0, 1, 0]])
+        m = np.array([[1, 0, dx], [0, 1, 0]], np.float32)
         shifted = cv2.warpAffine(img, m, (320, 240), borderMode=cv2.BORDER_REFLECT)
         to = cv2.warpAffine(region.astype(np.uint8), m, (320, 240)) > 0
         moved_img[to], moved[to] = shifted[to], True
