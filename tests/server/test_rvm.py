@@ -225,6 +225,21 @@ def test_auto_takes_the_best_engine_that_keeps_up_and_caches_its_figures(model: 
     eng.close()
 
 
+
+def test_auto_gives_an_engine_preferred_over_the_shipped_ones_a_tighter_budget(
+        model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the same measured time, RVM (over the shipped engines: its masks must come back in time) is too
+    slow where the embedded engine still keeps up, and embedded is not given up for selfie."""
+    from m2fp_server.engines import auto
+    monkeypatch.setattr(auto, "cache_file", lambda: tmp_path / "auto-bench.json")
+    monkeypatch.setattr(auto, "time_engine", lambda engine, frames, warmup: (22.0, 26.0, 4))
+    cands: list[tuple[str, dict[str, Any]]] = [("rvm", {"width": 256, "tuned": False}), ("embedded", {}),
+                                              ("selfie", {})]
+    eng, rep = auto.choose({"auto_fps": 30, "auto_frames": 4}, cands)
+    assert eng.name == "embedded" and rep.keeps_up and rep.budget_ms == pytest.approx(25.0)
+    assert any(n.startswith("rvm(") and "too slow" in n for n in rep.notes)
+    eng.close()
+
 def test_hybrid_puts_parts_over_rvm_once_fetched_else_the_embedded_models(
         model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from m2fp_server.engines.hybrid import best_silhouette
