@@ -47,6 +47,11 @@ HEADROOM_OVER_SHIPPED = 0.6
 #: the shipped engines: between them the plain budget stands, since falling back from ``embedded`` to
 #: ``selfie`` for speed loses small people altogether
 SHIPPED = frozenset({"embedded", "selfie"})
+
+
+def headroom(label_or_name: str) -> float:
+    """The share of the frame interval a candidate (``label`` or engine name) may take."""
+    return HEADROOM if label_or_name.split("(")[0] in SHIPPED else HEADROOM_OVER_SHIPPED
 DEFAULT_FPS = 30.0
 BENCH_SIZE = (640, 360)
 BENCH_FRAMES = 16
@@ -178,11 +183,9 @@ def choose(options: dict[str, Any],
     measured: list[tuple[Timing, Engine]] = []
     frames: np.ndarray | None = None
     chosen: tuple[Timing, Engine] | None = None
-    budget = HEADROOM * 1000.0 / fps
     for name, extra in candidates if candidates is not None else AUTO_CANDIDATES:
         lab = label(name, extra)
-        headroom = HEADROOM if name in SHIPPED else HEADROOM_OVER_SHIPPED
-        budget = headroom * 1000.0 / fps
+        budget = headroom(name) * 1000.0 / fps
         try:
             engine = engine_class(name)(**{**opts, **extra})
         except EngineUnavailable as exc:
@@ -202,7 +205,7 @@ def choose(options: dict[str, Any],
                 log.info("auto: the machine is busy (load %.1f); %s is not cached", os.getloadavg()[0], lab)
             else:
                 cache[key] = {"p50_ms": p50, "p95_ms": p95, "frames": n, "when": now, "label": lab}
-        if t.keeps_up(fps, headroom):
+        if t.keeps_up(fps, headroom(name)):
             chosen = (t, engine)
             break
         notes.append(f"{t.describe()}: too slow")
@@ -216,13 +219,12 @@ def choose(options: dict[str, Any],
             raise EngineUnavailable("no engine could be started: " + "; ".join(notes))
         chosen = min(measured, key=lambda te: te[0].p50_ms)
         log.warning("auto: no engine keeps up with %g fps here (budget %.1f ms p50); using the fastest, %s",
-                    fps, budget, chosen[0].describe())
+                    fps, headroom(chosen[0].label) * 1000.0 / fps, chosen[0].describe())
     for t, e in measured:
         if e is not chosen[1]:
             e.close()
     t, engine = chosen
-    headroom = HEADROOM if t.label.split("(")[0] in SHIPPED else HEADROOM_OVER_SHIPPED
-    budget = headroom * 1000.0 / fps
+    budget = headroom(t.label) * 1000.0 / fps
     log.info("auto: using %s (%s per 640x360 frame; budget %.1f ms p50 at %g fps)%s", t.label,
              t.describe().split(": ", 1)[1], budget, fps, ("; " + "; ".join(notes)) if notes else " (first choice)")
-    return engine, AutoReport(t, fps, budget, notes, t.keeps_up(fps, headroom))
+    return engine, AutoReport(t, fps, budget, notes, t.keeps_up(fps, headroom(t.label)))

@@ -366,12 +366,14 @@ class EmbeddedEngine(PersonEngine):
             x0, y0, x1, y1 = oroi.box()
             inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
             self._follow(res, roi, b)
-        # two regions whose masks ended up on one person (the one behind was hidden): follow it once.
-        # Regions of two people passing each other overlap too; their masks do not
-        for b in list(tr.bodies):
-            if any(o is not b and tr.bodies.index(o) < tr.bodies.index(b) and id(o) in masks and id(b) in masks
-                   and _mask_iou(masks[id(o)], masks[id(b)]) >= s.same_body for o in tr.bodies):
-                tr.bodies.remove(b)
+        # two regions whose masks ended up on one person (the one behind was hidden): follow it once, the
+        # one found first.  Regions of two people passing each other overlap too; their masks do not
+        kept: list[_Body] = []
+        for b in tr.bodies:
+            mine = masks.get(id(b))
+            if mine is None or not any(id(o) in masks and _mask_iou(masks[id(o)], mine) >= s.same_body for o in kept):
+                kept.append(b)
+        tr.bodies = kept
         if prob is None:
             # nobody confirmed left: look again at once for a person lost; after a false hit, at the next
             # regular detection (it would be found, and rejected, again).  The landscape model meanwhile.

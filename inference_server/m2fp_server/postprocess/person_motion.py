@@ -117,12 +117,12 @@ class PersonMotion:
         dst = src + flow[iy, ix]
         if float(np.median(np.abs(flow[iy, ix]).max(1))) < self.still_px * k:
             return [_Part(own, (x0, y0), np.eye(3))]
-        fits = self._two_motions(src, dst, k) if (self.split if split is None else split) else []
+        one, inliers = self._similarity_fit(src, dst)
+        fits = self._two_motions(src, dst, k, one) if (self.split if split is None else split) else []
         if not fits:
-            a, inliers = self._similarity_fit(src, dst)
-            if a is None or inliers is None or int(inliers.sum()) < self.min_vectors // 2:
+            if one is None or inliers is None or int(inliers.sum()) < self.min_vectors // 2:
                 return []
-            fits = [a]
+            fits = [one]
         # crop coordinates (scaled by k, shifted by x0, y0) -> frame coordinates
         to_crop = np.array([[k, 0, -x0 * k], [0, k, -y0 * k], [0, 0, 1]], np.float64)
         from_crop = np.linalg.inv(to_crop)
@@ -144,22 +144,20 @@ class PersonMotion:
             return [_Part(own, (x0, y0), maps[int(np.argmax(area))])]
         return [_Part(q, (x0, y0), mat) for q, mat in zip(parts, maps)]
 
-    def _two_motions(self, src: np.ndarray, dst: np.ndarray, k: float) -> list[np.ndarray]:
+    def _two_motions(self, src: np.ndarray, dst: np.ndarray, k: float, one: np.ndarray | None) -> list[np.ndarray]:
         """Two similarity fits when the vectors form two groups that move differently, else [].
 
-        A single robust fit is no test for this: a shift plus a zoom passes through two people moving
-        apart, so the vectors are grouped first (k-means on the flow) and each group is fitted alone.
+        ``one``: the single fit to all of them.  It is no test for this on its own: a shift plus a zoom
+        passes through two people moving apart, so the vectors are grouped first (k-means on the flow),
+        each group is fitted alone, and each must be explained better by its own fit than by ``one``.
         """
         d = (dst - src).astype(np.float32)
-        if len(d) < 2 * self.min_vectors:
+        if one is None or len(d) < 2 * self.min_vectors:
             return []
         crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_MAX_ITER, 20, 0.05)
         _, lab, centres = cv2.kmeans(d, 2, None, crit, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
         lab = lab.ravel()
         if float(np.hypot(*(centres[0] - centres[1]))) < self.split_px * k:
-            return []
-        one, _ = self._similarity_fit(src, dst)
-        if one is None:
             return []
         fits, worse = [], 0.0
         for g in (0, 1):
