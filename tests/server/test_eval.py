@@ -62,6 +62,20 @@ def test_variants_parse_and_reject_nonsense() -> None:
         Variant.parse("warp")
 
 
+
+@pytest.mark.parametrize("bad", ["abc", "5", "-640", "1e3", "99999", ""])
+def test_slow_oracle_input_size_is_checked_with_a_clear_message(bad: str) -> None:
+    from m2fp_server.engines.base import EngineUnavailable
+    from m2fp_server.evaluation.slow_oracle import SlowOracleEngine
+    clip = get_clip("sway", **SMALL)
+    with pytest.raises(EngineUnavailable, match="input=.*16..4096"):
+        SlowOracleEngine(clip=clip, input=bad)  # type: ignore[arg-type]  # as -E gives it: text
+    eng = SlowOracleEngine(clip=clip, input="640")  # type: ignore[arg-type]
+    try:
+        assert eng.preferred_input == (640, 640)
+    finally:
+        eng.close()
+
 def test_slow_oracle_answers_with_the_truth_late_and_never_blocks() -> None:
     from m2fp_server.evaluation.slow_oracle import SlowOracleEngine
     clip = get_clip("sway", **SMALL)

@@ -89,9 +89,11 @@ class SlowOracleEngine(AsyncEngine):
                 clip = get_clip(str(clip), **clip_options)
             except (ValueError, TypeError) as exc:
                 raise EngineUnavailable(f"slow-oracle: {exc}") from exc
-        if not 16 <= int(input) <= 4096:
-            raise EngineUnavailable(f"slow-oracle: input={input}: choose 16..4096 (pixels, longer side)")
-        self.oracle: OracleEngine = OracleEngine(clip, int(input))
+        side = int(input) if str(input).strip().isdigit() else 0
+        if not 16 <= side <= 4096:
+            raise EngineUnavailable(f"slow-oracle: input={input!r}: choose a whole number 16..4096 "
+                                    "(pixels, longer side)")
+        self.oracle: OracleEngine = OracleEngine(clip, side)
         super().__init__(self.oracle, rate_hz=rate_hz, min_latency_s=delay_ms / 1e3,
                          wait_first_s=wait_first_s)
         self.name = "slow-oracle"  # type: ignore[misc]  # AsyncEngine took the oracle's name
