@@ -27,8 +27,8 @@ LOG_FLUSH_MS = 100
 _RELOADABLE = ("m2fp_protocol.messages", "m2fp_protocol.errors", "m2fp_protocol.classes", "m2fp_protocol.config",
                "m2fp_protocol.codec", "m2fp_protocol", "m2fp_obs.log", "m2fp_obs.policy", "m2fp_obs.transport",
                "m2fp_obs.settings", "m2fp_obs.stats", "m2fp_obs.texrender", "m2fp_obs.capture", "m2fp_obs.render",
-               "m2fp_obs.blur", "m2fp_obs.sync", "m2fp_obs.delay", "m2fp_obs.filter", "m2fp_obs.properties",
-               "m2fp_obs.plugin")
+               "m2fp_obs.blur", "m2fp_obs.sync", "m2fp_obs.delay", "m2fp_obs.pacing", "m2fp_obs.filter",
+               "m2fp_obs.properties", "m2fp_obs.plugin")
 _STATS_PERIOD_MS = 200  # the report tests and `m2fp obs-bench` read ($M2FP_OBS_STATS)
 
 

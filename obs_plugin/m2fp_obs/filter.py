@@ -8,8 +8,9 @@ On OBS's graphics thread, each frame:
   texrender (the image sent to the server, and the blur background); draw it at
   full size with the technique ``render.choose_technique`` picks, or pass through /
   hide while the server is away (``policy``);
-* ``video_tick`` of the next frame: stage and map the small texture and send it,
-  if fewer than ``max_inflight`` frames are unanswered (otherwise skip it).
+* ``video_tick`` of the next frame: stage and map the small texture; it is sent at
+  the end of that frame's ``video_render`` (or at once: ``pacing``), if fewer than
+  ``max_inflight`` frames are unanswered (otherwise skipped).
 
 With "Frame sync" on (``sync_frames`` = N), the frame lives in a ring of N + 1
 full-size textures (``delay.VideoDelay``) and the one of N frames ago is drawn
@@ -34,6 +35,7 @@ from .blur import BackgroundBlur
 from .capture import FrameCapture
 from .delay import DirectFrame, VideoDelay
 from .launcher import Child, Launch
+from .pacing import Pacer
 from .policy import Action
 from .render import Compositor
 from .settings import FilterSettings
@@ -68,6 +70,10 @@ class FilterInstance:
         self.dialog_rows: Optional[List[str]] = None  # the rows the dialog shows (tests)
         self.frame: Union[DirectFrame, VideoDelay] = self._new_frame(settings.sync_frames)
         self._capture_seq: Optional[int] = None  # seq of the frame in the small capture (sent next tick)
+        self._capture_tick = 0
+        self.pacer = Pacer()
+        #: read back at the tick, sent at the end of that frame's render: (pixels, seq, capture tick)
+        self._read: Optional[Tuple[Tuple[bytes, int, int, int], Optional[int], int]] = None
         self._open_transport()
 
     # ------------------------------------------------------------------ settings (UI thread → render)
@@ -79,6 +85,8 @@ class FilterInstance:
             self.transport.close()
             self.transport = None
         self.have_mask = self.have_parsing = False
+        self.pacer.forget()
+        self._read = None
         if isinstance(self.frame, VideoDelay):
             self.frame.sync.forget_ids()  # a new socket numbers frames from 1 again
         try:
@@ -165,8 +173,10 @@ class FilterInstance:
             if isinstance(frame, VideoDelay):
                 frame.restart()
             self.timings.render(t0, t1, t1, time.perf_counter())
+            self._send_read()
             return action is Action.HIDE  # False: the caller passes the frame through untouched
         if not frame.begin(target, (w, h)):  # the one render of the source in this frame
+            self._send_read()
             return False
         t_input = time.perf_counter()
         s = self.settings
@@ -179,10 +189,12 @@ class FilterInstance:
         self._want_readback = send
         if send:
             self._capture_seq = frame.newest_seq
+            self._capture_tick = self.pacer.ticks
         t2 = time.perf_counter()
         self._draw(frame, action)
         self.timings.render(t0, t1, t2, time.perf_counter())
         self.timings.add("input", t_input - t1)
+        self._send_read()
         return True
 
     def _take_replies(self) -> None:
@@ -195,6 +207,7 @@ class FilterInstance:
             self._on_info(tr)
         m = tr.take_mask()
         if m is not None:
+            self.pacer.mask_arrived(m.frame_id)
             self.compositor.mask.upload(m.width, m.height, m.data)  # the newest (also sync's fallback)
             if isinstance(self.frame, VideoDelay):
                 self.frame.upload_mask(m.frame_id, m.width, m.height, m.data)
@@ -232,6 +245,8 @@ class FilterInstance:
     def _draw(self, frame: Union[DirectFrame, VideoDelay], action: Action) -> None:
         """Draw the frame shown at full size: composited, passed through, or nothing (hidden)."""
         if action in (Action.COMPOSITE, Action.HOLD):
+            if isinstance(frame, DirectFrame):
+                self.pacer.shown()
             s, comp = self.settings, self.compositor
             small = self._blurred  # the blurred small copy (blur mode only)
             tech = comp.technique(s.view_mode, s.background_mode, small)
@@ -243,14 +258,16 @@ class FilterInstance:
         # Action.HIDE: draw nothing
 
     def video_tick(self) -> None:
-        """Read back the small frame drawn on the previous render and send it.
+        """Read back the small frame drawn on the previous render; send it now or after this frame's render.
 
         Staging inside video_render forces the GPU to finish all queued work right
         there (docs/obs-filter.md has the cost); by the next tick that frame's
         rendering is done and the copy is cheap.  Sent one frame after capture,
-        as ``m2fp replay`` models (readback_delay=1).
+        as ``m2fp replay`` models (readback_delay=1); when in that frame ``pacing`` decides.
         """
         self.frame.tick()
+        self.pacer.tick()
+        self._read = None  # not sent in its frame (no render): a newer one follows
         if not self._want_readback:
             return
         self._want_readback = False
@@ -264,15 +281,25 @@ class FilterInstance:
             frame = self.capture.read_staged()
         finally:
             self.obs.obs_leave_graphics()
-        t1 = time.perf_counter()
+        self.timings.add("readback", time.perf_counter() - t0)
         if frame is not None:
-            buf, sw, sh, stride = frame
-            fid = tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA)
-            if isinstance(self.frame, VideoDelay):
-                self.frame.sent(self._capture_seq, fid)
-        t2 = time.perf_counter()
-        self.timings.add("readback", t1 - t0)
-        self.timings.add("send", t2 - t1)
+            self._read = (frame, self._capture_seq, self._capture_tick)
+            if not self.pacer.after_render:
+                self._send_read()
+
+    def _send_read(self) -> None:
+        """Send the frame read back at this frame's tick, if any and if the server takes one more."""
+        read, self._read = self._read, None
+        tr = self.transport
+        if read is None or tr is None or not tr.can_send():
+            return
+        t0 = time.perf_counter()
+        (buf, sw, sh, stride), seq, capture_tick = read
+        fid = tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA)
+        self.pacer.sent(fid, capture_tick, self.pacer.after_render)
+        if isinstance(self.frame, VideoDelay):
+            self.frame.sent(seq, fid)
+        self.timings.add("send", time.perf_counter() - t0)
 
     # ------------------------------------------------------------------ status
     def status(self) -> Optional[Status]:
@@ -323,6 +350,7 @@ class FilterInstance:
             "timings_ms": self.timings.summary(),
             "sync_frames": self.frame.delay if isinstance(self.frame, VideoDelay) else 0,
             "sync": self._sync_stats(),
+            "pacing": self.pacer.stats(),
             "server_config": self.transport.acked_config if self.transport is not None else None,
         }
         if st is not None:
@@ -340,6 +368,7 @@ class FilterInstance:
 
     def reset_timings(self) -> None:
         self.timings.clear()
+        self.pacer.reset_counts()
         if isinstance(self.frame, VideoDelay):
             self.frame.sync.reset_counts()
 

@@ -15,8 +15,8 @@ from typing import Any, Deque, Dict, Iterable, List
 
 #: per-frame timings (ms): render = poll_upload + capture + draw (graphics thread, in video_render), and
 #: capture_draw = capture + draw (the filter's own GPU work); input = the part of capture that renders the
-#: source into the full-size texture; readback and send happen in the next video_tick, when the GPU has
-#: finished the small render
+#: source into the full-size texture; readback happens in the next video_tick, when the GPU has finished
+#: the small render, and send at the end of that frame's video_render or in the tick (``pacing``)
 PHASES = ("poll_upload", "input", "capture", "draw", "capture_draw", "render", "readback", "send")
 STATS_ENV = "M2FP_OBS_STATS"  # tests and `m2fp obs-bench`: write stats JSON to this path
 

@@ -223,7 +223,8 @@ def bench_size(size: tuple[int, int], seconds: float, engine: str, work: Path) -
         out[f"{case}_pass1_ms_p50"] = _p50(pass1[case])
         out[f"{case}_with_draw_ms_p50"] = _p50(with_draw[case])
     out.update({case: _merge(ws) for case, ws in windows.items()})
-    out.update(timings_ms=inst["timings_ms"], mask_rate=inst.get("mask_rate"), latency_ms=inst.get("latency_ms"))
+    out.update(timings_ms=inst["timings_ms"], mask_rate=inst.get("mask_rate"), latency_ms=inst.get("latency_ms"),
+               pacing=inst.get("pacing"))
     return out
 
 
@@ -264,15 +265,29 @@ def print_tables(results: list[dict[str, Any]]) -> None:
               f"| {_f(r.get('copy2_busy_ms_p50'))} / {_f(busy)} | {_ratio(own, idle)} / {_ratio(own, busy)} "
               f"| {_f(inp)} / {_f(r.get('copy2_pass1_ms_p50'))} / {_f(r.get('copy2_busy_pass1_ms_p50'))} |")
     print()
-    print("| canvas | " + " | ".join(f"{p} p50 / p95" for p in PHASES) + " | masks/s |")
-    print("|---|" + "---|" * len(PHASES) + "---|")
+    print("| canvas | " + " | ".join(f"{p} p50 / p95" for p in PHASES) + " | masks/s | frames shown with a mask "
+          "2 / 3+ frames old | sent |")
+    print("|---|" + "---|" * len(PHASES) + "---|---|---|")
     for r in results:
         t = r["timings_ms"]
         cells = [f"{t[p]['p50']:.2f} / {t[p]['p95']:.2f}" if t.get(p, {}).get("n") else "–" for p in PHASES]
-        print(f"| {r['size']} | " + " | ".join(cells) + f" | {r['mask_rate'] or 0:.1f} |")
+        pacing = r.get("pacing") or {}
+        print(f"| {r['size']} | " + " | ".join(cells) + f" | {r['mask_rate'] or 0:.1f} | {_ages(pacing)} "
+              f"| {pacing.get('send', '–')} ({pacing.get('fallbacks', 0)} fallbacks) |")
     print(f"\nengine {results[0]['engine'] if results else '?'}; all cases in the same OBS run (ABBA order); "
           "render = poll_upload + capture + draw (video_render), capture includes input (the source rendered "
-          "into the full-size texture); readback + send run in the next video_tick.")
+          "into the full-size texture); readback runs in the next video_tick, send after that frame's render "
+          "(or in the tick when masks come late: obs_plugin/m2fp_obs/pacing.py).")
+
+
+def _ages(pacing: dict[str, Any]) -> str:
+    """Frames shown with a mask of the display lag (2 frames) and with an older one."""
+    ages = {int(k): int(v) for k, v in (pacing.get("shown_mask_age_frames") or {}).items()}
+    total = sum(ages.values())
+    if not total:
+        return "–"
+    older = sum(n for a, n in ages.items() if a > 2)
+    return f"{total - older} / {older} ({100 * older / total:.0f} % older)"
 
 
 def run(args: argparse.Namespace) -> int:
