@@ -190,6 +190,9 @@ class FilterInstance:
         if send:
             self._capture_seq = frame.newest_seq
             self._capture_tick = self.pacer.ticks
+        if self.pacer.after_render:
+            # sent after the last render, a mask can arrive while the source renders: shown in time
+            self._take_replies()
         t2 = time.perf_counter()
         self._draw(frame, action)
         self.timings.render(t0, t1, t2, time.perf_counter())
