@@ -69,7 +69,7 @@ class FilterInstance:
         self.property_names: Optional[List[str]] = None  # filled when stats are written (tests)
         self.dialog_rows: Optional[List[str]] = None  # the rows the dialog shows (tests)
         self.frame: Union[DirectFrame, VideoDelay] = self._new_frame(settings.sync_frames)
-        self._capture_seq: Optional[int] = None  # seq of the frame in the small capture (sent next tick)
+        self._capture_seq: Optional[int] = None  # seq of the frame in the small capture (read back at the next tick)
         self._capture_tick = 0
         self.pacer = Pacer()
         #: read back at the tick, sent at the end of that frame's render: (pixels, seq, capture tick)
@@ -124,6 +124,7 @@ class FilterInstance:
         self.frame.destroy()
         self.frame = self._new_frame(frames)
         self._capture_seq = None
+        self._read = None  # its seq numbers a frame of the old ring
         self.events.append((time.monotonic(), f"frame sync {frames}"))
 
     def _on_info(self, tr: MaskTransport) -> None:

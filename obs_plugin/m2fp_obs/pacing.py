@@ -19,10 +19,7 @@ from __future__ import annotations
 import collections
 from typing import Any, Deque, Dict, Optional
 
-from m2fp_protocol import predict_frames
-
-#: frames between capture and the render that shows the mask, the lag the server predicts (sync off)
-DISPLAY_LAG = int(predict_frames(0))
+from m2fp_protocol import DISPLAY_LAG_FRAMES as DISPLAY_LAG  # capture → the render that shows its mask
 _TRACKED = 64  # sent frames remembered (one unanswered frame is forgotten after this many sends)
 
 

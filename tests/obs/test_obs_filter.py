@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import pytest
 
-from m2fp_protocol import predict_frames
+from m2fp_protocol import DISPLAY_LAG_FRAMES
 from m2fp_server.evaluation.groundtruth import Cutout, Placement, compose, place, textured_background
 from obs_harness import ObsProcess, ffmpeg_input, obs_available
 from obs_harness_server import ServerProcess
@@ -46,7 +46,6 @@ RECONNECT_S = 2.0  # first mask after the restarted server listens
 # the fallback can come up to a few ms less than the hold after the event's stamp
 STAMP_S = 0.01
 GREEN = (0, 255, 0)
-DISPLAY_LAG = int(predict_frames(0))  # frames from capture to the first render that can show its mask
 
 pytestmark = pytest.mark.skipif(obs_available() is not None, reason=str(obs_available()))
 
@@ -161,7 +160,7 @@ def test_filter_in_real_obs(clip, tmp_path):  # one OBS run, several phases (see
         report.append(f"pacing {pacing}")
         ages = {int(k): n for k, n in pacing["shown_mask_age_frames"].items()}
         # a frame's mask can be taken no sooner than the render after the tick that follows its readback
-        assert ages and min(ages) >= DISPLAY_LAG, report
+        assert ages and min(ages) >= DISPLAY_LAG_FRAMES, report
         # A sanity bound, not the figure: the windows run one after the other on a shared 2-core machine
         # (and under stress-ng in tests/obs/obs_stress_loop.sh), so lagged frames move with the load.  A filter
         # that waited on the server would lag most frames; the cost itself is `m2fp obs-bench`'s job.
