@@ -8,7 +8,9 @@ closing its main window (WM_DELETE_WINDOW, as a window manager would), with
 SIGTERM / SIGKILL by process id only as a logged fallback — nothing else is touched.
 
 OBS runs with a clean PATH so it embeds the system Python (which has apt's
-python3-zmq); see shared/notes/obs.md.
+python3-zmq); see shared/notes/obs.md.  With ``M2FP_OBS_ROOT`` set to another
+Debian's root filesystem (``tests/obs/debian13_root.sh`` makes one), OBS runs from
+there through ``chroot``; the Xvfb, the server and the tests stay on this machine.
 """
 from __future__ import annotations
 
@@ -36,12 +38,23 @@ PROBE_HELPER = Path(__file__).resolve().parent / "obs_harness_probe.py"
 FILTER_ID = "m2fp_obs_filter"
 PROBE_ID = "m2fp_test_probe"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: run OBS from this root filesystem (chroot; /tmp and the repository mounted at the same paths in it)
+OBS_ROOT = os.environ.get("M2FP_OBS_ROOT", "")
 _log = logging.getLogger("obs_harness")
+
+
+def obs_command(*args: str, cwd: str | None = None) -> list[str]:
+    """``obs`` with ``args``, from ``M2FP_OBS_ROOT`` when set (started in ``cwd``: chroot starts in its /)."""
+    if not OBS_ROOT:
+        return ["obs", *args]
+    return ["chroot", OBS_ROOT, "/bin/sh", "-c", 'cd "$0" && exec obs "$@"', cwd or "/", *args]
 
 
 def obs_available() -> str | None:
     """None when a headless OBS can run here, else what is missing."""
-    for exe in ("obs", "Xvfb"):
+    if OBS_ROOT and not (Path(OBS_ROOT) / "usr/bin/obs").exists():
+        return f"M2FP_OBS_ROOT={OBS_ROOT} has no usr/bin/obs"
+    for exe in ("Xvfb",) if OBS_ROOT else ("obs", "Xvfb"):
         if shutil.which(exe, path=CLEAN_PATH) is None:
             return f"{exe} not installed (apt install obs-studio obs-plugins xvfb)"
     try:
@@ -59,7 +72,7 @@ def obs_version_number() -> int:
     version comes from ``obs --version`` so the same harness serves OBS 29 (Debian 12) and newer.
     """
     try:
-        out = subprocess.run(["obs", "--version"], capture_output=True, text=True, timeout=30,
+        out = subprocess.run(obs_command("--version"), capture_output=True, text=True, timeout=30,
                              env={"PATH": CLEAN_PATH}).stdout
     except (OSError, subprocess.TimeoutExpired):
         out = ""
@@ -206,8 +219,9 @@ class ObsProcess:
                    M2FP_OBS_STATS=str(self.stats_path))
         env.update(self.extra_env)
         self.obs_log = open(self.dir / "obs_stdout.txt", "wb")
-        self.obs = subprocess.Popen(["obs", "--disable-shutdown-check", "--multi", "--disable-updater", "--verbose",
-                                     "--collection", "m2fp", "--profile", "m2fp"],
+        self.obs = subprocess.Popen(obs_command("--disable-shutdown-check", "--multi", "--disable-updater",
+                                                "--verbose", "--collection", "m2fp", "--profile", "m2fp",
+                                                cwd=str(self.dir)),
                                     env=env, cwd=str(self.dir), stdout=self.obs_log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         self.client = self._connect(timeout_s)
