@@ -6,7 +6,8 @@ reloads), ``plugin`` (the implementation it forwards to), ``filter`` (per-source
 state; render never waits), ``delay`` (the full-size frame the source is rendered
 into once per frame, directly or through the frame-sync ring; ``sync`` is its
 bookkeeping), ``capture`` (that frame scaled into a small texrender → stage ring →
-bytes), ``texrender`` (the one off-screen render helper), ``transport`` (DEALER,
+bytes), ``texrender`` (the one off-screen render helper), ``pacing`` (when the
+frame read back is sent, and how old the mask shown is), ``transport`` (DEALER,
 never blocks), ``policy`` (what to draw while the server is away), ``render`` (mask
 upload, the technique chooser and the composite effect in ``effects/``),
 ``settings`` and ``properties`` (the filter's settings and its dialog), ``stats``

@@ -30,8 +30,12 @@ for i in $(seq 1 "$N"); do
     rc=$?
     t1=$(date +%s)
     summary=$(tail -n 1 "$OUT/run-$i.log")
-    echo "run $i/$N: exit $rc in $((t1 - t0)) s: $summary" | tee -a "$OUT/summary.txt"
-    if [ "$rc" -ne 0 ] || ! grep -qE "passed" <<<"$summary" || grep -qE "failed|error|skipped" <<<"$summary"; then
+    # the harness writes harness.log only when OBS did not quit through its window (SIGTERM / SIGKILL used)
+    signalled=$(find "$OUT/run-$i" -name harness.log 2>/dev/null | wc -l)
+    echo "run $i/$N: exit $rc in $((t1 - t0)) s: $summary; OBS stopped by a signal: $signalled" \
+        | tee -a "$OUT/summary.txt"
+    if [ "$rc" -ne 0 ] || [ "$signalled" -ne 0 ] || ! grep -qE "passed" <<<"$summary" \
+            || grep -qE "failed|error|skipped" <<<"$summary"; then
         echo "stopped at run $i: its output is $OUT/run-$i.log, its OBS folders $OUT/run-$i/" | tee -a "$OUT/summary.txt"
         exit 1
     fi
