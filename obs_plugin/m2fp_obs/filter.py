@@ -154,6 +154,11 @@ class FilterInstance:
     # ------------------------------------------------------------------ per frame
     def video_render(self) -> bool:
         """Returns False when nothing was drawn (the caller then passes the frame through)."""
+        drawn = self._render()
+        self._send_read()  # after the draw: the server works while OBS waits for its next frame (``pacing``)
+        return drawn
+
+    def _render(self) -> bool:
         t0 = time.perf_counter()
         self._apply_pending()
         target = self.obs.obs_filter_get_target(self.source)
@@ -174,10 +179,8 @@ class FilterInstance:
             if isinstance(frame, VideoDelay):
                 frame.restart()
             self.timings.render(t0, t1, t1, time.perf_counter())
-            self._send_read()
             return action is Action.HIDE  # False: the caller passes the frame through untouched
         if not frame.begin(target, (w, h)):  # the one render of the source in this frame
-            self._send_read()
             return False
         t_input = time.perf_counter()
         s = self.settings
@@ -198,7 +201,6 @@ class FilterInstance:
         self._draw(frame, action)
         self.timings.render(t0, t1, t2, time.perf_counter())
         self.timings.add("input", t_input - t1)
-        self._send_read()
         return True
 
     def _take_replies(self) -> None:
@@ -300,7 +302,7 @@ class FilterInstance:
         t0 = time.perf_counter()
         (buf, sw, sh, stride), seq, capture_tick = read
         fid = tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA)
-        self.pacer.sent(fid, capture_tick, self.pacer.after_render)
+        self.pacer.sent(fid, capture_tick)
         if isinstance(self.frame, VideoDelay):
             self.frame.sent(seq, fid)
         self.timings.add("send", time.perf_counter() - t0)

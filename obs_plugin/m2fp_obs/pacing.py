@@ -43,10 +43,11 @@ class Pacer:
             self.after_render = True
             self._judged.clear()
 
-    def sent(self, frame_id: Optional[int], capture_tick: int, after_render: bool) -> None:
+    def sent(self, frame_id: Optional[int], capture_tick: int) -> None:
+        """The frame captured at ``capture_tick`` went out now, as ``frame_id`` (None: not sent)."""
         if frame_id is None:
             return
-        self._sent[frame_id] = (capture_tick, after_render)
+        self._sent[frame_id] = (capture_tick, self.after_render)
         while len(self._sent) > _TRACKED:
             self._sent.popitem(last=False)
 
@@ -81,8 +82,6 @@ class Pacer:
         self.shown_ages.clear()
 
     def stats(self) -> Dict[str, Any]:
-        ages: Dict[str, int] = {}
-        for a in self.shown_ages:
-            ages[str(a)] = ages.get(str(a), 0) + 1
+        ages = collections.Counter(self.shown_ages)
         return {"send": "after render" if self.after_render else "at tick", "fallbacks": self.fallbacks,
-                "shown_mask_age_frames": dict(sorted(ages.items(), key=lambda kv: int(kv[0])))}
+                "shown_mask_age_frames": {str(a): ages[a] for a in sorted(ages)}}

@@ -21,7 +21,7 @@ def run(p: Pacer, frames: int, late_every: int = 0, start_id: int = 1) -> int:
         now = p.ticks
         captured = now - 1  # read back at this tick
         if tick > 0:
-            p.sent(fid, captured, p.after_render)
+            p.sent(fid, captured)
             late = late_every and fid % late_every == 0
             arrivals.setdefault(captured + DISPLAY_LAG + (1 if late else 0), []).append(fid)
             fid += 1
@@ -62,7 +62,9 @@ def test_masks_of_frames_sent_at_the_tick_are_not_judged():
     p = Pacer(window=10)
     for i in range(1, 40):
         p.tick()
-        p.sent(i, p.ticks - 1, after_render=False)
+        p.after_render = False  # sending at the tick (a fallback)...
+        p.sent(i, p.ticks - 1)
+        p.after_render = True  # ...whose retry came before the mask
         p.tick()
         p.tick()
         assert p.mask_arrived(i) == 3  # late, but sent at the tick: nothing to learn about after-render sends
@@ -72,9 +74,9 @@ def test_masks_of_frames_sent_at_the_tick_are_not_judged():
 def test_unknown_and_forgotten_frames():
     p = Pacer()
     assert p.mask_arrived(5) is None
-    p.sent(None, 0, True)  # not sent (queue full): nothing tracked
+    p.sent(None, 0)  # not sent (queue full): nothing tracked
     for i in range(1, 200):
-        p.sent(i, 0, True)
+        p.sent(i, 0)
     assert p.mask_arrived(1) is None  # only the newest sends are remembered
     assert p.mask_arrived(199) == 0
     p.forget()  # a new connection numbers frames from 1 again

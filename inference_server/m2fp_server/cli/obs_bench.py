@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from m2fp_protocol import DISPLAY_LAG_FRAMES
+
 REPO = Path(__file__).resolve().parents[3]
 HARNESS = REPO / "tests" / "obs" / "obs_harness.py"
 PHASES = ("poll_upload", "input", "capture", "draw", "capture_draw", "render", "readback", "send")
@@ -281,12 +283,12 @@ def print_tables(results: list[dict[str, Any]]) -> None:
 
 
 def _ages(pacing: dict[str, Any]) -> str:
-    """Frames shown with a mask of the display lag (2 frames) and with an older one."""
+    """Frames shown with a mask of the display lag (``DISPLAY_LAG_FRAMES``) and with an older one."""
     ages = {int(k): int(v) for k, v in (pacing.get("shown_mask_age_frames") or {}).items()}
     total = sum(ages.values())
     if not total:
         return "–"
-    older = sum(n for a, n in ages.items() if a > 2)
+    older = sum(n for a, n in ages.items() if a > DISPLAY_LAG_FRAMES)
     return f"{total - older} / {older} ({100 * older / total:.0f} % older)"
 
 
