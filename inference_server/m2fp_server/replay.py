@@ -9,9 +9,10 @@ Model of the OBS filter (see obs_plugin/):
   ticks later and only then sent (the ring of stage surfaces);
 * the pacing and the mask choice are the filter's own rules, imported from
   ``m2fp_protocol.rules``: frames sent only while fewer than ``max_inflight`` are
-  unanswered; frame k shown (at tick k, or k+N with ``sync_frames = N``) with its
-  own mask, else the newest of an earlier frame, else the oldest held; masks moved
-  ahead by the display lag without sync, by nothing with it.
+  unanswered; frame k shown (at tick k, or k+N with ``sync_frames = N``) with the
+  mask made for it, else the newest made for an earlier frame, else the oldest held;
+  masks moved ahead by the display lag the delay does not cover (``predict_frames``:
+  2 frames without sync, 1 with one frame of delay, none from 2 on).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from m2fp_protocol import MAX_INFLIGHT, READBACK_DELAY, MsgType, choose_mask, fit_inside, may_send, predict_frames
+from m2fp_protocol import (DEFAULT_SYNC_FRAMES, MAX_INFLIGHT, READBACK_DELAY, MsgType, choose_mask, fit_inside,
+                           may_send, predict_frames)
 
 from .client import MaskClient
 
@@ -48,7 +50,8 @@ class ReplayResult:
                             fps=np.float32(self.fps))
 
 
-def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.0, *, sync_frames: int = 0,
+def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.0, *,
+           sync_frames: int = DEFAULT_SYNC_FRAMES,
            readback_delay: int = READBACK_DELAY, max_inflight: int = MAX_INFLIGHT,
            send_size: tuple[int, int] | None = None,
            config: dict | None = None, timeout_s: float = 10.0) -> ReplayResult:
@@ -58,8 +61,8 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
     with MaskClient(address, timeout_s=timeout_s) as client:
         info = client.hello("m2fp-replay")
         config = {"predict_frames": predict_frames(sync_frames, readback_delay), **(config or {})}
-        if config:
-            client.configure(**config)
+        client.configure(**config)
+        ahead = int(round(float(config["predict_frames"])))  # a mask of frame m is made for frame m + ahead
         box = send_size or tuple(info["preferred_input"])
         sw, sh = fit_inside((W, H), (int(box[0]), int(box[1])))
         small = [cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames]
@@ -98,7 +101,7 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
             d = j - sync_frames
             if 0 <= d < T:
                 held = list(masks)
-                k = choose_mask(d, [(m, m) for m in held])
+                k = choose_mask(d, [(m + ahead, m) for m in held])
                 if k is not None:
                     shown[d] = held[k]
     alpha = np.zeros((T, H, W), np.uint8)

@@ -251,8 +251,7 @@ class FilterInstance:
     def _draw(self, frame: Union[DirectFrame, VideoDelay], action: Action) -> None:
         """Draw the frame shown at full size: composited, passed through, or nothing (hidden)."""
         if action in (Action.COMPOSITE, Action.HOLD):
-            if isinstance(frame, DirectFrame):
-                self.pacer.shown()
+            self.pacer.shown()
             s, comp = self.settings, self.compositor
             small = self._blurred  # the blurred small copy (blur mode only)
             tech = comp.technique(s.view_mode, s.background_mode, small)

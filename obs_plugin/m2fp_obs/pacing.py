@@ -69,7 +69,8 @@ class Pacer:
         return age
 
     def shown(self) -> None:
-        """The newest mask is drawn in this frame (sync off): count its age."""
+        """A frame is composited now: count the age of the newest mask (the one drawn without frame sync;
+        with it, the one that decides whether a frame's mask was back in time)."""
         if self._mask_capture is not None:
             self.shown_ages.append(self.ticks - self._mask_capture)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any, Dict, List, Optional, Tuple
 
+from m2fp_protocol import DEFAULT_SYNC_FRAMES
+
 from . import libobs as L
 from .settings import BACKGROUND_MODES, SYNC_CHOICES, VIEW_MODES, FilterSettings, is_background, keep_key
 
@@ -23,8 +25,14 @@ _MODE_LABELS = {"transparent": "Transparent", "color": "Color", "image": "Image"
 _VIEW_LABELS = {"composite": "Composite (normal)", "alpha": "Mask only (debugging)",
                 "parsing": "Body parts, color-coded (debugging)"}
 
-SYNC_HELP = ("Delays the video so each frame gets its own mask; delay the audio as much "
-             "(Sync Offset: 67 ms for 2 frames at 30 fps).")
+SYNC_HELP = ("Delays the video so the mask keeps up with fast moves (2+: each frame its own mask). "
+             "Delay the audio as much: Sync Offset 33 ms per frame at 30 fps.")
+
+
+def sync_label(frames: int) -> str:
+    """The Frame sync choice as the dialog lists it."""
+    text = "Off" if frames == 0 else f"Delay video by {frames} frame{'s' if frames > 1 else ''}"
+    return text + (" (default)" if frames == DEFAULT_SYNC_FRAMES else "")
 
 #: one-line tooltips (long descriptions), one per setting the dialog shows
 TIPS: Dict[str, str] = {
@@ -157,8 +165,8 @@ def build(obs: L.LibObs, reg: Any, inst: Optional[Any]) -> int:
     tip(obs.obs_properties_add_int(adv, b"hold_ms", b"Hold the last mask (ms)", 0, 60000, 50), "hold_ms")
     sync = tip(obs.obs_properties_add_list(adv, b"sync_frames", b"Frame sync", L.OBS_COMBO_TYPE_LIST,
                                            L.OBS_COMBO_FORMAT_INT), "sync_frames")
-    for n in SYNC_CHOICES:  # 1 is not offered: a mask is never back within one frame
-        obs.obs_property_list_add_int(sync, c("Off" if n == 0 else f"Delay video by {n} frames"), n)
+    for n in SYNC_CHOICES:
+        obs.obs_property_list_add_int(sync, c(sync_label(n)), n)
     view = tip(obs.obs_properties_add_list(adv, b"view_mode", b"View", L.OBS_COMBO_TYPE_LIST,
                                            L.OBS_COMBO_FORMAT_STRING), "view_mode")
     for v in VIEW_MODES:

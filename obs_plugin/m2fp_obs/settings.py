@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from m2fp_protocol import CIHP_CLASSES, DEFAULT_ADDRESS, PERSON_CLASSES, clamp_sync, predict_frames
+from m2fp_protocol import (CIHP_CLASSES, DEFAULT_ADDRESS, DEFAULT_SYNC_FRAMES, PERSON_CLASSES, clamp_sync,
+                           predict_frames)
 from m2fp_protocol import SYNC_MAX as SYNC_MAX  # the shared sync bounds, re-exported for the properties
 from m2fp_protocol import SYNC_MIN as SYNC_MIN
 
@@ -17,8 +18,8 @@ from .transport import TransportSettings
 
 BACKGROUND_MODES = ("transparent", "color", "image", "blur")
 VIEW_MODES = ("composite", "alpha", "parsing")
-#: "Frame sync" choices offered in the dialog (frames of delay; 1 is never offered: see SYNC_MIN)
-SYNC_CHOICES = (0, 2, 3, 4)
+#: "Frame sync" choices offered in the dialog (frames of delay)
+SYNC_CHOICES = (0, 1, 2, 3, 4)
 #: "Remove small islands": mask components below this fraction of the frame, touching nothing larger, go
 ISLAND_FRACTION = 0.002
 
@@ -57,7 +58,9 @@ class FilterSettings:
     curve_server_key: str = ""
     curve_public_key: str = ""
     curve_secret_key: str = ""
-    sync_frames: int = 0  # delay the video by N frames to show each frame with its own mask (0 = off)
+    #: delay the video by N frames: 1 halves the motion the server predicts, from 2 each frame gets the mask
+    #: computed from it; 0 = off (``m2fp_protocol.rules``)
+    sync_frames: int = DEFAULT_SYNC_FRAMES
 
     # ---------------------------------------------------------------- reading
     @classmethod
@@ -116,8 +119,8 @@ class FilterSettings:
         return None if len(kept) == len(fg) else kept
 
     def server_config(self, class_names: Sequence[str]) -> Dict[str, Any]:
-        """With frame sync each frame waits for its own mask (no prediction); otherwise the mask is
-        shown the display lag after its frame and the server moves it ahead by as much."""
+        """A mask is shown the display lag after its frame; the server moves it ahead by what the video
+        delay does not cover (nothing from 2 frames of sync on: each frame waits for its own mask)."""
         predict = predict_frames(self.sync_frames)
         return {"keep": self.keep_list(class_names), "smoothing": self.smoothing, "soft": True,
                 "predict_frames": predict, "min_island": ISLAND_FRACTION if self.remove_islands else 0.0}

@@ -1,11 +1,13 @@
 """Frame sync bookkeeping: which ring slot holds which frame, and which mask goes with the frame shown.
 
 The video is delayed by ``delay`` frames so that a frame is shown with the mask
-computed from that very frame (NVIDIA Broadcast's way).  The frame rendered at
+made for that very frame (NVIDIA Broadcast's way): from 2 frames of delay the mask
+computed from it; with 1, the mask of the frame before, which the server moved one
+frame ahead (``m2fp_protocol.predict_frames``).  The frame rendered at
 OBS frame ``seq`` is sent to the server one tick later (readback delay 1) under
 the transport's ``frame_id``; its MASK comes back with that id.  This module
 maps ids to frames and chooses, for the frame shown, its own mask if it is here,
-else the newest mask of an earlier frame, else (never wait) the oldest one held.
+else the newest mask made for an earlier frame, else (never wait) the oldest one held.
 
 No OBS and no GPU here (``delay.py`` holds the textures), so the choice is unit-tested.
 """
@@ -15,7 +17,7 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from m2fp_protocol import choose_mask
+from m2fp_protocol import choose_mask, predict_frames
 
 
 @dataclass
@@ -29,6 +31,8 @@ class FrameSync:
         if delay < 1:
             raise ValueError("frame sync needs a delay of at least one frame")
         self.delay = delay
+        #: frames the server moves each mask ahead: the mask of frame ``seq`` is made for ``seq + ahead``
+        self.ahead = int(predict_frames(delay))
         self.video_slots = delay + 1  # the frame being rendered + ``delay`` older ones
         #: masks of the frames in the window, plus a few so an upload never hits a texture drawn 1–2 frames ago
         self.mask_slots = delay + 1 + extra_masks
@@ -37,7 +41,8 @@ class FrameSync:
         self._next_seq = 0  # never goes back: masks keep the seq of their frame across resets
         self.newest: Optional[int] = None
         self.count = 0
-        #: frames shown with their own mask / another one, and how many frames older that mask was
+        #: frames shown with the mask made for them / another one, and how many frames older than the
+        #: shown frame the frame the mask was computed from was
         self.own_mask = 0
         self.other_mask = 0
         self.mask_age: Deque[float] = collections.deque(maxlen=1800)
@@ -98,13 +103,14 @@ class FrameSync:
                 return i
         return min(range(self.mask_slots), key=lambda i: self._order(self.masks[i]))
 
-    @staticmethod
-    def _order(m: Optional[MaskSlot]) -> Tuple[int, int]:
+    def _order(self, m: Optional[MaskSlot]) -> Tuple[int, int]:
+        """(frame the mask was made for, -1 if unknown; arrival): ``choose_mask``'s key."""
         assert m is not None
-        return (m.seq if m.seq is not None else -1, m.frame_id)
+        return (m.seq + self.ahead if m.seq is not None else -1, m.frame_id)
 
     def mask_for(self, seq: Optional[int]) -> Optional[int]:
-        """Mask slot for frame ``seq``: its own mask, else the newest of an earlier frame, else the oldest held."""
+        """Mask slot for frame ``seq``: the mask made for it, else the newest made for an earlier frame, else
+        the oldest held."""
         held = [(i, m) for i, m in enumerate(self.masks) if m is not None]
         k = choose_mask(seq, [self._order(m) for _, m in held])
         return None if k is None else held[k][0]
@@ -120,7 +126,7 @@ class FrameSync:
         if seq is None or mask_seq is None or self._counted == self.newest:
             return
         self._counted = self.newest
-        if mask_seq == seq:
+        if mask_seq + self.ahead == seq:
             self.own_mask += 1
         else:
             self.other_mask += 1

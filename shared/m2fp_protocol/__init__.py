@@ -29,6 +29,7 @@ from .messages import (
     PixelFormat,
 )
 from .rules import (
+    DEFAULT_SYNC_FRAMES,
     DISPLAY_LAG_FRAMES,
     MAX_INFLIGHT,
     READBACK_DELAY,
@@ -44,7 +45,8 @@ from .validation import CONFIG_SCHEMA, HELLO_SCHEMA, MAX_REQUEST_JSON_BYTES, Fie
 
 # a literal list (not built at run time) so linters and type checkers see the names
 __all__ = [
-    "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "DISPLAY_LAG_FRAMES",
+    "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "DEFAULT_SYNC_FRAMES",
+    "DISPLAY_LAG_FRAMES",
     "HEADER_SIZE", "HELLO_SCHEMA", "MAGIC", "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_INFLIGHT", "MAX_MASK_PIXELS",
     "MAX_REQUEST_JSON_BYTES", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "READBACK_DELAY", "SERVER_ACCEPTS",
     "SYNC_MAX", "SYNC_MIN", "ClassInfo", "ErrorCode", "Field", "Flags", "Header", "Message", "MsgType",

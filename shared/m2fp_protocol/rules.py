@@ -17,8 +17,14 @@ READBACK_DELAY = 1
 #: frames between capture and display when masks are shown as they arrive: the readback, then the reply
 DISPLAY_LAG_FRAMES = READBACK_DELAY + 1
 
-#: frame sync: 0 = off, else the video is delayed by this many frames (a mask is never back within 1)
-SYNC_MIN, SYNC_MAX = 2, 4
+#: frame sync: 0 = off, else the video is delayed by this many frames.  A mask is never back within
+#: one frame, so with 1 each frame is shown with the mask of the frame before, moved one frame ahead
+#: (``predict_frames``); from ``DISPLAY_LAG_FRAMES`` on, each frame can wait for its own mask.
+SYNC_MIN, SYNC_MAX = 1, 4
+
+#: the filter's default: one frame of video delay halves the motion the server must predict (two
+#: frames ahead without sync), which is where fast full bodies lost most (docs/evaluation.md)
+DEFAULT_SYNC_FRAMES = 1
 
 
 def may_send(unanswered: int, limit: int = MAX_INFLIGHT) -> bool:
@@ -27,13 +33,15 @@ def may_send(unanswered: int, limit: int = MAX_INFLIGHT) -> bool:
 
 
 def predict_frames(sync_frames: int, readback_delay: int = READBACK_DELAY) -> float:
-    """Frames the server moves a mask ahead: the display lag without sync; with sync each frame waits
-    for its own mask, so nothing."""
-    return 0.0 if sync_frames > 0 else float(readback_delay + 1)
+    """Frames the server moves a mask ahead: the display lag the video delay does not cover.
+
+    Without sync a mask is shown ``readback_delay + 1`` frames after its frame; each frame of delay
+    takes one off, down to nothing (each frame waits for its own mask)."""
+    return float(max(0, readback_delay + 1 - max(0, sync_frames)))
 
 
 def clamp_sync(v: object) -> int:
-    """0 stays off; 1 (which can never be in time) becomes the smallest useful delay."""
+    """0 stays off; anything else becomes a delay the filter offers."""
     try:
         n = int(v)  # type: ignore[call-overload]  # any settings value; bad ones mean off
     except (TypeError, ValueError):
@@ -44,8 +52,9 @@ def clamp_sync(v: object) -> int:
 def choose_mask(shown: Optional[int], held: Sequence[Tuple[int, int]]) -> Optional[int]:
     """Which held mask goes with the frame ``shown`` (None: not known): an index into ``held``.
 
-    Each held mask is (frame it was computed from, -1 if unknown; arrival order).  Its own
-    mask if here, else the newest mask of an earlier frame, else (never wait) the oldest held.
+    Each held mask is (frame it was made for, -1 if unknown; arrival order): the frame it was
+    computed from plus the frames the server moved it ahead (``predict_frames``).  Its own mask if
+    here, else the newest mask made for an earlier frame, else (never wait) the oldest held.
     """
     if not held:
         return None

@@ -1,7 +1,9 @@
 """Frame sync in a real, headless OBS with a real m2fp-server (one short OBS run).
 
-With sync off the filter asks the server to move masks ahead by its display lag
-(CONFIG ``predict_frames`` 2, as the server acknowledges it); with "Frame sync" = 2
+By default ("Frame sync" = 1) the video is delayed one frame and the server is asked to
+move each mask one frame ahead (CONFIG ``predict_frames`` 1, as the server acknowledges
+it), so most frames are shown with the mask made for them from the frame before.
+With sync off the server predicts the whole display lag (2); with "Frame sync" = 2
 the video is delayed through the texture ring, the server is asked for no
 prediction, the source still renders, its alpha matches the ground truth, and most
 frames are shown with the mask made from that very frame.  Turning sync off again
@@ -46,15 +48,21 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
     report: list[str] = []
     try:
         obs.start()
-        # sync off (default): masks as they arrive, the server predicts 2 frames ahead
-        inst = obs.wait_plugin(lambda i: i.get("masks", 0) >= 5 and acked_predict(i) == 2, 20.0)
-        assert inst, f"no masks / no predict_frames 2 acknowledged: {obs.plugin_stats()}\n{obs.log_tail()}"
-        assert inst["sync_frames"] == 0 and "sync_frames" in (inst.get("properties") or ["sync_frames"])
+        # sync 1 (default): each frame is shown with the previous frame's mask, moved 1 frame ahead
+        inst = obs.wait_plugin(lambda i: i.get("masks", 0) >= 5 and acked_predict(i) == 1, 20.0)
+        assert inst, f"no masks / no predict_frames 1 acknowledged: {obs.plugin_stats()}\n{obs.log_tail()}"
+        assert inst["sync_frames"] == 1 and "sync_frames" in (inst.get("properties") or ["sync_frames"])
         obs.reset_plugin_timings()
         time.sleep(2.0)
         inst = obs.plugin_stats()["instances"][0]
-        report.append(f"sync off: server runs with predict_frames {acked_predict(inst)}, "
+        sync = inst["sync"]
+        report.append(f"sync 1: server runs with predict_frames {acked_predict(inst)}, mask made for the frame "
+                      f"shown {sync['own_mask']}, other {sync['other_mask']}, mask age {sync['mask_age_frames']}, "
                       f"render ms {inst['timings_ms']['render']}")
+        assert sync["own_mask"] >= 10, report  # the mask made for the frame shown: the previous frame's
+        got = alpha_iou(obs, person)
+        report.append(f"sync 1: transparent IoU {got:.3f}")
+        assert got >= 0.9, report
 
         # sync 2: the server is told not to predict, the video goes through the ring
         obs.client.set_source_filter_settings("Person", "M2FP", {"sync_frames": 2}, True)

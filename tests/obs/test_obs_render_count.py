@@ -69,7 +69,9 @@ def test_source_rendered_once_per_frame(clip, tmp_path):  # noqa: F811
             report.append(f"{name}: frames by renders of the source {dict(sorted(counts.items()))}")
             return counts
 
-        for name, settings in (("composite, sending", {}), ("blur background", {"background_mode": "blur"}),
+        for name, settings in (("composite, sending (frame sync 1: the default)", {}),
+                               ("composite, sending, no sync", {"sync_frames": 0}),
+                               ("blur background", {"background_mode": "blur"}),
                                ("frame sync 2", {"background_mode": "transparent", "sync_frames": 2})):
             counts = check(name, settings)
             assert counts.get(1, 0) >= FPS // 2, report  # the filter kept rendering (1.5 s; load may lag frames)

@@ -64,11 +64,26 @@ def test_each_frame_gets_its_own_mask_when_it_is_back_in_time():
     assert all(mask == frame for frame, mask in steady), steady
 
 
-def test_a_delay_of_one_frame_is_never_in_time():
+def test_a_delay_of_one_frame_shows_the_mask_of_the_frame_before_made_for_this_one():
+    # its own mask is never back in time; the server moved the previous frame's mask one frame ahead
+    sync = FrameSync(1)
+    assert sync.ahead == 1
     shown = simulate(delay=1, round_trip=1)
     steady = shown[5:]
-    assert all(mask is not None and mask < frame for frame, mask in steady), steady
-    assert clamp_sync(1) == 2 and clamp_sync(0) == 0 and clamp_sync(9) == 4 and clamp_sync(-3) == 0
+    assert all(mask == frame - 1 for frame, mask in steady), steady
+    assert sync.mask_for(None) is None
+    # counted as the mask made for the frame shown
+    for k in range(6):
+        seq = sync.push()
+        sync.sent(seq, 50 + k)
+        sync.add_mask(50 + k)
+        sync.count_shown(sync.shown_seq(), sync.mask_seq(sync.mask_for(sync.shown_seq())))
+    c = sync.counts()
+    assert c["own_mask"] == 4 and c["mask_age_frames"][2:] == [1.0] * 4, c  # after the first (fallback) frames
+    # a late mask: the newest made for an earlier frame, never one made for a later frame
+    late = simulate(delay=1, round_trip=2)[6:]
+    assert all(frame - mask == 2 for frame, mask in late), late
+    assert clamp_sync(1) == 1 and clamp_sync(0) == 0 and clamp_sync(9) == 4 and clamp_sync(-3) == 0
 
 
 def test_late_or_missing_masks_fall_back_to_the_newest_earlier_one():
@@ -119,10 +134,10 @@ def test_reset_refills_the_ring_but_keeps_seqs_increasing():
     assert sync.push() == 4 and sync.shown_seq() == 4
 
 
-@pytest.mark.parametrize("sync_frames, predict", [(0, 2), (2, 0), (4, 0)])
+@pytest.mark.parametrize("sync_frames, predict", [(0, 2), (1, 1), (2, 0), (4, 0)])
 def test_predict_frames_follows_frame_sync(sync_frames, predict):
     defaults = {k: v for k, _kind, v in FilterSettings.defaults()}
-    assert defaults["sync_frames"] == 0
+    assert defaults["sync_frames"] == 1
     merged = {**defaults, "sync_frames": sync_frames}
     s = FilterSettings.read(lambda k: merged.get(k, ""), lambda k: merged.get(k, 0), lambda k: merged.get(k, 0.0),
                             lambda k: merged.get(k, False))

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "obs_plugin"))
 
 from m2fp_protocol import ProtocolError, StreamConfig  # noqa: E402
 from m2fp_obs import launcher  # noqa: E402
-from m2fp_obs.properties import ADVANCED, TIPS, visibility  # noqa: E402
+from m2fp_obs.properties import ADVANCED, TIPS, sync_label, visibility  # noqa: E402
 from m2fp_obs.settings import SYNC_CHOICES, FilterSettings, clamp_sync  # noqa: E402
 from m2fp_server.postprocess.islands import remove_islands  # noqa: E402
 from obs_harness import REPO, free_port  # noqa: E402
@@ -49,11 +49,12 @@ def test_only_the_rows_that_apply_are_shown():
     assert all(v[k] for k in ADVANCED)
 
 
-def test_every_setting_has_a_one_line_tooltip_and_frame_sync_never_offers_1():
+def test_every_setting_has_a_one_line_tooltip_and_frame_sync_offers_every_delay():
     keys = {k for k, _kind, _v in FilterSettings.defaults() if not k.startswith("keep_")}
     assert keys <= set(TIPS), keys - set(TIPS)
     assert all("\n" not in t and 0 < len(t) <= 160 for t in TIPS.values())
-    assert 1 not in SYNC_CHOICES and clamp_sync(1) == 2
+    assert SYNC_CHOICES == (0, 1, 2, 3, 4) and all(clamp_sync(n) == n for n in SYNC_CHOICES)
+    assert [sync_label(n) for n in (0, 1, 2)] == ["Off", "Delay video by 1 frame (default)", "Delay video by 2 frames"]
 
 
 @pytest.mark.parametrize("address, expected", [

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from m2fp_protocol import DEFAULT_SYNC_FRAMES
 from m2fp_server.cli.main import main
 from m2fp_server.evaluation.clips import CLIPS, get_clip
 from m2fp_server.evaluation.evaluate import Variant
@@ -56,7 +57,8 @@ def test_metrics_on_known_masks() -> None:
 
 def test_variants_parse_and_reject_nonsense() -> None:
     assert Variant.parse("hold") == Variant("hold", False, 0, None)
-    assert Variant.parse("sync2+motion") == Variant("sync2+motion", True, 2, 0.0)
+    assert Variant.parse("sync2+motion") == Variant("sync2+motion", True, 2, None)  # replay asks for 0
+    assert Variant.parse("defaults") == Variant("defaults", True, DEFAULT_SYNC_FRAMES, None)
     assert Variant.parse("motion+predict1.5").predict == 1.5
     with pytest.raises(ValueError):
         Variant.parse("warp")

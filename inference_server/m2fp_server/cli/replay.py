@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from m2fp_protocol import DEFAULT_SYNC_FRAMES
 
 from ..errors import BadInput
 from .common import add_server_argument
@@ -15,15 +16,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_server_argument(p, required=True)
     p.add_argument("--fps", type=float, default=None, help="playback rate (default: the clip's own)")
     p.add_argument("-o", "--output", type=Path, required=True, help=".npz with alpha, mask_age, latency_ms")
-    p.add_argument("--sync-frames", type=int, default=0,
-                   help="delay the picture by N frames so each frame can get its own mask (default 0)")
+    p.add_argument("--sync-frames", type=int, default=DEFAULT_SYNC_FRAMES,
+                   help="delay the picture by N frames, as the OBS filter's Frame sync (default "
+                        f"{DEFAULT_SYNC_FRAMES}, the filter's); 0 shows each mask as soon as it is back")
     p.add_argument("--readback-delay", type=int, default=1,
                    help="frames between capture and send, as the OBS filter's stage-surface ring (default 1)")
     p.add_argument("--max-inflight", type=int, default=2, help="unanswered frames allowed (default 2)")
     p.add_argument("--no-motion", action="store_true",
                    help="ask the server not to motion-compensate (hold each mask as computed)")
     p.add_argument("--predict-frames", type=float, default=None,
-                   help="frames the server moves masks ahead (default: readback delay + 1, or 0 with --sync-frames)")
+                   help="frames the server moves masks ahead (default: readback delay + 1 - sync frames, at least 0)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from m2fp_protocol import StreamConfig, fit_inside
+from m2fp_protocol import DEFAULT_SYNC_FRAMES, StreamConfig, fit_inside
 
 from ..engines.base import Engine
 from ..errors import BadInput
@@ -44,10 +44,11 @@ class Variant:
 
     @classmethod
     def parse(cls, text: str) -> "Variant":
-        """``defaults`` (the server's default settings), ``hold``, ``motion``, ``syncN``, ``syncN+motion``,
-        ``motion+predictP`` ..."""
+        """``defaults`` (the server's and the filter's default settings), ``hold``, ``motion``, ``syncN``,
+        ``syncN+motion``, ``motion+predictP`` ...; without ``predictP`` the replayed client asks for the
+        display lag its delay does not cover (``m2fp_protocol.predict_frames``)."""
         if text.lower() == "defaults":
-            return cls("defaults", StreamConfig().motion, 0, None)
+            return cls("defaults", StreamConfig().motion, DEFAULT_SYNC_FRAMES, None)
         motion, sync, predict = False, 0, None
         for tok in text.lower().split("+"):
             if tok == "hold":
@@ -64,8 +65,6 @@ class Variant:
             else:
                 raise BadInput(f"bad variant {text!r}: use defaults, hold, motion, syncN, syncN+motion, "
                                "motion+predictP")
-        if predict is None and sync > 0:
-            predict = 0.0  # a synced picture waits for its own mask: nothing to predict
         return cls(text.lower(), motion, sync, predict)
 
 

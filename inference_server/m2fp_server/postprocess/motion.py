@@ -86,15 +86,16 @@ class FlowTracker:
         h, w = rgb.shape[:2]
         fw = min(w, self.max_width)
         fh = max(8, round(h * fw / w))
-        small = rgb if (fw, fh) == (w, h) else cv2.resize(rgb, (fw, fh), interpolation=cv2.INTER_AREA)
-        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) if small.ndim == 3 else small
+        # grey first: one channel to scale down instead of three
+        full = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+        gray = full if (fw, fh) == (w, h) else cv2.resize(full, (fw, fh), interpolation=cv2.INTER_AREA)
         prev, self._gray = self._gray, gray
         fw2 = min(w, max(self.person_max_width, fw))
         if fw2 == fw:
             fine = gray
         else:
-            fine = rgb if fw2 == w else cv2.resize(rgb, (fw2, max(8, round(h * fw2 / w))), interpolation=cv2.INTER_AREA)
-            fine = cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY) if fine.ndim == 3 else fine
+            fh2 = max(8, round(h * fw2 / w))
+            fine = full if fw2 == w else cv2.resize(full, (fw2, fh2), interpolation=cv2.INTER_AREA)
         self._fine_prev, self._fine = (self._fine if flow else None), fine
         self._lazy = None
         if not flow or prev is None or prev.shape != gray.shape:

@@ -155,7 +155,8 @@ class PersonMotion:
         if one is None or len(d) < 2 * self.min_vectors:
             return []
         crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_MAX_ITER, 20, 0.05)
-        _, lab, centres = cv2.kmeans(d, 2, None, crit, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]
+        start = np.zeros((len(d), 1), np.int32)  # not read (k-means++ picks the start); OpenCV 4 stubs want it
+        _, lab, centres = cv2.kmeans(d, 2, start, crit, 2, cv2.KMEANS_PP_CENTERS)
         lab = lab.ravel()
         if float(np.hypot(*(centres[0] - centres[1]))) < self.split_px * k:
             return []
