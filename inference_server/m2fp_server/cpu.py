@@ -60,3 +60,25 @@ def busy_machine() -> bool:
         return os.getloadavg()[0] > (os.cpu_count() or 1)
     except OSError:
         return False
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(time stolen by the hypervisor, all time) of every core so far, in clock ticks (Linux
+    ``/proc/stat``; None elsewhere).  On a shared virtual machine the host can take a large, changing
+    share of the cores: live figures measured then are not comparable with others."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(v) for v in fields[1:]]
+    return ticks[7], sum(ticks[:8])  # user nice system idle iowait irq softirq steal (guest counted in user)
+
+
+def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of the cores' time the host took between two ``cpu_times`` readings."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])

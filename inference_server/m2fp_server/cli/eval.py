@@ -48,7 +48,7 @@ def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.clips import CLIPS, get_clip
-    from ..cpu import cpu_summary
+    from ..cpu import cpu_summary, cpu_times, steal_share
     from ..evaluation.evaluate import Variant, evaluate, summary, table
     from ..evaluation.slow_oracle import engine_factory
     if args.list:
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     opts = engine_options(args.engine_option)
     engines = args.engine or ["auto"]
     print(f"# m2fp eval: load {os.getloadavg()[0]:.2f}; {cpu_summary()}")
+    start = cpu_times()
     rows = []
     for n, cname in enumerate(names):
         clip = get_clip(cname, **_clip_options(args))
@@ -82,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
         rows += clip_rows
     print("\n## per clip (moving part)\n")
     print(summary(rows))
+    stolen = steal_share(start, cpu_times())
+    if stolen is not None:  # live figures need the cores they were measured with
+        print(f"\n# CPU time taken by the host (steal) during this run: {100 * stolen:.1f} %")
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in rows], indent=1))
         print(f"wrote {args.json}")
