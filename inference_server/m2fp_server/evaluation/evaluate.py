@@ -222,20 +222,23 @@ def _ages(d: dict[Any, float] | None) -> str:
 
 def summary(rows: list[Row]) -> str:
     """One line per clip and engine: the figures the issue asks for side by side (docs/evaluation.md)."""
-    head = ("| clip | engine | offline IoU | live, defaults | live, sync 2 | offline, moved ahead 0/1/2/3 frames | "
-            "live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | engine ms/frame | post ms/frame |\n"
-            "|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| clip | engine | offline IoU | live, defaults (sync 1) | live, no sync | live, sync 2 | "
+            "offline, moved ahead 0/1/2/3 frames | live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | "
+            "engine ms/frame | post ms/frame |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     keys = list(dict.fromkeys((r.clip, r.engine) for r in rows))
     for clip, engine in keys:
         by = {r.variant: r for r in rows if (r.clip, r.engine) == (clip, engine)}
         off, dflt, sync = by.get("offline"), by.get("defaults"), by.get("sync2")
+        nosync = by.get("motion")  # sync 0, the whole display lag predicted
         first = dflt or off
         ms = first.extra.get("ms_per_frame") if first is not None else None
         post = dflt.extra.get("post_ms_per_frame") if dflt else None
         lines.append(
             f"| {clip} | {engine} | {_fmt(off.scores.iou_moving if off else None, '.3f')} | "
             f"{_fmt(dflt.scores.iou_moving if dflt else None, '.3f')} | "
+            f"{_fmt(nosync.scores.iou_moving if nosync else None, '.3f')} | "
             f"{_fmt(sync.scores.iou_moving if sync else None, '.3f')} | "
             f"{_ages(off.extra.get('moved_ahead') if off else None)} | "
             f"{_ages(dflt.extra.get('iou_by_age') if dflt else None)} | "
