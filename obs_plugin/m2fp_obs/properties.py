@@ -25,7 +25,7 @@ _MODE_LABELS = {"transparent": "Transparent", "color": "Color", "image": "Image"
 _VIEW_LABELS = {"composite": "Composite (normal)", "alpha": "Mask only (debugging)",
                 "parsing": "Body parts, color-coded (debugging)"}
 
-SYNC_HELP = ("Delays the video so the mask keeps up with fast moves (2+: each frame its own mask). "
+SYNC_HELP = ("Delays the video so each frame gets its own mask (1: the mask is predicted one frame). "
              "Delay the audio as much: Sync Offset 33 ms per frame at 30 fps.")
 
 

@@ -58,8 +58,8 @@ class FilterSettings:
     curve_server_key: str = ""
     curve_public_key: str = ""
     curve_secret_key: str = ""
-    #: delay the video by N frames: 1 halves the motion the server predicts, from 2 each frame gets the mask
-    #: computed from it; 0 = off (``m2fp_protocol.rules``)
+    #: delay the video by N frames: from 2 each frame gets the mask computed from it, 1 halves the motion
+    #: the server predicts; 0 = off (``m2fp_protocol.rules``)
     sync_frames: int = DEFAULT_SYNC_FRAMES
 
     # ---------------------------------------------------------------- reading

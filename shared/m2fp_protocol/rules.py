@@ -22,9 +22,10 @@ DISPLAY_LAG_FRAMES = READBACK_DELAY + 1
 #: (``predict_frames``); from ``DISPLAY_LAG_FRAMES`` on, each frame can wait for its own mask.
 SYNC_MIN, SYNC_MAX = 1, 4
 
-#: the filter's default: one frame of video delay halves the motion the server must predict (two
-#: frames ahead without sync), which is where fast full bodies lost most (docs/evaluation.md)
-DEFAULT_SYNC_FRAMES = 1
+#: the filter's default: two frames of video delay give each frame its own mask, so the server predicts
+#: nothing; predicting is where fast full bodies lost most, and on a slow machine its cost made masks
+#: late (docs/evaluation.md, docs/obs-filter.md "Frame sync")
+DEFAULT_SYNC_FRAMES = 2
 
 
 def may_send(unanswered: int, limit: int = MAX_INFLIGHT) -> bool:

@@ -1,8 +1,9 @@
 """Frame sync in a real, headless OBS with a real m2fp-server (one short OBS run).
 
-By default ("Frame sync" = 1) the video is delayed one frame and the server is asked to
-move each mask one frame ahead (CONFIG ``predict_frames`` 1, as the server acknowledges
-it), so most frames are shown with the mask made for them from the frame before.
+By default ("Frame sync" = 2) the server is asked to predict nothing (CONFIG
+``predict_frames`` 0, as the server acknowledges it).  With "Frame sync" = 1 the video is
+delayed one frame and the server moves each mask one frame ahead (``predict_frames`` 1),
+so most frames are shown with the mask made for them from the frame before.
 With sync off the server predicts the whole display lag (2); with "Frame sync" = 2
 the video is delayed through the texture ring, the server is asked for no
 prediction, the source still renders, its alpha matches the ground truth, and most
@@ -48,10 +49,16 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
     report: list[str] = []
     try:
         obs.start()
-        # sync 1 (default): each frame is shown with the previous frame's mask, moved 1 frame ahead
-        inst = obs.wait_plugin(lambda i: i.get("masks", 0) >= 5 and acked_predict(i) == 1, 20.0)
-        assert inst, f"no masks / no predict_frames 1 acknowledged: {obs.plugin_stats()}\n{obs.log_tail()}"
-        assert inst["sync_frames"] == 1 and "sync_frames" in (inst.get("properties") or ["sync_frames"])
+        # the default is frame sync 2: the server is told to predict nothing
+        inst = obs.wait_plugin(lambda i: i.get("masks", 0) >= 5 and acked_predict(i) == 0, 20.0)
+        assert inst, f"no masks / no predict_frames 0 acknowledged: {obs.plugin_stats()}\n{obs.log_tail()}"
+        assert inst["sync_frames"] == 2 and "sync_frames" in (inst.get("properties") or ["sync_frames"])
+
+        # sync 1: each frame is shown with the previous frame's mask, moved 1 frame ahead
+        obs.client.set_source_filter_settings("Person", "M2FP", {"sync_frames": 1}, True)
+        inst = obs.wait_plugin(lambda i: i.get("sync_frames") == 1 and acked_predict(i) == 1, 5.0)
+        assert inst, f"sync 1 / predict_frames 1 not acknowledged: {obs.plugin_stats()}"
+        time.sleep(0.5)
         obs.reset_plugin_timings()
         time.sleep(2.0)
         inst = obs.plugin_stats()["instances"][0]

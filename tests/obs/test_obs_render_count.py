@@ -69,7 +69,7 @@ def test_source_rendered_once_per_frame(clip, tmp_path):  # noqa: F811
             report.append(f"{name}: frames by renders of the source {dict(sorted(counts.items()))}")
             return counts
 
-        for name, settings in (("composite, sending (frame sync 1: the default)", {}),
+        for name, settings in (("composite, sending (frame sync 2: the default)", {}),
                                ("composite, sending, no sync", {"sync_frames": 0}),
                                ("blur background", {"background_mode": "blur"}),
                                ("frame sync 2", {"background_mode": "transparent", "sync_frames": 2})):

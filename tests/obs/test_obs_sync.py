@@ -137,7 +137,7 @@ def test_reset_refills_the_ring_but_keeps_seqs_increasing():
 @pytest.mark.parametrize("sync_frames, predict", [(0, 2), (1, 1), (2, 0), (4, 0)])
 def test_predict_frames_follows_frame_sync(sync_frames, predict):
     defaults = {k: v for k, _kind, v in FilterSettings.defaults()}
-    assert defaults["sync_frames"] == 1
+    assert defaults["sync_frames"] == 2
     merged = {**defaults, "sync_frames": sync_frames}
     s = FilterSettings.read(lambda k: merged.get(k, ""), lambda k: merged.get(k, 0), lambda k: merged.get(k, 0.0),
                             lambda k: merged.get(k, False))

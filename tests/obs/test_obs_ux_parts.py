@@ -54,7 +54,7 @@ def test_every_setting_has_a_one_line_tooltip_and_frame_sync_offers_every_delay(
     assert keys <= set(TIPS), keys - set(TIPS)
     assert all("\n" not in t and 0 < len(t) <= 160 for t in TIPS.values())
     assert SYNC_CHOICES == (0, 1, 2, 3, 4) and all(clamp_sync(n) == n for n in SYNC_CHOICES)
-    assert [sync_label(n) for n in (0, 1, 2)] == ["Off", "Delay video by 1 frame (default)", "Delay video by 2 frames"]
+    assert [sync_label(n) for n in (0, 1, 2)] == ["Off", "Delay video by 1 frame", "Delay video by 2 frames (default)"]
 
 
 @pytest.mark.parametrize("address, expected", [
