@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import BadInput
 from .common import engine_options
 
-DEFAULT_VARIANTS = ["defaults", "motion", "sync2"]  # the filter's default sync 1, sync off, sync 2
+DEFAULT_VARIANTS = ["defaults", "motion", "sync1+motion"]  # the filter's default (sync 2), sync off, sync 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -222,7 +222,8 @@ def _ages(d: dict[Any, float] | None) -> str:
 
 def summary(rows: list[Row]) -> str:
     """One line per clip and engine: the figures the issue asks for side by side (docs/evaluation.md)."""
-    head = ("| clip | engine | offline IoU | live, defaults (sync 1) | live, no sync | live, sync 2 | "
+    head = (f"| clip | engine | offline IoU | live, defaults (sync {DEFAULT_SYNC_FRAMES}) | live, no sync | "
+            "live, sync 1 | "
             "offline, moved ahead 0/1/2/3 frames | live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | "
             "engine ms/frame | post ms/frame |\n"
             "|---|---|---|---|---|---|---|---|---|---|---|")
@@ -230,8 +231,9 @@ def summary(rows: list[Row]) -> str:
     keys = list(dict.fromkeys((r.clip, r.engine) for r in rows))
     for clip, engine in keys:
         by = {r.variant: r for r in rows if (r.clip, r.engine) == (clip, engine)}
-        off, dflt, sync = by.get("offline"), by.get("defaults"), by.get("sync2")
+        off, dflt = by.get("offline"), by.get("defaults")
         nosync = by.get("motion")  # sync 0, the whole display lag predicted
+        sync = by.get("sync1+motion")  # one frame of delay, one predicted
         first = dflt or off
         ms = first.extra.get("ms_per_frame") if first is not None else None
         post = dflt.extra.get("post_ms_per_frame") if dflt else None
