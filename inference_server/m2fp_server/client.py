@@ -31,6 +31,10 @@ class ServerTimeout(M2fpError, TimeoutError):
     pass
 
 
+class FrameDropped(M2fpError):
+    """The server answered a frame with DROPPED instead of a mask."""
+
+
 @dataclass
 class Reply:
     header: Header
@@ -160,9 +164,11 @@ class MaskClient:
              want_parsing: bool = False) -> tuple[Reply, Reply | None]:
         """Send one frame and wait for its MASK (and PARSING when asked)."""
         fid = self.send_frame(image, mask_size=mask_size, want_parsing=want_parsing)
-        m = self.wait_for({MsgType.MASK}, fid)
+        m = self.wait_for({MsgType.MASK, MsgType.DROPPED}, fid)
+        if m.type == MsgType.DROPPED:  # the server answered without a mask: say so now, not at the timeout
+            raise FrameDropped(f"the server dropped frame {fid} (a newer frame, or its frame memory budget)")
         p = self.wait_for({MsgType.PARSING}, fid) if want_parsing else None
         return m, p
 
 
-__all__ = ["MaskClient", "Reply", "ServerError", "ServerTimeout", "ErrorCode", "ProtocolError"]
+__all__ = ["FrameDropped", "MaskClient", "Reply", "ServerError", "ServerTimeout", "ErrorCode", "ProtocolError"]

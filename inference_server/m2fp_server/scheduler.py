@@ -74,7 +74,9 @@ class Scheduler:
                 if self.policy != "drop-oldest" or size > self.budget:
                     raise ProtocolError(ErrorCode.SERVER_BUSY, f"the server's frame memory budget "
                                         f"({self.budget >> 20} MiB) is in use by other clients; frame refused")
-                others = sorted((j for k, j in self.pending.items() if k != job.identity), key=lambda j: j.received)
+                # the largest first (ties: the oldest): a small frame frees little and costs its client a frame
+                others = sorted((j for k, j in self.pending.items() if k != job.identity),
+                                key=lambda j: (-len(j.message.payload), j.received))
                 for victim in others:
                     if size <= free:
                         break

@@ -46,6 +46,17 @@ def test_drop_oldest_policy_drops_other_clients_oldest_frames():
         s.submit(job(b"huge", 1200, 1000))
 
 
+def test_drop_oldest_policy_drops_the_largest_frames_first_not_a_small_clients_frame():
+    # a well-behaved client's small frame parked first; two large frames after it; a third large one comes
+    s = _Scheduler(budget=160 * 120 * 4 + 2 * 1280 * 720 * 4, policy="drop-oldest")
+    s.submit(job(b"small", 160, 120))
+    s.submit(job(b"big0", 1280, 720))
+    s.submit(job(b"big1", 1280, 720))
+    _, evicted = s.submit(job(b"big2", 1280, 720))
+    assert [j.identity for j in evicted] == [b"big0"]  # the oldest of the largest; the small frame stays
+    assert b"small" in s.pending
+
+
 def test_a_small_frame_client_is_not_kept_behind_4k_frames():
     s = _Scheduler(budget=1 << 30)
     for i in range(5):
