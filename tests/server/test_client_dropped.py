@@ -14,7 +14,7 @@ from m2fp_server.client import FrameDropped, MaskClient
 
 
 def test_a_dropped_frame_is_reported_at_once() -> None:
-    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router: zmq.Socket = zmq.Context.instance().socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
     port = router.bind_to_random_port("tcp://127.0.0.1")
 
