@@ -99,7 +99,7 @@ def test_m2fp_eval_reports_offline_and_live_scores(tmp_path, capsys) -> None:  #
     out = tmp_path / "eval.json"
     rc = main(["--log-level", "WARNING", "eval", "--clip", "sway", "--static", "10", "--moving", "36",
                "--size", "320x240", "--engine", "slow-oracle", "--engine", "selfie",
-               "--variant", "hold", "--variant", "motion", "--json", str(out)])
+               "--variant", "hold", "--variant", "motion", "--variant", "defaults", "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "| sway | slow-oracle | motion |" in text and "| sway | selfie | offline |" in text
@@ -109,8 +109,13 @@ def test_m2fp_eval_reports_offline_and_live_scores(tmp_path, capsys) -> None:  #
     assert hold["result_age_median"] >= 6  # 300 ms at 3 Hz: results are many frames old
     assert hold["iou_moving"] < 0.85  # holding them leaves a ghost
     assert motion["iou_moving"] > hold["iou_moving"] + 0.08  # motion compensation follows the person
-    assert rows[("selfie", "motion")]["age_median"] <= 3
-    assert rows[("selfie", "offline")]["iou_moving"] > 0.8
+    offline, defaults = rows[("selfie", "offline")], rows[("selfie", "defaults")]
+    assert offline["iou_moving"] > 0.8
+    # The defaults (frame sync 2, nothing predicted) show each frame with the mask made from it: the
+    # selfie engine answers well within the 2 frames of delay, so live loses nothing against offline.
+    # (Without sync, the age depends on how fast this host runs the engine plus the flow: not a claim.)
+    assert defaults["age_median"] == 0, defaults
+    assert defaults["iou_moving"] >= offline["iou_moving"] - 0.02, defaults
 
 
 def test_m2fp_eval_rejects_an_unknown_clip(capsys) -> None:  # type: ignore[no-untyped-def]
