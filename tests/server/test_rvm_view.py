@@ -118,6 +118,40 @@ def test_rvm_finds_a_small_full_body_with_the_closer_view(model: None) -> None:
     assert scores[True] > 0.75, scores
 
 
+def test_a_fresh_stream_finds_the_small_person_on_its_first_frame(model: None) -> None:
+    """On a fresh stream the detector looks at the whole wide frame and both its squares at once: the
+    person standing on the right is there from the first frame (one part per frame found them at frame 6)."""
+    from m2fp_server.engines.rvm import RVMEngine
+    from m2fp_server.evaluation.clips import get_clip
+    from m2fp_server.evaluation.evaluate import offline_alphas
+    from m2fp_server.evaluation.metrics import iou
+    clip = get_clip("footage-small-body", static=4, moving=2)
+    eng = RVMEngine(tuned=False, width=640, downsample=0.4)  # the size the filter sends on a 16:9 frame
+    try:
+        alphas = offline_alphas(eng, clip)
+    finally:
+        eng.close()
+    assert iou(alphas[0], clip.truth[0]) > 0.75
+
+
+def test_the_states_settle_on_the_first_frame_so_a_still_opening_holds_still(model: None) -> None:
+    """Zero states take a few frames to settle on a person: an outline that grows and shifts over a still
+    picture (the flicker the static part measures).  The same first frame again settles them at once."""
+    from m2fp_server.engines.rvm import RVMEngine
+    from m2fp_server.evaluation.clips import get_clip
+    from m2fp_server.evaluation.evaluate import offline_alphas
+    from m2fp_server.evaluation.metrics import flicker
+    clip = get_clip("footage-edge-cut", static=8, moving=2)
+    flick = {}
+    for settle in (0, 2):  # none, the default
+        eng = RVMEngine(tuned=False, width=640, downsample=0.4, settle=settle)
+        try:
+            flick[settle] = flicker(offline_alphas(eng, clip), clip.static_frames)
+        finally:
+            eng.close()
+    assert flick[2] <= 0.01 and flick[2] < flick[0] / 2, flick
+
+
 def test_the_model_runs_every_frame_shape_at_the_pixels_of_a_16_9_frame_at_most() -> None:
     """``tune-rvm`` times 16:9 frames: a 4:3 or portrait frame must not cost more than that."""
     from m2fp_server.engines.rvm import model_shape
@@ -132,6 +166,7 @@ def test_the_model_runs_every_frame_shape_at_the_pixels_of_a_16_9_frame_at_most(
 def test_bad_zoom_and_hold_options_of_the_engine_say_which(model: None) -> None:
     from m2fp_server.engines.base import EngineUnavailable
     from m2fp_server.engines.rvm import RVMEngine
-    for bad, says in (({"zoom": "maybe"}, "yes/no"), ({"zoom_max": "9"}, "zoom_max"), ({"hold_grey": "x"}, "x")):
+    for bad, says in (({"zoom": "maybe"}, "yes/no"), ({"zoom_max": "9"}, "zoom_max"), ({"hold_grey": "x"}, "x"),
+                      ({"settle": "9"}, "settle"), ({"settle": "-1"}, "settle"), ({"settle": "x"}, "x")):
         with pytest.raises(EngineUnavailable, match=says):
             RVMEngine(tuned=False, **bad)  # type: ignore[arg-type]

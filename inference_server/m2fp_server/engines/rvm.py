@@ -36,7 +36,7 @@ from m2fp_protocol import PERSON_CLASSES
 
 from ..cpu import flags_summary, has_bf16
 from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
-from .embedded_detect import box_iou
+from .embedded_detect import Person, box_iou
 from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vocabulary
 from .rvm_choice import RUNTIMES as RUNTIMES
 from .rvm_choice import RVMSetting as RVMSetting
@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
+NEVER = 10**9  # detected_age of a stream that has not run the detector since it started afresh
+PARTS = 3  # the parts of a wide frame the detector looks at in turn (RVMEngine._small_people) ...
+WIDE = 1.3  # ... a frame at least this much wider than tall
 RVM_OUTPUTS = ("pha", "r1o", "r2o", "r3o", "r4o")
 
 
@@ -323,10 +326,11 @@ class RVMStream(StreamContext):
     last_t: float = 0.0
     resets: int = 0
     frames: int = 0
+    passes: int = 0  # forward passes (a frame can take more: ``settle``)
     view: View | None = None  # None: the whole frame
     seen: Box | None = None  # the people in the last alpha, frame pixels
     detected: list[Box] = field(default_factory=list)  # the last detection's people ...
-    detected_age: int = 10**9  # ... and how many frames ago it ran
+    detected_age: int = NEVER  # ... and how many frames ago it ran
     scans: int = 0  # detections so far (which part of the frame the next one looks at)
     trying: Box | None = None  # the detection looked at while RVM sees nobody
     rejected: list[Box] = field(default_factory=list)  # detections where RVM found nobody
@@ -343,7 +347,7 @@ class RVMEngine(PersonEngine):
                  cut_level: float = 40.0, gap_s: float = 1.0, tuned: bool = True, triton: str | None = None,
                  triton_timeout_s: float = 10.0, zoom: bool = True, zoom_below: float = 0.5,
                  zoom_fill: float = 0.8, zoom_max: float = 3.0, hold_grey: float = 6.0, hold_prob: float = 0.35,
-                 **_: Any) -> None:
+                 settle: int = 2, **_: Any) -> None:
         """``runtime``/``precision``/``width``/``downsample`` override the measured choice (``m2fp tune-rvm``).
 
         ``triton`` grpc://host:8001: the forward pass runs on Triton (model ``rvm_<w>x<h>`` of
@@ -384,6 +388,9 @@ class RVMEngine(PersonEngine):
             self.zoom = ZoomSettings(enabled=flag(zoom), below=float(zoom_below), fill=float(zoom_fill),
                                      max_zoom=float(zoom_max))
             self.hold = (float(hold_grey), float(hold_prob))
+            self.settle = int(settle)
+            if not 0 <= self.settle <= 8:
+                raise ValueError("settle must be in 0..8")
         except (TypeError, ValueError) as exc:
             raise EngineUnavailable(f"bad RVM option: {exc}") from None
         self._detector: Any = None
@@ -446,13 +453,15 @@ class RVMEngine(PersonEngine):
         gap = ctx.frames > 0 and now - ctx.last_t > self.scene.gap_s
         frame = (rgb.shape[1], rgb.shape[0])
         whole = View.whole(frame, shape)
-        if ctx.states is None or shape != ctx.shape or gap or self.scene.is_cut(ctx.thumb, thumb):
+        fresh = ctx.states is None or shape != ctx.shape or gap or self.scene.is_cut(ctx.thumb, thumb)
+        if fresh:
             if ctx.states is not None:
                 ctx.resets += 1
                 log.debug("rvm: stream reset (%s)", "gap" if gap else "new shape" if shape != ctx.shape else "cut")
             ctx.states, ctx.shape = runner.zero_states(), shape
-            ctx.view, ctx.seen, ctx.detected, ctx.detected_age = None, None, [], 10**9
+            ctx.view, ctx.seen, ctx.detected, ctx.detected_age = None, None, [], NEVER
             ctx.trying, ctx.rejected, ctx.hold = None, [], None
+        assert ctx.states is not None
         before = ctx.view or whole
         view = self._next_view(rgb, ctx, before, whole) if self.zoom.enabled else whole
         if view != before:
@@ -461,10 +470,20 @@ class RVMEngine(PersonEngine):
         small = whole_small if view == whole else crop(rgb, view, shape)
         src = small[None] if self.remote is not None else to_src(small, *shape)
         pha, ctx.states = runner(src, ctx.states)
+        ctx.passes += 1
+        seen = view.box(pha, self.zoom.min_area) if self.zoom.enabled or fresh else None
+        if seen is not None and (fresh or (self.zoom.enabled and ctx.seen is None)):
+            # Someone new to the states (a fresh stream, or a person just found): the states would take
+            # a few frames to settle on them, visible as an outline that grows and shifts.  The same
+            # frame again settles them now.
+            for _ in range(self.settle):
+                pha, ctx.states = runner(src, ctx.states)
+                ctx.passes += 1
+            seen = view.box(pha, self.zoom.min_area)
         ctx.thumb, ctx.last_t, ctx.view = thumb, now, view
         ctx.frames += 1
         if self.zoom.enabled:
-            ctx.seen = view.box(pha, self.zoom.min_area)
+            ctx.seen = seen
         alpha = paste(pha, view, whole)
         if ctx.hold is None:
             ctx.hold = StillHold(*self.hold)
@@ -481,6 +500,7 @@ class RVMEngine(PersonEngine):
         """
         z = self.zoom
         frame = (rgb.shape[1], rgb.shape[0])
+        first = ctx.detected_age >= NEVER  # a fresh stream: look everywhere at once, not a part per call
         ctx.detected_age += 1
         if ctx.detected_age >= (z.detect_every if ctx.seen is not None else z.search_every):
             if ctx.seen is None and ctx.trying is not None:
@@ -488,9 +508,14 @@ class RVMEngine(PersonEngine):
             elif ctx.seen is not None:
                 ctx.rejected = []
             ctx.trying = None
-            ctx.detected = [b for b in self._small_people(rgb, z.below * frame[1], ctx.scans)
-                            if not any(box_iou(b, r) > 0.3 for r in ctx.rejected)]
-            ctx.detected_age, ctx.scans = 0, ctx.scans + 1
+            parts = range(ctx.scans, ctx.scans + (PARTS if first and frame[0] >= WIDE * frame[1] else 1))
+            found = sorted((p for part in parts for p in self._small_people(rgb, z.below * frame[1], part)),
+                           key=lambda p: -p.score)
+            ctx.detected = []
+            for b in (p.body_box() for p in found):
+                if not any(box_iou(b, r) > 0.3 for r in ctx.rejected + ctx.detected):
+                    ctx.detected.append(b)
+            ctx.detected_age, ctx.scans = 0, ctx.scans + len(parts)
         boxes = [ctx.seen] if ctx.seen is not None else []
         if ctx.detected_age < z.search_every and ctx.detected:  # a detection counts for a few frames
             if ctx.seen is None:
@@ -504,21 +529,21 @@ class RVMEngine(PersonEngine):
             return now
         return follow(now, to, 1.0 if ctx.seen is None else z.follow)
 
-    def _small_people(self, rgb: np.ndarray, below: float, part: int) -> list[Box]:
-        """Whole-body boxes shorter than ``below`` from MediaPipe's shipped pose detector, best first.
+    def _small_people(self, rgb: np.ndarray, below: float, part: int) -> list[Person]:
+        """People whose body is shorter than ``below``, from MediaPipe's shipped pose detector.
 
         On a wide frame the detector looks at the whole frame, then its left square, then its right
         square, one per call (``part``): a small person has twice the pixels on a square tile, and one
-        detector run per call keeps the frames that detect short.
+        detector run per call keeps the frames that detect short (a fresh stream's first call runs all
+        three, so a small person is found on its first frame).
         """
         if self._detector is None:
             from .embedded_detect import PoseDetector
             self._detector = PoseDetector(threads=1, min_score=self.zoom.min_detection)
         H, W = rgb.shape[:2]
-        part = part % 3 if W >= 1.3 * H else 0
+        part = part % PARTS if W >= WIDE * H else 0
         people = self._detector(rgb) if part == 0 else self._detector.on_tile(rgb, 0 if part == 1 else W - H)
-        people.sort(key=lambda p: -p.score)
-        return [p.body_box() for p in people if 2.0 * p.body_radius < below]
+        return [p for p in people if 2.0 * p.body_radius < below]
 
     def info(self) -> dict[str, Any]:
         from .. import rvm_weights
