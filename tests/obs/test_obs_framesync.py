@@ -60,8 +60,11 @@ def test_frame_sync_in_real_obs(clip, tmp_path):  # noqa: F811
         assert inst, f"sync 1 / predict_frames 1 not acknowledged: {obs.plugin_stats()}"
         time.sleep(0.5)
         obs.reset_plugin_timings()
+        # A mask is in time for sync 1 when it comes back within one frame interval: how many do depends on
+        # the host (8 of 46 frames in 2 s on a slow CI host).  The claim is that they are chosen when they
+        # come, so the window lasts until 10 have been shown, or 8 s.
         time.sleep(2.0)
-        inst = obs.plugin_stats()["instances"][0]
+        inst = obs.wait_plugin(lambda i: i["sync"]["own_mask"] >= 10, 6.0) or obs.plugin_stats()["instances"][0]
         sync = inst["sync"]
         report.append(f"sync 1: server runs with predict_frames {acked_predict(inst)}, mask made for the frame "
                       f"shown {sync['own_mask']}, other {sync['other_mask']}, mask age {sync['mask_age_frames']}, "

@@ -172,10 +172,12 @@ def test_two_whole_bodies_in_a_wide_frame_are_both_followed(engine) -> None:  # 
     assert iou(alpha, clip.truth[11]) > 0.85
 
 def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]
-    """Played at 30 fps through ZeroMQ (three frames of video delay), frames shown with their own mask
-    score as offline.  How many frames get their own mask depends on the machine's load: that is a
-    benchmark figure (README), not asserted here beyond "some"."""
-    clip = _clip("framing-full-body")
+    """Played through ZeroMQ with three frames of video delay, frames shown with their own mask score
+    as offline.  How many frames get their own mask depends on the machine's speed and load: that is a
+    benchmark figure (README), not asserted here beyond "some".  The clip plays at 15 fps (200 ms of
+    delay) so that "some" does not hang on the host: on a slow CI host the engine's full-body frames took
+    92 ms p50 through the server, and only 4 frames of 24 came back within 30 fps's 100 ms."""
+    clip = _clip("framing-full-body", fps=15.0)
     off = offline_alphas(engine, clip)
     alphas, ages, stats = live_run(EmbeddedEngine(), clip, Variant.parse("sync3"))
     assert stats["errors"] == 0
