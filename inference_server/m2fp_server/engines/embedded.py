@@ -315,9 +315,25 @@ class EmbeddedEngine(PersonEngine):
             if any(_inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
                 continue
             tried += 1
-            if self._pose.run(crop(rgb, roi, PoseSegmenter.size)).presence >= self.settings.min_presence:
-                found.append(roi)
+            res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+            if res.presence < self.settings.min_presence:
+                continue
+            # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
+            # often passes on the detector's rough region and falls apart there, which left the first frame
+            # of a stream without the real person, found one frame later
+            settled = self._next_region(res, roi)
+            if settled is not None and settled != roi and \
+                    self._pose.run(crop(rgb, settled, PoseSegmenter.size)).presence < self.settings.min_presence:
+                log.debug("embedded: detection rejected once settled on its mask")
+                continue
+            found.append(roi)
         return found
+
+    def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
+        """The region the person in ``res`` (found in ``roi``) fills, by the ``steer`` rule."""
+        s = self.settings
+        return _region_from_landmarks(res.landmarks, roi, s.landmark_scale) if s.steer == "landmarks" \
+            else _region_from_mask(res.mask, roi, s.margin)
 
     def _fits(self, p: Person, H: int) -> bool:
         return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + self.settings.fits_slack)
@@ -393,8 +409,7 @@ class EmbeddedEngine(PersonEngine):
     def _follow(self, res: PoseResult, roi: Roi, b: _Body) -> None:
         """Next frame's region from this frame's result, moved on by the person's velocity."""
         s = self.settings
-        new = _region_from_landmarks(res.landmarks, roi, s.landmark_scale) if s.steer == "landmarks" \
-            else _region_from_mask(res.mask, roi, s.margin)
+        new = self._next_region(res, roi)
         if new is None:
             b.last_centre, b.steps = None, []
             return
