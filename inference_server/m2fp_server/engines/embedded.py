@@ -59,6 +59,7 @@ class _Body:
     last_centre: tuple[float, float] | None = None  # None: a new track (its region is the detector's guess)
     steps: list[tuple[float, float]] = field(default_factory=list)  # last moves of the person's box
     trial: int = 0  # frames this person must still be confirmed in before their mask is used
+    mask_box: tuple[float, float, float, float] | None = None  # box of their last mask, working-frame pixels
 
 
 @dataclass
@@ -100,7 +101,8 @@ class EmbeddedSettings:
     same_body: float = 0.5  # two regions (box IoU) or two masks (IoU) overlapping this much are one person
     more_detection: float = 0.5  # detector score a person besides the best one needs (busy backgrounds' false
     # hits score 0.3-0.5 and the pose model half-believes some of them; second people scored 0.6-0.9)
-    search_after_overlap: int = 4  # detections that search both tiles for people who overlapped (15 frames each)
+    search_after_overlap: int = 4  # detections that search both tiles for people who overlapped...
+    search_every: int = 5  # ...this many frames apart (the one behind is whole again within a few frames)
     someone_share: float = 0.003  # body mode looks for further people when the landscape model's confident
     # blobs outside the followed regions cover this share of the frame
     trial_frames: int = 3  # someone found while others are followed: their mask is used after this many frames
@@ -178,7 +180,8 @@ class EmbeddedEngine(PersonEngine):
         if s.only:
             return person_output(self._single(rgb, out), PERSON_CLASSES)
         tr.since_detect += 1
-        if (tr.mode == "body" and not tr.bodies) or tr.since_detect >= s.redetect_every:
+        if (tr.mode == "body" and not tr.bodies) or \
+                tr.since_detect >= (s.search_every if tr.search else s.redetect_every):
             self._redetect(rgb, tr)
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
@@ -259,9 +262,10 @@ class EmbeddedEngine(PersonEngine):
                     extra = self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
                 else:
                     return
-                new = [p for p in people + extra if p.score >= self.settings.more_detection and self._fits(p, H)
-                       and not any(_inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
-                                   for b in tr.bodies)
+                # after people overlapped, someone is known to be there: the first person's bar is enough
+                bar = self.settings.min_detection if search else self.settings.more_detection
+                new = [p for p in people + extra if p.score >= bar and self._fits(p, H)
+                       and not any(_followed(p, b) for b in tr.bodies)
                        and not any(box_iou(_region(p).box(), r) >= 0.5 for r in tr.rejected)]
                 if new:
                     best = max(new, key=lambda q: q.score)
@@ -378,6 +382,8 @@ class EmbeddedEngine(PersonEngine):
             oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
             one = paste(res.mask, oroi, out)
             masks[id(b)] = one >= 0.5
+            ys, xs = np.nonzero(masks[id(b)])
+            b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
             prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
             x0, y0, x1, y1 = oroi.box()
             inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
@@ -440,6 +446,16 @@ def _region(p: Person) -> Roi:
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     union = int(np.count_nonzero(a | b))
     return int(np.count_nonzero(a & b)) / union if union else 0.0
+
+
+def _followed(p: Person, b: _Body) -> bool:
+    """Whether detection ``p`` is the person followed as ``b``.  Their last mask's box says it best: the
+    square region around a person in a wide pose also holds the hips of someone beside them, who was then
+    taken for the same person (after two people crossed, the one behind stayed lost for a second)."""
+    if b.mask_box is None:
+        return _inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
+    x0, y0, x1, y1 = b.mask_box
+    return x0 <= p.hips[0] <= x1 and y0 <= p.hips[1] <= y1
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:
