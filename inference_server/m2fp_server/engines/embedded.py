@@ -30,6 +30,7 @@ edge stays, and holes are left to the models.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ class _Body:
     steps: list[tuple[float, float]] = field(default_factory=list)  # last moves of the person's box
     trial: int = 0  # frames this person must still be confirmed in before their mask is used
     mask_box: tuple[float, float, float, float] | None = None  # box of their last mask, working-frame pixels
+    last_one: np.ndarray | None = None  # their last mask at output size (reused on frames they are not run)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class _Track:
     hold: StillHold | None = None  # each pixel's last answer while its picture does not change
     outside: np.ndarray | None = None  # body mode: the landscape model's confident blobs, last run
     outside_age: int = 10**9  # frames since ``outside`` was computed
+    turn: int = 0  # body-mode frames: whose pose run it is when people take turns (``alternate_ms``)
 
 
 @dataclass(eq=False)
@@ -115,6 +118,8 @@ class EmbeddedSettings:
     outside_min_mean: float = 0.85  # outside the region: landscape blobs with a lower mean probability are unsure
     outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
     outside_every: int = 3  # body mode: frames between landscape runs for the area outside the region
+    alternate_ms: float = 20.0  # several people whose pose runs together take longer than this (measured
+    # here): one person's run per frame, in turn; the others' last masks move on by their speed (0 = never)
     bf16: bool = True  # pose model in bf16 where the CPU has native bf16 (else f32; see tflite_backend)
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
 
@@ -148,6 +153,7 @@ class EmbeddedEngine(PersonEngine):
         self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection, backend=backend)
         self._threads = threads
         self._general: TFLiteSegmenter | None = None
+        self._pose_ms = 0.0  # recent time of one pose run here (moving average)
 
 
     @property
@@ -352,9 +358,29 @@ class EmbeddedEngine(PersonEngine):
         inside = np.zeros((out[1], out[0]), bool)
         rejected = False  # a detection the pose model says is nobody
         masks: dict[int, np.ndarray] = {}  # id(body) -> its person at output size
-        for b in list(tr.bodies):
+        tr.turn += 1
+        # a host too slow for every person's pose run in one frame interval: a mask late by a frame costs
+        # far more than one person's mask carried a frame on by their speed
+        alternate = 0 < s.alternate_ms < self._pose_ms * len(tr.bodies)
+        for i, b in enumerate(list(tr.bodies)):
             roi = b.roi
+            if alternate and b.last_one is not None and b.last_centre is not None and b.trial == 0 \
+                    and tr.turn % len(tr.bodies) != i:
+                one = b.last_one
+                if abs(b.velocity[0]) + abs(b.velocity[1]) >= s.deadband * roi.side:  # else still: held as is
+                    dx, dy = b.velocity[0] * k, b.velocity[1] * k
+                    one = b.last_one = cv2.warpAffine(one, np.array([[1, 0, dx], [0, 1, dy]], np.float32), out)
+                    b.roi = Roi(roi.cx + b.velocity[0], roi.cy + b.velocity[1], roi.side)
+                    b.last_centre = (b.last_centre[0] + b.velocity[0], b.last_centre[1] + b.velocity[1])
+                masks[id(b)] = one >= 0.5
+                prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
+                x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
+                inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
+                continue
+            t0 = time.perf_counter()
             res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+            took = (time.perf_counter() - t0) * 1e3
+            self._pose_ms = took if self._pose_ms == 0.0 else 0.9 * self._pose_ms + 0.1 * took
             if b.last_centre is None and res.presence >= s.min_presence:
                 # a new track starts from the detector's rough region: settle it on the mask at once, so
                 # the region (and the mask) does not jump on the next frame
@@ -381,6 +407,7 @@ class EmbeddedEngine(PersonEngine):
                 continue
             oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
             one = paste(res.mask, oroi, out)
+            b.last_one = one
             masks[id(b)] = one >= 0.5
             ys, xs = np.nonzero(masks[id(b)])
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
