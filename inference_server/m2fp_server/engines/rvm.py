@@ -446,6 +446,7 @@ class RVMEngine(PersonEngine):
         """One frame of one stream: its states go in, the next states come out (None: a lone frame)."""
         ctx = RVMStream() if stream is None else stream
         assert isinstance(ctx, RVMStream), "a context from another engine"
+        clock = now is None  # a gap is time the stream sent nothing, so it runs from the previous frame's end
         now = time.monotonic() if now is None else now
         shape = model_shape((rgb.shape[1], rgb.shape[0]), self.setting.width)
         runner = self.runner_for(shape)
@@ -480,7 +481,9 @@ class RVMEngine(PersonEngine):
                 pha, ctx.states = runner(src, ctx.states)
                 ctx.passes += 1
             seen = view.box(pha, self.zoom.min_area)
-        ctx.thumb, ctx.last_t, ctx.view = thumb, now, view
+        # the end of this frame's work, not its start: a slow frame (settling, detections, a first graph
+        # compile on a loaded host) is not a pause of the stream and must not reset its states
+        ctx.thumb, ctx.last_t, ctx.view = thumb, (time.monotonic() if clock else now), view
         ctx.frames += 1
         if self.zoom.enabled:
             ctx.seen = seen
