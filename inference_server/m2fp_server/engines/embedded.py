@@ -358,6 +358,15 @@ class EmbeddedEngine(PersonEngine):
         inside = np.zeros((out[1], out[0]), bool)
         rejected = False  # a detection the pose model says is nobody
         masks: dict[int, np.ndarray] = {}  # id(body) -> its person at output size
+
+        def shown(b: _Body, one: np.ndarray, roi: Roi) -> None:
+            """Person ``b``'s mask ``one`` (output size) goes into the frame's map; ``roi``: where it was cut."""
+            nonlocal prob
+            masks[id(b)] = one >= 0.5
+            prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
+            x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
+            inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
+
         tr.turn += 1
         # a host too slow for every person's pose run in one frame interval: a mask late by a frame costs
         # far more than one person's mask carried a frame on by their speed
@@ -372,10 +381,7 @@ class EmbeddedEngine(PersonEngine):
                     one = b.last_one = cv2.warpAffine(one, np.array([[1, 0, dx], [0, 1, dy]], np.float32), out)
                     b.roi = Roi(roi.cx + b.velocity[0], roi.cy + b.velocity[1], roi.side)
                     b.last_centre = (b.last_centre[0] + b.velocity[0], b.last_centre[1] + b.velocity[1])
-                masks[id(b)] = one >= 0.5
-                prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
-                x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
-                inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
+                shown(b, one, roi)
                 continue
             t0 = time.perf_counter()
             res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
@@ -405,15 +411,10 @@ class EmbeddedEngine(PersonEngine):
                 b.trial -= 1
                 self._follow(res, roi, b)
                 continue
-            oroi = Roi(roi.cx * k, roi.cy * k, roi.side * k)
-            one = paste(res.mask, oroi, out)
-            b.last_one = one
-            masks[id(b)] = one >= 0.5
+            one = b.last_one = paste(res.mask, Roi(roi.cx * k, roi.cy * k, roi.side * k), out)
+            shown(b, one, roi)
             ys, xs = np.nonzero(masks[id(b)])
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
-            prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
-            x0, y0, x1, y1 = oroi.box()
-            inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
             self._follow(res, roi, b)
         # two regions whose masks ended up on one person (the one behind was hidden): follow it once, the
         # one found first.  Regions of two people passing each other overlap too; their masks do not
