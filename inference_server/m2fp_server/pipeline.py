@@ -31,6 +31,8 @@ class PipelineResult:
     infer_ms: float
     post_ms: float
     source_age: int = 0  # frames between this frame and the one the (slow part of the) result came from
+    #: the people's motion per frame, fractions of the mask's width and height (``MaskMotion``; 0, 0: none)
+    motion: tuple[float, float] = (0.0, 0.0)
 
 
 #: the reply's way back and the client's upload of the mask, after the prediction is made
@@ -111,6 +113,7 @@ class Pipeline:
             ah, aw = alpha.shape
             small = rgb if rgb.shape[:2] == (ah, aw) else cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
+        motion = stream.mask_motion(alpha, stream.frame_step)
         if predict > 0:
             if received is not None:
                 predict += late_frames(time.perf_counter() - received, stream.frame_interval())
@@ -121,7 +124,7 @@ class Pipeline:
         labels = resize_labels(label_map(probs), size) if want_labels else None
         t2 = time.perf_counter()
         stream.frames += 1
-        res = PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3, out.age_frames)
+        res = PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3, out.age_frames, motion)
         if self.observer is not None:
             self.observer(res)
         return res

@@ -12,7 +12,9 @@ Model of the OBS filter (see obs_plugin/):
   unanswered; frame k shown (at tick k, or k+N with ``sync_frames = N``) with the
   mask made for it, else the newest made for an earlier frame, else the oldest held;
   masks moved ahead by the display lag the delay does not cover (``predict_frames``:
-  2 frames without sync, 1 with one frame of delay, none from 2 on).
+  2 frames without sync, 1 with one frame of delay, none from 2 on);
+* a mask shown with a later frame than it was made for is moved on by the motion
+  its MASK header carries (``carry_offset``), as the filter's shader does.
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from m2fp_protocol import (DEFAULT_SYNC_FRAMES, MAX_INFLIGHT, READBACK_DELAY, MsgType, choose_mask, fit_inside,
-                           may_send, predict_frames)
+from m2fp_protocol import (DEFAULT_SYNC_FRAMES, MAX_INFLIGHT, READBACK_DELAY, MsgType, carry_offset, choose_mask,
+                           fit_inside, may_send, predict_frames)
 
 from .client import MaskClient
 
@@ -54,8 +56,9 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
            sync_frames: int = DEFAULT_SYNC_FRAMES,
            readback_delay: int = READBACK_DELAY, max_inflight: int = MAX_INFLIGHT,
            send_size: tuple[int, int] | None = None,
-           config: dict | None = None, timeout_s: float = 10.0) -> ReplayResult:
-    """Replay RGB ``frames`` through the server at ``address`` at ``fps``."""
+           config: dict | None = None, timeout_s: float = 10.0, carry: bool = True) -> ReplayResult:
+    """Replay RGB ``frames`` through the server at ``address`` at ``fps``.  ``carry=False``: late masks
+    are shown where they are (the filter before masks carried their motion)."""
     T = len(frames)
     H, W = frames[0].shape[:2]
     with MaskClient(address, timeout_s=timeout_s) as client:
@@ -67,6 +70,7 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         sw, sh = fit_inside((W, H), (int(box[0]), int(box[1])))
         small = [cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames]
         masks: dict[int, np.ndarray] = {}
+        motions: dict[int, tuple[int, int]] = {}
         sent_at: dict[int, float] = {}
         rtt: dict[int, float] = {}
         shown = np.full(T, -1, np.int64)
@@ -83,6 +87,7 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
                 if r.type == MsgType.MASK:
                     assert r.array is not None
                     masks[fid] = r.array
+                    motions[fid] = (r.header.motion_x, r.header.motion_y)
                     rtt[fid] = (time.perf_counter() - sent_at.get(fid, time.perf_counter())) * 1e3
                     inflight -= 1
                 elif r.type == MsgType.DROPPED:
@@ -111,6 +116,11 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         m = shown[d]
         if m >= 0:
             alpha[d] = cv2.resize(masks[m], (W, H), interpolation=cv2.INTER_LINEAR)
+            dx, dy = carry_offset(d, int(m) + ahead, *motions[m]) if carry else (0.0, 0.0)
+            if dx or dy:  # the shader samples the mask at uv - offset, clamped at the edge
+                move = np.array([[1, 0, dx * W], [0, 1, dy * H]], np.float32)
+                alpha[d] = cv2.warpAffine(alpha[d], move, (W, H), flags=cv2.INTER_LINEAR,
+                                          borderMode=cv2.BORDER_REPLICATE)
             age[d] = max(0, d - m)
             lat[d] = rtt[m]
     return ReplayResult(alpha, age, lat, sent, len(masks), dropped, errors, fps, late)

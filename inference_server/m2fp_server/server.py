@@ -441,7 +441,9 @@ class InferenceServer:
         mw, mh = mask_size
         reply = Header(MsgType.MASK, frame_id=h.frame_id, timestamp_us=h.timestamp_us, width=mw, height=mh,
                        pixel_format=PixelFormat.GRAY8, stride=mw, generation=gen,
-                       queue_ms=queue_ms, infer_ms=res.infer_ms, post_ms=res.post_ms)
+                       queue_ms=queue_ms, infer_ms=res.infer_ms, post_ms=res.post_ms,
+                       motion_x=round(res.motion[0] * proto.MOTION_SCALE),
+                       motion_y=round(res.motion[1] * proto.MOTION_SCALE))
         out = [proto.encode(reply, res.alpha)]
         if res.labels is not None:
             lab = Header(MsgType.PARSING, frame_id=h.frame_id, timestamp_us=h.timestamp_us, width=mw,

@@ -14,6 +14,7 @@ from m2fp_protocol import ClassInfo, ErrorCode, ProtocolError, StreamConfig
 
 from .engines.base import StreamContext
 from .postprocess.classes import resolve_keep
+from .postprocess.mask_motion import MaskMotion
 from .postprocess.motion import FlowTracker
 from .postprocess.temporal import TemporalSmoother
 
@@ -26,6 +27,10 @@ class StreamState:
     keep_ids: list[int] = field(default_factory=list)
     smoother: TemporalSmoother = field(default_factory=TemporalSmoother)
     motion: FlowTracker = field(default_factory=FlowTracker)  # flow history for motion compensation
+    mask_motion: MaskMotion = field(default_factory=MaskMotion)  # the people's motion sent with each mask
+    #: client frames from the previous frame that ran to this one (its timestamps; 0: not known yet).
+    #: Clients that send no timestamps (files, the offline evaluation) run every frame: 1.
+    frame_step: int = 1
     #: the engine's own state for this stream (``Engine.new_stream``, made at the first frame):
     #: held only here, so dropping the stream drops it
     engine_state: StreamContext | None = None
@@ -44,8 +49,13 @@ class StreamState:
     def note_stamp(self, timestamp_us: int) -> None:
         """The client's capture time of the frame about to run (worker thread)."""
         last, self._last_stamp_us = self._last_stamp_us, timestamp_us
+        self.frame_step = 0
         if last is not None and 0 < timestamp_us - last < 1_000_000:
-            self._gaps = [*self._gaps[-7:], (timestamp_us - last) / 1e6]
+            gap = (timestamp_us - last) / 1e6
+            self._gaps = [*self._gaps[-7:], gap]
+            interval = self.frame_interval()
+            if interval > 0:
+                self.frame_step = max(1, round(gap / interval))
 
     def frame_interval(self) -> float:
         """The client's frame interval in seconds (0: not known yet).

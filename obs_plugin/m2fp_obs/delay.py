@@ -51,9 +51,9 @@ class DirectFrame:
         self.obs.obs_source_process_filter_tech_end(self.source, self.comp.effect, self.size[0], self.size[1],
                                                     technique.encode())
 
-    def shown_mask(self) -> Optional[int]:
-        """None: the newest mask (the compositor's own)."""
-        return None
+    def shown_mask(self) -> Tuple[Optional[int], Tuple[float, float]]:
+        """None: the newest mask (the compositor's own), where it is (the server moved it ahead)."""
+        return None, (0.0, 0.0)
 
     def destroy(self) -> None:
         pass
@@ -116,25 +116,28 @@ class VideoDelay:
             self.comp.draw(technique, tex, self.size)
 
     # ------------------------------------------------------------------ masks
-    def upload_mask(self, frame_id: int, width: int, height: int, data: bytes) -> None:
+    def upload_mask(self, frame_id: int, width: int, height: int, data: bytes,
+                    motion: Tuple[int, int] = (0, 0)) -> None:
         o = self.obs
         if (width, height) != self.mask_size:
             self._destroy_masks()
             self.sync.forget_masks()
             self.mask_size = (width, height)
-        i = self.sync.add_mask(frame_id)
+        i = self.sync.add_mask(frame_id, motion)
         if not self.masks[i]:
             self.masks[i] = o.gs_texture_create(width, height, L.GS_R8, 1, None, L.GS_DYNAMIC)
         o.gs_texture_set_image(self.masks[i], data, width, False)
 
-    def shown_mask(self) -> Optional[int]:
-        """The mask texture for the frame shown now (its own if here); counted once per OBS frame."""
+    def shown_mask(self) -> Tuple[Optional[int], Tuple[float, float]]:
+        """The mask texture for the frame shown now (its own if here) and how far to move it (a mask of an
+        earlier frame is moved on by its people's motion); counted once per OBS frame."""
         seq = self.sync.shown_seq()
         i = self.sync.mask_for(seq)
         if i is None:
-            return None
-        self.sync.count_shown(seq, self.sync.mask_seq(i))
-        return self.masks[i]
+            return None, (0.0, 0.0)
+        offset = self.sync.mask_offset(i, seq)
+        self.sync.count_shown(seq, self.sync.mask_seq(i), offset)
+        return self.masks[i], offset
 
     def sent(self, seq: Optional[int], frame_id: Optional[int]) -> None:
         """The small copy of frame ``seq`` went to the server as ``frame_id``."""

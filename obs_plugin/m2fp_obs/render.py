@@ -14,8 +14,8 @@ from . import libobs as L
 from . import log
 
 EFFECT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effects", "m2fp_composite.effect")
-_PARAMS = ("image", "mask_tex", "parsing_tex", "palette_tex", "small_tex", "bg_tex", "bg_color", "threshold",
-           "feather")
+_PARAMS = ("image", "mask_tex", "mask_offset", "parsing_tex", "palette_tex", "small_tex", "bg_tex", "bg_color",
+           "threshold", "feather")
 TECHNIQUES = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blur"}
 
 
@@ -141,13 +141,15 @@ class Compositor:
 
     def prepare(self, technique: str, *, threshold: float = 0.5, feather: float = 0.1,
                 color: Tuple[float, float, float, float] = (0, 0, 0, 1), small: Optional[int] = None,
-                small_size: Tuple[int, int] = (1, 1), blur: float = 0.5, mask: Optional[int] = None) -> None:
+                small_size: Tuple[int, int] = (1, 1), blur: float = 0.5, mask: Optional[int] = None,
+                mask_offset: Tuple[float, float] = (0.0, 0.0)) -> None:
         """Set the parameters of ``technique`` (from ``technique()``).  ``image`` is left to whoever draws
         (OBS's process_filter_tech_end, or ``draw``).  ``mask`` replaces the newest mask (frame sync applies
-        the mask of the frame shown)."""
+        the mask of the frame shown), moved by ``mask_offset`` (fractions of the frame)."""
         o, p = self.obs, self.params
         if technique != "Draw":
             o.gs_effect_set_texture(p["mask_tex"], mask or self.mask.tex)
+            o.gs_effect_set_vec2(p["mask_offset"], ctypes.byref(L.vec2(*mask_offset)))
             o.gs_effect_set_float(p["threshold"], threshold)
             o.gs_effect_set_float(p["feather"], feather)
         if technique == "Color":

@@ -17,13 +17,14 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from m2fp_protocol import choose_mask, predict_frames
+from m2fp_protocol import carry_offset, choose_mask, predict_frames
 
 
 @dataclass
 class MaskSlot:
     seq: Optional[int]  # the frame the mask was computed from (None: sent before sync knew it)
     frame_id: int
+    motion: Tuple[int, int] = (0, 0)  # its people's motion per frame (MASK header)
 
 
 class FrameSync:
@@ -45,6 +46,7 @@ class FrameSync:
         #: shown frame the frame the mask was computed from was
         self.own_mask = 0
         self.other_mask = 0
+        self.carried = 0  # ...of which moved on by their motion (``carry_offset``)
         self.mask_age: Deque[float] = collections.deque(maxlen=1800)
         self._counted: Optional[int] = None  # newest seq when the last frame was counted
 
@@ -90,11 +92,11 @@ class FrameSync:
             for fid in sorted(self._seq_of_id)[: len(self._seq_of_id) // 2]:
                 del self._seq_of_id[fid]
 
-    def add_mask(self, frame_id: int) -> int:
+    def add_mask(self, frame_id: int, motion: Tuple[int, int] = (0, 0)) -> int:
         """A mask arrived: returns the mask slot to upload it into (the one of the oldest frame)."""
         seq = self._seq_of_id.get(frame_id)
         slot = self._free_slot()
-        self.masks[slot] = MaskSlot(seq, frame_id)
+        self.masks[slot] = MaskSlot(seq, frame_id, motion)
         return slot
 
     def _free_slot(self) -> int:
@@ -115,12 +117,21 @@ class FrameSync:
         k = choose_mask(seq, [self._order(m) for _, m in held])
         return None if k is None else held[k][0]
 
+    def mask_offset(self, slot: int, seq: Optional[int]) -> Tuple[float, float]:
+        """How far (fractions of the frame) to move the mask in ``slot`` shown with frame ``seq``: a mask of an
+        earlier frame (the server answered late) is moved on by its people's motion."""
+        m = self.masks[slot]
+        if m is None or m.seq is None:
+            return (0.0, 0.0)
+        return carry_offset(seq, m.seq + self.ahead, *m.motion)
+
     def mask_seq(self, slot: int) -> Optional[int]:
         m = self.masks[slot]
         return m.seq if m is not None else None
 
     # ------------------------------------------------------------------ counters
-    def count_shown(self, seq: Optional[int], mask_seq: Optional[int]) -> None:
+    def count_shown(self, seq: Optional[int], mask_seq: Optional[int],
+                    offset: Tuple[float, float] = (0.0, 0.0)) -> None:
         """Frame ``seq`` is shown with the mask of frame ``mask_seq``: counted once per OBS frame, however
         often OBS renders the source in it (screenshots, projectors)."""
         if seq is None or mask_seq is None or self._counted == self.newest:
@@ -130,11 +141,13 @@ class FrameSync:
             self.own_mask += 1
         else:
             self.other_mask += 1
+            self.carried += offset != (0.0, 0.0)
         self.mask_age.append(float(seq - mask_seq))
 
     def reset_counts(self) -> None:
-        self.own_mask = self.other_mask = 0
+        self.own_mask = self.other_mask = self.carried = 0
         self.mask_age.clear()
 
     def counts(self) -> Dict[str, Any]:
-        return {"own_mask": self.own_mask, "other_mask": self.other_mask, "mask_age_frames": list(self.mask_age)}
+        return {"own_mask": self.own_mask, "other_mask": self.other_mask, "carried": self.carried,
+                "mask_age_frames": list(self.mask_age)}

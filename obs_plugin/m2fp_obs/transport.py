@@ -101,6 +101,8 @@ class MaskFrame:
     generation: int
     received: float  # monotonic seconds
     latency_ms: float  # send → receive, NaN if the frame was no longer tracked
+    #: the people's motion per frame (MASK header, ``m2fp_protocol.carry_offset``); (0, 0) for PARSING
+    motion: Tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -444,7 +446,8 @@ class MaskTransport:
             if self._fresh:
                 self._fresh = False
                 self._event("first mask")
-            self._mask = MaskFrame(h.frame_id, h.width, h.height, payload, h.generation, now, lat)
+            self._mask = MaskFrame(h.frame_id, h.width, h.height, payload, h.generation, now, lat,
+                                   (h.motion_x, h.motion_y))
             self._mask_times.append(now)
             self.counts["masks"] += 1
         elif t == MsgType.PARSING:

@@ -19,6 +19,7 @@ from .messages import (
     MAX_DIMENSION,
     MAX_MASK_PIXELS,
     MAX_FRAME_BYTES,
+    MOTION_LIMIT,
     PROTOCOL_VERSION,
     ErrorCode,
     Header,
@@ -29,8 +30,8 @@ from .messages import (
 
 #: magic, version, type, flags, frame_id, timestamp_us, width, height,
 #: pixel_format, reserved, stride, generation, mask_width, mask_height,
-#: queue_ms, infer_ms, post_ms, reserved
-HEADER_STRUCT = struct.Struct("<4sBBHQqIIHHIIHHfffI")
+#: queue_ms, infer_ms, post_ms, motion_x, motion_y
+HEADER_STRUCT = struct.Struct("<4sBBHQqIIHHIIHHfffhh")
 HEADER_SIZE = HEADER_STRUCT.size  # 64
 
 _JSON_TYPES = frozenset({MsgType.HELLO, MsgType.INFO, MsgType.CONFIG, MsgType.CONFIG_ACK, MsgType.ERROR})
@@ -57,7 +58,8 @@ def pack_header(h: Header) -> bytes:
         h.queue_ms,
         h.infer_ms,
         h.post_ms,
-        0,
+        max(-MOTION_LIMIT, min(MOTION_LIMIT, int(h.motion_x))),
+        max(-MOTION_LIMIT, min(MOTION_LIMIT, int(h.motion_y))),
     )
 
 
@@ -65,7 +67,7 @@ def unpack_header(buf: bytes | memoryview) -> Header:
     """Parse and check the header alone (magic, version, type)."""
     if len(buf) != HEADER_SIZE:
         raise ProtocolError(ErrorCode.MALFORMED, f"header is {len(buf)} bytes, expected {HEADER_SIZE}")
-    (magic, version, mtype, flags, frame_id, ts, w, h, fmt, _r, stride, gen, mw, mh, q, i, p, _r2) = (
+    (magic, version, mtype, flags, frame_id, ts, w, h, fmt, _r, stride, gen, mw, mh, q, i, p, mx, my) = (
         HEADER_STRUCT.unpack(buf)
     )
     if magic != MAGIC:
@@ -94,6 +96,8 @@ def unpack_header(buf: bytes | memoryview) -> Header:
         queue_ms=q,
         infer_ms=i,
         post_ms=p,
+        motion_x=mx,
+        motion_y=my,
         version=version,
     )
 

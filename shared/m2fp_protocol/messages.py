@@ -20,6 +20,10 @@ MAX_DIMENSION = 8192
 #: Largest MASK a FRAME may ask for (pixels): a 4K mask.  Without it a tiny frame
 #: could make the server allocate hundreds of MB (an 8192x8192 float alpha).
 MAX_MASK_PIXELS = 3840 * 2160
+#: a MASK's ``motion_x``/``motion_y`` count in this fraction of the mask's width/height per frame
+MOTION_SCALE = 16384
+#: the fields are signed 16-bit: senders clamp to this
+MOTION_LIMIT = 32767
 
 
 class MsgType(enum.IntEnum):
@@ -100,6 +104,10 @@ class Header:
     queue_ms: float = 0.0
     infer_ms: float = 0.0
     post_ms: float = 0.0
+    #: on a MASK: how far the mask's people moved per frame, in ``1/MOTION_SCALE`` of the mask's width and
+    #: height (0, 0: not known, or not one motion); a client showing the mask with a later frame moves it on
+    motion_x: int = 0
+    motion_y: int = 0
     version: int = PROTOCOL_VERSION
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
+from .messages import MOTION_SCALE
+
 #: frames a client leaves unanswered at once: one being processed, one waiting (the server keeps
 #: only the newest waiting frame and answers DROPPED for the one it replaces)
 MAX_INFLIGHT = 2
@@ -65,3 +67,30 @@ def choose_mask(shown: Optional[int], held: Sequence[Tuple[int, int]]) -> Option
         if earlier:
             return max(earlier, key=held.__getitem__)
     return min(order, key=held.__getitem__)
+
+
+#: a mask shown with a later frame than the one it was made for is moved on by its motion for at most this
+#: many frames: further on, a person's speed has changed too much for a straight line
+MAX_CARRY_FRAMES = 3
+
+#: motion beyond this fraction of the mask's size per frame is not a person's (a broken or hostile sender):
+#: the mask is shown where it is
+MAX_MOTION = 0.25
+
+
+def carry_offset(shown: Optional[int], made_for: int, motion_x: int, motion_y: int) -> Tuple[float, float]:
+    """How far to move a mask made for frame ``made_for`` that is shown with frame ``shown``, as fractions
+    of the frame's width and height (the mask's MASK header gives ``motion_x``/``motion_y``).
+
+    A frame sync that waits two frames still shows some masks with a later frame when the server answered
+    late (a slow host, a frame that waited); unmoved, such a mask trails a walking person by a whole
+    frame's motion.  Nothing moves for a mask of this frame or a later one, an unknown frame, or an
+    implausible motion.
+    """
+    if shown is None or made_for < 0 or shown <= made_for:
+        return (0.0, 0.0)
+    mx, my = motion_x / MOTION_SCALE, motion_y / MOTION_SCALE
+    if not (abs(mx) <= MAX_MOTION and abs(my) <= MAX_MOTION):
+        return (0.0, 0.0)
+    frames = min(MAX_CARRY_FRAMES, shown - made_for)
+    return (frames * mx, frames * my)

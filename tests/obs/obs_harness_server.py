@@ -25,8 +25,11 @@ def server_command() -> list[str]:
 
 
 class ServerProcess:
-    def __init__(self, engine: str = "selfie", port: int | None = None, extra: list[str] | None = None) -> None:
+    def __init__(self, engine: str = "selfie", port: int | None = None, extra: list[str] | None = None,
+                 command: list[str] | None = None) -> None:
+        """``command``: another server program taking the same arguments (default ``m2fp-server``)."""
         self.engine = engine
+        self.command = command or server_command()
         self.port = port or free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.extra = extra or []
@@ -38,7 +41,7 @@ class ServerProcess:
         self.listening_at = None
         listening = threading.Event()
         self.proc = subprocess.Popen(
-            [*server_command(), "--address", self.address, "--engine", self.engine, "--log-level", "INFO",
+            [*self.command, "--address", self.address, "--engine", self.engine, "--log-level", "INFO",
              *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             start_new_session=True)

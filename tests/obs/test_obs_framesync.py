@@ -21,6 +21,7 @@ import math
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -28,6 +29,7 @@ import pytest
 
 from m2fp_server.evaluation.groundtruth import Cutout, Placement, compose, place, textured_background
 from obs_harness import ObsProcess, ffmpeg_input, obs_available
+from obs_harness_late_server import late_server_command
 from obs_harness_server import ServerProcess
 from test_obs_filter import FPS, H, W, alpha_iou, clip, iou, measure  # noqa: F401  (clip is a fixture)
 
@@ -137,8 +139,19 @@ ALIGN_FPS = 10  # OBS's frame rate in the alignment test
 CODED_FRAMES = 120
 
 
-def make_coded_clip(path: Path) -> list[np.ndarray]:
-    """A person swaying (±0.2 of the width, 2 s period) with the frame index coded top-left; truth per frame."""
+def sway(i: int) -> float:
+    """±0.2 of the width, 2 s period: the person's centre at clip frame ``i``."""
+    return 0.5 + 0.2 * math.sin(2 * math.pi * i / (2 * FPS))
+
+
+def walk(i: int) -> float:
+    """Back and forth at a steady 0.3 widths per second (±0.3 of the width, one way every 2 s)."""
+    phase = (i % CODED_FRAMES) / CODED_FRAMES
+    return 0.5 + 0.3 * (4 * abs(phase - 0.5) - 1)
+
+
+def make_coded_clip(path: Path, centre: Callable[[int], float] = sway) -> list[np.ndarray]:
+    """A person moving sideways (``centre``) with the frame index coded top-left; truth per frame."""
     cut = Cutout.load("astronaut")
     bg = textured_background(W, H, seed=3)
     cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
@@ -148,7 +161,7 @@ def make_coded_clip(path: Path) -> list[np.ndarray]:
     assert proc.stdin is not None
     truths = []
     for i in range(CODED_FRAMES):
-        cx = 0.5 + 0.2 * math.sin(2 * math.pi * i / (2 * FPS))
+        cx = centre(i)
         rgb, truth = compose(bg, [place(cut, Placement(cx=cx, bottom=1.0, height=0.75), (W, H))])
         rgb = rgb.copy()
         for b in range(8):
@@ -201,3 +214,45 @@ def test_frame_sync_shows_each_frame_with_its_own_mask(tmp_path):
         obs.stop()
         srv.stop()
     assert "Number of memory leaks: 0" in obs.log_text()
+
+
+def test_late_masks_are_carried_onto_the_frame_shown(tmp_path):
+    """A server too slow for the frame rate (every answer 120 ms late at 10 fps): with two frames of sync
+    every mask comes back after its frame is shown, so each frame is shown with an earlier frame's mask.
+    The filter moves it on by the motion in its MASK header, in the shader: the alpha in the screenshot
+    sits on the person of the frame shown (walking at a steady speed), not where the mask's own frame
+    had her."""
+    truths = make_coded_clip(tmp_path / "coded.mp4", walk)
+    srv = ServerProcess(command=late_server_command(120)).start()
+    inp = ffmpeg_input("Person", tmp_path / "coded.mp4").with_m2fp(server_address=srv.address, smoothing=0.0,
+                                                                   background_mode="transparent", sync_frames=2)
+    obs = ObsProcess(tmp_path, [inp], size=(W, H), fps=ALIGN_FPS)
+    step = FPS // ALIGN_FPS  # clip frames per OBS frame
+    report: list[str] = []
+    try:
+        obs.start()
+        inst = obs.wait_plugin(lambda i: i.get("sync", {}).get("carried", 0) >= 10, 30.0)
+        assert inst, f"no late mask carried on: {obs.plugin_stats()}\n{obs.log_tail()}"
+        own, behind = [], []
+        for _ in range(20):
+            shot = obs.screenshot("Person")
+            k = frame_index(shot)
+            assert k < CODED_FRAMES, "the frame index is readable"
+            alpha = shot[..., 3] >= 128
+            alpha[:CODE_BLOCK + 8, :8 * CODE_BLOCK + 8] = False
+            own.append(iou(alpha, truths[k]))
+            behind.append(iou(alpha, truths[(k - step) % CODED_FRAMES]))  # where the mask's frame had her
+            time.sleep(0.05)
+        sync = obs.plugin_stats()["instances"][0]["sync"]
+        report.append(f"answers 120 ms late, sync 2 at {ALIGN_FPS} fps: IoU with the frame shown {np.mean(own):.3f} "
+                      f"(median {np.median(own):.3f}), with the frame one OBS frame before {np.mean(behind):.3f}; "
+                      f"own masks {sync['own_mask']}, others {sync['other_mask']} of which carried "
+                      f"{sync['carried']}, mask age {sync['mask_age_frames']}")
+        assert sync["other_mask"] > sync["own_mask"], report  # the masks really were late
+        assert np.mean(own) > np.mean(behind) + 0.03, report
+        assert np.median(own) >= 0.8, report
+    finally:
+        print("\n[obs-carry] " + "\n[obs-carry] ".join(report))
+        obs.stop()
+        srv.stop()
+    assert "Traceback" not in obs.log_text()

@@ -159,4 +159,34 @@ def test_shown_frames_are_counted_once_per_obs_frame_however_often_rendered():
     assert sync.own_mask + sync.other_mask == 6
     assert sync.own_mask == 6 and list(sync.mask_age) == [0.0] * 6
     sync.reset_counts()
-    assert sync.counts() == {"own_mask": 0, "other_mask": 0, "mask_age_frames": []}
+    assert sync.counts() == {"own_mask": 0, "other_mask": 0, "carried": 0, "mask_age_frames": []}
+
+
+def test_a_late_mask_is_moved_on_by_its_motion_and_counted_as_carried():
+    """Every mask one frame late (round trip 2, delay 2): each is shown with the frame after its own, moved on
+    by one frame of the motion in its MASK header; a mask in time, or one without motion, stays put."""
+    from m2fp_protocol import MOTION_SCALE
+    motion = (round(0.02 * MOTION_SCALE), 0)  # 2 % of the width to the right per frame
+    sync = FrameSync(2)
+    offsets = []
+    for k in range(8):
+        seq = sync.push()
+        sync.sent(seq, 100 + k)
+        if k >= 3:
+            sync.add_mask(100 + k - 3, motion)  # frame k-3's mask arrives now: frame k-2 is shown, one frame late
+        shown = sync.shown_seq()
+        slot = sync.mask_for(shown)
+        if slot is not None and shown is not None and shown >= 2 and k >= 3:
+            off = sync.mask_offset(slot, shown)
+            sync.count_shown(shown, sync.mask_seq(slot), off)
+            offsets.append((shown - (sync.mask_seq(slot) or 0), off))
+    assert offsets and all(age == 1 and abs(off[0] - 0.02) < 1e-3 and off[1] == 0 for age, off in offsets), offsets
+    assert sync.counts()["carried"] == len(offsets) == sync.other_mask
+
+    sync = FrameSync(2)  # in time: its own mask, never moved
+    for k in range(6):
+        seq = sync.push()
+        sync.sent(seq, 200 + k)
+        sync.add_mask(200 + k, motion)
+        slot = sync.mask_for(sync.shown_seq())
+        assert slot is not None and sync.mask_offset(slot, sync.shown_seq()) == (0.0, 0.0)

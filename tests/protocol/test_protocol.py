@@ -21,7 +21,7 @@ def frame_header(**kw) -> Header:
 def test_header_is_64_bytes_and_round_trips_every_field():
     h = Header(MsgType.MASK, frame_id=2**63 + 5, timestamp_us=-42, width=640, height=360,
                pixel_format=PixelFormat.GRAY8, stride=640, generation=9, flags=1, mask_width=3, mask_height=4,
-               queue_ms=1.5, infer_ms=2.25, post_ms=0.125)
+               queue_ms=1.5, infer_ms=2.25, post_ms=0.125, motion_x=-1234, motion_y=32767)
     raw = proto.pack_header(h)
     assert len(raw) == proto.HEADER_SIZE == 64
     assert raw[:4] == b"M2FP"
@@ -111,3 +111,43 @@ def test_config_merges_validates_and_rejects_garbage():
         with pytest.raises(ProtocolError) as exc:
             StreamConfig.from_json(bad)
         assert exc.value.code == ErrorCode.BAD_CONFIG
+
+
+def test_mask_motion_outside_sixteen_bits_is_clamped_by_the_sender():
+    h = Header(MsgType.MASK, motion_x=10**9, motion_y=-10**9)
+    got = proto.unpack_header(proto.pack_header(h))
+    assert (got.motion_x, got.motion_y) == (proto.MOTION_LIMIT, -proto.MOTION_LIMIT)
+
+
+def test_a_late_mask_is_carried_on_by_its_motion_for_at_most_three_frames():
+    s = proto.MOTION_SCALE
+    mx, my = round(0.02 * s), round(-0.01 * s)  # 2 % of the width right, 1 % of the height up, per frame
+    assert proto.carry_offset(10, 10, mx, my) == (0.0, 0.0)  # its own frame: where it is
+    assert proto.carry_offset(9, 10, mx, my) == (0.0, 0.0)  # a mask of a later frame is not moved back
+    assert proto.carry_offset(None, 10, mx, my) == (0.0, 0.0)  # frame shown not known
+    assert proto.carry_offset(12, -1, mx, my) == (0.0, 0.0)  # the mask's frame not known
+    dx, dy = proto.carry_offset(12, 10, mx, my)
+    assert abs(dx - 0.04) < 1e-3 and abs(dy + 0.02) < 1e-3
+    far = proto.carry_offset(30, 10, mx, my)  # 20 frames late: no further than MAX_CARRY_FRAMES
+    assert abs(far[0] - proto.MAX_CARRY_FRAMES * 0.02) < 1e-3
+
+
+def test_hostile_motion_values_never_move_a_mask_out_of_reach():
+    """Every 16-bit motion a broken or hostile server can send, for every age: a bounded move, and none at all
+    beyond a person's plausible speed."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=2000, deadline=None, database=None, derandomize=True)
+    @given(st.integers(-2**40, 2**40), st.integers(-2**40, 2**40), st.integers(-2**31, 2**31),
+           st.integers(-2**31, 2**31))
+    def check(mx: int, my: int, shown: int, made_for: int) -> None:
+        h = proto.unpack_header(proto.pack_header(Header(MsgType.MASK, motion_x=mx, motion_y=my)))
+        assert -proto.MOTION_LIMIT <= h.motion_x <= proto.MOTION_LIMIT
+        dx, dy = proto.carry_offset(shown, made_for, h.motion_x, h.motion_y)
+        bound = proto.MAX_CARRY_FRAMES * proto.MAX_MOTION
+        assert abs(dx) <= bound and abs(dy) <= bound
+        if abs(h.motion_x) > proto.MAX_MOTION * proto.MOTION_SCALE:
+            assert (dx, dy) == (0.0, 0.0)
+
+    check()

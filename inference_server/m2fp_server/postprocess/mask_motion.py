@@ -1,0 +1,68 @@
+"""How far the people in a mask moved per frame, sent with each MASK.
+
+A client that waits two frames for each frame's own mask (the filter's frame sync) still shows some
+masks with a later frame: the server answered late (a slow host, a frame that waited behind another).
+Unmoved, such a mask trails a walking person by a frame's motion, which on a small or fast person is
+most of the overlap.  The client moves it on by this motion (``m2fp_protocol.carry_offset``); the server
+cannot, since only the client knows which frame the mask will be shown with.
+
+Measured on the masks alone, not on the pictures (optical flow cost the late frames 11-22 ms on a slow
+host, which made the next frames late too): each person's (connected part's) centroid against the
+same person's in the mask before.  One motion per mask: when people move differently (two walking past
+each other), or parts cannot be matched (a merge, someone coming in), it says none and the mask is
+shown where it is, as without it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class MaskMotion:
+    min_pixels: int = 16  # parts smaller than this (pixels at the mask's size) are ignored...
+    min_share: float = 0.1  # ...and parts smaller than this share of the largest
+    max_area_change: float = 0.35  # a part whose area changed more is not the same part (a merge, a split)
+    max_step: float = 0.5  # ...nor one whose centroid moved more than this × √area per frame
+    agree: float = 0.35  # parts move as one when each is within this share of their mean motion...
+    agree_px: float = 1.0  # ...or this many pixels per frame of it
+    still_px: float = 0.25  # motion below this (pixels per frame) is sent as none: a still mask stays still
+    _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
+
+    def reset(self) -> None:
+        self._prev = []
+
+    def __call__(self, alpha: np.ndarray, frames: int) -> tuple[float, float]:
+        """Motion per frame, as fractions of the mask's width and height, of ``alpha`` ((H, W), 0..1)
+        against the mask of ``frames`` frames before (0: not known, nothing is measured)."""
+        h, w = alpha.shape
+        n, _, stats, cents = cv2.connectedComponentsWithStats((alpha >= 0.5).astype(np.uint8), connectivity=8)
+        areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
+        parts: list[tuple[float, float, float]] = []
+        if len(areas):
+            floor = max(float(self.min_pixels), self.min_share * float(areas.max()))
+            parts = [(float(cents[i][0]), float(cents[i][1]), float(areas[i - 1]))
+                     for i in range(1, n) if areas[i - 1] >= floor]
+        prev, self._prev = self._prev, parts
+        if frames <= 0 or not parts or len(parts) != len(prev):
+            return (0.0, 0.0)
+        moves: list[tuple[float, float, float]] = []
+        for cx, cy, area in parts:
+            px, py, pa = min(prev, key=lambda p: (p[0] - cx) ** 2 + (p[1] - cy) ** 2)
+            vx, vy = (cx - px) / frames, (cy - py) / frames
+            if (abs(area - pa) > self.max_area_change * max(area, pa)
+                    or math.hypot(vx, vy) > self.max_step * math.sqrt(area)):
+                return (0.0, 0.0)
+            moves.append((vx, vy, area))
+        total = sum(a for _, _, a in moves)
+        mx = sum(vx * a for vx, _, a in moves) / total
+        my = sum(vy * a for _, vy, a in moves) / total
+        speed = math.hypot(mx, my)
+        if any(math.hypot(vx - mx, vy - my) > max(self.agree * speed, self.agree_px) for vx, vy, _ in moves):
+            return (0.0, 0.0)
+        if speed < self.still_px:
+            return (0.0, 0.0)
+        return (mx / w, my / h)

@@ -1,0 +1,135 @@
+"""A late mask carried on by its people's motion (``MaskMotion`` on the server, ``carry_offset`` on the client).
+
+Real pictures and masks: the evaluation's clips, their ground truth through the real pipeline, and a real
+server answering a replayed client late.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from m2fp_protocol import MOTION_SCALE, StreamConfig, carry_offset
+from m2fp_server.evaluation.clips import get_clip
+from m2fp_server.evaluation.groundtruth import Cutout, Placement, compose, place, textured_background
+from m2fp_server.evaluation.metrics import iou
+from m2fp_server.evaluation.slow_oracle import OracleEngine
+from m2fp_server.pipeline import Pipeline
+from m2fp_server.postprocess.mask_motion import MaskMotion
+from m2fp_server.streams import StreamState
+
+
+def _footage(name: str, **kw: Any) -> Any:
+    try:  # fetched media, as .ci/run does
+        return get_clip(name, **kw)
+    except (FileNotFoundError, OSError) as exc:
+        pytest.skip(f"footage media not fetched ({exc})")
+
+
+def _carried(alpha: np.ndarray, shown: int, made_for: int, motion: tuple[float, float]) -> np.ndarray:
+    """What the filter's shader shows: the mask sampled at uv - offset, clamped at the edge."""
+    h, w = alpha.shape
+    dx, dy = carry_offset(shown, made_for, round(motion[0] * MOTION_SCALE), round(motion[1] * MOTION_SCALE))
+    move = np.array([[1, 0, dx * w], [0, 1, dy * h]], np.float32)
+    return cv2.warpAffine(alpha, move, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_a_mask_shown_one_frame_late_is_carried_onto_a_small_walking_person() -> None:
+    """``footage-small-body`` (a small full body walking over a panned street): each frame's exact mask
+    through the pipeline with 30 fps timestamps, shown with the next frame as a late answer is."""
+    clip = _footage("footage-small-body", static=2, moving=40, size=(640, 360))
+    eng = OracleEngine(clip)
+    pipe, st = Pipeline(eng), StreamState(b"s")
+    st.apply(StreamConfig.from_json({"smoothing": 0}), eng.classes)
+    held, moved, moving = [], [], 0
+    for i in range(len(clip) - 1):
+        st.note_stamp(1_000_000 + i * 33_333)
+        r = pipe.process(clip.frames[i], st)
+        moving += r.motion != (0.0, 0.0)
+        if i in clip.moving_frames and i >= 4:  # the frame interval is known from the 4th stamp
+            held.append(iou(r.alpha, clip.truth[i + 1]))
+            moved.append(iou(_carried(r.alpha, i + 1, i, r.motion), clip.truth[i + 1]))
+    report = f"held {np.mean(held):.3f}, carried {np.mean(moved):.3f}, frames with a motion {moving}"
+    print("\n[carry] small body, one frame late: " + report)
+    assert np.mean(held) < 0.8, report  # one frame behind really costs this person
+    assert np.mean(moved) > 0.85 and np.mean(moved) > np.mean(held) + 0.1, report
+
+
+def test_a_still_person_gets_no_motion_however_noisy_the_frames() -> None:
+    """The still opening of a clip (sensor noise only) through a real model: the mask's own jitter is not
+    a motion, so a late mask of a still person is never moved (no flicker added)."""
+    from m2fp_server.engines.registry import create
+    clip = get_clip("sway", static=20, moving=2, size=(320, 240))
+    eng = create("selfie")
+    pipe, st = Pipeline(eng), StreamState(b"s")
+    st.apply(StreamConfig.from_json({"smoothing": 0}), eng.classes)
+    got = []
+    for i in clip.static_frames:
+        st.note_stamp(1_000_000 + i * 33_333)
+        got.append(pipe.process(clip.frames[i], st).motion)
+    assert got[4:] == [(0.0, 0.0)] * (len(got) - 4), got
+
+
+def test_people_moving_apart_get_no_single_motion() -> None:
+    """Two people walking away from each other: no one motion fits both, so none is sent (the mask stays where
+    it is, as it did before masks carried a motion); one of them alone gets hers."""
+    w, h = 480, 270
+    bg = textured_background(w, h, seed=5)
+    cut = Cutout.load("astronaut")
+    mm_two, mm_one = MaskMotion(), MaskMotion()
+    two, one = [], []
+    for i in range(8):
+        left = place(cut, Placement(cx=0.3 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        right = place(cut, Placement(cx=0.7 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        _, both = compose(bg, [left, right])
+        _, alone = compose(bg, [left])
+        two.append(mm_two((both > 0).astype(np.float32), 1))
+        one.append(mm_one((alone > 0).astype(np.float32), 1))
+    assert two[1:] == [(0.0, 0.0)] * 7, two
+    assert all(-0.012 < mx < -0.008 and abs(my) < 0.002 for mx, my in one[1:]), one  # 1 % of the width, left
+
+
+class _LateSelfie:
+    """The real selfie engine, answering every frame after ``delay_s``: a host too slow for the frame rate."""
+
+    def __init__(self, delay_s: float) -> None:
+        from m2fp_server.engines.registry import create
+        self.inner, self.delay_s = create("selfie"), delay_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def infer(self, rgb: np.ndarray, stream: Any = None) -> Any:
+        time.sleep(self.delay_s)
+        return self.inner.infer(rgb, stream)
+
+
+def test_late_masks_from_a_real_server_follow_the_person() -> None:
+    """A full body swept fast over a playing video, replayed at 30 fps with two frames of sync through a real
+    server that answers every frame 45 ms late: each mask comes back after its frame is shown.  Carried on
+    by the motion in its header, it sits on the person; shown where it is, it trails."""
+    from m2fp_server.replay import replay
+    from m2fp_server.server import InferenceServer, ServerSettings
+    clip = _footage("footage-video-fast", static=2, moving=45, size=(640, 480))
+    eng = _LateSelfie(0.045)
+    scores: dict[bool, float] = {}
+    ages: dict[bool, np.ndarray] = {}
+    for carry in (True, False):
+        srv = InferenceServer(eng, ServerSettings(address="tcp://127.0.0.1:*"),  # type: ignore[arg-type]
+                              pipeline=Pipeline(eng))  # type: ignore[arg-type]
+        address = srv.start()
+        try:
+            res = replay(clip.frames, address, clip.fps, sync_frames=2, send_size=(320, 240), carry=carry)
+        finally:
+            srv.stop()
+            srv.join()
+        frames = [i for i in clip.moving_frames if i >= 6]
+        scores[carry] = float(np.mean([iou(res.alpha[i], clip.truth[i]) for i in frames]))
+        ages[carry] = res.mask_age[frames]
+    report = f"carried {scores[True]:.3f}, held {scores[False]:.3f}, mask ages {np.bincount(ages[True])}"
+    print("\n[carry] live, 45 ms late: " + report)
+    assert (ages[True] >= 1).mean() > 0.8, report  # the masks really were late
+    assert scores[True] > scores[False] + 0.08, report
