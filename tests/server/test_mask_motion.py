@@ -89,6 +89,14 @@ def test_people_moving_apart_get_no_single_motion() -> None:
         two.append(mm_two((both > 0).astype(np.float32), 1))
         one.append(mm_one((alone > 0).astype(np.float32), 1))
     assert two[1:] == [(0.0, 0.0)] * 7, two
+    merged, mm = [], MaskMotion()  # overlapping, so one connected blob that widens: its centre barely moves,
+    for i in range(6):  # but no single shift explains it
+        left = place(cut, Placement(cx=0.4 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        right = place(cut, Placement(cx=0.6 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        _, both = compose(bg, [left, right])
+        assert cv2.connectedComponents((both > 0).astype(np.uint8))[0] == 2  # background + one blob
+        merged.append(mm((both > 0).astype(np.float32), 1))
+    assert merged == [(0.0, 0.0)] * 6, merged
     assert all(-0.012 < mx < -0.008 and abs(my) < 0.002 for mx, my in one[1:]), one  # 1 % of the width, left
 
 

@@ -30,16 +30,21 @@ class MaskMotion:
     agree: float = 0.35  # parts move as one when each is within this share of their mean motion...
     agree_px: float = 1.0  # ...or this many pixels per frame of it
     still_px: float = 0.25  # motion below this (pixels per frame) is sent as none: a still mask stays still
+    #: the motion must explain the last step: the mask before, moved by it, must overlap this mask by this
+    #: much more of what they do not share than unmoved (a merged blob of people moving apart is not one motion)
+    explain: float = 0.2
     _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
+    _prev_mask: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._prev = []
+        self._prev, self._prev_mask = [], None
 
     def __call__(self, alpha: np.ndarray, frames: int) -> tuple[float, float]:
         """Motion per frame, as fractions of the mask's width and height, of ``alpha`` ((H, W), 0..1)
         against the mask of ``frames`` frames before (0: not known, nothing is measured)."""
         h, w = alpha.shape
-        n, _, stats, cents = cv2.connectedComponentsWithStats((alpha >= 0.5).astype(np.uint8), connectivity=8)
+        mask = (alpha >= 0.5).astype(np.uint8)
+        n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
         areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
         parts: list[tuple[float, float, float]] = []
         if len(areas):
@@ -47,7 +52,8 @@ class MaskMotion:
             parts = [(float(cents[i][0]), float(cents[i][1]), float(areas[i - 1]))
                      for i in range(1, n) if areas[i - 1] >= floor]
         prev, self._prev = self._prev, parts
-        if frames <= 0 or not parts or len(parts) != len(prev):
+        before, self._prev_mask = self._prev_mask, mask
+        if frames <= 0 or not parts or len(parts) != len(prev) or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
         for cx, cy, area in parts:
@@ -65,4 +71,15 @@ class MaskMotion:
             return (0.0, 0.0)
         if speed < self.still_px:
             return (0.0, 0.0)
+        if self.explain > 0:
+            move = np.array([[1, 0, mx * frames], [0, 1, my * frames]], np.float32)
+            moved = cv2.warpAffine(before, move, (w, h), flags=cv2.INTER_NEAREST)
+            held, fit = _iou(before, mask), _iou(moved, mask)
+            if fit < held + self.explain * (1.0 - held):
+                return (0.0, 0.0)
         return (mx / w, my / h)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = int(np.count_nonzero(a | b))
+    return int(np.count_nonzero(a & b)) / union if union else 1.0
