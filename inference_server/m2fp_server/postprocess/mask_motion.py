@@ -23,13 +23,14 @@ import numpy as np
 
 @dataclass
 class MaskMotion:
-    min_pixels: int = 16  # parts smaller than this (pixels at the mask's size) are ignored...
+    work_side: int = 192  # larger masks are measured reduced to this longer side (centroids stay sub-pixel)
+    min_pixels: int = 16  # parts smaller than this (pixels at the working size) are ignored...
     min_share: float = 0.1  # ...and parts smaller than this share of the largest
     max_area_change: float = 0.35  # a part whose area changed more is not the same part (a merge, a split)
     max_step: float = 0.5  # ...nor one whose centroid moved more than this × √area per frame
     agree: float = 0.35  # parts move as one when each is within this share of their mean motion...
     agree_px: float = 1.0  # ...or this many pixels per frame of it
-    still_px: float = 0.25  # motion below this (pixels per frame) is sent as none: a still mask stays still
+    still_px: float = 0.25  # motion below this (working pixels per frame) is sent as none: a still mask stays still
     #: the motion must explain the last step: the mask before, moved by it, must overlap this mask by this
     #: much more of what they do not share than unmoved (a merged blob of people moving apart is not one motion)
     explain: float = 0.2
@@ -43,6 +44,10 @@ class MaskMotion:
         """Motion per frame, as fractions of the mask's width and height, of ``alpha`` ((H, W), 0..1)
         against the mask of ``frames`` frames before (0: not known, nothing is measured)."""
         h, w = alpha.shape
+        scale = self.work_side / max(h, w)
+        if scale < 1.0:
+            h, w = max(1, round(h * scale)), max(1, round(w * scale))
+            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         mask = (alpha >= 0.5).astype(np.uint8)
         n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
         areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
