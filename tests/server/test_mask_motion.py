@@ -141,3 +141,15 @@ def test_late_masks_from_a_real_server_follow_the_person() -> None:
     print("\n[carry] live, 45 ms late: " + report)
     assert (ages[True] >= 1).mean() > 0.8, report  # the masks really were late
     assert scores[True] > scores[False] + 0.08, report
+
+
+def test_m2fp_eval_reports_late_masks_held_and_carried() -> None:
+    """``m2fp eval``'s offline run scores each mask shown 1-3 frames late, where it is and carried on: the
+    column that shows what a late answer costs, and what carrying wins back, free of scheduling luck."""
+    from m2fp_server.evaluation.evaluate import offline_run
+    clip = _footage("footage-video-fast", static=2, moving=30, size=(320, 240))
+    late = offline_run(OracleEngine(clip), clip).carried
+    assert sorted(late) == [1, 2, 3]
+    (held1, moved1), (held3, moved3) = late[1], late[3]
+    assert held3 < held1 < 0.8, late  # the person moves: a late mask misses her more each frame
+    assert moved1 > held1 + 0.15 and moved3 > held3 + 0.15, late

@@ -8,6 +8,8 @@ computed from; the server moves it ahead along the measured motion
   the stream's own ``FlowTracker.extrapolate`` (exactly what the server does)
   and scored against the truth ``a`` frames later.  Deterministic: it measures
   the motion compensation alone, free of scheduling luck;
+* :func:`carried`: offline, every frame's mask shown ``a`` frames later as a client
+  shows a late mask: moved on by the motion its MASK carries (``carry_offset``);
 * :func:`iou_by_age`: a live run's shown masks grouped by how old they were.
 """
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Callable, Iterable
 
 import cv2
 import numpy as np
+
+from m2fp_protocol import MOTION_SCALE, carry_offset
 
 from ..postprocess.motion import FlowTracker
 from .metrics import iou
@@ -64,3 +68,30 @@ def moved_ahead(small_alphas: list[np.ndarray], small_frames: list[np.ndarray], 
             big = cv2.resize(moved, (W, H), interpolation=cv2.INTER_LINEAR)
             scores[a].append(iou((np.clip(big, 0, 1) * 255).astype(np.uint8), truth[k + a]))
     return {a: (float(np.mean(v)) if v else math.nan) for a, v in scores.items()}
+
+
+def carried(alphas: np.ndarray, motions: list[tuple[float, float]], truth: np.ndarray, frames: range,
+            ages: Iterable[int] = (1, 2, 3)) -> dict[int, tuple[float, float]]:
+    """Age -> mean IoU of each mask shown ``age`` frames after its own (held where it is, moved on by its
+    motion as the filter's shader does: ``carry_offset``, clamped at the edge), scored against the truth
+    there.
+
+    ``alphas``: the offline masks (uint8) at the truth's size; ``motions``: each one's MASK motion.
+    """
+    ages = tuple(ages)
+    T, H, W = alphas.shape
+    last = frames.stop - max(ages)
+    held: dict[int, list[float]] = {a: [] for a in ages}
+    moved: dict[int, list[float]] = {a: [] for a in ages}
+    for k in range(frames.start, min(last, T)):
+        mx, my = (round(v * MOTION_SCALE) for v in motions[k])
+        for a in ages:
+            dx, dy = carry_offset(k + a, k, mx, my)
+            shown = alphas[k]
+            held[a].append(iou(shown, truth[k + a]))
+            if dx or dy:
+                move = np.array([[1, 0, dx * W], [0, 1, dy * H]], np.float32)
+                shown = cv2.warpAffine(shown, move, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            moved[a].append(iou(shown, truth[k + a]))
+    return {a: (float(np.mean(held[a])) if held[a] else math.nan, float(np.mean(moved[a])) if moved[a] else math.nan)
+            for a in ages}

@@ -26,7 +26,7 @@ from ..engines.base import Engine
 from ..errors import BadInput
 from ..pipeline import Pipeline, PipelineResult
 from ..streams import StreamState
-from .aging import iou_by_age, moved_ahead
+from .aging import carried, iou_by_age, moved_ahead
 from .clips import Clip
 from .metrics import Scores, score
 
@@ -89,6 +89,8 @@ def send_size(clip: Clip, engine: Engine) -> tuple[int, int]:
 class OfflineRun:
     alpha: np.ndarray  # (T, H, W) uint8 at the clip's size
     moved_ahead: dict[int, float]  # age -> IoU of masks moved that many frames ahead (see aging.py)
+    #: age -> IoU of masks shown that many frames late, (held, moved on by their motion)
+    carried: dict[int, tuple[float, float]]
     infer_ms: list[float]  # the engine's time per frame in the pipeline
 
 
@@ -104,18 +106,20 @@ def offline_run(engine: Engine, clip: Clip, config: StreamConfig | None = None, 
     W, H = clip.size
     sw, sh = send_size(clip, engine)
     out = np.empty((len(clip), H, W), np.uint8)
-    smalls, small_alphas, infer_ms = [], [], []
+    smalls, small_alphas, infer_ms, motions = [], [], [], []
     for i, f in enumerate(clip.frames):
         small = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
         r = pipe.process(small, stream, (sw, sh))
         infer_ms.append(r.infer_ms)
+        motions.append(r.motion)
         if aging:
             smalls.append(small)
             small_alphas.append(r.alpha.astype(np.float32) / 255.0)
         out[i] = cv2.resize(r.alpha, (W, H), interpolation=cv2.INTER_LINEAR)
     stream.close()
     aged = moved_ahead(small_alphas, smalls, clip.truth, clip.moving_frames) if aging else {}
-    return OfflineRun(out, aged, infer_ms)
+    late = carried(out, motions, clip.truth, clip.moving_frames) if aging else {}
+    return OfflineRun(out, aged, late, infer_ms)
 
 
 def offline_alphas(engine: Engine, clip: Clip, config: StreamConfig | None = None) -> np.ndarray:
@@ -179,7 +183,8 @@ def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: C
             eng.close()
         rows.append(Row(clip.name, engine_name, "offline",
                         score(off.alpha, clip.truth, clip.static_frames, clip.moving_frames),
-                        {"ms_per_frame": float(np.median(off.infer_ms)), "moved_ahead": off.moved_ahead}))
+                        {"ms_per_frame": float(np.median(off.infer_ms)), "moved_ahead": off.moved_ahead,
+                         "carried": off.carried}))
     for v in variants:
         eng = engine_factory(clip)
         try:
@@ -220,13 +225,20 @@ def _ages(d: dict[Any, float] | None) -> str:
     return " / ".join(_fmt(d.get(a, d.get(str(a))), ".3f") for a in (0, 1, 2, 3))
 
 
+def _late(d: dict[Any, Any] | None) -> str:
+    if not d:
+        return "-"
+    pairs = [d.get(a, d.get(str(a))) for a in (1, 2, 3)]
+    return " / ".join("-" if p is None else f"{_fmt(p[0], '.3f')} → {_fmt(p[1], '.3f')}" for p in pairs)
+
+
 def summary(rows: list[Row]) -> str:
     """One line per clip and engine: the figures the issue asks for side by side (docs/evaluation.md)."""
     head = (f"| clip | engine | offline IoU | live, defaults (sync {DEFAULT_SYNC_FRAMES}) | live, no sync | "
             "live, sync 1 | "
-            "offline, moved ahead 0/1/2/3 frames | live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | "
-            "engine ms/frame | post ms/frame |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|")
+            "offline, moved ahead 0/1/2/3 frames | offline, shown 1/2/3 frames late: held → carried | "
+            "live (defaults) by mask age 0/1/2/3 | flicker % (defaults) | engine ms/frame | post ms/frame |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     keys = list(dict.fromkeys((r.clip, r.engine) for r in rows))
     for clip, engine in keys:
@@ -243,6 +255,7 @@ def summary(rows: list[Row]) -> str:
             f"{_fmt(nosync.scores.iou_moving if nosync else None, '.3f')} | "
             f"{_fmt(sync.scores.iou_moving if sync else None, '.3f')} | "
             f"{_ages(off.extra.get('moved_ahead') if off else None)} | "
+            f"{_late(off.extra.get('carried') if off else None)} | "
             f"{_ages(dflt.extra.get('iou_by_age') if dflt else None)} | "
             f"{_fmt(dflt.scores.flicker_static if dflt else None, '.4f')} | {_fmt(ms, '.1f')} | {_fmt(post, '.1f')} |")
     return "\n".join(lines)
