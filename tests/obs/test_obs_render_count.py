@@ -106,9 +106,17 @@ def test_source_rendered_once_per_frame(clip, tmp_path):  # noqa: F811
         assert stats["masks"] > inst["masks"], "masks kept coming"
         # the probe does see a second render: with the M2FP filter off, a screenshot renders the source again
         obs.client.set_source_filter_enabled("Person", "M2FP", False)
-        counts = window(obs, 1.5, during=lambda: obs.screenshot("Person"))
+        # a screenshot's render can fall in the probe's frame boundary (one frame 2, the next 0, not counted),
+        # and a loaded host takes few screenshots in 1.5 s (stress loop: 1 extra render seen): windows are
+        # added, up to 4, until two extra renders are seen
+        counts = {}
+        for _ in range(4):
+            more = window(obs, 1.5, during=lambda: obs.screenshot("Person"))
+            counts = {k: counts.get(k, 0) + more.get(k, 0) for k in set(counts) | set(more)}
+            if renders(counts) >= frames(counts) + 2:
+                break
         report.append(f"M2FP off + screenshots: frames by renders of the source {dict(sorted(counts.items()))}")
-        assert renders(counts) >= frames(counts) + 2, report  # a few screenshots in 1.5 s, each one more render
+        assert renders(counts) >= frames(counts) + 2, report  # screenshots, each one more render
     finally:
         print("\n[obs-renders] " + "\n[obs-renders] ".join(report))
         obs.stop()
