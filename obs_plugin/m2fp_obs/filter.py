@@ -71,9 +71,10 @@ class FilterInstance:
         self.frame: Union[DirectFrame, VideoDelay] = self._new_frame(settings.sync_frames)
         self._capture_seq: Optional[int] = None  # seq of the frame in the small capture (read back at the next tick)
         self._capture_tick = 0
+        self._capture_time: Optional[float] = None  # OBS's video frame time of that frame (seconds)
         self.pacer = Pacer()
         #: read back at the tick, sent at the end of that frame's render: (pixels, seq, capture tick)
-        self._read: Optional[Tuple[Tuple[bytes, int, int, int], Optional[int], int]] = None
+        self._read: Optional[Tuple[Tuple[bytes, int, int, int], Optional[int], int, Optional[float]]] = None
         self._open_transport()
 
     # ------------------------------------------------------------------ settings (UI thread → render)
@@ -194,6 +195,7 @@ class FilterInstance:
         if send:
             self._capture_seq = frame.newest_seq
             self._capture_tick = self.pacer.ticks
+            self._capture_time = self.obs.obs_get_video_frame_time() / 1e9
         if self.pacer.after_render:
             # sent after the last render, a mask can arrive while the source renders: shown in time
             self._take_replies()
@@ -289,7 +291,7 @@ class FilterInstance:
             self.obs.obs_leave_graphics()
         self.timings.add("readback", time.perf_counter() - t0)
         if frame is not None:
-            self._read = (frame, self._capture_seq, self._capture_tick)
+            self._read = (frame, self._capture_seq, self._capture_tick, self._capture_time)
             if not self.pacer.after_render:
                 self._send_read()
 
@@ -300,8 +302,8 @@ class FilterInstance:
         if read is None or tr is None or not tr.can_send():
             return
         t0 = time.perf_counter()
-        (buf, sw, sh, stride), seq, capture_tick = read
-        fid = tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA)
+        (buf, sw, sh, stride), seq, capture_tick, captured = read
+        fid = tr.send_frame(buf, sw, sh, stride, PixelFormat.RGBA, captured)
         self.pacer.sent(fid, capture_tick)
         if isinstance(self.frame, VideoDelay):
             self.frame.sent(seq, fid)

@@ -18,7 +18,7 @@ import ctypes
 import ctypes.util
 import sys
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_double, c_float, c_int, c_longlong,
-                    c_size_t, c_uint8, c_uint32, c_void_p)
+                    c_size_t, c_uint8, c_uint32, c_uint64, c_void_p)
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 # --------------------------------------------------------------------------- constants (libobs enums)
@@ -157,6 +157,7 @@ _SIGNATURES = {
     "obs_register_source_s": (None, [POINTER(obs_source_info), c_size_t]),
     "obs_get_version": (c_uint32, []),
     "obs_get_version_string": (c_char_p, []),
+    "obs_get_video_frame_time": (c_uint64, []),
     "obs_enter_graphics": (None, []),
     "obs_leave_graphics": (None, []),
     "obs_get_base_effect": (c_void_p, [c_int]),

@@ -287,14 +287,19 @@ class MaskTransport:
         return fit_inside(source_size, (int(box[0]), int(box[1])))
 
     def send_frame(self, pixels: Any, width: int, height: int, stride: int = 0,
-                   pixel_format: PixelFormat = PixelFormat.RGBA) -> Optional[int]:
-        """Send one frame (mask asked at the same size); returns its id, or None if it was dropped."""
+                   pixel_format: PixelFormat = PixelFormat.RGBA, captured: Optional[float] = None) -> Optional[int]:
+        """Send one frame (mask asked at the same size); returns its id, or None if it was dropped.
+
+        ``captured``: the frame's own time in seconds (OBS's video frame time), stamped on the FRAME: the
+        server counts the frames between two it runs from these stamps (the motion it sends with each mask
+        is per frame), and the moment of sending varies with the render's length.  Default: now."""
         if not self.can_send() or self.sock is None:
             self.counts["dropped_here"] += 1
             return None
         fid = next(self._ids)
         now = self.clock()
-        header = Header(MsgType.FRAME, frame_id=fid, timestamp_us=int(now * 1e6), width=width, height=height,
+        stamp = now if captured is None else captured
+        header = Header(MsgType.FRAME, frame_id=fid, timestamp_us=int(stamp * 1e6), width=width, height=height,
                         pixel_format=pixel_format, stride=stride,
                         flags=Flags.WANT_PARSING if self.settings.want_parsing else 0,
                         mask_width=width, mask_height=height, generation=self.generation)

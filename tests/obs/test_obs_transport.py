@@ -276,13 +276,15 @@ def test_garbage_replies_are_rejected_and_the_stream_goes_on():
         while not tr.can_send() and time.monotonic() < deadline:
             tr.poll()
             time.sleep(0.01)
-        fid = tr.send_frame(bytes(64 * 36 * 4), 64, 36, 256)
+        fid = tr.send_frame(bytes(64 * 36 * 4), 64, 36, 256, captured=12.5)
         assert fid
         ident, fh = _recv(router, tr, MsgType.FRAME)
         assert (fh.mask_width, fh.mask_height) == (64, 36)
+        assert fh.timestamp_us == 12_500_000  # the frame's own time (OBS's), not the moment it was sent
         mask = bytes(range(256)) * 9
         router.send_multipart([ident, *proto.encode(Header(MsgType.MASK, frame_id=fid, width=64, height=36,
-                                                           pixel_format=PixelFormat.GRAY8, generation=3), mask)])
+                                                           pixel_format=PixelFormat.GRAY8, generation=3,
+                                                           motion_x=-300, motion_y=41), mask)])
         deadline = time.monotonic() + 5
         m = None
         while m is None and time.monotonic() < deadline:
@@ -290,6 +292,7 @@ def test_garbage_replies_are_rejected_and_the_stream_goes_on():
             m = tr.take_mask()
             time.sleep(0.01)
         assert m is not None and m.data == mask and m.frame_id == fid
+        assert m.motion == (-300, 41)  # for the frame sync to carry the mask on when it is shown late
         assert tr.counts["bad_replies"] == len(GARBAGE)
     finally:
         tr.close()
