@@ -223,13 +223,15 @@ def test_m2fp_eval_reports_ages_ms_and_cpu_flags_per_clip(tmp_path: Path, capsys
     assert "flags:" in text.splitlines()[0]
     line = next(ln for ln in text.splitlines() if ln.startswith("| footage-edge-cut | selfie | 0."))
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert len(cells) == 11 and cells[6].count("/") == 3
+    assert len(cells) == 12 and cells[6].count("/") == 3
+    assert cells[7].count("→") == 3  # each mask shown 1, 2, 3 frames late: held → carried
     assert any(ln.startswith("# CPU time taken by the host (steal) during this run:") for ln in text.splitlines())
     rows = {r["variant"]: r for r in json.loads(out.read_text())}
     assert set(rows) == {"offline", "defaults", "motion", "sync1+motion"}
     off = rows["offline"]
     assert set(off["moved_ahead"]) == {"0", "1", "2", "3"} and off["ms_per_frame"] > 0
     assert off["moved_ahead"]["0"] == pytest.approx(off["iou_moving"], abs=0.02)
+    assert set(off["carried"]) == {"1", "2", "3"} and all(len(v) == 2 for v in off["carried"].values())
     live = rows["defaults"]
     assert live["iou_by_age"] and live["ms_per_frame"] > 0
     assert live["iou_moving"] > 0.8 and rows["sync1+motion"]["iou_moving"] > 0.7
