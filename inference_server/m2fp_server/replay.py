@@ -29,6 +29,7 @@ from m2fp_protocol import (DEFAULT_SYNC_FRAMES, MAX_INFLIGHT, READBACK_DELAY, Ms
                            fit_inside, may_send, predict_frames)
 
 from .client import MaskClient
+from .postprocess.mask_motion import carry as carry_mask
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +117,8 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         m = shown[d]
         if m >= 0:
             alpha[d] = cv2.resize(masks[m], (W, H), interpolation=cv2.INTER_LINEAR)
-            dx, dy = carry_offset(d, int(m) + ahead, *motions[m]) if carry else (0.0, 0.0)
-            if dx or dy:  # the shader samples the mask at uv - offset, clamped at the edge
-                move = np.array([[1, 0, dx * W], [0, 1, dy * H]], np.float32)
-                alpha[d] = cv2.warpAffine(alpha[d], move, (W, H), flags=cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_REPLICATE)
+            if carry:
+                alpha[d] = carry_mask(alpha[d], carry_offset(d, int(m) + ahead, *motions[m]))
             age[d] = max(0, d - m)
             lat[d] = rtt[m]
     return ReplayResult(alpha, age, lat, sent, len(masks), dropped, errors, fps, late)

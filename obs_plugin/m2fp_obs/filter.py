@@ -73,7 +73,7 @@ class FilterInstance:
         self._capture_tick = 0
         self._capture_time: Optional[float] = None  # OBS's video frame time of that frame (seconds)
         self.pacer = Pacer()
-        #: read back at the tick, sent at the end of that frame's render: (pixels, seq, capture tick)
+        #: read back at the tick, sent at the end of that frame's render: (pixels, seq, capture tick, capture time)
         self._read: Optional[Tuple[Tuple[bytes, int, int, int], Optional[int], int, Optional[float]]] = None
         self._open_transport()
 

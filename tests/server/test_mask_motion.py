@@ -5,7 +5,8 @@ server answering a replayed client late.
 """
 from __future__ import annotations
 
-import time
+import sys
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -18,8 +19,11 @@ from m2fp_server.evaluation.groundtruth import Cutout, Placement, compose, place
 from m2fp_server.evaluation.metrics import iou
 from m2fp_server.evaluation.slow_oracle import OracleEngine
 from m2fp_server.pipeline import Pipeline
-from m2fp_server.postprocess.mask_motion import MaskMotion
+from m2fp_server.postprocess.mask_motion import MaskMotion, carry
 from m2fp_server.streams import StreamState
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "obs"))
+from obs_harness_late_server import LateEngine  # noqa: E402  (no OBS in it: the product's engine, made late)
 
 
 def _footage(name: str, **kw: Any) -> Any:
@@ -27,14 +31,6 @@ def _footage(name: str, **kw: Any) -> Any:
         return get_clip(name, **kw)
     except (FileNotFoundError, OSError) as exc:
         pytest.skip(f"footage media not fetched ({exc})")
-
-
-def _carried(alpha: np.ndarray, shown: int, made_for: int, motion: tuple[float, float]) -> np.ndarray:
-    """What the filter's shader shows: the mask sampled at uv - offset, clamped at the edge."""
-    h, w = alpha.shape
-    dx, dy = carry_offset(shown, made_for, round(motion[0] * MOTION_SCALE), round(motion[1] * MOTION_SCALE))
-    move = np.array([[1, 0, dx * w], [0, 1, dy * h]], np.float32)
-    return cv2.warpAffine(alpha, move, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def test_a_mask_shown_one_frame_late_is_carried_onto_a_small_walking_person() -> None:
@@ -51,7 +47,8 @@ def test_a_mask_shown_one_frame_late_is_carried_onto_a_small_walking_person() ->
         moving += r.motion != (0.0, 0.0)
         if i in clip.moving_frames and i >= 4:  # the frame interval is known from the 4th stamp
             held.append(iou(r.alpha, clip.truth[i + 1]))
-            moved.append(iou(_carried(r.alpha, i + 1, i, r.motion), clip.truth[i + 1]))
+            offset = carry_offset(i + 1, i, round(r.motion[0] * MOTION_SCALE), round(r.motion[1] * MOTION_SCALE))
+            moved.append(iou(carry(r.alpha, offset), clip.truth[i + 1]))
     report = f"held {np.mean(held):.3f}, carried {np.mean(moved):.3f}, frames with a motion {moving}"
     print("\n[carry] small body, one frame late: " + report)
     assert np.mean(held) < 0.8, report  # one frame behind really costs this person
@@ -100,43 +97,29 @@ def test_people_moving_apart_get_no_single_motion() -> None:
     assert all(-0.012 < mx < -0.008 and abs(my) < 0.002 for mx, my in one[1:]), one  # 1 % of the width, left
 
 
-class _LateSelfie:
-    """The real selfie engine, answering every frame after ``delay_s``: a host too slow for the frame rate."""
-
-    def __init__(self, delay_s: float) -> None:
-        from m2fp_server.engines.registry import create
-        self.inner, self.delay_s = create("selfie"), delay_s
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def infer(self, rgb: np.ndarray, stream: Any = None) -> Any:
-        time.sleep(self.delay_s)
-        return self.inner.infer(rgb, stream)
-
-
 def test_late_masks_from_a_real_server_follow_the_person() -> None:
     """A full body swept fast over a playing video, replayed at 30 fps with two frames of sync through a real
     server that answers every frame 45 ms late: each mask comes back after its frame is shown.  Carried on
     by the motion in its header, it sits on the person; shown where it is, it trails."""
+    from m2fp_server.engines.registry import create
     from m2fp_server.replay import replay
     from m2fp_server.server import InferenceServer, ServerSettings
     clip = _footage("footage-video-fast", static=2, moving=45, size=(640, 480))
-    eng = _LateSelfie(0.045)
+    eng = LateEngine(create("selfie"), 0.045)  # the real selfie engine, answering every frame 45 ms late
     scores: dict[bool, float] = {}
     ages: dict[bool, np.ndarray] = {}
-    for carry in (True, False):
+    for moved in (True, False):
         srv = InferenceServer(eng, ServerSettings(address="tcp://127.0.0.1:*"),  # type: ignore[arg-type]
                               pipeline=Pipeline(eng))  # type: ignore[arg-type]
         address = srv.start()
         try:
-            res = replay(clip.frames, address, clip.fps, sync_frames=2, send_size=(320, 240), carry=carry)
+            res = replay(clip.frames, address, clip.fps, sync_frames=2, send_size=(320, 240), carry=moved)
         finally:
             srv.stop()
             srv.join()
         frames = [i for i in clip.moving_frames if i >= 6]
-        scores[carry] = float(np.mean([iou(res.alpha[i], clip.truth[i]) for i in frames]))
-        ages[carry] = res.mask_age[frames]
+        scores[moved] = float(np.mean([iou(res.alpha[i], clip.truth[i]) for i in frames]))
+        ages[moved] = res.mask_age[frames]
     report = f"carried {scores[True]:.3f}, held {scores[False]:.3f}, mask ages {np.bincount(ages[True])}"
     print("\n[carry] live, 45 ms late: " + report)
     assert (ages[True] >= 1).mean() > 0.8, report  # the masks really were late

@@ -22,6 +22,7 @@ import numpy as np
 
 from m2fp_protocol import MOTION_SCALE, carry_offset
 
+from ..postprocess.mask_motion import carry
 from ..postprocess.motion import FlowTracker
 from .metrics import iou
 
@@ -79,19 +80,14 @@ def carried(alphas: np.ndarray, motions: list[tuple[float, float]], truth: np.nd
     ``alphas``: the offline masks (uint8) at the truth's size; ``motions``: each one's MASK motion.
     """
     ages = tuple(ages)
-    T, H, W = alphas.shape
+    T = len(alphas)
     last = frames.stop - max(ages)
     held: dict[int, list[float]] = {a: [] for a in ages}
     moved: dict[int, list[float]] = {a: [] for a in ages}
     for k in range(frames.start, min(last, T)):
         mx, my = (round(v * MOTION_SCALE) for v in motions[k])
         for a in ages:
-            dx, dy = carry_offset(k + a, k, mx, my)
-            shown = alphas[k]
-            held[a].append(iou(shown, truth[k + a]))
-            if dx or dy:
-                move = np.array([[1, 0, dx * W], [0, 1, dy * H]], np.float32)
-                shown = cv2.warpAffine(shown, move, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            moved[a].append(iou(shown, truth[k + a]))
+            held[a].append(iou(alphas[k], truth[k + a]))
+            moved[a].append(iou(carry(alphas[k], carry_offset(k + a, k, mx, my)), truth[k + a]))
     return {a: (float(np.mean(held[a])) if held[a] else math.nan, float(np.mean(moved[a])) if moved[a] else math.nan)
             for a in ages}

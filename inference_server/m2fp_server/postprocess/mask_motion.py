@@ -85,6 +85,17 @@ class MaskMotion:
         return (mx / w, my / h)
 
 
+def carry(alpha: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
+    """``alpha`` moved by ``offset`` (fractions of its width and height, from ``carry_offset``) as the filter's
+    shader shows it: sampled at uv - offset, clamped at the edge.  ``replay`` and the evaluation use it."""
+    dx, dy = offset
+    if not (dx or dy):
+        return alpha
+    h, w = alpha.shape[:2]
+    move = np.array([[1, 0, dx * w], [0, 1, dy * h]], np.float32)
+    return cv2.warpAffine(alpha, move, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = int(np.count_nonzero(a | b))
     return int(np.count_nonzero(a & b)) / union if union else 1.0
