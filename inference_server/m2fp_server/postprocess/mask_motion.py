@@ -34,11 +34,16 @@ class MaskMotion:
     #: the motion must explain the last step: the mask before, moved by it, must overlap this mask by this
     #: much more of what they do not share than unmoved (a merged blob of people moving apart is not one motion)
     explain: float = 0.2
+    #: the centroids' motion is then refined to the shift that best lays the soft mask before onto this one
+    #: (ECC, on the people's box): a walking person's legs and arms move their centroid apart from them
+    refine: bool = True
+    refine_iterations: int = 20
     _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
     _prev_mask: np.ndarray | None = None
+    _prev_soft: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._prev, self._prev_mask = [], None
+        self._prev, self._prev_mask, self._prev_soft = [], None, None
 
     def __call__(self, alpha: np.ndarray, frames: int) -> tuple[float, float]:
         """Motion per frame, as fractions of the mask's width and height, of ``alpha`` ((H, W), 0..1)
@@ -48,7 +53,8 @@ class MaskMotion:
         if scale < 1.0:
             h, w = max(1, round(h * scale)), max(1, round(w * scale))
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-        mask = (alpha >= 0.5).astype(np.uint8)
+        soft = np.ascontiguousarray(alpha, dtype=np.float32)
+        mask = (soft >= 0.5).astype(np.uint8)
         n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
         areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
         parts: list[tuple[float, float, float]] = []
@@ -58,6 +64,7 @@ class MaskMotion:
                      for i in range(1, n) if areas[i - 1] >= floor]
         prev, self._prev = self._prev, parts
         before, self._prev_mask = self._prev_mask, mask
+        before_soft, self._prev_soft = self._prev_soft, soft
         if frames <= 0 or not parts or len(parts) != len(prev) or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
@@ -76,6 +83,10 @@ class MaskMotion:
             return (0.0, 0.0)
         if speed < self.still_px:
             return (0.0, 0.0)
+        if self.refine and before_soft is not None:
+            mx, my = _refined(before_soft, soft, before | mask, mx * frames, my * frames,
+                              max(self.agree * speed, self.agree_px) * frames, self.refine_iterations)
+            mx, my = mx / frames, my / frames
         if self.explain > 0:
             move = np.array([[1, 0, mx * frames], [0, 1, my * frames]], np.float32)
             moved = cv2.warpAffine(before, move, (w, h), flags=cv2.INTER_NEAREST)
@@ -94,6 +105,34 @@ def carry(alpha: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
     h, w = alpha.shape[:2]
     move = np.array([[1, 0, dx * w], [0, 1, dy * h]], np.float32)
     return cv2.warpAffine(alpha, move, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, dy: float,
+             slack: float, iterations: int) -> tuple[float, float]:
+    """The shift (dx, dy) that best lays ``before`` onto ``now``, refined from the centroids' one by ECC on
+    the people's box; the centroids' shift when ECC fails or wanders further than ``slack`` from it."""
+    ys, xs = np.nonzero(where)
+    if not len(xs):
+        return dx, dy
+    pad = int(math.ceil(max(abs(dx), abs(dy)) + slack)) + 4
+    h, w = now.shape
+    x0, x1 = max(0, int(xs.min()) - pad), min(w, int(xs.max()) + pad + 1)
+    y0, y1 = max(0, int(ys.min()) - pad), min(h, int(ys.max()) + pad + 1)
+    a, b = now[y0:y1, x0:x1], before[y0:y1, x0:x1]
+    k = 2 if min(a.shape) >= 32 else 1  # half the pixels cost half as much and find the same shift
+    if k == 2:
+        a, b = cv2.pyrDown(a), cv2.pyrDown(b)
+    # ECC finds the warp with before(x + t) = now(x): t is minus the motion
+    warp = np.array([[1, 0, -dx / k], [0, 1, -dy / k]], np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-3)
+    try:
+        _, warp = cv2.findTransformECC(a, b, warp, cv2.MOTION_TRANSLATION, criteria, None, 3)
+    except cv2.error:  # no texture to align (a flat crop), or it did not converge
+        return dx, dy
+    rx, ry = -float(warp[0, 2]) * k, -float(warp[1, 2]) * k
+    if not (math.isfinite(rx) and math.isfinite(ry)) or math.hypot(rx - dx, ry - dy) > slack:
+        return dx, dy
+    return rx, ry
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
