@@ -6,16 +6,18 @@ Unmoved, such a mask trails a walking person by a frame's motion, which on a sma
 most of the overlap.  The client moves it on by this motion (``m2fp_protocol.carry_offset``); the server
 cannot, since only the client knows which frame the mask will be shown with.
 
-Measured on the masks alone, not on the pictures (optical flow cost the late frames 11-22 ms on a slow
-host, which made the next frames late too): each person's (connected part's) centroid against the
-same person's in the mask before.  One motion per mask: when people move differently (two walking past
-each other), or parts cannot be matched (a merge, someone coming in), it says none and the mask is
-shown where it is, as without it.
+Measured on the masks alone, not on the pictures (optical flow cost the late frames so much on a slow
+host that the next frames were late too, docs/evaluation.md): each person's (connected part's) centroid
+against the same person's in the mask before, then refined to the shift that best lays the mask before
+onto this one (a walking person's legs move the centroid apart from the body).  One motion per mask:
+when people move differently (two walking past each other), or parts cannot be matched (a merge,
+someone coming in), it says none and the mask is shown where it is, as without it.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -121,12 +123,13 @@ def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, 
     a, b = now[y0:y1, x0:x1], before[y0:y1, x0:x1]
     k = 2 if min(a.shape) >= 32 else 1  # half the pixels cost half as much and find the same shift
     if k == 2:
-        a, b = cv2.pyrDown(a), cv2.pyrDown(b)
+        a, b = np.asarray(cv2.pyrDown(a)), np.asarray(cv2.pyrDown(b))
     # ECC finds the warp with before(x + t) = now(x): t is minus the motion
-    warp = np.array([[1, 0, -dx / k], [0, 1, -dy / k]], np.float32)
+    start = np.array([[1, 0, -dx / k], [0, 1, -dy / k]], np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-3)
     try:
-        _, warp = cv2.findTransformECC(a, b, warp, cv2.MOTION_TRANSLATION, criteria, None, 3)
+        no_mask: Any = None  # the whole crop counts (the stubs want a Mat; OpenCV takes None)
+        _, warp = cv2.findTransformECC(a, b, start, cv2.MOTION_TRANSLATION, criteria, no_mask, 3)
     except cv2.error:  # no texture to align (a flat crop), or it did not converge
         return dx, dy
     rx, ry = -float(warp[0, 2]) * k, -float(warp[1, 2]) * k
