@@ -158,3 +158,50 @@ def test_m2fp_eval_reports_late_masks_held_and_carried() -> None:
     (held1, moved1), (held3, moved3) = late[1], late[3]
     assert held3 < held1 < 0.8, late  # the person moves: a late mask misses her more each frame
     assert moved1 > held1 + 0.15 and moved3 > held3 + 0.15, late
+
+
+def test_any_pair_of_masks_gives_a_bounded_motion_or_none() -> None:
+    """Whatever the engine hands over (thin strips, a single pixel, a flat full mask, speckle, a blob that
+    jumps): a finite motion within what ``max_step`` allows of a part, never an exception (the client caps
+    what it does with it again: ``carry_offset``)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    shapes = st.tuples(st.integers(1, 300), st.integers(1, 300))
+
+    @st.composite
+    def masks(draw: Any) -> tuple[np.ndarray, np.ndarray, int]:
+        h, w = draw(shapes)
+        kind = draw(st.sampled_from(["blob", "full", "empty", "speckle"]))
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        pair = []
+        for _ in range(2):
+            a = np.zeros((h, w), np.float32)
+            if kind == "full":
+                a[:] = 1.0
+            elif kind == "speckle":
+                a = (rng.random((h, w)) > 0.7).astype(np.float32)
+            elif kind == "blob":
+                cx, cy = rng.uniform(-0.2, 1.2) * w, rng.uniform(-0.2, 1.2) * h
+                rx, ry = rng.uniform(0.5, 0.6 * w + 1), rng.uniform(0.5, 0.6 * h + 1)
+                yy, xx = np.mgrid[0:h, 0:w]
+                a = (((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1).astype(np.float32)
+                a = np.clip(a * rng.uniform(0.4, 1.0) + rng.uniform(0, 0.2, (h, w)).astype(np.float32), 0, 1)
+            pair.append(a)
+        return pair[0], pair[1], draw(st.integers(1, 3))
+
+    @settings(max_examples=150, deadline=None)
+    @given(masks())
+    def check(case: tuple[np.ndarray, np.ndarray, int]) -> None:
+        first, second, frames = case
+        mm = MaskMotion()
+        assert mm(first, frames) == (0.0, 0.0)  # nothing before it
+        mx, my = mm(second, frames)
+        assert np.isfinite(mx) and np.isfinite(my)
+        h, w = first.shape  # at the working size: a part moves at most max_step × √area, ECC adds the slack
+        scale = min(1.0, mm.work_side / max(h, w))
+        wh, ww = max(1, round(h * scale)), max(1, round(w * scale))
+        bound = mm.max_step * (1 + mm.agree) * np.sqrt(ww * wh) + mm.agree_px
+        assert abs(mx) * ww <= bound + 1e-6 and abs(my) * wh <= bound + 1e-6, (mx, my, bound)
+
+    check()
