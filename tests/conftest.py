@@ -107,3 +107,27 @@ def _auto_bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ.pop("M2FP_AUTO_BENCH", None)
     else:
         os.environ["M2FP_AUTO_BENCH"] = old
+
+
+def admitted_dealer(address: str, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
+    """A DEALER the server has admitted (its HELLO answered), opening a fresh socket after a refusal as the
+    product's clients do: a connection closed just before (``wait_ready``'s) may still be counted by the
+    server's connection gate, which never counts below the truth, and libzmq never redials a refused one."""
+    import time
+
+    import zmq
+
+    import m2fp_protocol as proto
+    from m2fp_protocol import Header, MsgType
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(address)
+        sock.send_multipart(proto.encode_json(Header(MsgType.HELLO), {}))
+        if sock.poll(1000):
+            assert proto.decode(sock.recv_multipart()).header.type == MsgType.INFO
+            return sock
+        sock.close()
+        assert time.monotonic() < deadline, f"no connection to {address} admitted within {timeout_s} s"

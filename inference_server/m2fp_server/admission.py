@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 PENDING_S = 1.0  # an admission whose handshake the monitor has not reported after this long no longer counts
 REFUSAL_LOG_EVERY_S = 10.0
-GRACE_S = 0.5  # at the limit, how long a handshake may wait for a closing connection to be reported
-GRACE_STEP_S = 0.01
 #: what the server's monitor must report for the gate
 MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
@@ -77,7 +75,6 @@ class ConnectionGate:
         self._closed: list[int] = []
         self._lock = threading.Lock()
         self._last_log = float("-inf")
-        self._last_refusal = float("-inf")
 
     def event(self, event: int, value: int) -> None:
         """One monitor event, in libzmq's order (the lock is held, or the caller owns the gate)."""
@@ -113,41 +110,25 @@ class ConnectionGate:
             self.event(int(ev["event"]), int(ev["value"]))
 
     def admit(self, mechanism: bytes, credentials: list[bytes]) -> str | None:
-        """ZAP thread: None to admit, else the reason sent back to the client.
-
-        At the limit, the handshake waits up to ``GRACE_S`` for a closing connection's
-        ``DISCONNECTED``: a client that closes its socket and opens a new one (a reconnect, a
-        settings change) races its own close, and libzmq never redials a refused handshake.  One
-        wait per ``GRACE_S`` at most, so a flood over the limit is refused at full speed; the lock
-        is free while it waits, so the I/O thread goes on serving.
-        """
-        waited = self.monitor is None or self._clock() - self._last_refusal < GRACE_S
-        deadline = time.monotonic() + GRACE_S
-        while True:
-            with self._lock:
-                try:
-                    self._drain()
-                except zmq.ZMQError:  # the monitor is closing with the server: decide on what is known
-                    waited = True
-                now = self._clock()
-                while self._pending and now - self._pending[0] > PENDING_S:
-                    self._pending.popleft()
-                self._established = min(self._established, len(self._open))
-                if self._established + len(self._pending) < self.limit:
-                    self._pending.append(now)
-                    return None
-                if waited or time.monotonic() >= deadline:
-                    return self._refuse(now)
-            time.sleep(GRACE_STEP_S)
-
-    def _refuse(self, now: float) -> str:
-        self.refused += 1
-        self._last_refusal = now
-        if now - self._last_log > REFUSAL_LOG_EVERY_S:
-            self._last_log = now
-            log.warning("connection refused: %d connections open, the limit (--max-connections) is %d; "
-                        "%d refused so far", self._established, self.limit, self.refused)
-        return f"too many connections (limit {self.limit})"
+        """ZAP thread: None to admit, else the reason sent back to the client."""
+        with self._lock:
+            try:
+                self._drain()
+            except zmq.ZMQError:  # the monitor is closing with the server: decide on what is known
+                pass
+            now = self._clock()
+            while self._pending and now - self._pending[0] > PENDING_S:
+                self._pending.popleft()
+            self._established = min(self._established, len(self._open))
+            if self._established + len(self._pending) < self.limit:
+                self._pending.append(now)
+                return None
+            self.refused += 1
+            if now - self._last_log > REFUSAL_LOG_EVERY_S:
+                self._last_log = now
+                log.warning("connection refused: %d connections open, the limit (--max-connections) is %d; "
+                            "%d refused so far", self._established, self.limit, self.refused)
+            return f"too many connections (limit {self.limit})"
 
     def closed_fds(self) -> list[int]:
         """I/O thread: the connections closed since the last call, in order."""

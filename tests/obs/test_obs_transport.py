@@ -452,14 +452,10 @@ def test_server_restarted_with_another_engine_is_followed(frame):
 
 def test_refused_at_the_connection_limit_says_so_and_gets_in_when_a_slot_frees(frame):
     """libzmq never redials after a refused handshake: the transport opens a fresh socket itself."""
-    from conftest import running_server
+    from conftest import admitted_dealer, running_server
 
     with running_server("--engine", "selfie", "--max-connections", "1") as (_proc, address):
-        holder = zmq.Context.instance().socket(zmq.DEALER)  # takes the only slot
-        holder.setsockopt(zmq.LINGER, 0)
-        holder.connect(address)
-        holder.send_multipart(proto.encode_json(Header(MsgType.HELLO), {}))
-        assert holder.poll(10_000)
+        holder = admitted_dealer(address)  # takes the only slot
         tr = MaskTransport(TransportSettings(address=address, refused_retry_s=0.5))
         p = Player(tr, frame[0], FallbackPolicy())
         try:

@@ -20,7 +20,7 @@ from m2fp_server.client import MaskClient
 from m2fp_server.errors import BadInput
 from m2fp_server.server import ServerSettings
 
-from conftest import running_server, stopped_stats
+from conftest import admitted_dealer, running_server, stopped_stats
 from hostile_load import FRAME_4K_BYTES, GoodClient, RssSampler, p95, park_4k_frames
 
 SLACK_MB = 300  # the issue's allowance above the budget
@@ -106,52 +106,6 @@ def test_the_count_returns_to_zero_whatever_the_connections_did():
         ctx.term()
 
 
-def test_a_client_that_closes_and_reconnects_at_the_limit_gets_back_in():
-    """Its new handshake can reach the gate before its old socket's close does (zmq_close is
-    asynchronous); refused there, libzmq would never redial.  The gate waits for the close."""
-    from m2fp_server.peers import PeerTracker
-
-    ctx = zmq.Context()
-    router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    monitor = router.get_monitor_socket(MONITOR_EVENTS)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    gate = ConnectionGate(1, monitor)
-    peers = PeerTracker()
-
-    def admitted_client() -> zmq.Socket:
-        """What the server does for one connection: admit at the handshake, then see its first message."""
-        assert gate.admit(b"NULL", []) is None
-        client = ctx.socket(zmq.DEALER)
-        client.setsockopt(zmq.LINGER, 0)
-        client.connect(f"tcp://127.0.0.1:{port}")
-        client.send(b"x")
-        assert router.poll(5000)
-        parts = router.recv_multipart(copy=False)
-        gate.closed_fds()
-        fd = peers.seen(parts[0].bytes, parts[-1])
-        assert fd is not None
-        gate.identified(fd)
-        assert gate.open_connections == 1
-        return client
-
-    try:
-        for _ in range(5):
-            admitted_client().close()  # and at once the next handshake asks
-        assert gate.refused == 0
-        holder = admitted_client()  # a slot held for real: refused after the wait, and the next at once
-        t0 = time.monotonic()
-        assert "limit 1" in (gate.admit(b"NULL", []) or "")
-        waited = time.monotonic() - t0
-        t0 = time.monotonic()
-        assert "limit 1" in (gate.admit(b"NULL", []) or "")
-        assert time.monotonic() - t0 < waited and gate.refused == 2
-        holder.close()
-    finally:
-        router.disable_monitor()
-        ctx.destroy(linger=0)  # every socket, also one left open by a failed assertion
-
-
 def hello_answered(sock: zmq.Socket, timeout_ms: int) -> bool:
     try:
         sock.send_multipart(proto.encode_json(Header(MsgType.HELLO), {}), zmq.NOBLOCK)
@@ -167,11 +121,7 @@ def test_a_client_over_the_limit_is_refused_at_the_handshake_until_a_slot_frees(
         socks = []
         try:
             for _ in range(3):
-                s = ctx.socket(zmq.DEALER)
-                s.setsockopt(zmq.LINGER, 0)
-                s.connect(address)
-                socks.append(s)
-                assert hello_answered(s, 10_000)
+                socks.append(admitted_dealer(address))
             extra = ctx.socket(zmq.DEALER)
             extra.setsockopt(zmq.LINGER, 0)
             mon = extra.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)

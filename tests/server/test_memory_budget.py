@@ -89,8 +89,12 @@ def test_connection_churn_is_not_run_and_not_kept(server):
     assert not good.errors, good.errors[:3]
     assert len(loaded) > 5
     stats = stopped_stats(proc)
-    # many churned frames were never run: their senders had gone when the worker got to them (how many
-    # depends on the engine's speed against the 50 ms linger of each churned socket); a dropped frame
-    # is never run as well
-    assert stats.get("gone_dropped", 0) > n // 4, (n, stats)
+    # many churned frames that arrived were never run: their senders had gone when the worker got to them
+    # (how many depends on the engine's speed against the 50 ms linger of each churned socket); a dropped
+    # frame is never run as well.  Counted against the frames that arrived, not those sent: on a loaded
+    # host more churned connections find the connection limit reached and are refused at the handshake
+    # (never read, never kept either), which is the gate working, not gone peers' frames being run
+    churned_arrived = stats["received"] - len(good.latencies)
+    assert churned_arrived > n // 4, (n, stats)
+    assert stats.get("gone_dropped", 0) > churned_arrived // 4, (n, len(good.latencies), stats)
     assert stats.get("masks", 0) + stats["gone_dropped"] <= stats["received"], (n, stats)
