@@ -13,8 +13,9 @@ Model of the OBS filter (see obs_plugin/):
   mask made for it, else the newest made for an earlier frame, else the oldest held;
   masks moved ahead by the display lag the delay does not cover (``predict_frames``:
   2 frames without sync, 1 with one frame of delay, none from 2 on);
-* a mask shown with a later frame than it was made for is moved on by the motion
-  its MASK header carries (``carry_offset``), as the filter's shader does.
+* with frame sync, a mask shown with a later frame than it was made for is moved on
+  by the motion its MASK header carries (``carry_offset``), as the filter's shader
+  does; without sync the filter shows the newest mask as the server predicted it.
 """
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         m = shown[d]
         if m >= 0:
             alpha[d] = cv2.resize(masks[m], (W, H), interpolation=cv2.INTER_LINEAR)
-            if carry:
+            if carry and sync_frames > 0:  # as the filter: only its frame sync knows which frame shows a mask
                 alpha[d] = carry_mask(alpha[d], carry_offset(d, int(m) + ahead, *motions[m]))
             age[d] = max(0, d - m)
             lat[d] = rtt[m]

@@ -133,9 +133,10 @@ def live_config(variant: Variant, config: dict[str, Any] | None = None) -> dict[
     return cfg
 
 
-def live_run(engine: Engine, clip: Clip, variant: Variant,
-             config: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Play ``clip`` through a fresh in-process server on ``engine``: (alphas, mask ages, stats)."""
+def live_run(engine: Engine, clip: Clip, variant: Variant, config: dict[str, Any] | None = None,
+             carry: bool = True) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Play ``clip`` through a fresh in-process server on ``engine``: (alphas, mask ages, stats).
+    ``carry=False``: late masks are shown where they are (``replay``)."""
     from ..replay import replay
     from ..server import InferenceServer, ServerSettings
     source_ages: list[int] = []  # how old each engine result was (slow engines answer late)
@@ -152,7 +153,7 @@ def live_run(engine: Engine, clip: Clip, variant: Variant,
     runs0, t0 = engine.slow_runs, time.perf_counter()  # asynchronous engines: how often the slow model finished
     try:
         res = replay(clip.frames, address, clip.fps, sync_frames=variant.sync,
-                     config=live_config(variant, config), send_size=send_size(clip, engine))
+                     config=live_config(variant, config), send_size=send_size(clip, engine), carry=carry)
     finally:
         srv.stop()
         srv.join()
