@@ -12,10 +12,15 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+import zmq
+
+import m2fp_protocol as proto
+from m2fp_protocol import Header, MsgType
 
 from m2fp_server.bench.server import free_port, wait_ready  # noqa: F401  (re-exported: tests import them from here)
 
@@ -109,25 +114,26 @@ def _auto_bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ["M2FP_AUTO_BENCH"] = old
 
 
-def admitted_dealer(address: str, timeout_s: float = 10.0):  # type: ignore[no-untyped-def]
+def hello_answered(sock: zmq.Socket, timeout_ms: int) -> bool:
+    """Whether the server answers a HELLO on ``sock`` with INFO within ``timeout_ms``."""
+    try:
+        sock.send_multipart(proto.encode_json(Header(MsgType.HELLO), {}), zmq.NOBLOCK)
+    except zmq.Again:  # no connection to queue it on (refused, not yet reconnected)
+        time.sleep(timeout_ms / 1000)
+        return False
+    return bool(sock.poll(timeout_ms)) and proto.decode(sock.recv_multipart()).header.type == MsgType.INFO
+
+
+def admitted_dealer(address: str, timeout_s: float = 10.0) -> zmq.Socket:
     """A DEALER the server has admitted (its HELLO answered), opening a fresh socket after a refusal as the
     product's clients do: a connection closed just before (``wait_ready``'s) may still be counted by the
     server's connection gate, which never counts below the truth, and libzmq never redials a refused one."""
-    import time
-
-    import zmq
-
-    import m2fp_protocol as proto
-    from m2fp_protocol import Header, MsgType
-
     deadline = time.monotonic() + timeout_s
     while True:
         sock: zmq.Socket = zmq.Context.instance().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(address)
-        sock.send_multipart(proto.encode_json(Header(MsgType.HELLO), {}))
-        if sock.poll(1000):
-            assert proto.decode(sock.recv_multipart()).header.type == MsgType.INFO
+        if hello_answered(sock, 1000):
             return sock
         sock.close()
         assert time.monotonic() < deadline, f"no connection to {address} admitted within {timeout_s} s"

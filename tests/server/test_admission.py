@@ -20,7 +20,7 @@ from m2fp_server.client import MaskClient
 from m2fp_server.errors import BadInput
 from m2fp_server.server import ServerSettings
 
-from conftest import admitted_dealer, running_server, stopped_stats
+from conftest import admitted_dealer, hello_answered, running_server, stopped_stats
 from hostile_load import FRAME_4K_BYTES, GoodClient, RssSampler, p95, park_4k_frames
 
 SLACK_MB = 300  # the allowance above the budget
@@ -106,15 +106,6 @@ def test_the_count_returns_to_zero_whatever_the_connections_did():
         ctx.term()
 
 
-def hello_answered(sock: zmq.Socket, timeout_ms: int) -> bool:
-    try:
-        sock.send_multipart(proto.encode_json(Header(MsgType.HELLO), {}), zmq.NOBLOCK)
-    except zmq.Again:  # no connection to queue it on (refused, not yet reconnected)
-        time.sleep(timeout_ms / 1000)
-        return False
-    return bool(sock.poll(timeout_ms)) and proto.decode(sock.recv_multipart()).header.type == MsgType.INFO
-
-
 def test_a_client_over_the_limit_is_refused_at_the_handshake_until_a_slot_frees():
     with running_server("--engine", "selfie", "--max-connections", "3") as (proc, address):
         ctx = zmq.Context.instance()
@@ -133,15 +124,7 @@ def test_a_client_over_the_limit_is_refused_at_the_handshake_until_a_slot_frees(
             extra.disable_monitor()
             mon.close()
             socks.pop(0).close()  # a slot frees; libzmq never redials a refused connection, a new socket gets in
-            deadline = time.monotonic() + 10
-            while True:
-                fresh = ctx.socket(zmq.DEALER)
-                fresh.setsockopt(zmq.LINGER, 0)
-                fresh.connect(address)
-                socks.append(fresh)
-                if hello_answered(fresh, 500):
-                    break
-                assert time.monotonic() < deadline, "no new client got in after a slot freed"
+            socks.append(admitted_dealer(address))  # else: no new client got in after a slot freed
         finally:
             for s in socks:
                 s.close()
