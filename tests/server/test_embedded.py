@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -79,14 +80,23 @@ def test_small_person_touching_no_edge_is_found_and_kept(engine, landscape) -> N
     assert ours >= 0.85 and ours > theirs + 0.3, (ours, theirs)
 
 
-def test_bust_uses_the_landscape_model_unchanged(engine, landscape) -> None:  # type: ignore[no-untyped-def]
-    """A webcam bust is the selfie model's home ground: the engine must not do worse there."""
-    clip = get_clip("framing-bust", background="texture:4", **SHORT)  # shipped cutout, no download
-    ours = offline_alphas(engine, clip)
-    theirs = offline_alphas(landscape, clip)
-    assert mean_iou(ours, clip.truth, clip.moving_frames) >= mean_iou(theirs, clip.truth, clip.moving_frames) - 0.005
+def test_bust_mode_averages_both_selfie_models_and_beats_each(engine, landscape) -> None:  # type: ignore[no-untyped-def]
+    """A webcam bust is the selfie models' home ground: bust mode averages them (the general one on
+    square tiles of a wide frame).  It must do at least as well as the landscape model alone (bust
+    mode's model before) on one bust, and on two busts in a 16:9 frame, where squashing the frame into
+    the general model's square loses the people, clearly better than either model alone."""
+    general = EmbeddedEngine(only="general")
+    for name, kw, against in (("framing-bust", {"background": "texture:4"}, {"landscape": -0.005}),
+                              ("two-people", {}, {"landscape": 0.03, "general": 0.03})):
+        clip = get_clip(name, **kw, **SHORT)  # shipped cutouts over a texture, no download
+        ours = mean_iou(offline_alphas(engine, clip), clip.truth, clip.moving_frames)
+        for single in (landscape, general):
+            if single.settings.only in against:
+                theirs = mean_iou(offline_alphas(single, clip), clip.truth, clip.moving_frames)
+                assert ours >= theirs + against[single.settings.only], (name, single.settings.only, ours, theirs)
+    general.close()
     ctx = engine.new_stream()
-    engine.infer(clip.frames[0], ctx)
+    engine.infer(get_clip("framing-bust", background="texture:4", **SHORT).frames[0], ctx)
     assert ctx.track.mode == "bust"
 
 
@@ -228,6 +238,36 @@ def test_people_take_turns_on_a_host_too_slow_for_all_their_pose_runs() -> None:
     assert turns >= 0.85 and turns > every - 0.05, (every, turns)
 
 
+def test_bust_mode_drops_the_general_model_on_a_host_too_slow_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bust mode's second model costs one run a frame.  Where its runs take longer than ``pair_ms``
+    (measured), bust mode shows the landscape model alone, exactly as ``bust=landscape`` would, and
+    times the general model again only now and then; once it is fast again it is taken back."""
+    import m2fp_server.engines.embedded as embedded_mod
+    monkeypatch.setattr(embedded_mod, "PAIR_PROBE_EVERY", 5)
+    clip = get_clip("framing-bust", background="texture:4", static=4, moving=26)
+    eng, alone = EmbeddedEngine(pair_ms=40.0, hold_grey=0), EmbeddedEngine(bust="landscape", hold_grey=0)
+    inner, delay, runs = eng._pair.general, [0.1], [0]
+
+    def slow_general(x):  # type: ignore[no-untyped-def]
+        runs[0] += 1
+        time.sleep(delay[0])
+        return inner(x)
+    eng._pair.general = slow_general  # type: ignore[assignment]
+    ours, theirs = eng.new_stream(), alone.new_stream()
+    for i, f in enumerate(clip.frames[:20]):
+        a, b = eng.infer(f, ours).probs[1], alone.infer(f, theirs).probs[1]
+        if i >= 1:  # the first run measured it too slow: the landscape model alone since
+            np.testing.assert_array_equal(a, b)
+    assert ours.track.mode == "bust" and eng._pair_dropped
+    assert runs[0] == 1 + 19 // 5, runs  # the first run, then one timing every 5 bust frames
+    delay[0] = 0.0  # the host has time again: the next timings bring the moving average down
+    for i in range(100):
+        eng.infer(clip.frames[i % len(clip)], ours)
+    assert not eng._pair_dropped, eng._pair.general_ms
+    eng.close()
+    alone.close()
+
+
 def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]
     """Played through ZeroMQ with three frames of video delay, frames shown with their own mask score
     as offline.  How many frames get their own mask depends on the machine's speed and load: that is a
@@ -266,12 +306,15 @@ def test_bad_options_are_refused() -> None:
         EmbeddedEngine(only="nonsense")
     with pytest.raises(EngineUnavailable, match="bad option value"):
         EmbeddedEngine(margin="wide")
+    with pytest.raises(EngineUnavailable, match="bust="):
+        EmbeddedEngine(bust="general")
 
 
 def test_bench_models_prints_each_model() -> None:
     r = subprocess.run([sys.executable, "-m", "m2fp_server.cli.main", "bench", "--models", "--seconds", "0.3"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    for row in ("selfie general", "selfie landscape", "pose landmark", "pose detector", "embedded engine, bust"):
+    for row in ("selfie general", "selfie landscape", "selfie pair", "pose landmark", "pose detector",
+                "embedded engine, bust", "  the same, landscape model alone"):
         line = next(ln for ln in r.stdout.splitlines() if ln.startswith(row))
         assert float(line.split()[-3]) > 0 and float(line.split()[-2]) > 0

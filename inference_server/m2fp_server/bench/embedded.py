@@ -48,7 +48,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     from ..engines.embedded import EmbeddedEngine
     from ..engines.embedded_detect import PoseDetector
     from ..engines.embedded_models import PoseSegmenter, Roi, crop
-    from ..engines.selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+    from ..engines.selfie import MODEL_FILES, MODELS_DIR, SelfiePair, TFLiteSegmenter
     from ..cpu import cpu_summary, has_bf16
 
     seconds = max(0.5, float(args.seconds))
@@ -58,6 +58,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     print(f"{'what':46s} {'ms/frame':>9s} {'cpu ms':>7s} {'runs':>6s}", flush=True)
     general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"])
     landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"])
+    pair = SelfiePair()
     pose = PoseSegmenter()
     pose_lite = PoseSegmenter(backend="litert")
     pose_bf16 = PoseSegmenter(bf16=True) if has_bf16() else None
@@ -69,6 +70,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     rows: list[tuple[str, Callable[[int], object]]] = [
         ("selfie general (256x256), whole frame", lambda i: general(bust[i % len(bust)])),
         ("selfie landscape (256x144), whole frame", lambda i: landscape(bust[i % len(bust)])),
+        ("selfie pair (landscape + general on 2 squares)", lambda i: pair(bust[i % len(bust)], (320, 240))),
         ("pose landmark full, one region: ai-edge-litert", lambda i: pose_lite.run(region(i))),
         ("pose landmark full, one region: backend f32", lambda i: pose.run(region(i))),
         ("pose detector (224x224), whole frame", lambda i: detect(bust[i % len(bust)])),
@@ -82,6 +84,10 @@ def run_models_bench(args: argparse.Namespace) -> int:
     before_stream = before.new_stream()
     bust_stream, body_stream = eng.new_stream(), eng.new_stream()
     rows.append(("embedded engine, bust mode", lambda i: eng.infer(bust[i % len(bust)], bust_stream)))
+    one_model = EmbeddedEngine(bust="landscape")
+    one_stream = one_model.new_stream()
+    rows.append(("  the same, landscape model alone",
+                 lambda i: one_model.infer(bust[i % len(bust)], one_stream)))
     if body is not None:
         frames = body
         rows.append(("embedded engine, body mode (full-body clip)",

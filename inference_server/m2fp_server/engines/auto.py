@@ -36,7 +36,8 @@ AUTO_CANDIDATES: list[tuple[str, dict[str, Any]]] = [
     ("hybrid", {"fast": "embedded"}),
     ("m2fp", {}),
     ("embedded", {}),
-    ("selfie", {}),
+    ("selfie", {"variant": "pair"}),  # both selfie models: about as costly as embedded's bust mode
+    ("selfie", {}),  # the landscape model alone: the cheapest there is
 ]
 #: share of the frame interval the pipeline may take (the rest: decoding, transport, other streams)
 HEADROOM = 0.75

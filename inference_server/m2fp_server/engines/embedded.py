@@ -5,10 +5,12 @@ docs/engines.md) the landscape selfie model is the best single model for busts
 and people near the camera but loses full bodies and finds almost nothing of a
 small person, while the pose landmark model is mediocre on the whole frame and
 the best by far when given a square region around the person (one person per
-call).  Averaging the selfie models' maps did not help.  So per stream:
+call).  So per stream:
 
 * **bust mode** (default; the person is cut by the bottom edge, or nobody was
-  found): the landscape selfie model on the whole frame;
+  found): the two selfie models averaged, the general one on square tiles
+  (``selfie.SelfiePair``: above the landscape model alone on nearly every bust
+  clip, docs/engines.md);
 * **body mode** (the pose detector found someone whose whole body fits in the
   frame): the pose landmark model on a square region per person (up to
   ``max_bodies``; the model segments one person per call) that follows that
@@ -42,7 +44,7 @@ from m2fp_protocol import PERSON_CLASSES
 from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
 from .embedded_detect import Person, PoseDetector, box_iou
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
-from .selfie import MODEL_FILES, MODELS_DIR, TFLiteSegmenter
+from .selfie import SelfiePair
 from .still_hold import StillHold
 
 if TYPE_CHECKING:
@@ -115,6 +117,9 @@ class EmbeddedSettings:
     hold_grey: float = 6.0  # grey-level change (0..255, blurred) that lets a pixel's answer change; 0 = off
     hold_prob: float = 0.35  # probability change that gets through on an unchanged picture
     only: str = ""  # "landscape" | "general" | "pose": one model on the whole frame (baselines for comparison)
+    bust: str = "pair"  # bust mode's model: pair (landscape + general on squares, averaged) | landscape
+    pair_ms: float = 12.0  # bust mode drops the general model while one of its runs takes longer than this
+    # (measured here, moving average; back below 0.8 x this): a host too slow for it keeps the engine in time
     outside_min_mean: float = 0.85  # outside the region: landscape blobs with a lower mean probability are unsure
     outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
     outside_every: int = 3  # body mode: frames between landscape runs for the area outside the region
@@ -124,9 +129,13 @@ class EmbeddedSettings:
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
 
 
+#: bust frames between two timings of the general model while it is dropped (``pair_ms``)
+PAIR_PROBE_EVERY = 90
+
+
 class EmbeddedEngine(PersonEngine):
     name = "embedded"
-    description = ("MediaPipe selfie + pose models chosen per stream by framing (busts: selfie landscape; "
+    description = ("MediaPipe selfie + pose models chosen per stream by framing (busts: both selfie models; "
                    "full bodies: pose landmark on a tracked region), embedded, Apache-2.0")
 
     def __init__(self, threads: int = 1, **options: Any) -> None:
@@ -143,17 +152,21 @@ class EmbeddedEngine(PersonEngine):
             raise EngineUnavailable(f"embedded: only={self.settings.only!r}; choose landscape, general or pose")
         if self.settings.steer not in ("landmarks", "mask"):
             raise EngineUnavailable(f"embedded: steer={self.settings.steer!r}; choose landmarks or mask")
+        if self.settings.bust not in ("pair", "landscape"):
+            raise EngineUnavailable(f"embedded: bust={self.settings.bust!r}; choose pair or landscape")
         if self.settings.outside not in ("landscape", "none"):
             raise EngineUnavailable(f"embedded: outside={self.settings.outside!r}; choose landscape or none")
-        self._selfie = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
+        self._pair = SelfiePair(threads)
+        self._selfie = self._pair.landscape
         backend = self.settings.backend or None
         self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16, backend=backend)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
         self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection, backend=backend)
         self._threads = threads
-        self._general: TFLiteSegmenter | None = None
         self._pose_ms = 0.0  # recent time of one pose run here (moving average)
+        self._pair_dropped = False  # the general model is too slow here (``pair_ms``)
+        self._pair_probe = 0  # bust frames since its time was last measured while dropped
 
 
     @property
@@ -195,7 +208,7 @@ class EmbeddedEngine(PersonEngine):
         if tr.mode == "body" and tr.bodies:
             prob = self._body(rgb, small, tr)
         else:
-            prob = self._landscape(rgb, out)
+            prob = self._bust(rgb, out)
         # framing change (someone walks up to the camera, steps back, enters): the share of the frame
         # covered by people changes a lot; look again on the next frame instead of waiting
         cover = float(prob.mean())
@@ -214,12 +227,29 @@ class EmbeddedEngine(PersonEngine):
             return self._landscape(rgb, out)
         if self.settings.only == "pose":
             return cv2.resize(self._pose(rgb), out, interpolation=cv2.INTER_LINEAR)
-        if self._general is None:
-            self._general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"], self._threads)
-        return cv2.resize(self._general(rgb), out, interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(self._pair.general(rgb), out, interpolation=cv2.INTER_LINEAR)
 
     def _landscape(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         return cv2.resize(self._selfie(rgb), out, interpolation=cv2.INTER_LINEAR)
+
+    def _bust(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+        """The whole frame's people when no pose region speaks for them."""
+        s = self.settings
+        if s.bust != "pair":
+            return self._landscape(rgb, out)
+        if s.pair_ms > 0:
+            slow = self._pair.general_ms > (0.8 if self._pair_dropped else 1.0) * s.pair_ms
+            if slow != self._pair_dropped:
+                log.info("embedded: bust mode %s the general selfie model (%.1f ms a run here; pair_ms %.1f)",
+                         "drops" if slow else "takes back", self._pair.general_ms, s.pair_ms)
+                self._pair_dropped, self._pair_probe = slow, 0
+        if self._pair_dropped:  # measured again now and then: the host may be less busy
+            self._pair_probe += 1
+            if self._pair_probe >= PAIR_PROBE_EVERY:
+                self._pair_probe = 0
+                self._pair.time_general(rgb)
+            return self._landscape(rgb, out)
+        return self._pair(rgb, out)
 
     def _redetect(self, rgb: np.ndarray, tr: _Track) -> None:
         """Choose the mode from the pose detector; a healthy track is only left for a real reason."""
@@ -405,7 +435,7 @@ class EmbeddedEngine(PersonEngine):
                     log.debug("embedded: people overlap: bust mode until the next detection")
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
-                    return self._landscape(rgb, out)
+                    return self._bust(rgb, out)
                 continue
             if b.trial > 0:
                 b.trial -= 1
@@ -429,7 +459,7 @@ class EmbeddedEngine(PersonEngine):
             # regular detection (it would be found, and rejected, again).  The landscape model meanwhile.
             if not tr.bodies:
                 tr.mode, tr.since_detect = "bust", (0 if rejected else s.redetect_every)
-            return self._landscape(rgb, out)
+            return self._bust(rgb, out)
         if s.outside == "landscape":
             # outside the regions the landscape model speaks (nobody it found is lost); inside, the pose
             # model.  Someone entering is found within ``outside_every`` frames; in between its last answer

@@ -1,13 +1,20 @@
 """MediaPipe selfie segmentation (Apache-2.0), shipped in ``m2fp_server/models``.
 
 Runs with ai-edge-litert's TFLite interpreter; no network, no mediapipe package.
-The landscape model (256x144) is the default: on our ground-truth composites
-(busy backgrounds, 4:3 and 16:9 frames) it scored higher than the general model
-(256x256) on every clip, and it costs less (docs/engines.md, docs/evaluation.md).
+Two models ship: *landscape* (256x144) and *general* (256x256).  Neither wins
+on every framing: the landscape model is the steadier on synthetic textures,
+the general one on photographs, but squashing a wide frame into its square
+input ruins it.  Their average, with the general model fed square tiles of a
+wide frame (:class:`SelfiePair`), beat the landscape model alone on nearly
+every bust clip we have (docs/engines.md): the embedded engine's bust mode uses
+it, and ``-E variant=pair`` here.  This engine's default stays the landscape
+model alone: it is the cheapest engine there is, and what the tests and ``auto``
+fall back to for speed.
 """
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,15 +64,86 @@ class TFLiteSegmenter:
         return self._it.get_tensor(self._out_index)[0, :, :, 0].copy()
 
 
+class SelfiePair:
+    """The landscape model's probability averaged with the general model's on squares.
+
+    The general model only ever sees squares, so nobody is squashed: a frame about as wide
+    as high is fed whole; a wider one gets full-height squares placed on the people the
+    landscape model saw (one square per frame height of people, spread over them with a
+    margin, averaged where they overlap).  Where no square reaches, the landscape model
+    speaks alone.  One webcam bust costs one run of each model; nobody seen, one square in
+    the middle (where a person the landscape model missed most likely is).
+    """
+
+    square_slack = 1.1  # frames up to this aspect are fed to the general model whole
+    box_prob = 0.25  # the landscape model's probability that marks where people are
+    margin = 0.2  # squares spread over the people's columns widened by this share of the height
+    per_square = 1.15  # people wider than this many heights get one more square
+
+    def __init__(self, threads: int = 1) -> None:
+        self.landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
+        self.general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"], threads)
+        self.general_ms = 0.0  # recent wall time of one general run here (moving average)
+
+    def _general(self, square: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        prob = self.general(square)
+        took = (time.perf_counter() - t0) * 1e3
+        self.general_ms = took if self.general_ms == 0.0 else 0.9 * self.general_ms + 0.1 * took
+        return prob
+
+    def time_general(self, rgb: np.ndarray) -> None:
+        """Run the general model once on the frame's middle square, for its time only."""
+        H, W = rgb.shape[:2]
+        side = min(H, W)
+        y0, x0 = (H - side) // 2, (W - side) // 2
+        self._general(rgb[y0:y0 + side, x0:x0 + side])
+
+    def squares(self, land: np.ndarray, W: int, H: int) -> list[int]:
+        """Left edges (frame pixels) of the general model's H x H squares, from the landscape map."""
+        if W <= self.square_slack * H:
+            return []
+        cols = np.nonzero((land > self.box_prob).any(axis=0))[0]
+        lw = land.shape[1]
+        x0, x1 = (cols[0] * W / lw, (cols[-1] + 1) * W / lw) if cols.size else (W / 2, W / 2)
+        n = min(max(1, int(np.ceil((x1 - x0) / H - (self.per_square - 1)))), int(np.ceil(W / H)))
+        if n == 1:
+            return [int(min(max(0, round((x0 + x1 - H) / 2)), W - H))]
+        a, b = max(0.0, x0 - self.margin * H), min(float(W), x1 + self.margin * H)
+        return [int(min(max(0, round(x)), W - H)) for x in np.linspace(a, max(a, b - H), n)]
+
+    def __call__(self, rgb: np.ndarray, out: tuple[int, int] | None = None) -> np.ndarray:
+        """(h, w) probability at ``out`` (width, height); the frame's own size when None."""
+        H, W = rgb.shape[:2]
+        ow, oh = out or (W, H)
+        land_small = self.landscape(rgb)
+        land = cv2.resize(land_small, (ow, oh), interpolation=cv2.INTER_LINEAR)
+        if W <= self.square_slack * H:
+            gen = cv2.resize(self._general(rgb), (ow, oh), interpolation=cv2.INTER_LINEAR)
+            return (land + gen) * np.float32(0.5)
+        acc = np.zeros((oh, ow), np.float32)
+        weight = np.zeros((1, ow), np.float32)
+        for x0 in self.squares(land_small, W, H):
+            a, b = round(x0 * ow / W), round((x0 + H) * ow / W)
+            acc[:, a:b] += cv2.resize(self._general(rgb[:, x0:x0 + H]), (b - a, oh), interpolation=cv2.INTER_LINEAR)
+            weight[:, a:b] += 1.0
+        gen = np.where(weight > 0, acc / np.maximum(weight, 1.0), land)
+        return (land + gen) * np.float32(0.5)
+
+
+VARIANTS = ("pair", *MODEL_FILES)
+
+
 class SelfieEngine(PersonEngine):
     name = "selfie"
     description = "MediaPipe selfie segmentation (person / background), embedded, Apache-2.0"
 
     def __init__(self, variant: str = "landscape", threads: int = 1, **_: Any) -> None:
-        if variant not in MODEL_FILES:
-            raise EngineUnavailable(f"unknown selfie variant {variant!r}; choose from {sorted(MODEL_FILES)}")
+        if variant not in VARIANTS:
+            raise EngineUnavailable(f"unknown selfie variant {variant!r}; choose from {', '.join(VARIANTS)}")
         self.variant = variant
-        self._model = TFLiteSegmenter(MODELS_DIR / MODEL_FILES[variant], threads)
+        self._model: SelfiePair | TFLiteSegmenter = (
+            SelfiePair(threads) if variant == "pair" else TFLiteSegmenter(MODELS_DIR / MODEL_FILES[variant], threads))
 
 
     def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,

@@ -1,0 +1,84 @@
+"""The two selfie models together (``selfie.SelfiePair``): the geometry of the general model's
+square tiles, and the average beating each model alone where each one fails."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from m2fp_server.engines.selfie import SelfieEngine, SelfiePair
+from m2fp_server.evaluation.clips import get_clip
+from m2fp_server.evaluation.evaluate import offline_alphas
+from m2fp_server.evaluation.metrics import mean_iou
+
+SHORT = {"static": 4, "moving": 20}
+
+
+class _Recorder:
+    """Stands in for one model: records the shapes it is fed and answers a fixed map."""
+
+    def __init__(self, answer: np.ndarray) -> None:
+        self.answer, self.fed = answer, []  # type: ignore[var-annotated]
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        self.fed.append(rgb.shape[:2])
+        return self.answer.copy()
+
+
+@pytest.mark.parametrize(("size", "people", "squares"), [
+    ((640, 480), None, 1),  # nobody seen: one square in the middle
+    ((640, 360), (100, 156), 1),  # one webcam bust
+    ((640, 360), (10, 250), 2),  # two people far apart
+    ((1260, 420), (5, 250), 3),  # people across an ultra-wide frame
+    ((854, 480), (0, 256), 2),  # people from edge to edge
+])
+def test_the_general_model_sees_squares_that_cover_the_people(
+        size: tuple[int, int], people: tuple[int, int] | None, squares: int) -> None:
+    """The landscape model says where people are (columns of its 256-wide map); the general model
+    (answering 0 here, the landscape model 1 on the people) must cover every column of them with
+    full-height squares: there the average is 0.5, and 1.0 would mean a column no square reached."""
+    land = np.zeros((144, 256), np.float32)
+    if people is not None:
+        land[:, people[0]:people[1]] = 1.0
+    pair = SelfiePair()
+    pair.landscape = _Recorder(land)  # type: ignore[assignment]
+    pair.general = _Recorder(np.zeros((256, 256), np.float32))  # type: ignore[assignment]
+    W, H = size
+    out = pair(np.zeros((H, W, 3), np.uint8))
+    assert out.shape == (H, W)
+    fed = pair.general.fed  # type: ignore[attr-defined]
+    assert fed == [(H, H)] * squares
+    if people is not None:
+        x0, x1 = people[0] * W // 256 + 4, people[1] * W // 256 - 4  # inside the people's columns
+        np.testing.assert_allclose(out[:, x0:x1], 0.5, atol=1e-6)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+@pytest.mark.parametrize("size", [(480, 480), (360, 640), (100, 91)])
+def test_a_frame_about_as_wide_as_high_is_fed_whole(size: tuple[int, int]) -> None:
+    pair = SelfiePair()
+    pair.landscape = _Recorder(np.ones((144, 256), np.float32))  # type: ignore[assignment]
+    pair.general = _Recorder(np.zeros((256, 256), np.float32))  # type: ignore[assignment]
+    W, H = size
+    out = pair(np.zeros((H, W, 3), np.uint8), (W // 2, H // 2))
+    assert pair.general.fed == [(H, W)]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(out, 0.5, atol=1e-6)
+
+
+def test_the_pair_beats_each_model_alone_on_busts() -> None:
+    """Two busts in a 16:9 frame: the general model squashed loses them, the landscape model is unsure
+    of the edges, the pair is clearly better than both; a single bust in 4:3: the pair is at least as
+    good as the landscape model (the selfie engine's model before)."""
+    engines = {v: SelfieEngine(variant=v) for v in ("pair", "landscape", "general")}
+    for name, against, margin in (("two-people", ("landscape", "general"), 0.03), ("sway", ("landscape",), -0.005)):
+        clip = get_clip(name, **SHORT)
+        scores = {v: mean_iou(offline_alphas(e, clip), clip.truth, clip.moving_frames) for v, e in engines.items()}
+        assert scores["pair"] >= max(scores[v] for v in against) + margin, (name, scores)
+    for e in engines.values():
+        e.close()
+
+
+@pytest.mark.parametrize("variant", ["", "pairs", "PAIR", "landscape ", "../general"])
+def test_an_unknown_variant_is_refused_with_the_choices(variant: str) -> None:
+    from m2fp_server.engines.base import EngineUnavailable
+    with pytest.raises(EngineUnavailable, match="choose from pair, general, landscape"):
+        SelfieEngine(variant=variant)
