@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from m2fp_server.engines.selfie import SelfieEngine, SelfiePair
+from m2fp_server.engines.selfie import SelfieEngine, SelfiePair, SquarePlan
 from m2fp_server.evaluation.clips import get_clip
 from m2fp_server.evaluation.evaluate import offline_alphas
 from m2fp_server.evaluation.metrics import mean_iou
@@ -82,3 +82,28 @@ def test_an_unknown_variant_is_refused_with_the_choices(variant: str) -> None:
     from m2fp_server.engines.base import EngineUnavailable
     with pytest.raises(EngineUnavailable, match="choose from pair, general, landscape"):
         SelfieEngine(variant=variant)
+
+
+def test_a_streams_squares_stay_put_while_its_people_do() -> None:
+    """Sensor noise moves the landscape model's outline by a pixel or two; a square that followed it
+    would change the general model's answer on a still picture (flicker).  The stream's squares stay
+    until the people move by ``keep_place`` of the height, and their count changes only past a margin."""
+    pair = SelfiePair()
+    W, H = 854, 480
+
+    def people(x0: int, x1: int) -> np.ndarray:  # columns of the landscape model's 256-wide map
+        land = np.zeros((144, 256), np.float32)
+        land[:, x0:x1] = 1.0
+        return land
+    plan = SquarePlan()
+    first = pair.squares(people(100, 150), W, H, plan)
+    assert len(first) == 1 and plan.starts == first
+    assert pair.squares(people(101, 151), W, H, plan) == first  # a 3-px wobble: the same square
+    moved = pair.squares(people(130, 180), W, H, plan)  # 100 px: follows
+    assert moved != first and plan.starts == moved
+    # people 1.2 heights wide: two squares for a fresh stream, one kept for a stream that had one
+    wide = people(40, 40 + round(1.2 * H * 256 / W))
+    assert len(pair.squares(wide, W, H)) == 2
+    assert len(pair.squares(wide, W, H, plan)) == 1
+    assert len(pair.squares(people(0, 256), W, H, plan)) == 2  # clearly wider: two
+    assert pair.squares(people(0, 256), W, H, SquarePlan(starts=[5], frame=(640, 480))) != [5]  # other size

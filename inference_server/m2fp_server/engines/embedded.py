@@ -44,7 +44,7 @@ from m2fp_protocol import PERSON_CLASSES
 from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
 from .embedded_detect import Person, PoseDetector, box_iou
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
-from .selfie import SelfiePair
+from .selfie import SelfiePair, SquarePlan
 from .still_hold import StillHold
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class _Track:
     outside: np.ndarray | None = None  # body mode: the landscape model's confident blobs, last run
     outside_age: int = 10**9  # frames since ``outside`` was computed
     turn: int = 0  # body-mode frames: whose pose run it is when people take turns (``alternate_ms``)
+    squares: SquarePlan = field(default_factory=SquarePlan)  # bust mode: where the general model looks
 
 
 @dataclass(eq=False)
@@ -208,7 +209,7 @@ class EmbeddedEngine(PersonEngine):
         if tr.mode == "body" and tr.bodies:
             prob = self._body(rgb, small, tr)
         else:
-            prob = self._bust(rgb, out)
+            prob = self._bust(rgb, out, tr)
         # framing change (someone walks up to the camera, steps back, enters): the share of the frame
         # covered by people changes a lot; look again on the next frame instead of waiting
         cover = float(prob.mean())
@@ -232,7 +233,7 @@ class EmbeddedEngine(PersonEngine):
     def _landscape(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         return cv2.resize(self._selfie(rgb), out, interpolation=cv2.INTER_LINEAR)
 
-    def _bust(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+    def _bust(self, rgb: np.ndarray, out: tuple[int, int], tr: _Track) -> np.ndarray:
         """The whole frame's people when no pose region speaks for them."""
         s = self.settings
         if s.bust != "pair":
@@ -249,7 +250,7 @@ class EmbeddedEngine(PersonEngine):
                 self._pair_probe = 0
                 self._pair.time_general(rgb)
             return self._landscape(rgb, out)
-        return self._pair(rgb, out)
+        return self._pair(rgb, out, tr.squares)
 
     def _redetect(self, rgb: np.ndarray, tr: _Track) -> None:
         """Choose the mode from the pose detector; a healthy track is only left for a real reason."""
@@ -435,7 +436,7 @@ class EmbeddedEngine(PersonEngine):
                     log.debug("embedded: people overlap: bust mode until the next detection")
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
-                    return self._bust(rgb, out)
+                    return self._bust(rgb, out, tr)
                 continue
             if b.trial > 0:
                 b.trial -= 1
@@ -459,7 +460,7 @@ class EmbeddedEngine(PersonEngine):
             # regular detection (it would be found, and rejected, again).  The landscape model meanwhile.
             if not tr.bodies:
                 tr.mode, tr.since_detect = "bust", (0 if rejected else s.redetect_every)
-            return self._bust(rgb, out)
+            return self._bust(rgb, out, tr)
         if s.outside == "landscape":
             # outside the regions the landscape model speaks (nobody it found is lost); inside, the pose
             # model.  Someone entering is found within ``outside_every`` frames; in between its last answer

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,15 @@ class TFLiteSegmenter:
         return self._it.get_tensor(self._out_index)[0, :, :, 0].copy()
 
 
+@dataclass
+class SquarePlan:
+    """One stream's squares for the general model, kept while the people stay about where they were:
+    a square moved by sensor noise would change the general model's answer on a still picture."""
+
+    starts: list[int] = field(default_factory=list)
+    frame: tuple[int, int] = (0, 0)
+
+
 class SelfiePair:
     """The landscape model's probability averaged with the general model's on squares.
 
@@ -79,6 +89,8 @@ class SelfiePair:
     box_prob = 0.25  # the landscape model's probability that marks where people are
     margin = 0.2  # squares spread over the people's columns widened by this share of the height
     per_square = 1.15  # people wider than this many heights get one more square
+    keep_count = 0.1  # a stream's square count changes only past ``per_square`` by this many heights
+    keep_place = 0.05  # ... and its squares move only when one would move by this share of the height
 
     def __init__(self, threads: int = 1) -> None:
         self.landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
@@ -99,21 +111,35 @@ class SelfiePair:
         y0, x0 = (H - side) // 2, (W - side) // 2
         self._general(rgb[y0:y0 + side, x0:x0 + side])
 
-    def squares(self, land: np.ndarray, W: int, H: int) -> list[int]:
-        """Left edges (frame pixels) of the general model's H x H squares, from the landscape map."""
+    def squares(self, land: np.ndarray, W: int, H: int, plan: SquarePlan | None = None) -> list[int]:
+        """Left edges (frame pixels) of the general model's H x H squares, from the landscape map;
+        ``plan``: the stream's last squares, kept while they still fit."""
         if W <= self.square_slack * H:
             return []
         cols = np.nonzero((land > self.box_prob).any(axis=0))[0]
         lw = land.shape[1]
         x0, x1 = (cols[0] * W / lw, (cols[-1] + 1) * W / lw) if cols.size else (W / 2, W / 2)
-        n = min(max(1, int(np.ceil((x1 - x0) / H - (self.per_square - 1)))), int(np.ceil(W / H)))
+        wide = (x1 - x0) / H - (self.per_square - 1)
+        n = max(1, int(np.ceil(wide)))
+        last = plan.starts if plan is not None and plan.frame == (W, H) else []
+        if last and n != len(last) and len(last) - 1 - self.keep_count < wide <= len(last) + self.keep_count:
+            n = len(last)
+        n = min(n, int(np.ceil(W / H)))
         if n == 1:
-            return [int(min(max(0, round((x0 + x1 - H) / 2)), W - H))]
-        a, b = max(0.0, x0 - self.margin * H), min(float(W), x1 + self.margin * H)
-        return [int(min(max(0, round(x)), W - H)) for x in np.linspace(a, max(a, b - H), n)]
+            starts = [int(min(max(0, round((x0 + x1 - H) / 2)), W - H))]
+        else:
+            a, b = max(0.0, x0 - self.margin * H), min(float(W), x1 + self.margin * H)
+            starts = [int(min(max(0, round(x)), W - H)) for x in np.linspace(a, max(a, b - H), n)]
+        if len(last) == n and max(abs(x - y) for x, y in zip(starts, last)) <= self.keep_place * H:
+            starts = last
+        if plan is not None:
+            plan.starts, plan.frame = starts, (W, H)
+        return starts
 
-    def __call__(self, rgb: np.ndarray, out: tuple[int, int] | None = None) -> np.ndarray:
-        """(h, w) probability at ``out`` (width, height); the frame's own size when None."""
+    def __call__(self, rgb: np.ndarray, out: tuple[int, int] | None = None,
+                 plan: SquarePlan | None = None) -> np.ndarray:
+        """(h, w) probability at ``out`` (width, height; the frame's own size when None); ``plan``:
+        the stream's squares (see :meth:`squares`)."""
         H, W = rgb.shape[:2]
         ow, oh = out or (W, H)
         land_small = self.landscape(rgb)
@@ -123,7 +149,7 @@ class SelfiePair:
             return (land + gen) * np.float32(0.5)
         acc = np.zeros((oh, ow), np.float32)
         weight = np.zeros((1, ow), np.float32)
-        for x0 in self.squares(land_small, W, H):
+        for x0 in self.squares(land_small, W, H, plan):
             a, b = round(x0 * ow / W), round((x0 + H) * ow / W)
             acc[:, a:b] += cv2.resize(self._general(rgb[:, x0:x0 + H]), (b - a, oh), interpolation=cv2.INTER_LINEAR)
             weight[:, a:b] += 1.0
@@ -132,6 +158,13 @@ class SelfiePair:
 
 
 VARIANTS = ("pair", *MODEL_FILES)
+
+
+@dataclass(eq=False)
+class SelfieStream(StreamContext):
+    """``variant=pair``: where the stream's squares are (the single models keep nothing)."""
+
+    plan: SquarePlan = field(default_factory=SquarePlan)
 
 
 class SelfieEngine(PersonEngine):
@@ -146,8 +179,14 @@ class SelfieEngine(PersonEngine):
             SelfiePair(threads) if variant == "pair" else TFLiteSegmenter(MODELS_DIR / MODEL_FILES[variant], threads))
 
 
+    def new_stream(self) -> StreamContext:
+        return SelfieStream() if self.variant == "pair" else StreamContext()
+
     def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,
               motion: FlowTracker | None = None) -> EngineOutput:
+        if isinstance(self._model, SelfiePair):
+            plan = stream.plan if isinstance(stream, SelfieStream) else None
+            return person_output(self._model(rgb, plan=plan), PERSON_CLASSES)
         return person_output(self._model(rgb), PERSON_CLASSES)
 
     def info(self) -> dict[str, Any]:
