@@ -119,8 +119,8 @@ class EmbeddedSettings:
     hold_prob: float = 0.35  # probability change that gets through on an unchanged picture
     only: str = ""  # "landscape" | "general" | "pose": one model on the whole frame (baselines for comparison)
     bust: str = "pair"  # bust mode's model: pair (landscape + general on squares, averaged) | landscape
-    pair_ms: float = 12.0  # bust mode drops the general model while one of its runs takes longer than this
-    # (measured here, moving average; back below 0.8 x this): a host too slow for it keeps the engine in time
+    pair_ms: float = 14.0  # bust mode drops the general model while one of its runs takes longer than this
+    # (measured here, median of the last 9; back below 0.8 x this): a host too slow for it keeps the engine in time
     outside_min_mean: float = 0.85  # outside the region: landscape blobs with a lower mean probability are unsure
     outside: str = "landscape"  # what fills the frame outside the pose region: landscape | none
     outside_every: int = 3  # body mode: frames between landscape runs for the area outside the region
@@ -131,7 +131,7 @@ class EmbeddedSettings:
 
 
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
-PAIR_PROBE_EVERY = 90
+PAIR_PROBE_EVERY = 30
 
 
 class EmbeddedEngine(PersonEngine):

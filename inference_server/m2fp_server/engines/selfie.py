@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,14 +96,18 @@ class SelfiePair:
     def __init__(self, threads: int = 1) -> None:
         self.landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
         self.general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"], threads)
-        self.general_ms = 0.0  # recent wall time of one general run here (moving average)
+        self._times: deque[float] = deque(maxlen=9)  # wall times of the last general runs (ms)
 
     def _general(self, square: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         prob = self.general(square)
-        took = (time.perf_counter() - t0) * 1e3
-        self.general_ms = took if self.general_ms == 0.0 else 0.9 * self.general_ms + 0.1 * took
+        self._times.append((time.perf_counter() - t0) * 1e3)
         return prob
+
+    @property
+    def general_ms(self) -> float:
+        """Median of the general model's last runs here (0 before the first): a stall or two does not move it."""
+        return float(np.median(self._times)) if self._times else 0.0
 
     def time_general(self, rgb: np.ndarray) -> None:
         """Run the general model once on the frame's middle square, for its time only."""
