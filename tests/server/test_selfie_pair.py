@@ -107,3 +107,21 @@ def test_a_streams_squares_stay_put_while_its_people_do() -> None:
     assert len(pair.squares(wide, W, H, plan)) == 1
     assert len(pair.squares(people(0, 256), W, H, plan)) == 2  # clearly wider: two
     assert pair.squares(people(0, 256), W, H, SquarePlan(starts=[5], frame=(640, 480))) != [5]  # other size
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 3), (1, 640), (2, 640), (3, 1000), (5, 7), (640, 1), (1, 1)])
+def test_frames_of_any_shape_give_a_finite_map(height: int, width: int) -> None:
+    """Frames a few pixels high or wide (the wire allows them) must not reach a resize to zero width:
+    a square narrower than one output pixel is skipped."""
+    from m2fp_server.engines.embedded import EmbeddedEngine
+    pair = SelfiePair()
+    rng = np.random.default_rng(height * 1000 + width)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    for out in (None, (max(1, width // 3), max(1, height // 3)), (1, 1)):
+        prob = pair(rgb, out, SquarePlan())
+        assert prob.shape == ((height, width) if out is None else out[::-1])
+        assert np.isfinite(prob).all() and prob.min() >= 0.0 and prob.max() <= 1.0
+    engine = EmbeddedEngine()
+    probs = engine.infer(rgb, engine.new_stream()).probs
+    assert np.isfinite(probs).all()
+    engine.close()

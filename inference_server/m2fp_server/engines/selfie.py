@@ -4,8 +4,8 @@ Runs with ai-edge-litert's TFLite interpreter; no network, no mediapipe package.
 Two models ship: *landscape* (256x144) and *general* (256x256).  Neither wins
 on every framing: the landscape model is the steadier on synthetic textures,
 the general one on photographs, but squashing a wide frame into its square
-input ruins it.  Their average, with the general model fed square tiles of a
-wide frame (:class:`SelfiePair`), beat the landscape model alone on nearly
+input ruins it.  Their average, with the general model fed squares placed on
+the people of a wide frame (:class:`SelfiePair`), beat the landscape model alone on nearly
 every bust clip we have (docs/engines.md): the embedded engine's bust mode uses
 it, and ``-E variant=pair`` here.  This engine's default stays the landscape
 model alone: it is the cheapest engine there is, and what the tests and ``auto``
@@ -156,6 +156,8 @@ class SelfiePair:
         weight = np.zeros((1, ow), np.float32)
         for x0 in self.squares(land_small, W, H, plan):
             a, b = round(x0 * ow / W), round((x0 + H) * ow / W)
+            if b <= a:  # a frame a few pixels high, shown smaller still: nothing of this square to show
+                continue
             acc[:, a:b] += cv2.resize(self._general(rgb[:, x0:x0 + H]), (b - a, oh), interpolation=cv2.INTER_LINEAR)
             weight[:, a:b] += 1.0
         gen = np.where(weight > 0, acc / np.maximum(weight, 1.0), land)
