@@ -80,14 +80,15 @@ def test_small_person_touching_no_edge_is_found_and_kept(engine, landscape) -> N
     assert ours >= 0.85 and ours > theirs + 0.3, (ours, theirs)
 
 
-def test_bust_mode_averages_both_selfie_models_and_beats_each(engine, landscape) -> None:  # type: ignore[no-untyped-def]
+def test_bust_mode_averages_both_selfie_models_and_beats_each(landscape) -> None:  # type: ignore[no-untyped-def]
     """A webcam bust is the selfie models' home ground: bust mode averages them (the general one on
-    squares placed on the people).  It must do at least as well as the landscape model alone (bust
-    mode's model before) on one bust (the textured bust clips of docs/engines.md; over other textures it
-    was up to 0.012 below on short clips), and on two busts in a 16:9 frame, where squashing the frame into
-    the general model's square loses the people, clearly better than either model alone."""
-    general = EmbeddedEngine(only="general")
-    for name, against in (("sway", {"landscape": 0.0}), ("tilt", {"landscape": 0.0}),
+    squares placed on the people).  It must beat the landscape model alone (bust mode's model before)
+    on one bust (the textured bust clips of docs/engines.md, by 0.02 here; over other textures it was up
+    to 0.012 below on short clips), and on two busts in a 16:9 frame, where squashing the frame into
+    the general model's square loses the people, clearly better than either model alone.  ``pair_ms=0``:
+    the pair however long the general model takes (under CI's load the shared engine had dropped it)."""
+    engine, general = EmbeddedEngine(pair_ms=0), EmbeddedEngine(only="general")
+    for name, against in (("sway", {"landscape": 0.01}), ("tilt", {"landscape": 0.01}),
                           ("two-people", {"landscape": 0.03, "general": 0.03})):
         clip = get_clip(name, **SHORT)  # shipped cutouts over a texture, no download
         ours = mean_iou(offline_alphas(engine, clip), clip.truth, clip.moving_frames)
@@ -99,6 +100,7 @@ def test_bust_mode_averages_both_selfie_models_and_beats_each(engine, landscape)
     ctx = engine.new_stream()
     engine.infer(get_clip("framing-bust", background="texture:4", **SHORT).frames[0], ctx)
     assert ctx.track.mode == "bust"
+    engine.close()
 
 
 def test_two_people_both_kept(engine) -> None:  # type: ignore[no-untyped-def]
