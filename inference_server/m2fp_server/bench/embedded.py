@@ -70,7 +70,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     rows: list[tuple[str, Callable[[int], object]]] = [
         ("selfie general (256x256), whole frame", lambda i: general(bust[i % len(bust)])),
         ("selfie landscape (256x144), whole frame", lambda i: landscape(bust[i % len(bust)])),
-        ("selfie pair (landscape + general on 2 squares)", lambda i: pair(bust[i % len(bust)], (320, 240))),
+        ("selfie pair (landscape + general on squares)", lambda i: pair(bust[i % len(bust)], (320, 240))),
         ("pose landmark full, one region: ai-edge-litert", lambda i: pose_lite.run(region(i))),
         ("pose landmark full, one region: backend f32", lambda i: pose.run(region(i))),
         ("pose detector (224x224), whole frame", lambda i: detect(bust[i % len(bust)])),

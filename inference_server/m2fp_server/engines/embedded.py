@@ -8,8 +8,8 @@ the best by far when given a square region around the person (one person per
 call).  So per stream:
 
 * **bust mode** (default; the person is cut by the bottom edge, or nobody was
-  found): the two selfie models averaged, the general one on square tiles
-  (``selfie.SelfiePair``: above the landscape model alone on nearly every bust
+  found): the two selfie models averaged, the general one on squares placed
+  on the people (``selfie.SelfiePair``: above the landscape model alone on nearly every bust
   clip, docs/engines.md);
 * **body mode** (the pose detector found someone whose whole body fits in the
   frame): the pose landmark model on a square region per person (up to
@@ -157,14 +157,12 @@ class EmbeddedEngine(PersonEngine):
             raise EngineUnavailable(f"embedded: bust={self.settings.bust!r}; choose pair or landscape")
         if self.settings.outside not in ("landscape", "none"):
             raise EngineUnavailable(f"embedded: outside={self.settings.outside!r}; choose landscape or none")
-        self._pair = SelfiePair(threads)
-        self._selfie = self._pair.landscape
+        self._pair = SelfiePair(threads)  # bust mode's models; its landscape model also guards body mode
         backend = self.settings.backend or None
         self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16, backend=backend)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
         self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection, backend=backend)
-        self._threads = threads
         self._pose_ms = 0.0  # recent time of one pose run here (moving average)
         self._pair_dropped = False  # the general model is too slow here (``pair_ms``)
         self._pair_probe = 0  # bust frames since its time was last measured while dropped
@@ -231,7 +229,7 @@ class EmbeddedEngine(PersonEngine):
         return cv2.resize(self._pair.general(rgb), out, interpolation=cv2.INTER_LINEAR)
 
     def _landscape(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
-        return cv2.resize(self._selfie(rgb), out, interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(self._pair.landscape(rgb), out, interpolation=cv2.INTER_LINEAR)
 
     def _bust(self, rgb: np.ndarray, out: tuple[int, int], tr: _Track) -> np.ndarray:
         """The whole frame's people when no pose region speaks for them."""

@@ -185,7 +185,6 @@ class SelfieEngine(PersonEngine):
         self._model: SelfiePair | TFLiteSegmenter = (
             SelfiePair(threads) if variant == "pair" else TFLiteSegmenter(MODELS_DIR / MODEL_FILES[variant], threads))
 
-
     def new_stream(self) -> StreamContext:
         return SelfieStream() if self.variant == "pair" else StreamContext()
 
