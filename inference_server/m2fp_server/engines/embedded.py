@@ -26,6 +26,10 @@ reads the TFLite files), in bf16 where the CPU has native bf16.
 The pose detector runs on the first frame, whenever the tracked person is lost,
 every ``redetect_every`` frames, and when the covered share of the frame changes
 by half (new people, framing changes), so it costs little per frame on average.
+Once someone is followed, further people are looked for among its faint hits too
+(a person in dark clothes on a busy background scores as low as that background's
+false hits), taken only when the pose model is sure of them; after two people
+overlapped, the one behind is looked for more often until found.
 No edge, contour or size rule removes anything: a person that touches no frame
 edge stays, and holes are left to the models.
 """
@@ -34,7 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -64,6 +68,9 @@ class _Body:
     trial: int = 0  # frames this person must still be confirmed in before their mask is used
     mask_box: tuple[float, float, float, float] | None = None  # box of their last mask, working-frame pixels
     last_one: np.ndarray | None = None  # their last mask at output size (reused on frames they are not run)
+    hips: tuple[float, float] | None = None  # their hip centre by the pose model, working-frame pixels...
+    torso: float = 0.0  # ...and the distance from it to their shoulders' centre
+    shown: int = 0  # frames their mask was shown
 
 
 @dataclass
@@ -74,8 +81,12 @@ class _Track:
     bodies: list[_Body] = field(default_factory=list)  # body mode: the people followed, first found first
     since_detect: int = 10**9
     search: int = 0  # detections left that search both tiles (after people overlapped)
+    look_all: bool = False  # the next detection looks for further people on both tiles (body mode just began)
     scans: int = 0  # body mode: detections made looking for further people on a 16:9 frame (tiles take turns)
-    rejected: list[tuple[int, int, int, int]] = field(default_factory=list)  # regions the pose model said were nobody
+    # where the detector put the hips of hits the pose model said were nobody, and the frame (``frames``)
+    # until which a hit there is not checked again
+    rejected: list[tuple[tuple[float, float], int]] = field(default_factory=list)
+    frames: int = 0  # frames seen
     cover: float = 0.0  # share of the frame covered by people at the last detection
     frame_size: tuple[int, int] = (0, 0)
     hold: StillHold | None = None  # each pixel's last answer while its picture does not change
@@ -106,8 +117,10 @@ class EmbeddedSettings:
     max_bodies: int = 3  # whole bodies followed at once (one pose model run each per frame)
     same_body: float = 0.5  # two regions (box IoU) or two masks (IoU) overlapping this much are one person
     more_detection: float = 0.5  # detector score a person besides the best one needs (busy backgrounds' false
-    # hits score 0.3-0.5 and the pose model half-believes some of them; second people scored 0.6-0.9)
-    search_after_overlap: int = 4  # detections that search both tiles for people who overlapped...
+    # hits score 0.3-0.5 and the pose model half-believes some of them; second people scored 0.6-0.9)...
+    faint_detection: float = 0.05  # ...unless the pose model is sure of them: dark clothes on a busy background
+    sure_presence: float = 0.97  # score 0.05-0.3 and are only ever found this way (both pose runs at least this)
+    search_after_overlap: int = 8  # detections that search both tiles for people who overlapped...
     search_every: int = 5  # ...this many frames apart (the one behind is whole again within a few frames)
     someone_share: float = 0.003  # body mode looks for further people when the landscape model's confident
     # blobs outside the followed regions cover this share of the frame
@@ -129,6 +142,20 @@ class EmbeddedSettings:
     bf16: bool = True  # pose model in bf16 where the CPU has native bf16 (else f32; see tflite_backend)
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
 
+
+#: a detection whose hips are within this share of a followed person's torso length from theirs is that person
+FOLLOWED_HIPS = 0.5
+
+#: frames after body mode begins until the detector looks for further people
+LOOK_AGAIN = 3
+
+#: frames a false hit's place is not checked again (a person may walk into it), and its size (share of the
+#: frame's height, hips to hips): a region would block everybody near the false hit, a person included
+REJECTED_FRAMES = 60
+REJECTED_PLACE = 0.04
+
+#: frames a person's mask was shown before their track merging into another's means they are hidden
+SETTLED_TRACK = 5
 
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
@@ -162,7 +189,9 @@ class EmbeddedEngine(PersonEngine):
         self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16, backend=backend)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
-        self._detect = PoseDetector(threads=threads, min_score=self.settings.min_detection, backend=backend)
+        # the detector reports faint hits too; only further people may be one (``_further``)
+        self._detect = PoseDetector(threads=threads, min_score=min(self.settings.faint_detection,
+                                                                    self.settings.min_detection), backend=backend)
         self._pose_ms = 0.0  # recent time of one pose run here (moving average)
         self._pair_dropped = False  # the general model is too slow here (``pair_ms``)
         self._pair_probe = 0  # bust frames since its time was last measured while dropped
@@ -198,6 +227,8 @@ class EmbeddedEngine(PersonEngine):
         if s.only:
             return person_output(self._single(rgb, out), PERSON_CLASSES)
         tr.since_detect += 1
+        tr.frames += 1
+        tr.rejected = [r for r in tr.rejected if r[1] > tr.frames]
         if (tr.mode == "body" and not tr.bodies) or \
                 tr.since_detect >= (s.search_every if tr.search else s.redetect_every):
             self._redetect(rgb, tr)
@@ -254,7 +285,8 @@ class EmbeddedEngine(PersonEngine):
         """Choose the mode from the pose detector; a healthy track is only left for a real reason."""
         tr.since_detect = 0
         H, W = rgb.shape[:2]
-        people = self._detect(rgb)
+        everyone = self._detect(rgb, max_people=6)
+        people = self._strong(everyone)
         # the detector letterboxes a wide frame to a square: people further back get few pixels there,
         # and beside a bigger person they are not reported at all; square tiles give them twice as many
         wide = W >= 1.3 * H
@@ -268,13 +300,16 @@ class EmbeddedEngine(PersonEngine):
                 if tiles is None:
                     tiles = self._detect.on_tiles(rgb) if wide else []
                 return tiles
+
+            def strong_tiles() -> list[Person]:
+                return self._strong(tiled())
             # a tracked person (the pose model still sees them) stays tracked unless the detector says
             # they came so close that the frame cuts them.  A missed detection (the detector favours the
             # person nearest the camera) does not end a good track.
             for b in list(tr.bodies):
                 mine = [p for p in people if _inside(p.hips, b.roi)]
                 if mine and not any(self._fits(p, H) for p in mine):
-                    mine += [p for p in tiled() if _inside(p.hips, b.roi)]
+                    mine += [p for p in strong_tiles() if _inside(p.hips, b.roi)]
                     if not any(self._fits(p, H) for p in mine):
                         log.debug("embedded: a tracked person no longer fits the frame")
                         tr.bodies.remove(b)
@@ -283,37 +318,13 @@ class EmbeddedEngine(PersonEngine):
                 tr.mode = "bust"
                 return
             if len(tr.bodies) < self.settings.max_bodies:
-                # somebody else whose whole body is in the frame (walked in, or was hidden by the first).
-                # Both tiles when the landscape model sees a person outside the regions, or people who
-                # overlapped are to be found again; else on 16:9 one tile per detection, in turn.  One
-                # pose check per detection at most, so a detecting frame stays short
-                extra: list[Person] = []
-                search = tr.search > 0
-                tr.search = max(0, tr.search - 1)
-                if tiles is not None or search or self._someone_else(tr, W):
-                    extra = tiled()
-                elif W >= 1.6 * H:  # 16:9: room for people the letterboxed detection leaves out
-                    tr.scans += 1
-                    extra = self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
-                else:
-                    return
-                # after people overlapped, someone is known to be there: the first person's bar is enough
-                bar = self.settings.min_detection if search else self.settings.more_detection
-                new = [p for p in people + extra if p.score >= bar and self._fits(p, H)
-                       and not any(_followed(p, b) for b in tr.bodies)
-                       and not any(box_iou(_region(p).box(), r) >= 0.5 for r in tr.rejected)]
-                if new:
-                    best = max(new, key=lambda q: q.score)
-                    found = self._confirmed(rgb, [best], 1, tries=1)
-                    if found:
-                        tr.bodies.append(_Body(found[0], trial=self.settings.trial_frames))
-                    else:  # a false hit: not checked again while it stays where it is
-                        tr.rejected = (tr.rejected + [_region(best).box()])[-8:]
+                self._further(rgb, tr, everyone, tiled, tiles is not None)
             return
         bodies = [p for p in people if self._fits(p, H)]
-        if wide and len(bodies) == len(people):
-            # nobody close to the camera: look for everyone on the tiles too
-            bodies += [p for p in self._detect.on_tiles(rgb) if self._fits(p, H)]
+        if wide and (len(bodies) == len(people) or tr.search):
+            # nobody close to the camera, or people just overlapped (the letterboxed frame takes the two
+            # for one person too big to fit): look for everyone on the tiles too
+            bodies += [p for p in self._strong(self._detect.on_tiles(rgb)) if self._fits(p, H)]
         found = self._confirmed(rgb, bodies, self.settings.max_bodies)
         if not found:
             if tr.mode != "bust":
@@ -322,6 +333,59 @@ class EmbeddedEngine(PersonEngine):
             return
         tr.mode, tr.bodies = "body", [_Body(roi) for roi in found]
         log.debug("embedded: body mode, regions %s", [b.roi for b in tr.bodies])
+        if len(found) < self.settings.max_bodies:
+            # somebody the detector barely sees (``faint_detection``) is only looked for once the people
+            # found are followed: soon, and on both tiles
+            tr.look_all, tr.since_detect = True, max(0, self.settings.redetect_every - LOOK_AGAIN)
+
+    def _strong(self, people: list[Person]) -> list[Person]:
+        """The detections that count as a person by the detector's score alone."""
+        return [p for p in people if p.score >= self.settings.min_detection]
+
+    def _further(self, rgb: np.ndarray, tr: _Track, people: list[Person], tiled: Callable[[], list[Person]],
+                 tiles_run: bool) -> None:
+        """Look for somebody else whose whole body is in the frame (walked in, or was hidden by the first).
+
+        Both tiles when the landscape model sees a person outside the regions, people who overlapped are
+        to be found again, or body mode just began; else on 16:9 one tile per detection, in turn, besides
+        the whole frame's detections.  One candidate checked with the pose model per detection at most, so
+        a detecting frame stays short.  A faint one (below the detector's bar) only when the pose model is
+        sure of it: the person the detector barely sees is then found, and a busy background's false hits,
+        which score as low, are not.
+        """
+        s = self.settings
+        H, W = rgb.shape[:2]
+        extra: list[Person] = []
+        search = tr.search > 0
+        tr.search = max(0, tr.search - 1)
+        if tiles_run or search or tr.look_all or self._someone_else(tr, W):
+            tr.look_all = False
+            extra = tiled()
+        elif W >= 1.6 * H:  # 16:9: room for people the letterboxed detection leaves out
+            tr.scans += 1
+            extra = self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
+        # after people overlapped, someone is known to be there: the first person's bar is enough.  Below the
+        # bar (busy backgrounds' false hits live there, and so does a person in dark clothes on one), only
+        # when both pose runs are sure
+        bar = s.min_detection if search else s.more_detection
+        new = [p for p in people + extra if self._fits(p, H)
+               and not any(_followed(p, b) for b in tr.bodies)
+               and not any(abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
+        if not new:
+            return
+        best = max(new, key=lambda q: q.score)
+        found = self._confirmed(rgb, [best], 1, tries=1,
+                                presence=s.min_presence if best.score >= bar else s.sure_presence, others=tr.bodies)
+        log.debug("embedded: somebody else? detection %.2f at (%.0f, %.0f): %s", best.score, *best.hips,
+                  "followed" if found else "no")
+        if found:
+            # while people overlap someone is known to be there: one frame of trial is enough
+            tr.bodies.append(_Body(found[0], trial=min(1, s.trial_frames) if search else s.trial_frames))
+        elif not search:
+            # a false hit (busy backgrounds' come back at the same place): not checked again for a while, so
+            # the next detection checks another.  Not while people overlap: there a detection between two
+            # people is rejected, and the one behind emerges right there
+            tr.rejected = (tr.rejected + [(best.hips, tr.frames + REJECTED_FRAMES)])[-8:]
 
     def _someone_else(self, tr: _Track, width: int) -> bool:
         """Whether the landscape model's last confident blobs hold a person outside the followed regions."""
@@ -335,15 +399,19 @@ class EmbeddedEngine(PersonEngine):
             free[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = False
         return int(np.count_nonzero(free)) >= self.settings.someone_share * h * w
 
-    def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None) -> list[Roi]:
+    def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None,
+                   presence: float | None = None, others: list[_Body] | None = None) -> list[Roi]:
         """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
 
         A busy background gives the detector false hits that can outscore a small real person;
         the pose model's own presence score tells them apart (mostly: people besides the first need a
         higher detector score too).  The same person found on the whole frame and on a tile counts once.
+        ``others``: people followed already (a region between two people gets the nearer one's mask: that
+        is not somebody new).
         """
         found: list[Roi] = []
         tried = 0
+        bar = self.settings.min_presence if presence is None else presence
         for p in sorted(bodies, key=lambda q: -q.score):
             if len(found) >= most or tried >= (self.settings.verify_max + most - 1 if tries is None else tries):
                 break
@@ -355,16 +423,21 @@ class EmbeddedEngine(PersonEngine):
                 continue
             tried += 1
             res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
-            if res.presence < self.settings.min_presence:
+            if res.presence < bar:
+                continue
+            if others and _is_followed(res, roi, others):
                 continue
             # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
             # often passes on the detector's rough region and falls apart there, which left the first frame
             # of a stream without the real person, found one frame later
             settled = self._next_region(res, roi)
-            if settled is not None and settled != roi and \
-                    self._pose.run(crop(rgb, settled, PoseSegmenter.size)).presence < self.settings.min_presence:
-                log.debug("embedded: detection rejected once settled on its mask")
-                continue
+            if settled is not None and settled != roi:
+                again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
+                if again.presence < bar:
+                    log.debug("embedded: detection rejected once settled on its mask")
+                    continue
+                if others and _is_followed(again, settled, others):
+                    continue
             found.append(roi)
         return found
 
@@ -424,7 +497,7 @@ class EmbeddedEngine(PersonEngine):
                     roi = b.roi
                     res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
             if res.presence < s.min_presence:
-                rejected = b.last_centre is None
+                rejected = b.last_centre is None or b.trial > 0  # a false hit's region, or one on trial
                 log.debug("embedded: %s (presence %.2f)", "detection rejected" if rejected else "person lost",
                           res.presence)
                 tr.bodies.remove(b)
@@ -444,14 +517,23 @@ class EmbeddedEngine(PersonEngine):
             shown(b, one, roi)
             ys, xs = np.nonzero(masks[id(b)])
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
+            b.hips, b.torso = _hips(res, roi)
             self._follow(res, roi, b)
         # two regions whose masks ended up on one person (the one behind was hidden): follow it once, the
         # one found first.  Regions of two people passing each other overlap too; their masks do not
         kept: list[_Body] = []
         for b in tr.bodies:
             mine = masks.get(id(b))
-            if mine is None or not any(id(o) in masks and _mask_iou(masks[id(o)], mine) >= s.same_body for o in kept):
+            same = None if mine is None else next(
+                (o for o in kept if id(o) in masks and _mask_iou(masks[id(o)], mine) >= s.same_body), None)
+            if same is None:
                 kept.append(b)
+                b.shown += mine is not None
+            elif min(b.shown, same.shown) >= SETTLED_TRACK:
+                # two people followed apart until now: the one behind is hidden, and back in a moment
+                log.debug("embedded: two people followed as one: looking for the one behind")
+                tr.search = s.search_after_overlap
+                tr.since_detect = min(tr.since_detect, s.search_every - 1)
         tr.bodies = kept
         if prob is None:
             # nobody confirmed left: look again at once for a person lost; after a false hit, at the next
@@ -506,13 +588,36 @@ def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _followed(p: Person, b: _Body) -> bool:
-    """Whether detection ``p`` is the person followed as ``b``.  Their last mask's box says it best: the
-    square region around a person in a wide pose also holds the hips of someone beside them, who was then
-    taken for the same person (after two people crossed, the one behind stayed lost for a second)."""
+    """Whether detection ``p`` is the person followed as ``b``.  Their hips say it best: the square region
+    around a person in a wide pose also holds the hips of someone beside them, and so does the box of
+    their mask (after two people crossed, the one behind was taken for the one in front and stayed lost
+    for half a second).  A detection taken for somebody new by mistake costs a few pose runs: once shown,
+    two masks on one person are merged (``_body``)."""
+    if b.hips is not None:
+        return float(np.hypot(p.hips[0] - b.hips[0], p.hips[1] - b.hips[1])) <= FOLLOWED_HIPS * b.torso
     if b.mask_box is None:
         return _inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
     x0, y0, x1, y1 = b.mask_box
     return x0 <= p.hips[0] <= x1 and y0 <= p.hips[1] <= y1
+
+
+def _is_followed(res: PoseResult, roi: Roi, bodies: list[_Body]) -> bool:
+    """Whether the person the pose model found in ``roi`` is one of ``bodies`` (their hips)."""
+    (hx, hy), _ = _hips(res, roi)
+    return any(b.hips is not None and float(np.hypot(hx - b.hips[0], hy - b.hips[1])) <= FOLLOWED_HIPS * b.torso
+               for b in bodies)
+
+
+def _hips(res: PoseResult, roi: Roi) -> tuple[tuple[float, float], float]:
+    """The hip centre (landmark 33) of the person in ``res``, found in ``roi``, in working-frame pixels,
+    and their torso's length (to the shoulders' centre, landmarks 11 and 12): unlike the region, it does
+    not grow when they spread their arms or legs."""
+    lm = res.landmarks
+    k = roi.side / PoseSegmenter.size
+    hx, hy = float(lm[33, 0]), float(lm[33, 1])
+    sx, sy = float(lm[11, 0] + lm[12, 0]) / 2, float(lm[11, 1] + lm[12, 1]) / 2
+    torso = max(float(np.hypot(sx - hx, sy - hy)) * k, 0.05 * roi.side)
+    return (roi.cx - roi.side / 2 + hx * k, roi.cy - roi.side / 2 + hy * k), torso
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:

@@ -50,7 +50,7 @@ HELD_OUT = frozenset({"footage-edge-cut", "footage-crossing"})
 
 def fetch_footage_media() -> None:
     """Fetch every opencv-doc file these clips need (CI calls this before the tests)."""
-    for name in (*VIDEO_FILES, *PHOTO_FILES, "basketball2.png", "messi5.jpg"):
+    for name in (*VIDEO_FILES, *PHOTO_FILES, "basketball1.png", "basketball2.png", "messi5.jpg"):
         opencv_doc_file(name)
 
 
@@ -223,6 +223,38 @@ def crossing(*, size: tuple[int, int] = (854, 480), static: int = 30, moving: in
                   moving=moving, fps=fps, noise=noise)
 
 
+def crossing_graffiti(*, size: tuple[int, int] = (854, 480), static: int = 30, moving: int = 120, fps: float = 30.0,
+                      noise: float = 2.0) -> Clip:
+    """Two full bodies crossing while the camera pans a graffiti wall; the one in dark clothes is barely
+    seen by the pose detector (scores 0.05-0.3) and not at all by the selfie models."""
+    seconds = 3.5
+
+    def motion(t: float) -> list[Placement]:
+        u = min(1.0, t / seconds)
+        return [Placement(0.80 - 0.60 * u, 0.95, 0.72, 2.0 * _sin(t, 0.8)),
+                Placement(0.22 + 0.55 * u, 0.93, 0.66, -3.0 * _sin(t, 1.0))]
+    return render("footage-crossing-graffiti", "two full bodies (basketball2 in dark clothes, messi5) crossing, "
+                  "camera panning a graffiti wall (graf1)", [fullbody_cutout("catcher"), fullbody_cutout("messi")],
+                  motion, panned_photo("graf1.png", size, lambda t: (0.15 * _sin(t, 4.5), 0.03 * _sin(t, 3.0))),
+                  size=size, static=static, moving=moving, fps=fps, noise=noise)
+
+
+def crossing_small(*, size: tuple[int, int] = (1280, 720), static: int = 30, moving: int = 120, fps: float = 30.0,
+                   noise: float = 2.0) -> Clip:
+    """Two full bodies about half the frame high crossing at 1280x720, over a playing video."""
+    seconds = 4.0
+
+    def motion(t: float) -> list[Placement]:
+        u = min(1.0, t / seconds)
+        return [Placement(0.25 + 0.50 * u, 0.90, 0.50, 0.0),
+                Placement(0.72 - 0.45 * u, 0.92, 0.55, 3.0 * _sin(t, 1.0))]
+    return render("footage-crossing-small", "two full bodies (basketball2, basketball1) half the frame high "
+                  "crossing at 1280x720, over a playing video (tree.avi)",
+                  [fullbody_cutout("catcher"), fullbody_cutout("basketball")], motion,
+                  playing_video("tree.avi", size, lambda t: (0.05 * _sin(t, 5.0), 0.0)), size=size, static=static,
+                  moving=moving, fps=fps, noise=noise)
+
+
 #: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)
 FOOTAGE: dict[str, Callable[..., Clip]] = {
     "footage-video-fast": video_fast,
@@ -230,4 +262,6 @@ FOOTAGE: dict[str, Callable[..., Clip]] = {
     "footage-small-body": small_body,
     "footage-edge-cut": edge_cut,
     "footage-crossing": crossing,
+    "footage-crossing-graffiti": crossing_graffiti,
+    "footage-crossing-small": crossing_small,
 }
