@@ -26,10 +26,11 @@ reads the TFLite files), in bf16 where the CPU has native bf16.
 The pose detector runs on the first frame, whenever the tracked person is lost,
 every ``redetect_every`` frames, and when the covered share of the frame changes
 by half (new people, framing changes), so it costs little per frame on average.
-Once someone is followed, further people are looked for among its faint hits too
-(a person in dark clothes on a busy background scores as low as that background's
-false hits), taken only when the pose model is sure of them; after two people
-overlapped, the one behind is looked for more often until found.
+The detector's faint hits count too (a person in dark clothes on a busy background
+scores as low as that background's false hits), taken only when the pose model is
+sure of them: further people once someone is followed, and the first person when
+the detector is sure of nobody (whole body by the pose model's own landmarks).
+After two people overlapped, the one behind is looked for more often until found.
 No edge, contour or size rule removes anything: a person that touches no frame
 edge stays, and holes are left to the models.
 """
@@ -145,6 +146,9 @@ class EmbeddedSettings:
 
 #: a detection whose hips are within this share of a followed person's torso length from theirs is that person
 FOLLOWED_HIPS = 0.5
+
+#: faint detections checked with the pose model when the detector is sure of nobody
+FAINT_TRIES = 3
 
 #: frames after body mode begins until the detector looks for further people
 LOOK_AGAIN = 3
@@ -321,11 +325,28 @@ class EmbeddedEngine(PersonEngine):
                 self._further(rgb, tr, everyone, tiled, tiles is not None)
             return
         bodies = [p for p in people if self._fits(p, H)]
+        on_tiles: list[Person] = []
         if wide and (len(bodies) == len(people) or tr.search):
             # nobody close to the camera, or people just overlapped (the letterboxed frame takes the two
             # for one person too big to fit): look for everyone on the tiles too
-            bodies += [p for p in self._strong(self._detect.on_tiles(rgb)) if self._fits(p, H)]
+            on_tiles = self._detect.on_tiles(rgb)
+            bodies += [p for p in self._strong(on_tiles) if self._fits(p, H)]
         found = self._confirmed(rgb, bodies, self.settings.max_bodies)
+        if not found and not people:
+            # nobody the detector is sure of: a person in dark clothes on a busy background scores as low
+            # as that background's false hits.  The faintest are taken when the pose model is sure of them
+            # and its own landmarks put their whole body in the frame (the detector's guess of a faint
+            # hit's size is poor, and a bust must stay in bust mode)
+            if not on_tiles and W > H:  # a frame of any width: the tiles give a small person more pixels
+                on_tiles = self._detect.on_tiles(rgb)
+            faint = [p for p in everyone + on_tiles if self._fits(p, H)]
+            if faint:
+                # a few of them (a false hit often lies on the person, with a box that misses them); nothing
+                # remembered: the person may stand where a false hit was
+                found = self._confirmed(rgb, faint, 1, tries=FAINT_TRIES, presence=self.settings.sure_presence,
+                                        whole=True)
+                log.debug("embedded: nobody sure; %d faint detections: %s", len(faint),
+                          "a whole body" if found else "nobody")
         if not found:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
@@ -400,14 +421,14 @@ class EmbeddedEngine(PersonEngine):
         return int(np.count_nonzero(free)) >= self.settings.someone_share * h * w
 
     def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None,
-                   presence: float | None = None, others: list[_Body] | None = None) -> list[Roi]:
+                   presence: float | None = None, others: list[_Body] | None = None, whole: bool = False) -> list[Roi]:
         """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
 
         A busy background gives the detector false hits that can outscore a small real person;
         the pose model's own presence score tells them apart (mostly: people besides the first need a
         higher detector score too).  The same person found on the whole frame and on a tile counts once.
         ``others``: people followed already (a region between two people gets the nearer one's mask: that
-        is not somebody new).
+        is not somebody new).  ``whole``: the pose model's landmarks must also put the whole body in the frame.
         """
         found: list[Roi] = []
         tried = 0
@@ -426,6 +447,8 @@ class EmbeddedEngine(PersonEngine):
             if res.presence < bar:
                 continue
             if others and _is_followed(res, roi, others):
+                continue
+            if whole and not _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
                 continue
             # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
             # often passes on the detector's rough region and falls apart there, which left the first frame
@@ -599,6 +622,16 @@ def _followed(p: Person, b: _Body) -> bool:
         return _inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
     x0, y0, x1, y1 = b.mask_box
     return x0 <= p.hips[0] <= x1 and y0 <= p.hips[1] <= y1
+
+
+def _whole_body(res: PoseResult, roi: Roi, height: int, slack: float) -> bool:
+    """Whether the body circle of the pose model's landmarks (hips 33, circle 34) fits the frame's height,
+    by the rule the detector's circle is held to (``EmbeddedEngine._fits``)."""
+    lm = res.landmarks
+    k = roi.side / PoseSegmenter.size
+    hy = roi.cy - roi.side / 2 + float(lm[33, 1]) * k
+    r = float(np.hypot(lm[34, 0] - lm[33, 0], lm[34, 1] - lm[33, 1])) * k
+    return hy + 0.8 * r <= height * (1.0 + slack)
 
 
 def _is_followed(res: PoseResult, roi: Roi, bodies: list[_Body]) -> bool:

@@ -255,6 +255,18 @@ def crossing_small(*, size: tuple[int, int] = (1280, 720), static: int = 30, mov
                   moving=moving, fps=fps, noise=noise)
 
 
+def dark_graffiti(*, size: tuple[int, int] = (640, 480), static: int = 30, moving: int = 120, fps: float = 30.0,
+                  noise: float = 2.0) -> Clip:
+    """One full body in dark clothes swaying across a panned graffiti wall: the pose detector scores him
+    no higher than the wall's false hits, and the selfie models barely see him."""
+    def motion(t: float) -> list[Placement]:
+        return [Placement(0.5 + 0.25 * _sin(t, 3.0), 0.95, 0.72, 3.0 * _sin(t, 1.0))]
+    return render("footage-dark-graffiti", "full body in dark clothes (basketball2) swaying across, camera "
+                  "panning a graffiti wall (graf1)", [fullbody_cutout("catcher")], motion,
+                  panned_photo("graf1.png", size, lambda t: (0.15 * _sin(t, 4.5), 0.03 * _sin(t, 3.0))),
+                  size=size, static=static, moving=moving, fps=fps, noise=noise)
+
+
 #: registered into ``clips.CLIPS`` (clip name -> builder, keyword arguments only)
 FOOTAGE: dict[str, Callable[..., Clip]] = {
     "footage-video-fast": video_fast,
@@ -264,4 +276,5 @@ FOOTAGE: dict[str, Callable[..., Clip]] = {
     "footage-crossing": crossing,
     "footage-crossing-graffiti": crossing_graffiti,
     "footage-crossing-small": crossing_small,
+    "footage-dark-graffiti": dark_graffiti,
 }
