@@ -352,6 +352,15 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
             tr.mode, tr.bodies = "bust", []
             return
+        if len(found) < self.settings.max_bodies and on_tiles:
+            # somebody the detector barely sees beside them (tiles already run): found now, not a few
+            # frames into the stream, so a still picture does not change when they appear
+            faint = [p for p in everyone + on_tiles if p.score < self.settings.min_detection and self._fits(p, H)
+                     and not any(_inside(p.hips, r) for r in found)]
+            more = self._confirmed(rgb, faint, 1, tries=1, presence=self.settings.sure_presence, whole=True)
+            if more and not any(box_iou(more[0].box(), r.box()) >= self.settings.same_body for r in found):
+                log.debug("embedded: a faint detection beside them is somebody too")
+                found += more
         tr.mode, tr.bodies = "body", [_Body(roi) for roi in found]
         log.debug("embedded: body mode, regions %s", [b.roi for b in tr.bodies])
         if len(found) < self.settings.max_bodies:
