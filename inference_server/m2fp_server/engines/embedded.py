@@ -232,7 +232,6 @@ class EmbeddedEngine(PersonEngine):
             return person_output(self._single(rgb, out), PERSON_CLASSES)
         tr.since_detect += 1
         tr.frames += 1
-        tr.rejected = [r for r in tr.rejected if r[1] > tr.frames]
         if (tr.mode == "body" and not tr.bodies) or \
                 tr.since_detect >= (s.search_every if tr.search else s.redetect_every):
             self._redetect(rgb, tr)
@@ -398,6 +397,7 @@ class EmbeddedEngine(PersonEngine):
         # bar (busy backgrounds' false hits live there, and so does a person in dark clothes on one), only
         # when both pose runs are sure
         bar = s.min_detection if search else s.more_detection
+        tr.rejected = [r for r in tr.rejected if r[1] > tr.frames]
         new = [p for p in people + extra if self._fits(p, H)
                and not any(_followed(p, b) for b in tr.bodies)
                and not any(abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
@@ -626,40 +626,51 @@ def _followed(p: Person, b: _Body) -> bool:
     for half a second).  A detection taken for somebody new by mistake costs a few pose runs: once shown,
     two masks on one person are merged (``_body``)."""
     if b.hips is not None:
-        return float(np.hypot(p.hips[0] - b.hips[0], p.hips[1] - b.hips[1])) <= FOLLOWED_HIPS * b.torso
+        return _near_hips(p.hips, b)
     if b.mask_box is None:
         return _inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
     x0, y0, x1, y1 = b.mask_box
     return x0 <= p.hips[0] <= x1 and y0 <= p.hips[1] <= y1
 
 
+def _near_hips(pt: tuple[float, float], b: _Body) -> bool:
+    """Whether a point said to be someone's hips is followed person ``b``'s (``b.hips`` known)."""
+    assert b.hips is not None
+    return float(np.hypot(pt[0] - b.hips[0], pt[1] - b.hips[1])) <= FOLLOWED_HIPS * b.torso
+
+
 def _whole_body(res: PoseResult, roi: Roi, height: int, slack: float) -> bool:
     """Whether the body circle of the pose model's landmarks (hips 33, circle 34) fits the frame's height,
     by the rule the detector's circle is held to (``EmbeddedEngine._fits``)."""
+    (_, hy), k = _hips_at(res, roi)
     lm = res.landmarks
-    k = roi.side / PoseSegmenter.size
-    hy = roi.cy - roi.side / 2 + float(lm[33, 1]) * k
     r = float(np.hypot(lm[34, 0] - lm[33, 0], lm[34, 1] - lm[33, 1])) * k
     return hy + 0.8 * r <= height * (1.0 + slack)
 
 
 def _is_followed(res: PoseResult, roi: Roi, bodies: list[_Body]) -> bool:
     """Whether the person the pose model found in ``roi`` is one of ``bodies`` (their hips)."""
-    (hx, hy), _ = _hips(res, roi)
-    return any(b.hips is not None and float(np.hypot(hx - b.hips[0], hy - b.hips[1])) <= FOLLOWED_HIPS * b.torso
-               for b in bodies)
+    hips, _ = _hips_at(res, roi)
+    return any(b.hips is not None and _near_hips(hips, b) for b in bodies)
+
+
+def _hips_at(res: PoseResult, roi: Roi) -> tuple[tuple[float, float], float]:
+    """The hip centre (landmark 33) of the person in ``res``, found in ``roi``, in working-frame pixels,
+    and the scale from the crop's pixels to the frame's."""
+    k = roi.side / PoseSegmenter.size
+    hx, hy = float(res.landmarks[33, 0]), float(res.landmarks[33, 1])
+    return (roi.cx - roi.side / 2 + hx * k, roi.cy - roi.side / 2 + hy * k), k
 
 
 def _hips(res: PoseResult, roi: Roi) -> tuple[tuple[float, float], float]:
-    """The hip centre (landmark 33) of the person in ``res``, found in ``roi``, in working-frame pixels,
-    and their torso's length (to the shoulders' centre, landmarks 11 and 12): unlike the region, it does
-    not grow when they spread their arms or legs."""
+    """The hip centre of the person in ``res`` (``_hips_at``) and their torso's length (to the shoulders'
+    centre, landmarks 11 and 12): unlike the region, it does not grow when they spread their arms or legs."""
+    hips, k = _hips_at(res, roi)
     lm = res.landmarks
-    k = roi.side / PoseSegmenter.size
     hx, hy = float(lm[33, 0]), float(lm[33, 1])
     sx, sy = float(lm[11, 0] + lm[12, 0]) / 2, float(lm[11, 1] + lm[12, 1]) / 2
     torso = max(float(np.hypot(sx - hx, sy - hy)) * k, 0.05 * roi.side)
-    return (roi.cx - roi.side / 2 + hx * k, roi.cy - roi.side / 2 + hy * k), torso
+    return hips, torso
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:
