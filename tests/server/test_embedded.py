@@ -255,6 +255,23 @@ def test_people_who_crossed_are_followed_again_in_a_720p_frame() -> None:
     assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.3
 
 
+@pytest.mark.parametrize("name, floor", [("footage-crossing", 0.90), ("footage-crossing-small", 0.85)])
+def test_the_one_behind_is_shown_while_two_people_overlap(name: str, floor: float) -> None:
+    """From the first frame two people touch until 10 frames after they part.  Each person's pose run
+    sees the others' last masks painted grey (the pose model finds the most prominent person in a region:
+    cut around the one behind, it found the one in front), and the path of a person gone behind someone
+    is looked along.  Before: 0.879 and 0.782 on these frames, the one behind missing for up to 20."""
+    clip = _clip(name, static=30, moving=120)
+    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
+    together = parts.index(1)
+    apart = together + parts[together:].index(2)
+    eng = EmbeddedEngine(alternate_ms=0)  # every person's pose run every frame, whatever this host's speed
+    ours = offline_alphas(eng, clip)
+    eng.close()
+    window = [iou(ours[i], clip.truth[i]) for i in range(together, apart + 10)]
+    assert np.mean(window) >= floor, (together, apart, np.round(window, 2))
+
+
 def test_a_false_hit_lost_on_trial_leaves_the_person_followed(engine) -> None:  # type: ignore[no-untyped-def]
     """The street of ``footage-small-body`` gives the detector faint hits; one passes the pose model's
     checks and is followed on trial, then vanishes.  That is a false hit gone, not a person hidden behind

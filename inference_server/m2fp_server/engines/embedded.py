@@ -72,6 +72,25 @@ class _Body:
     hips: tuple[float, float] | None = None  # their hip centre by the pose model, working-frame pixels...
     torso: float = 0.0  # ...and the distance from it to their shoulders' centre
     shown: int = 0  # frames their mask was shown
+    # their region and speed at the last frame (``free_frame``) their mask touched nobody else's: where
+    # they were heading before someone passed in front of them
+    free: tuple[Roi, tuple[float, float]] | None = None
+    free_frame: int = 0
+    behind: _Hidden | None = None  # the path they were found on again (looked for again if this track merges)
+
+
+@dataclass
+class _Hidden:
+    """A person last seen going behind someone: looked for where their path leads until ``until``."""
+
+    roi: Roi
+    velocity: tuple[float, float]
+    frame: int  # the frame ``roi`` was theirs
+    until: int
+
+    def at(self, frame: int) -> Roi:
+        n = frame - self.frame
+        return Roi(self.roi.cx + self.velocity[0] * n, self.roi.cy + self.velocity[1] * n, self.roi.side)
 
 
 @dataclass
@@ -88,6 +107,7 @@ class _Track:
     # until which a hit there is not checked again
     rejected: list[tuple[tuple[float, float], int]] = field(default_factory=list)
     frames: int = 0  # frames seen
+    hidden: list[_Hidden] = field(default_factory=list)  # people gone behind someone, not found again yet
     cover: float = 0.0  # share of the frame covered by people at the last detection
     frame_size: tuple[int, int] = (0, 0)
     hold: StillHold | None = None  # each pixel's last answer while its picture does not change
@@ -160,6 +180,14 @@ REJECTED_PLACE = 0.04
 
 #: frames a person's mask was shown before their track merging into another's means they are hidden
 SETTLED_TRACK = 5
+
+#: frames a person gone behind someone is looked for along their path, every ``HIDDEN_EVERY`` body-mode frames
+#: (one pose run): the detector often sees the pair as one person until they are well apart
+HIDDEN_FRAMES = 45
+HIDDEN_EVERY = 2
+
+#: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
+PAINT = 128
 
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
@@ -404,7 +432,7 @@ class EmbeddedEngine(PersonEngine):
         if not new:
             return
         best = max(new, key=lambda q: q.score)
-        found = self._confirmed(rgb, [best], 1, tries=1,
+        found = self._confirmed(self._painted(rgb, tr.bodies), [best], 1, tries=1,
                                 presence=s.min_presence if best.score >= bar else s.sure_presence, others=tr.bodies)
         log.debug("embedded: somebody else? detection %.2f at (%.0f, %.0f): %s", best.score, *best.hips,
                   "followed" if found else "no")
@@ -452,26 +480,31 @@ class EmbeddedEngine(PersonEngine):
             if any(_inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
                 continue
             tried += 1
-            res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
-            if res.presence < bar:
-                continue
-            if others and _is_followed(res, roi, others):
-                continue
-            if whole and not _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
-                continue
-            # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
-            # often passes on the detector's rough region and falls apart there, which left the first frame
-            # of a stream without the real person, found one frame later
-            settled = self._next_region(res, roi)
-            if settled is not None and settled != roi:
-                again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
-                if again.presence < bar:
-                    log.debug("embedded: detection rejected once settled on its mask")
-                    continue
-                if others and _is_followed(again, settled, others):
-                    continue
-            found.append(roi)
+            if self._somebody(rgb, roi, bar, others, whole):
+                found.append(roi)
         return found
+
+    def _somebody(self, rgb: np.ndarray, roi: Roi, bar: float, others: list[_Body] | None, whole: bool) -> bool:
+        """Whether the pose model finds somebody new in ``roi`` (``_confirmed``'s rules)."""
+        res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+        if res.presence < bar:
+            return False
+        if others and _is_followed(res, roi, others):
+            return False
+        if whole and not _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
+            return False
+        # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
+        # often passes on the detector's rough region and falls apart there, which left the first frame
+        # of a stream without the real person, found one frame later
+        settled = self._next_region(res, roi)
+        if settled is not None and settled != roi:
+            again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
+            if again.presence < bar:
+                log.debug("embedded: detection rejected once settled on its mask")
+                return False
+            if others and _is_followed(again, settled, others):
+                return False
+        return True
 
     def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
         """The region the person in ``res`` (found in ``roi``) fills, by the ``steer`` rule."""
@@ -517,8 +550,9 @@ class EmbeddedEngine(PersonEngine):
                     b.last_centre = (b.last_centre[0] + b.velocity[0], b.last_centre[1] + b.velocity[1])
                 shown(b, one, roi)
                 continue
+            seen = self._painted(rgb, [o for o in tr.bodies if o is not b], roi, b)
             t0 = time.perf_counter()
-            res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+            res = self._pose.run(crop(seen, roi, PoseSegmenter.size))
             took = (time.perf_counter() - t0) * 1e3
             self._pose_ms = took if self._pose_ms == 0.0 else 0.9 * self._pose_ms + 0.1 * took
             if b.last_centre is None and res.presence >= s.min_presence:
@@ -527,16 +561,18 @@ class EmbeddedEngine(PersonEngine):
                 self._follow(res, roi, b)
                 if b.roi != roi:
                     roi = b.roi
-                    res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
+                    res = self._pose.run(crop(seen, roi, PoseSegmenter.size))
             if res.presence < s.min_presence:
                 rejected = b.last_centre is None or b.trial > 0  # a false hit's region, or one on trial
                 log.debug("embedded: %s (presence %.2f)", "detection rejected" if rejected else "person lost",
                           res.presence)
                 tr.bodies.remove(b)
-                if not rejected and any(box_iou(b.roi.box(), o.roi.box()) > 0 for o in tr.bodies):
+                front = next((o for o in tr.bodies if box_iou(b.roi.box(), o.roi.box()) > 0), None)
+                if not rejected and front is not None:
                     # lost behind someone else: the region left would hold two people and show only
                     # one; the landscape model sees both until the next detection separates them
                     log.debug("embedded: people overlap: bust mode until the next detection")
+                    self._went_behind(tr, b, front)
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
                     return self._bust(rgb, out, tr)
@@ -561,12 +597,21 @@ class EmbeddedEngine(PersonEngine):
             if same is None:
                 kept.append(b)
                 b.shown += mine is not None
+            elif b.behind is not None and b.behind.until > tr.frames:
+                tr.hidden.append(b.behind)  # found on their path too soon: the one in front again
             elif min(b.shown, same.shown) >= SETTLED_TRACK:
                 # two people followed apart until now: the one behind is hidden, and back in a moment
                 log.debug("embedded: two people followed as one: looking for the one behind")
                 tr.search = s.search_after_overlap
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
+                self._went_behind(tr, b, same)
         tr.bodies = kept
+        for b in kept:  # where each person heads while nobody is in front of them
+            if b.mask_box is not None and id(b) in masks and not any(
+                    o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0 for o in kept):
+                b.free, b.free_frame = (b.roi, b.velocity), tr.frames + 1  # ``roi``: next frame's region
+        if prob is not None and tr.hidden:
+            self._look_behind(rgb, tr)
         if prob is None:
             # nobody confirmed left: look again at once for a person lost; after a false hit, at the next
             # regular detection (it would be found, and rejected, again).  The landscape model meanwhile.
@@ -582,6 +627,66 @@ class EmbeddedEngine(PersonEngine):
                 tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean), 0
             prob = np.where(inside, prob, np.maximum(prob, tr.outside))
         return prob
+
+    def _painted(self, rgb: np.ndarray, others: list[_Body], roi: Roi | None = None,
+                 me: _Body | None = None) -> np.ndarray:
+        """The frame with the people followed in ``others`` painted grey (their last masks, where they
+        meet ``roi``; not the pixels ``me``'s own last mask holds).
+
+        The pose model finds one person per region, the most prominent: cut around someone partly behind
+        another, it finds the one in front, and the one behind stays lost until they are well apart.
+        """
+        H, W = rgb.shape[:2]
+        box = None if roi is None else roi.box()
+        hide: np.ndarray | None = None
+        for o in others:
+            if o.last_one is None or o.mask_box is None:
+                continue
+            if box is not None and box_iou(box, o.mask_box) <= 0:
+                continue
+            m = o.last_one >= 0.5
+            hide = m if hide is None else (hide | m)
+        if hide is None:
+            return rgb
+        if me is not None and me.last_one is not None and me.last_one.shape == hide.shape:
+            hide = hide & (me.last_one < 0.5)
+        if hide.shape != (H, W):
+            hide = cv2.resize(hide.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST).astype(bool)
+        out = rgb.copy()
+        out[hide] = PAINT
+        return out
+
+    def _went_behind(self, tr: _Track, gone: _Body, front: _Body) -> None:
+        """Remember where the two people of a track just dropped and the one kept were heading.
+
+        Which of them is the one still followed is not known: the region of the one behind is pulled onto
+        the one in front, and as they pass each other the one kept may go on with either.  Both paths are
+        looked along; the followed person's is rejected there as someone followed.
+        """
+        now = tr.frames
+        paths = [_Hidden(x.free[0], x.free[1], x.free_frame, now + HIDDEN_FRAMES)
+                 for x in (gone, front) if x.free is not None]
+        tr.hidden = (tr.hidden + paths)[-4:]
+
+    def _look_behind(self, rgb: np.ndarray, tr: _Track) -> None:
+        """Look for a person gone behind someone where their path leads (one pose run, every other frame).
+
+        The detector sees two people who just parted as one for a while, or its hit for the one behind
+        has the hips of the one in front; their own path finds them as soon as the pose model can.
+        """
+        H, W = rgb.shape[:2]
+        tr.hidden = [h for h in tr.hidden if h.until > tr.frames]
+        if not tr.hidden or len(tr.bodies) >= self.settings.max_bodies or tr.frames % HIDDEN_EVERY:
+            return
+        h = tr.hidden[(tr.frames // HIDDEN_EVERY) % len(tr.hidden)]  # each path in turn
+        roi = h.at(tr.frames)
+        if not (0 <= roi.cx < W and 0 <= roi.cy < H):
+            tr.hidden.remove(h)  # their path left the frame
+            return
+        if self._somebody(self._painted(rgb, tr.bodies), roi, self.settings.min_presence, tr.bodies, whole=False):
+            log.debug("embedded: the person gone behind someone found again at (%.0f, %.0f)", roi.cx, roi.cy)
+            tr.hidden.remove(h)
+            tr.bodies.append(_Body(roi, trial=min(1, self.settings.trial_frames), behind=h))
 
     def _follow(self, res: PoseResult, roi: Roi, b: _Body) -> None:
         """Next frame's region from this frame's result, moved on by the person's velocity."""
