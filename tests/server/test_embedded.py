@@ -19,6 +19,8 @@ from m2fp_server.engines import registry
 from m2fp_server.engines.embedded import EmbeddedEngine
 from m2fp_server.evaluation.clips import CLIPS, get_clip
 from m2fp_server.evaluation.evaluate import Variant, live_run, offline_alphas
+from m2fp_server.evaluation.footage import panned_photo, render
+from m2fp_server.evaluation.framings import fullbody_cutout
 from m2fp_server.evaluation.groundtruth import Placement, compose, place
 from m2fp_server.evaluation.metrics import flicker, iou, mean_iou
 
@@ -270,6 +272,23 @@ def test_the_one_behind_is_shown_while_two_people_overlap(name: str, floor: floa
     eng.close()
     window = [iou(ours[i], clip.truth[i]) for i in range(together, apart + 10)]
     assert np.mean(window) >= floor, (together, apart, np.round(window, 2))
+
+
+def test_a_whole_body_in_a_wide_pose_is_followed_alone(engine) -> None:  # type: ignore[no-untyped-def]
+    """Messi mid-kick, alone on a street: the detector's rough body circle for the spread arms and legs
+    ends just beyond the frame's bottom, which made him a person cut by the frame (bust mode: 0.875).
+    Such a near miss asks the tiles, whose circle fits, and the pose model's landmarks agree."""
+    try:
+        clip = render("kick", "Messi mid-kick, still, on a street photo", [fullbody_cutout("messi")],
+                      lambda t: [Placement(0.5, 0.95, 0.75, 0.0)],
+                      panned_photo("leuvenB.jpg", (640, 480), lambda t: (0.0, 0.0)),
+                      size=(640, 480), static=4, moving=2, fps=30.0)
+    except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    ours = offline_alphas(engine, clip)
+    assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.92
 
 
 def test_a_false_hit_lost_on_trial_leaves_the_person_followed(engine) -> None:  # type: ignore[no-untyped-def]

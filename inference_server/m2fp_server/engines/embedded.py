@@ -186,6 +186,10 @@ SETTLED_TRACK = 5
 HIDDEN_FRAMES = 45
 HIDDEN_EVERY = 2
 
+#: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
+#: body in a wide pose (a bust's ends 3 or more below in every clip here; a kicking whole body's, 0.8)
+NEARLY_FITS = 2.0
+
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
 PAINT = 128
 
@@ -359,6 +363,17 @@ class EmbeddedEngine(PersonEngine):
             on_tiles = self._detect.on_tiles(rgb)
             bodies += [p for p in self._strong(on_tiles) if self._fits(p, H)]
         found = self._confirmed(rgb, bodies, self.settings.max_bodies)
+        if not found and wide and not on_tiles and any(self._fits(p, H, NEARLY_FITS) for p in people):
+            # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a wide
+            # pose (arms and legs spread) makes that circle too big.  The tiles measure better; the pose
+            # model's own landmarks must then put the whole body in the frame.  A bust's circle reaches far
+            # beyond (no tiles for it: its detections stay as short as before)
+            on_tiles = self._detect.on_tiles(rgb)
+            whole = [p for p in self._strong(on_tiles) if self._fits(p, H)
+                     and 0 <= p.hips[0] < W and 0 <= p.hips[1] < H]  # a tile's stray hit can lie beyond it
+            found = self._confirmed(rgb, whole, self.settings.max_bodies, whole=True)
+            if found:
+                log.debug("embedded: the tiles find %d whole bodies the whole frame took for cut", len(found))
         if not found and not people:
             # nobody the detector is sure of: a person in dark clothes on a busy background scores as low
             # as that background's false hits.  The faintest are taken when the pose model is sure of them
@@ -512,8 +527,9 @@ class EmbeddedEngine(PersonEngine):
         return _region_from_landmarks(res.landmarks, roi, s.landmark_scale) if s.steer == "landmarks" \
             else _region_from_mask(res.mask, roi, s.margin)
 
-    def _fits(self, p: Person, H: int) -> bool:
-        return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + self.settings.fits_slack)
+    def _fits(self, p: Person, H: int, slack: float = 1.0) -> bool:
+        """Whether detection ``p``'s body circle ends within the frame's bottom (+ ``slack`` x fits_slack)."""
+        return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + slack * self.settings.fits_slack)
 
     def _body(self, rgb: np.ndarray, small: np.ndarray, tr: _Track) -> np.ndarray:
         """``rgb``: the working frame (regions are cut from it); ``small``: the same at output size."""
