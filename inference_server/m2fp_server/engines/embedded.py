@@ -189,6 +189,7 @@ HIDDEN_EVERY = 2
 #: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
 #: body in a wide pose (a bust's ends 3 or more below in every clip here; a kicking whole body's, 0.8)
 NEARLY_FITS = 2.0
+BESIDE_BUST = True
 
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
 PAINT = 128
@@ -363,12 +364,19 @@ class EmbeddedEngine(PersonEngine):
             on_tiles = self._detect.on_tiles(rgb)
             bodies += [p for p in self._strong(on_tiles) if self._fits(p, H)]
         found = self._confirmed(rgb, bodies, self.settings.max_bodies)
-        if not found and wide and not on_tiles and any(self._fits(p, H, NEARLY_FITS) for p in people):
-            # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a wide
-            # pose (arms and legs spread) makes that circle too big.  The tiles measure better; the pose
-            # model's own landmarks must then put the whole body in the frame.  A bust's circle reaches far
-            # beyond (no tiles for it: its detections stay as short as before)
-            on_tiles = self._detect.on_tiles(rgb)
+        if not found and wide and not on_tiles and people:
+            if any(self._fits(p, H, NEARLY_FITS) for p in people):
+                # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a
+                # wide pose (arms and legs spread) makes that circle too big.  The tiles measure better; the
+                # pose model's own landmarks must then put the whole body in the frame
+                on_tiles = self._detect.on_tiles(rgb)
+            elif BESIDE_BUST:
+                # a bust; beside them the letterboxed frame reports nobody further back (the detector favours
+                # the person nearest the camera).  One tile per detection, in turn, keeps bust frames short;
+                # both on a stream's first frame, so a still picture does not change when they are found
+                tr.scans += 1
+                on_tiles = self._detect.on_tiles(rgb) if tr.frames <= 1 else \
+                    self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
             whole = [p for p in self._strong(on_tiles) if self._fits(p, H)
                      and 0 <= p.hips[0] < W and 0 <= p.hips[1] < H]  # a tile's stray hit can lie beyond it
             found = self._confirmed(rgb, whole, self.settings.max_bodies, whole=True)
