@@ -76,7 +76,9 @@ class _Body:
     # they were heading before someone passed in front of them
     free: tuple[Roi, tuple[float, float]] | None = None
     free_frame: int = 0
-    behind: _Hidden | None = None  # the path they were found on again (looked for again if this track merges)
+    # found again along one path of a person gone behind someone: the event's other paths, looked along
+    # again if this track merges into another (the path led to the one in front)
+    behind: list[_Hidden] = field(default_factory=list)
 
 
 @dataclass
@@ -621,8 +623,8 @@ class EmbeddedEngine(PersonEngine):
             if same is None:
                 kept.append(b)
                 b.shown += mine is not None
-            elif b.behind is not None and b.behind.until > tr.frames:
-                tr.hidden.append(b.behind)  # found on their path too soon: the one in front again
+            elif b.behind and b.behind[0].until > tr.frames:
+                tr.hidden += b.behind  # found on a path that led to the one in front: look along the others
             elif min(b.shown, same.shown) >= SETTLED_TRACK:
                 # two people followed apart until now: the one behind is hidden, and back in a moment
                 log.debug("embedded: two people followed as one: looking for the one behind")
@@ -699,18 +701,22 @@ class EmbeddedEngine(PersonEngine):
         has the hips of the one in front; their own path finds them as soon as the pose model can.
         """
         H, W = rgb.shape[:2]
+        s = self.settings
         tr.hidden = [h for h in tr.hidden if h.until > tr.frames]
-        if not tr.hidden or len(tr.bodies) >= self.settings.max_bodies or tr.frames % HIDDEN_EVERY:
+        if not tr.hidden or len(tr.bodies) >= s.max_bodies or tr.frames % HIDDEN_EVERY:
             return
+        if 0 < s.alternate_ms < self._pose_ms * (len(tr.bodies) + 1):
+            return  # no time for one more pose run in this frame on this host (``alternate_ms``)
         h = tr.hidden[(tr.frames // HIDDEN_EVERY) % len(tr.hidden)]  # each path in turn
         roi = h.at(tr.frames)
         if not (0 <= roi.cx < W and 0 <= roi.cy < H):
             tr.hidden.remove(h)  # their path left the frame
             return
-        if self._somebody(self._painted(rgb, tr.bodies), roi, self.settings.min_presence, tr.bodies, whole=False):
+        if self._somebody(self._painted(rgb, tr.bodies), roi, s.min_presence, tr.bodies, whole=False):
             log.debug("embedded: the person gone behind someone found again at (%.0f, %.0f)", roi.cx, roi.cy)
-            tr.hidden.remove(h)
-            tr.bodies.append(_Body(roi, trial=min(1, self.settings.trial_frames), behind=h))
+            others = [x for x in tr.hidden if x.until == h.until and x is not h]  # the same people's paths
+            tr.hidden = [x for x in tr.hidden if x.until != h.until]
+            tr.bodies.append(_Body(roi, trial=min(1, s.trial_frames), behind=others))
 
     def _follow(self, res: PoseResult, roi: Roi, b: _Body) -> None:
         """Next frame's region from this frame's result, moved on by the person's velocity."""
