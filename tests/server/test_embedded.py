@@ -262,7 +262,7 @@ def test_the_one_behind_is_shown_while_two_people_overlap(name: str, floor: floa
     """From the first frame two people touch until 10 frames after they part.  Each person's pose run
     sees the others' last masks painted grey (the pose model finds the most prominent person in a region:
     cut around the one behind, it found the one in front), and the path of a person gone behind someone
-    is looked along.  Before: 0.879 and 0.782 on these frames, the one behind missing for up to 20."""
+    is looked along.  Before, the one behind was missing for up to 20 of these frames."""
     clip = _clip(name, static=30, moving=120)
     parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
     together = parts.index(1)
@@ -276,7 +276,7 @@ def test_the_one_behind_is_shown_while_two_people_overlap(name: str, floor: floa
 
 def test_a_whole_body_in_a_wide_pose_is_followed_alone(engine) -> None:  # type: ignore[no-untyped-def]
     """Messi mid-kick, alone on a street: the detector's rough body circle for the spread arms and legs
-    ends just beyond the frame's bottom, which made him a person cut by the frame (bust mode: 0.875).
+    ends just beyond the frame's bottom, which made him a person cut by the frame (bust mode).
     Such a near miss asks the tiles, whose circle fits, and the pose model's landmarks agree."""
     try:
         clip = render("kick", "Messi mid-kick, still, on a street photo", [fullbody_cutout("messi")],
@@ -294,7 +294,7 @@ def test_a_whole_body_in_a_wide_pose_is_followed_alone(engine) -> None:  # type:
 def test_a_whole_body_beside_a_bust_is_followed_from_the_first_frame(engine) -> None:  # type: ignore[no-untyped-def]
     """A bust near the camera and a whole body further back, on a street: the letterboxed frame reports
     only the bust (the detector favours the person nearest the camera), and the selfie models of bust
-    mode barely see the man in dark clothes (none of him before).  Bust-mode detections look at one tile
+    mode barely see the man in dark clothes (none of him was shown before).  Bust-mode detections look at one tile
     in turn (both on a stream's first frame): he is followed, the bust shown by the landscape model."""
     try:
         clip = render("bust-and-body", "a bust and a whole body further back, on a street photo",

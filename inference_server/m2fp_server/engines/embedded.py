@@ -189,9 +189,8 @@ HIDDEN_FRAMES = 45
 HIDDEN_EVERY = 2
 
 #: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
-#: body in a wide pose (a bust's ends 3 or more below in every clip here; a kicking whole body's, 0.8)
+#: body in a wide pose; a bust's ends far beyond (docs/engines.md: "a whole body beside a bust or in a wide pose")
 NEARLY_FITS = 2.0
-BESIDE_BUST = True
 
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
 PAINT = 128
@@ -372,7 +371,7 @@ class EmbeddedEngine(PersonEngine):
                 # wide pose (arms and legs spread) makes that circle too big.  The tiles measure better; the
                 # pose model's own landmarks must then put the whole body in the frame
                 on_tiles = self._detect.on_tiles(rgb)
-            elif BESIDE_BUST:
+            else:
                 # a bust; beside them the letterboxed frame reports nobody further back (the detector favours
                 # the person nearest the camera).  One tile per detection, in turn, keeps bust frames short;
                 # both on a stream's first frame, so a still picture does not change when they are found
