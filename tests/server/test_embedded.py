@@ -36,6 +36,18 @@ def _clip(name: str, **kw):  # type: ignore[no-untyped-def]
         pytest.skip(str(exc))
 
 
+def _street_still(cutouts, places: list[Placement], size: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """People standing still on the (still) street photo ``leuvenB.jpg``: six frames."""
+    try:
+        return render("street-still", "people standing still on a street photo", cutouts, lambda t: places,
+                      panned_photo("leuvenB.jpg", size, lambda t: (0.0, 0.0)), size=size, static=4, moving=2,
+                      fps=30.0)
+    except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+
+
 @pytest.fixture(scope="module")
 def engine():  # type: ignore[no-untyped-def]
     eng = EmbeddedEngine()
@@ -241,17 +253,24 @@ def test_a_lone_person_the_detector_barely_sees_is_found_on_the_first_frame(engi
     assert flicker(ours, clip.static_frames) <= 0.01
 
 
+def _crossed(name: str):  # type: ignore[no-untyped-def]
+    """A crossing clip, the engine's masks with every person's pose run every frame (whatever this host's
+    speed), the first frame the truth's two people touch and the first after that they are apart."""
+    clip = _clip(name, static=30, moving=120)
+    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
+    together = parts.index(1)
+    apart = together + parts[together:].index(2)
+    eng = EmbeddedEngine(alternate_ms=0)
+    ours = offline_alphas(eng, clip)
+    eng.close()
+    return clip, ours, together, apart
+
+
 def test_people_who_crossed_are_followed_again_in_a_720p_frame() -> None:
     """Two people half the frame high cross at 1280x720.  Their two tracks merge while one hides behind
     the other: that starts the search for the one behind, and once they part both are followed again
     within a few frames (a detection between the two, rejected while they overlapped, blocks nothing)."""
-    clip = _clip("footage-crossing-small", static=30, moving=120)
-    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
-    together = parts.index(1)
-    apart = together + parts[together:].index(2)
-    eng = EmbeddedEngine(alternate_ms=0)  # every person's pose run every frame, whatever this host's speed
-    ours = offline_alphas(eng, clip)
-    eng.close()
+    clip, ours, _, apart = _crossed("footage-crossing-small")
     after = [iou(ours[i], clip.truth[i]) for i in range(apart + 5, min(len(clip), apart + 20))]
     assert np.mean(after) >= 0.85, (apart, np.round(after, 3))
     assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.3
@@ -263,13 +282,7 @@ def test_the_one_behind_is_shown_while_two_people_overlap(name: str, floor: floa
     sees the others' last masks painted grey (the pose model finds the most prominent person in a region:
     cut around the one behind, it found the one in front), and the path of a person gone behind someone
     is looked along.  Before, the one behind was missing for up to 20 of these frames."""
-    clip = _clip(name, static=30, moving=120)
-    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
-    together = parts.index(1)
-    apart = together + parts[together:].index(2)
-    eng = EmbeddedEngine(alternate_ms=0)  # every person's pose run every frame, whatever this host's speed
-    ours = offline_alphas(eng, clip)
-    eng.close()
+    clip, ours, together, apart = _crossed(name)
     window = [iou(ours[i], clip.truth[i]) for i in range(together, apart + 10)]
     assert np.mean(window) >= floor, (together, apart, np.round(window, 2))
 
@@ -278,15 +291,7 @@ def test_a_whole_body_in_a_wide_pose_is_followed_alone(engine) -> None:  # type:
     """Messi mid-kick, alone on a street: the detector's rough body circle for the spread arms and legs
     ends just beyond the frame's bottom, which made him a person cut by the frame (bust mode).
     Such a near miss asks the tiles, whose circle fits, and the pose model's landmarks agree."""
-    try:
-        clip = render("kick", "Messi mid-kick, still, on a street photo", [fullbody_cutout("messi")],
-                      lambda t: [Placement(0.5, 0.95, 0.75, 0.0)],
-                      panned_photo("leuvenB.jpg", (640, 480), lambda t: (0.0, 0.0)),
-                      size=(640, 480), static=4, moving=2, fps=30.0)
-    except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+    clip = _street_still([fullbody_cutout("messi")], [Placement(0.5, 0.95, 0.75, 0.0)], (640, 480))
     ours = offline_alphas(engine, clip)
     assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.92
 
@@ -294,18 +299,11 @@ def test_a_whole_body_in_a_wide_pose_is_followed_alone(engine) -> None:  # type:
 def test_a_whole_body_beside_a_bust_is_followed_from_the_first_frame(engine) -> None:  # type: ignore[no-untyped-def]
     """A bust near the camera and a whole body further back, on a street: the letterboxed frame reports
     only the bust (the detector favours the person nearest the camera), and the selfie models of bust
-    mode barely see the man in dark clothes (none of him was shown before).  Bust-mode detections look at one tile
-    in turn (both on a stream's first frame): he is followed, the bust shown by the landscape model."""
-    try:
-        clip = render("bust-and-body", "a bust and a whole body further back, on a street photo",
-                      [bust_cutout("grace_hopper"), fullbody_cutout("catcher")],
-                      lambda t: [Placement(0.3, 1.02, 0.75, 0.0), Placement(0.72, 0.9, 0.6, 0.0)],
-                      panned_photo("leuvenB.jpg", (854, 480), lambda t: (0.0, 0.0)),
-                      size=(854, 480), static=4, moving=2, fps=30.0)
-    except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+    mode barely see the man in dark clothes (none of him was shown before).  Bust-mode detections look at
+    one tile in turn (both on a stream's first frame): he is followed, the bust shown by the landscape
+    model."""
+    clip = _street_still([bust_cutout("grace_hopper"), fullbody_cutout("catcher")],
+                         [Placement(0.3, 1.02, 0.75, 0.0), Placement(0.72, 0.9, 0.6, 0.0)], (854, 480))
     ours = offline_alphas(engine, clip)
     n, labels = cv2.connectedComponents(clip.truth[0])
     assert n == 3  # the bust and the body apart
