@@ -36,12 +36,13 @@ def _clip(name: str, **kw):  # type: ignore[no-untyped-def]
         pytest.skip(str(exc))
 
 
-def _street_still(cutouts, places: list[Placement], size: tuple[int, int]):  # type: ignore[no-untyped-def]
-    """People standing still on the (still) street photo ``leuvenB.jpg``: six frames."""
+def _street_still(cutouts, places: list[Placement], size: tuple[int, int],  # type: ignore[no-untyped-def]
+                  static: int = 4):
+    """People standing still on the (still) street photo ``leuvenB.jpg``: ``static`` + 2 frames."""
     try:
         return render("street-still", "people standing still on a street photo", cutouts, lambda t: places,
-                      panned_photo("leuvenB.jpg", size, lambda t: (0.0, 0.0)), size=size, static=4, moving=2,
-                      fps=30.0)
+                      panned_photo("leuvenB.jpg", size, lambda t: (0.0, 0.0)), size=size, static=static,
+                      moving=2, fps=30.0)
     except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
         if os.environ.get("CI"):
             raise
@@ -296,20 +297,27 @@ def test_a_whole_body_in_a_wide_pose_is_followed_alone(engine) -> None:  # type:
     assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.92
 
 
-def test_a_whole_body_beside_a_bust_is_followed_from_the_first_frame(engine) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("body, bust", [
+    (("catcher", Placement(0.72, 0.9, 0.6, 0.0)), ("grace_hopper", Placement(0.3, 1.02, 0.75, 0.0))),
+    (("catcher", Placement(0.55, 0.88, 0.55, 0.0)), ("grace_hopper", Placement(0.28, 1.02, 0.78, 0.0))),
+])
+def test_a_whole_body_beside_a_bust_is_followed_from_the_first_frame(engine, body, bust) -> None:  # type: ignore[no-untyped-def]
     """A bust near the camera and a whole body further back, on a street: the letterboxed frame reports
     only the bust (the detector favours the person nearest the camera), and the selfie models of bust
     mode barely see the man in dark clothes (none of him was shown before).  Bust-mode detections look at
     one tile in turn (both on a stream's first frame): he is followed, the bust shown by the landscape
-    model."""
-    clip = _street_still([bust_cutout("grace_hopper"), fullbody_cutout("catcher")],
-                         [Placement(0.3, 1.02, 0.75, 0.0), Placement(0.72, 0.9, 0.6, 0.0)], (854, 480))
+    model, also where his square region cuts it, and without coming and going on the still picture (a
+    blob shown keeps a lower bar)."""
+    cutouts = [fullbody_cutout(body[0]), bust_cutout(bust[0])]  # the bust drawn last: in front
+    clip = _street_still(cutouts, [body[1], bust[1]], (854, 480), static=30)
     ours = offline_alphas(engine, clip)
     n, labels = cv2.connectedComponents(clip.truth[0])
     assert n == 3  # the bust and the body apart
     for i in (1, 2):
         assert (ours[0][labels == i] >= 128).mean() > 0.9, i
-    assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.9
+        assert (ours[29][labels == i] >= 128).mean() > 0.9, i
+    assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.84
+    assert flicker(ours, clip.static_frames) <= 0.01
 
 
 def test_a_false_hit_lost_on_trial_leaves_the_person_followed(engine) -> None:  # type: ignore[no-untyped-def]

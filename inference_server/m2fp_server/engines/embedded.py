@@ -115,6 +115,9 @@ class _Track:
     hold: StillHold | None = None  # each pixel's last answer while its picture does not change
     outside: np.ndarray | None = None  # body mode: the landscape model's confident blobs, last run
     outside_age: int = 10**9  # frames since ``outside`` was computed
+    # the blobs of ``outside`` that are mostly somebody outside the regions (a bust beside a whole body):
+    # the landscape model speaks for them inside the regions too
+    others: np.ndarray | None = None
     turn: int = 0  # body-mode frames: whose pose run it is when people take turns (``alternate_ms``)
     squares: SquarePlan = field(default_factory=SquarePlan)  # bust mode: where the general model looks
 
@@ -194,6 +197,9 @@ NEARLY_FITS = 2.0
 
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
 PAINT = 128
+
+#: how much lower the bar (``outside_min_mean``) is for a landscape blob that was shown the last time
+OUTSIDE_KEEP = 0.05
 
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
@@ -649,8 +655,12 @@ class EmbeddedEngine(PersonEngine):
             # is reused.
             tr.outside_age += 1
             if tr.outside is None or tr.outside.shape != prob.shape or tr.outside_age >= s.outside_every:
-                tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean), 0
-            prob = np.where(inside, prob, np.maximum(prob, tr.outside))
+                tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean,
+                                                              tr.outside if tr.outside is not None and
+                                                              tr.outside.shape == prob.shape else None), 0
+                tr.others = _beyond(tr.outside, inside, s.someone_share)
+            mine = inside if tr.others is None else inside & ~tr.others
+            prob = np.where(mine, prob, np.maximum(prob, tr.outside))
         return prob
 
     def _painted(self, rgb: np.ndarray, others: list[_Body], roi: Roi | None = None,
@@ -840,7 +850,21 @@ def _region_from_mask(mask: np.ndarray, roi: Roi, margin: float) -> Roi | None:
     return Roi.around(x0 + bx0 * k, y0 + by0 * k, x0 + bx1 * k, y0 + by1 * k, margin)
 
 
-def _confident_blobs(prob: np.ndarray, min_mean: float) -> np.ndarray:
+def _beyond(blobs: np.ndarray, inside: np.ndarray, share: float) -> np.ndarray | None:
+    """The blobs (>= 0.5) of ``blobs`` with at least ``share`` of the frame outside ``inside`` and more of
+    their pixels outside it than in it: somebody not followed, whose body a followed person's region cuts
+    (the region is a square; a bust beside a whole body lost a shoulder to it).  None if there are none."""
+    n, labels = cv2.connectedComponents((blobs >= 0.5).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    total = np.bincount(labels.ravel(), minlength=n)
+    out = np.bincount(labels[~inside].ravel(), minlength=n)
+    theirs = (out >= share * blobs.size) & (out > total - out)
+    theirs[0] = False
+    return theirs[labels] if theirs.any() else None
+
+
+def _confident_blobs(prob: np.ndarray, min_mean: float, shown: np.ndarray | None = None) -> np.ndarray:
     """Zero the blobs (>= 0.5) whose mean probability is below ``min_mean``; every other pixel unchanged.
 
     Used only outside the tracked person's region in body mode.  A person the landscape model finds
@@ -855,7 +879,13 @@ def _confident_blobs(prob: np.ndarray, min_mean: float) -> np.ndarray:
         return prob
     sums = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=n)
     counts = np.bincount(labels.ravel(), minlength=n)
-    unsure = sums / np.maximum(counts, 1) < min_mean
+    bar = np.full(n, min_mean)
+    if shown is not None:
+        # a blob mostly shown last time keeps a lower bar: one whose mean hovers around it (a person in
+        # colours the model is less sure of) would otherwise come and go on a still picture
+        before = np.bincount(labels.ravel(), weights=(shown >= 0.5).ravel().astype(np.float64), minlength=n)
+        bar[before > 0.5 * counts] = min_mean - OUTSIDE_KEEP
+    unsure = sums / np.maximum(counts, 1) < bar
     unsure[0] = False
     if not unsure.any():
         return prob
