@@ -30,7 +30,9 @@ The detector's faint hits count too (a person in dark clothes on a busy backgrou
 scores as low as that background's false hits), taken only when the pose model is
 sure of them: further people once someone is followed, and the first person when
 the detector is sure of nobody (whole body by the pose model's own landmarks).
-After two people overlapped, the one behind is looked for more often until found.
+After two people overlapped, the one behind is looked for more often until found,
+and along the path they were on; while people overlap, each one's pose run sees the
+others painted out (the pose model finds the most prominent person in a region).
 No edge, contour or size rule removes anything: a person that touches no frame
 edge stays, and holes are left to the models.
 """
@@ -867,7 +869,9 @@ def _beyond(blobs: np.ndarray, inside: np.ndarray, share: float) -> np.ndarray |
 def _confident_blobs(prob: np.ndarray, min_mean: float, shown: np.ndarray | None = None) -> np.ndarray:
     """Zero the blobs (>= 0.5) whose mean probability is below ``min_mean``; every other pixel unchanged.
 
-    Used only outside the tracked person's region in body mode.  A person the landscape model finds
+    Used in body mode outside the followed people's regions (inside them too for a blob that is mostly
+    somebody else: ``_beyond``); ``shown``: the last result, whose blobs keep a bar ``OUTSIDE_KEEP`` lower.
+    A person the landscape model finds
     scores high throughout; the patches it lights up on a busy background score barely above one half
     and, kept, ruin a small full body over a busy texture (figures in docs/engines.md).
     No size or edge rule: a confident blob of any size, anywhere, stays.
