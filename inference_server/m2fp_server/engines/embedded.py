@@ -185,6 +185,9 @@ LOOK_AGAIN = 3
 REJECTED_FRAMES = 60
 REJECTED_PLACE = 0.04
 
+#: pose runs at most that settle a new track's region on the person (``_body``)
+SETTLE_RUNS = 3
+
 #: frames a person's mask was shown before their track merging into another's means they are hidden
 SETTLED_TRACK = 5
 
@@ -590,11 +593,23 @@ class EmbeddedEngine(PersonEngine):
             self._pose_ms = took if self._pose_ms == 0.0 else 0.9 * self._pose_ms + 0.1 * took
             if b.last_centre is None and res.presence >= s.min_presence:
                 # a new track starts from the detector's rough region: settle it on the mask at once, so
-                # the region (and the mask) does not jump on the next frame
-                self._follow(res, roi, b)
-                if b.roi != roi:
+                # the region (and the mask) does not jump on the next frames.  A region cut from the
+                # landmarks of a rough crop is itself off, so this repeats until it holds still
+                # (a first settled region the person falls apart in is a false hit; a later one is only
+                # worse than the one before, which is kept)
+                for run in range(SETTLE_RUNS):
+                    self._follow(res, roi, b)
+                    b.steps = []  # settling is not a motion
+                    if b.roi == roi:
+                        break
+                    held = roi, res
                     roi = b.roi
                     res = self._pose.run(crop(seen, roi, PoseSegmenter.size))
+                    if res.presence < s.min_presence:
+                        if run > 0:
+                            roi, res = held
+                            b.roi = roi
+                        break
             if res.presence < s.min_presence:
                 rejected = b.last_centre is None or b.trial > 0  # a false hit's region, or one on trial
                 log.debug("embedded: %s (presence %.2f)", "detection rejected" if rejected else "person lost",
