@@ -375,7 +375,7 @@ class EmbeddedEngine(PersonEngine):
             # for one person too big to fit): look for everyone on the tiles too
             on_tiles = self._detect.on_tiles(rgb)
             bodies += [p for p in self._strong(on_tiles) if self._fits(p, H)]
-        found = self._confirmed(rgb, bodies, self.settings.max_bodies)
+        found = self._confirmed(rgb, bodies, self.settings.max_bodies, close=not tr.search)
         if not found and wide and not on_tiles and people:
             if any(self._fits(p, H, NEARLY_FITS) for p in people):
                 # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a
@@ -493,7 +493,8 @@ class EmbeddedEngine(PersonEngine):
         return int(np.count_nonzero(free)) >= self.settings.someone_share * h * w
 
     def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None,
-                   presence: float | None = None, others: list[_Body] | None = None, whole: bool = False) -> list[Roi]:
+                   presence: float | None = None, others: list[_Body] | None = None, whole: bool = False,
+                   close: bool = False) -> list[Roi]:
         """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
 
         A busy background gives the detector false hits that can outscore a small real person;
@@ -501,8 +502,15 @@ class EmbeddedEngine(PersonEngine):
         higher detector score too).  The same person found on the whole frame and on a tile counts once.
         ``others``: people followed already (a region between two people gets the nearer one's mask: that
         is not somebody new).  ``whole``: the pose model's landmarks must also put the whole body in the frame.
+        ``close``: people may stand partly behind one another (not while they cross: there the one behind is
+        partly hidden and followed along their path, ``_look_behind``).
         """
         found: list[Roi] = []
+        # ``close``: the people confirmed so far as the pose model saw them.  Somebody standing partly behind
+        # one of them has their hips inside that one's region, and a region around them holds the other's
+        # hips too: the one seen is painted out for the next, and a detection at their hips is them again
+        # (frame and tile).  Else a detection inside a region found is that person
+        seen: list[_Body] = []
         tried = 0
         bar = self.settings.min_presence if presence is None else presence
         for p in sorted(bodies, key=lambda q: -q.score):
@@ -512,22 +520,28 @@ class EmbeddedEngine(PersonEngine):
                 # the first person may be small and far away (a low score); anyone besides needs more
                 break
             roi = _region(p)
-            if any(_inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
+            if any(_near_hips(p.hips, b) for b in seen) or not close and any(
+                    _inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
                 continue
             tried += 1
-            if self._somebody(rgb, roi, bar, others, whole):
+            hit = self._somebody(self._painted(rgb, seen), roi, bar, (others or []) + seen or None, whole)
+            if hit is not None:
                 found.append(roi)
+                if close:
+                    seen.append(_seen_as(*hit, rgb.shape[:2]))
         return found
 
-    def _somebody(self, rgb: np.ndarray, roi: Roi, bar: float, others: list[_Body] | None, whole: bool) -> bool:
-        """Whether the pose model finds somebody new in ``roi`` (``_confirmed``'s rules)."""
+    def _somebody(self, rgb: np.ndarray, roi: Roi, bar: float, others: list[_Body] | None,
+                  whole: bool) -> tuple[PoseResult, Roi] | None:
+        """The pose model's result and its region if it finds somebody new in ``roi`` (``_confirmed``'s
+        rules), else None."""
         res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
         if res.presence < bar:
-            return False
+            return None
         if others and _is_followed(res, roi, others):
-            return False
+            return None
         if whole and not _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
-            return False
+            return None
         # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
         # often passes on the detector's rough region and falls apart there, which left the first frame
         # of a stream without the real person, found one frame later
@@ -536,10 +550,11 @@ class EmbeddedEngine(PersonEngine):
             again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
             if again.presence < bar:
                 log.debug("embedded: detection rejected once settled on its mask")
-                return False
+                return None
             if others and _is_followed(again, settled, others):
-                return False
-        return True
+                return None
+            return again, settled
+        return res, roi
 
     def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
         """The region the person in ``res`` (found in ``roi``) fills, by the ``steer`` rule."""
@@ -832,6 +847,16 @@ def _hips(res: PoseResult, roi: Roi) -> tuple[tuple[float, float], float]:
     sx, sy = float(lm[11, 0] + lm[12, 0]) / 2, float(lm[11, 1] + lm[12, 1]) / 2
     torso = max(float(np.hypot(sx - hx, sy - hy)) * k, 0.05 * roi.side)
     return hips, torso
+
+
+def _seen_as(res: PoseResult, roi: Roi, size: tuple[int, int]) -> _Body:
+    """The person the pose model found in ``roi`` as a body of a frame of ``size`` (H, W): their mask at
+    that size, its box, their hips and torso (what ``_painted`` and ``_is_followed`` look at)."""
+    one = paste(res.mask, roi, (size[1], size[0]))
+    ys, xs = np.nonzero(one >= 0.5)
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if xs.size else None
+    hips, torso = _hips(res, roi)
+    return _Body(roi, mask_box=box, last_one=one, hips=hips, torso=torso)
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:
