@@ -375,7 +375,20 @@ class EmbeddedEngine(PersonEngine):
             # for one person too big to fit): look for everyone on the tiles too
             on_tiles = self._detect.on_tiles(rgb)
             bodies += [p for p in self._strong(on_tiles) if self._fits(p, H)]
-        found = self._confirmed(rgb, bodies, self.settings.max_bodies, close=not tr.search)
+        seen: list[_Body] = []
+        found = self._confirmed(rgb, bodies, self.settings.max_bodies, close=not tr.search, seen=seen)
+        if seen and len(found) < self.settings.max_bodies:
+            # somebody standing partly behind the people found: the detector reports the one in front only.
+            # With those painted out it sees the one behind (both tiles on a wide frame), now, so a still
+            # picture does not change a few frames into the stream when they are found
+            painted = self._painted(rgb, seen)
+            behind = self._detect(painted, max_people=6) + (self._detect.on_tiles(painted) if wide else [])
+            more = self._confirmed(painted, [p for p in behind if p.score >= self.settings.more_detection
+                                             and self._fits(p, H)],
+                                   self.settings.max_bodies - len(found), others=seen, whole=True, close=True)
+            if more:
+                log.debug("embedded: %d more behind the people found", len(more))
+                found += more
         if not found and wide and not on_tiles and people:
             if any(self._fits(p, H, NEARLY_FITS) for p in people):
                 # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a
@@ -494,7 +507,7 @@ class EmbeddedEngine(PersonEngine):
 
     def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None,
                    presence: float | None = None, others: list[_Body] | None = None, whole: bool = False,
-                   close: bool = False) -> list[Roi]:
+                   close: bool = False, seen: list[_Body] | None = None) -> list[Roi]:
         """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
 
         A busy background gives the detector false hits that can outscore a small real person;
@@ -503,14 +516,16 @@ class EmbeddedEngine(PersonEngine):
         ``others``: people followed already (a region between two people gets the nearer one's mask: that
         is not somebody new).  ``whole``: the pose model's landmarks must also put the whole body in the frame.
         ``close``: people may stand partly behind one another (not while they cross: there the one behind is
-        partly hidden and followed along their path, ``_look_behind``).
+        partly hidden and followed along their path, ``_look_behind``); ``seen`` then receives them as the
+        pose model saw them.
         """
         found: list[Roi] = []
         # ``close``: the people confirmed so far as the pose model saw them.  Somebody standing partly behind
         # one of them has their hips inside that one's region, and a region around them holds the other's
         # hips too: the one seen is painted out for the next, and a detection at their hips is them again
         # (frame and tile).  Else a detection inside a region found is that person
-        seen: list[_Body] = []
+        seen = [] if seen is None else seen
+        known = [b for b in others or [] if b.hips is not None] if close else []
         tried = 0
         bar = self.settings.min_presence if presence is None else presence
         for p in sorted(bodies, key=lambda q: -q.score):
@@ -520,7 +535,7 @@ class EmbeddedEngine(PersonEngine):
                 # the first person may be small and far away (a low score); anyone besides needs more
                 break
             roi = _region(p)
-            if any(_near_hips(p.hips, b) for b in seen) or not close and any(
+            if any(_near_hips(p.hips, b) for b in known + seen) or not close and any(
                     _inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
                 continue
             tried += 1
