@@ -379,10 +379,10 @@ class EmbeddedEngine(PersonEngine):
         found = self._confirmed(rgb, bodies, self.settings.max_bodies, close=not tr.search, seen=seen)
         if seen and len(found) < self.settings.max_bodies:
             # somebody standing partly behind the people found: the detector reports the one in front only.
-            # With those painted out it sees the one behind (both tiles on a wide frame), now, so a still
+            # With those painted out it sees the one behind (on a wide frame: the tiles), now, so a still
             # picture does not change a few frames into the stream when they are found
             painted = self._painted(rgb, seen)
-            behind = self._detect(painted, max_people=6) + (self._detect.on_tiles(painted) if wide else [])
+            behind = self._detect.on_tiles(painted) if wide else self._detect(painted, max_people=6)
             more = self._confirmed(painted, [p for p in behind if p.score >= self.settings.more_detection
                                              and self._fits(p, H)],
                                    self.settings.max_bodies - len(found), others=seen, whole=True, close=True)
