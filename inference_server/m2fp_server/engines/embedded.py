@@ -33,6 +33,10 @@ the detector is sure of nobody (whole body by the pose model's own landmarks).
 After two people overlapped, the one behind is looked for more often until found,
 and along the path they were on; while people overlap, each one's pose run sees the
 others painted out (the pose model finds the most prominent person in a region).
+People standing one partly behind another are found on the same first frame the
+same way: the ones confirmed first are painted out while the next are checked and
+while the detector looks again.  A new region is settled on its person before it
+is shown, so a still picture does not jump on the next frames.
 No edge, contour or size rule removes anything: a person that touches no frame
 edge stays, and holes are left to the models.
 """
