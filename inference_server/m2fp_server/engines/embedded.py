@@ -102,6 +102,15 @@ class _Hidden:
 
 
 @dataclass
+class _Asked:
+    """A landscape blob outside the followed regions, and whether it is somebody."""
+
+    where: np.ndarray  # the blob at output size, moved on each time it is matched again
+    somebody: bool
+    until: int
+
+
+@dataclass
 class _Track:
     """What one stream's frames taught the engine (reset when the frame size changes)."""
 
@@ -124,6 +133,9 @@ class _Track:
     # the blobs of ``outside`` that are mostly somebody outside the regions (a bust beside a whole body):
     # the landscape model speaks for them inside the regions too
     others: np.ndarray | None = None
+    # body mode: the landscape model's blobs outside the regions asked about (``_only_people``), each
+    # with its answer until the frame (``frames``) it expires
+    asked: list[_Asked] = field(default_factory=list)
     turn: int = 0  # body-mode frames: whose pose run it is when people take turns (``alternate_ms``)
     squares: SquarePlan = field(default_factory=SquarePlan)  # bust mode: where the general model looks
 
@@ -209,6 +221,14 @@ PAINT = 128
 
 #: how much lower the bar (``outside_min_mean``) is for a landscape blob that was shown the last time
 OUTSIDE_KEEP = 0.05
+
+#: a landscape blob outside the regions overlapping an earlier one this much (IoU) got the same answer
+#: (``_only_people``); one found to be nobody is asked about again after ``ASK_AGAIN`` frames
+ASKED_SAME = 0.3
+ASK_AGAIN = 30
+#: ... and it is somebody if the pose model is sure of a person there, or the detector this sure (a cut
+#: bust; a false blob's region scored up to 0.5)
+ASKED_DETECTION = 0.7
 
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
@@ -709,10 +729,68 @@ class EmbeddedEngine(PersonEngine):
                 tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean,
                                                               tr.outside if tr.outside is not None and
                                                               tr.outside.shape == prob.shape else None), 0
+                tr.outside = self._only_people(rgb, tr, inside)
                 tr.others = _beyond(tr.outside, inside, s.someone_share)
             mine = inside if tr.others is None else inside & ~tr.others
             prob = np.where(mine, prob, np.maximum(prob, tr.outside))
         return prob
+
+    def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray) -> np.ndarray:
+        """``tr.outside`` without its blobs that reach outside the regions and are not a person.
+
+        The landscape model is sure of some things that are nobody (a domed tower against the sky, cartoon
+        figures on a wall: docs/engines.md); beside a small followed person such a blob is most of what is
+        shown.  Each blob with a share of the frame outside the regions is asked about once: the pose model on a region
+        around it (the people followed painted out), and the pose detector there if that finds nobody.
+        The answer is kept while the blob stays where it was; "nobody" for ``ASK_AGAIN`` frames at most
+        (somebody may walk there).
+        """
+        blobs = tr.outside
+        assert blobs is not None
+        # the blobs' parts outside the regions: one that holds a followed person and a tower behind them is
+        # asked about the tower alone (inside the regions the pose model speaks)
+        n, labels = cv2.connectedComponents(((blobs >= 0.5) & ~inside).astype(np.uint8), connectivity=8)
+        tr.asked = [a for a in tr.asked if a.until > tr.frames]
+        if n <= 1:
+            return blobs
+        out = np.bincount(labels.ravel(), minlength=n)
+        H, W = rgb.shape[:2]
+        k = W / blobs.shape[1]
+        nobody = np.zeros(n, bool)
+        seen: np.ndarray | None = None
+        matched: list[_Asked] = []
+        for j in np.flatnonzero(out >= self.settings.someone_share * blobs.size):
+            if j == 0:
+                continue
+            blob = labels == j
+            asked = max(tr.asked, key=lambda a: _mask_iou(a.where, blob), default=None)
+            if asked is None or _mask_iou(asked.where, blob) < ASKED_SAME:
+                ys, xs = np.nonzero(blob)
+                roi = Roi.around(xs.min() * k, ys.min() * k, (xs.max() + 1) * k, (ys.max() + 1) * k, 0.25)
+                if seen is None:
+                    seen = self._painted(rgb, tr.bodies)
+                near = crop(seen, roi, PoseSegmenter.size)
+                presence = self._pose.run(near).presence
+                # the pose model barely believes in a bust that the frame cuts at the chest; the detector,
+                # anchored on faces, does
+                score = 0.0 if presence >= self.settings.min_presence else \
+                    max((p.score for p in self._detect(near, max_people=1)), default=0.0)
+                asked = _Asked(blob, presence >= self.settings.min_presence or score >= ASKED_DETECTION, 0)
+                tr.asked = (tr.asked + [asked])[-8:]
+                log.debug("embedded: a landscape blob outside the regions is %s (presence %.2f, detection %.2f)",
+                          "somebody" if asked.somebody else "nobody", presence, score)
+            asked.where = blob
+            asked.until = tr.frames + (10**9 if asked.somebody else ASK_AGAIN)
+            matched.append(asked)
+            nobody[j] = not asked.somebody
+        for a in tr.asked:
+            if not any(a is m for m in matched):
+                a.until = min(a.until, tr.frames + 1)
+        if not nobody.any():
+            return blobs
+        kept = blobs.copy()
+        kept[nobody[labels]] = 0.0
+        return kept
 
     def _painted(self, rgb: np.ndarray, others: list[_Body], roi: Roi | None = None,
                  me: _Body | None = None) -> np.ndarray:
