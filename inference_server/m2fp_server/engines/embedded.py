@@ -431,14 +431,15 @@ class EmbeddedEngine(PersonEngine):
             found = self._confirmed(rgb, whole, self.settings.max_bodies, whole=True)
             if found:
                 log.debug("embedded: the tiles find %d whole bodies the whole frame took for cut", len(found))
-        if not found and not people:
-            # nobody the detector is sure of: a person in dark clothes on a busy background scores as low
-            # as that background's false hits.  The faintest are taken when the pose model is sure of them
-            # and its own landmarks put their whole body in the frame (the detector's guess of a faint
-            # hit's size is poor, and a bust must stay in bust mode)
+        if not found and all(self._fits(p, H) for p in people):
+            # nobody the detector is sure of, or only whole bodies the pose model said were nobody (a
+            # street's false hits outscore a small person in dim light): a person in dark clothes on a busy
+            # background scores as low as that background's false hits.  The faintest are taken when the
+            # pose model is sure of them and its own landmarks put their whole body in the frame (the
+            # detector's guess of a faint hit's size is poor, and a bust must stay in bust mode)
             if not on_tiles and W > H:  # a frame of any width: the tiles give a small person more pixels
                 on_tiles = self._detect.on_tiles(rgb)
-            faint = [p for p in everyone + on_tiles if self._fits(p, H)]
+            faint = [p for p in everyone + on_tiles if self._fits(p, H) and not any(p is q for q in bodies)]
             if faint:
                 # a few of them (a false hit often lies on the person, with a box that misses them); nothing
                 # remembered: the person may stand where a false hit was
