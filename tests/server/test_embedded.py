@@ -6,7 +6,6 @@ reason when the package cannot be had.  Short clips keep this file near 1 minute
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 
 from m2fp_server.engines import registry
 from m2fp_server.engines.embedded import EmbeddedEngine
+from m2fp_server.evaluation.camera import Camera
 from m2fp_server.evaluation.clips import CLIPS, get_clip
 from m2fp_server.evaluation.evaluate import Variant, live_run, offline_alphas
 from m2fp_server.evaluation.footage import panned_photo, render
@@ -366,7 +366,7 @@ def test_a_small_body_in_dim_light_is_found_beside_the_streets_false_hits(engine
     the street's false hits above it.  Those fell apart in the pose model and the faint detections were
     only looked at when the detector was sure of nobody, so the person was not shown until they moved."""
     clip = _clip("footage-small-body", static=10, moving=2)
-    clip = dataclasses.replace(clip, frames=(clip.frames.astype(np.float32) * 0.8).astype(np.uint8))
+    clip = Camera(dim=0.8).apply(clip)
     ours = offline_alphas(engine, clip)
     for i in (0, 5, 9):
         assert iou(ours[i], clip.truth[i]) > 0.8, i

@@ -9,6 +9,8 @@ import pytest
 
 from m2fp_protocol import DEFAULT_SYNC_FRAMES
 from m2fp_server.cli.main import main
+from m2fp_server.errors import BadInput
+from m2fp_server.evaluation.camera import Camera
 from m2fp_server.evaluation.clips import CLIPS, get_clip
 from m2fp_server.evaluation.evaluate import Variant
 from m2fp_server.evaluation.metrics import boundary_error, flicker, iou, score
@@ -121,3 +123,27 @@ def test_m2fp_eval_reports_offline_and_live_scores(tmp_path, capsys) -> None:  #
 def test_m2fp_eval_rejects_an_unknown_clip(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["eval", "--clip", "nope"]) == 1
     assert "unknown clip" in capsys.readouterr().err
+
+
+def test_camera_darkens_adds_noise_and_compresses_the_same_way_every_run() -> None:
+    clip = get_clip("sway", static=4, moving=2, size=(160, 120))
+    cam = Camera.parse("dim=0.8, noise=5,jpeg=70")
+    assert (cam.dim, cam.noise, cam.jpeg) == (0.8, 5.0, 70)
+    seen = cam.apply(clip)
+    assert seen.name == "sway@dim0.8+noise5+jpeg70"
+    assert np.array_equal(seen.truth, clip.truth) and seen.frames.shape == clip.frames.shape
+    assert np.array_equal(cam.apply(clip).frames, seen.frames)  # reproducible
+    assert abs(seen.frames.mean() - 0.8 * clip.frames.mean()) < 2.0
+    # sensor noise is new every frame: a still opening changes more from frame to frame
+    def change(frames: np.ndarray) -> float:
+        return float(np.abs(frames[1].astype(np.int16) - frames[0]).mean())
+    assert change(seen.frames) > change(clip.frames) + 1.0
+    assert Camera.parse("").apply(clip) is clip
+
+
+@pytest.mark.parametrize("bad", ["dim=3", "noise=-1", "jpeg=5", "jpeg=7.5", "blur=2", "dim", "dim=x", "noise=nan"])
+def test_camera_rejects_nonsense_with_a_clear_message(bad: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(BadInput):
+        Camera.parse(bad)
+    assert main(["eval", "--clip", "sway", "--camera", bad]) != 0
+    assert "--camera" in capsys.readouterr().err

@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--static", type=int, default=None, help="static frames per clip (default: the clip's)")
     p.add_argument("--moving", type=int, default=None, help="moving frames per clip (default: the clip's)")
     p.add_argument("--size", default=None, help="clip size WxH (default: the clip's)")
+    p.add_argument("--camera", default=None, metavar="dim=F,noise=F,jpeg=N",
+                   help="what a webcam does to the frames: darker (dim=0.8), sensor noise (noise=5 grey levels), "
+                        "JPEG compression (jpeg=70); the truth is unchanged")
     p.add_argument("--config", default=None, help="stream settings as JSON, e.g. '{\"smoothing\": 0}'")
     p.add_argument("--json", type=Path, default=None, help="also write every row as JSON here")
     p.add_argument("--list", action="store_true", help="list the clips and exit")
@@ -47,6 +50,7 @@ def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation.camera import Camera
     from ..evaluation.clips import CLIPS, get_clip
     from ..cpu import cpu_summary, cpu_times, steal_share
     from ..evaluation.evaluate import Variant, evaluate, summary, table
@@ -67,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--config is not JSON: {exc}") from None
     if not isinstance(config, dict):
         raise BadInput("--config must be a JSON object")
+    camera = Camera.parse(args.camera or "")
     opts = engine_options(args.engine_option)
     engines = args.engine or ["auto"]
     print(f"# m2fp eval: load {os.getloadavg()[0]:.2f}; {cpu_summary()}")
     start = cpu_times()
     rows = []
     for n, cname in enumerate(names):
-        clip = get_clip(cname, **_clip_options(args))
+        clip = camera.apply(get_clip(cname, **_clip_options(args)))
         clip_rows = []
         for ename in engines:
             clip_rows += evaluate(engine_factory(ename, opts), ename, clip, variants, config,
