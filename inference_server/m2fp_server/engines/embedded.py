@@ -737,14 +737,14 @@ class EmbeddedEngine(PersonEngine):
         return prob
 
     def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray) -> np.ndarray:
-        """``tr.outside`` without its blobs that reach outside the regions and are not a person.
+        """``tr.outside`` without its blobs' parts outside the regions that are not a person.
 
         The landscape model is sure of some things that are nobody (a domed tower against the sky, cartoon
         figures on a wall: docs/engines.md); beside a small followed person such a blob is most of what is
-        shown.  Each blob with a share of the frame outside the regions is asked about once: the pose model on a region
-        around it (the people followed painted out), and the pose detector there if that finds nobody.
-        The answer is kept while the blob stays where it was; "nobody" for ``ASK_AGAIN`` frames at most
-        (somebody may walk there).
+        shown.  Each part outside the regions that covers ``someone_share`` of the frame is asked about
+        once: the pose model on a region around it (the people followed painted out), and the pose
+        detector there if that finds nobody.  The answer is kept while the part stays where it was
+        (somebody walking into a part changes it, and it is asked about again).
         """
         blobs = tr.outside
         assert blobs is not None
@@ -755,17 +755,16 @@ class EmbeddedEngine(PersonEngine):
         if n <= 1:
             return blobs
         out = np.bincount(labels.ravel(), minlength=n)
-        H, W = rgb.shape[:2]
-        k = W / blobs.shape[1]
+        out[0] = 0  # label 0: every pixel that is in no part
+        k = rgb.shape[1] / blobs.shape[1]
         nobody = np.zeros(n, bool)
         seen: np.ndarray | None = None
         matched: list[_Asked] = []
         for j in np.flatnonzero(out >= self.settings.someone_share * blobs.size):
-            if j == 0:
-                continue
             blob = labels == j
-            asked = max(tr.asked, key=lambda a: _mask_iou(a.where, blob), default=None)
-            if asked is None or _mask_iou(asked.where, blob) < ASKED_SAME:
+            same, asked = max(((_mask_iou(a.where, blob), a) for a in tr.asked), key=lambda x: x[0],
+                              default=(0.0, None))
+            if asked is None or same < ASKED_SAME:
                 ys, xs = np.nonzero(blob)
                 roi = Roi.around(xs.min() * k, ys.min() * k, (xs.max() + 1) * k, (ys.max() + 1) * k, 0.25)
                 if seen is None:
