@@ -18,7 +18,9 @@ call).  So per stream:
   person's velocity), plus the landscape model on the whole frame every
   ``outside_every`` frames so nobody outside the regions is lost (its blobs there
   are kept only when it is sure of them: on a busy background it also lights up
-  patches it is unsure of).
+  patches it is unsure of; and it is sure of some things that are nobody, so each
+  part outside the regions is kept only where the pose model or the detector
+  finds a person).
 
 The pose models run on OpenVINO when it is installed (``tflite_backend``: it
 reads the TFLite files), in bf16 where the CPU has native bf16.
@@ -222,8 +224,9 @@ PAINT = 128
 #: how much lower the bar (``outside_min_mean``) is for a landscape blob that was shown the last time
 OUTSIDE_KEEP = 0.05
 
-#: a landscape blob outside the regions overlapping an earlier one this much (IoU) got the same answer
-#: (``_only_people``); one found to be nobody is asked about again after ``ASK_AGAIN`` frames
+#: a part of a landscape blob outside the regions overlapping an earlier one this much (IoU) has its answer
+#: (``_only_people``); an answer no part matched is forgotten at the next landscape run, except a "nobody"
+#: last matched less than ``ASK_AGAIN`` frames before (body mode left and back: the false blob is still there)
 ASKED_SAME = 0.3
 ASK_AGAIN = 30
 #: ... and it is somebody if the pose model is sure of a person there, or the detector this sure (a cut

@@ -36,7 +36,8 @@ class Camera:
             try:
                 number = int(value) if key == "jpeg" else float(value)
             except ValueError:
-                raise BadInput(f"--camera: {key} must be a number, got {value!r}") from None
+                kind = "a whole number" if key == "jpeg" else "a number"
+                raise BadInput(f"--camera: {key} must be {kind}, got {value!r}") from None
             if not lo <= number <= hi:
                 raise BadInput(f"--camera: {key} must be within {lo}-{hi}, got {number}")
             values[key] = number
