@@ -59,6 +59,7 @@ from .embedded_detect import Person, PoseDetector, box_iou
 from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import SelfiePair, SquarePlan
 from .still_hold import StillHold
+from ..postprocess.person_motion import PersonMotion
 
 if TYPE_CHECKING:
     from ..postprocess.motion import FlowTracker
@@ -139,6 +140,8 @@ class _Track:
     # with its answer until the frame (``frames``) it expires
     asked: list[_Asked] = field(default_factory=list)
     turn: int = 0  # body-mode frames: whose pose run it is when people take turns (``alternate_ms``)
+    grey: np.ndarray | None = None  # this frame at output size, grey (people who wait their turn move by its flow)
+    prev_grey: np.ndarray | None = None  # ...and the frame before
     squares: SquarePlan = field(default_factory=SquarePlan)  # bust mode: where the general model looks
 
 
@@ -268,6 +271,7 @@ class EmbeddedEngine(PersonEngine):
         # the detector reports faint hits too; only further people may be one (``_further``)
         self._detect = PoseDetector(threads=threads, min_score=min(self.settings.faint_detection,
                                                                     self.settings.min_detection), backend=backend)
+        self._flow = PersonMotion()  # people waiting their turn (``alternate_ms``) move by their own flow
         self._pose_ms = 0.0  # recent time of one pose run here (moving average)
         self._pair_dropped = False  # the general model is too slow here (``pair_ms``)
         self._pair_probe = 0  # bust frames since its time was last measured while dropped
@@ -310,6 +314,7 @@ class EmbeddedEngine(PersonEngine):
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
+        tr.prev_grey, tr.grey = tr.grey, cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         if tr.mode == "body" and tr.bodies:
             prob = self._body(rgb, small, tr)
         else:
@@ -637,7 +642,19 @@ class EmbeddedEngine(PersonEngine):
             if alternate and b.last_one is not None and b.last_centre is not None and b.trial == 0 \
                     and tr.turn % len(tr.bodies) != i:
                 one = b.last_one
-                if abs(b.velocity[0]) + abs(b.velocity[1]) >= s.deadband * roi.side:  # else still: held as is
+                # by the flow inside their last mask while nobody else's box touches theirs (there the flow
+                # is partly the other person's); else by their region's speed
+                step = self._carried(tr, one) if b.mask_box is not None and not any(
+                    o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0
+                    for o in tr.bodies) else None
+                if step is not None:
+                    one = b.last_one = cv2.warpAffine(one, step[:2], out)
+                    cx, cy = _moved(step, roi.cx * k, roi.cy * k)
+                    b.roi = Roi(cx / k, cy / k, roi.side)
+                    if b.last_centre is not None:
+                        lx, ly = _moved(step, b.last_centre[0] * k, b.last_centre[1] * k)
+                        b.last_centre = (lx / k, ly / k)
+                elif abs(b.velocity[0]) + abs(b.velocity[1]) >= s.deadband * roi.side:  # else still: held as is
                     dx, dy = b.velocity[0] * k, b.velocity[1] * k
                     one = b.last_one = cv2.warpAffine(one, np.array([[1, 0, dx], [0, 1, dy]], np.float32), out)
                     b.roi = Roi(roi.cx + b.velocity[0], roi.cy + b.velocity[1], roi.side)
@@ -738,6 +755,13 @@ class EmbeddedEngine(PersonEngine):
             mine = inside if tr.others is None else inside & ~tr.others
             prob = np.where(mine, prob, np.maximum(prob, tr.outside))
         return prob
+
+    def _carried(self, tr: _Track, one: np.ndarray) -> np.ndarray | None:
+        """How the person whose last mask is ``one`` moved since the frame before (3x3, output pixels), by the
+        flow inside that mask; None when it cannot be told."""
+        if tr.prev_grey is None or tr.grey is None or tr.prev_grey.shape != one.shape:
+            return None
+        return self._flow.transform(one >= 0.5, tr.prev_grey, tr.grey)
 
     def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray) -> np.ndarray:
         """``tr.outside`` without its blobs' parts outside the regions that are not a person.
@@ -883,6 +907,10 @@ def _coerce(default: Any, value: Any) -> Any:
     if isinstance(default, bool):
         return flag(value)
     return type(default)(value)
+
+
+def _moved(m: np.ndarray, x: float, y: float) -> tuple[float, float]:
+    return float(m[0, 0] * x + m[0, 1] * y + m[0, 2]), float(m[1, 0] * x + m[1, 1] * y + m[1, 2])
 
 
 def _region(p: Person) -> Roi:
