@@ -13,6 +13,20 @@ import os
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX512-BF16 / AMX-BF16, Arm BF16
 
+#: oneDNN (OpenVINO's CPU plugin) uses no instruction above this ISA when it is set: ``ONEDNN_MAX_CPU_ISA=AVX2``
+#: runs the OpenVINO models as an AVX2-only CPU would (docs/evaluation.md, "An AVX2-only CPU").  The flags
+#: above the cap are then left out here too, so the bf16 paths are not chosen and the figures say so.
+ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+_ABOVE = {  # flags an ISA cap leaves out (oneDNN's names; higher caps leave out nothing)
+    "SSE41": ("avx", "fma", "avx512", "amx", "avx_vnni", "bf16"),
+    "AVX": ("avx2", "fma", "avx512", "amx", "avx_vnni", "bf16"),
+    "AVX2": ("avx512", "amx", "avx_vnni", "bf16"),
+    "AVX2_VNNI": ("avx512", "amx", "bf16"),
+    "AVX512_CORE": ("avx512_vnni", "avx512_bf16", "amx", "avx_vnni", "avx512_fp16", "bf16"),
+    "AVX512_CORE_VNNI": ("avx512_bf16", "amx", "avx512_fp16", "bf16"),
+    "AVX512_CORE_BF16": ("amx", "avx512_fp16"),
+}
+
 
 @functools.lru_cache(maxsize=1)
 def _cpuinfo() -> dict[str, str]:
@@ -30,9 +44,18 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (x86 ``flags``, Arm ``Features``); empty where unknown, so no bf16 path is taken."""
+    """The CPU's feature flags (x86 ``flags``, Arm ``Features``) up to the ``ONEDNN_MAX_CPU_ISA`` cap; empty
+    where unknown, so no bf16 path is taken."""
     info = _cpuinfo()
-    return frozenset((info.get("flags", "") + " " + info.get("Features", "")).split())
+    flags = frozenset((info.get("flags", "") + " " + info.get("Features", "")).split())
+    above = _ABOVE.get(isa_cap() or "", ())
+    return frozenset(f for f in flags if not f.startswith(above)) if above else flags
+
+
+def isa_cap() -> str | None:
+    """The instruction-set cap set for oneDNN (``ONEDNN_MAX_CPU_ISA``), upper case; None when unset."""
+    cap = os.environ.get(ISA_ENV, "").strip().upper()
+    return cap or None
 
 
 def cpu_model() -> str:
@@ -51,7 +74,9 @@ def flags_summary(flags: frozenset[str] | None = None) -> str:
 
 def cpu_summary() -> str:
     """Core count and vector extensions: what the figures printed beside it depend on."""
-    return f"{os.cpu_count()} cores, flags: {flags_summary()}"
+    cap = isa_cap()
+    capped = f" ({ISA_ENV}={cap}: OpenVINO limited to it; ONNX Runtime and XNNPACK use the CPU's own)" if cap else ""
+    return f"{os.cpu_count()} cores, flags: {flags_summary()}{capped}"
 
 
 def busy_machine() -> bool:

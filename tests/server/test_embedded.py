@@ -417,6 +417,27 @@ def test_people_take_turns_on_a_host_too_slow_for_all_their_pose_runs() -> None:
     assert turns >= 0.85 and turns > every - 0.05, (every, turns)
 
 
+def test_a_person_waiting_their_turn_moves_by_their_own_flow() -> None:
+    """While two people take turns (``alternate_ms``), the one not run this frame is moved on by the flow
+    inside their last mask, not by their region's speed (which trails a walking person: the region steps
+    only past the deadband, and its speed is a median of the last steps).  Before they meet, taking turns
+    then costs next to nothing against running both every frame."""
+    clip = _clip("footage-crossing-small", static=8, moving=24)
+    alphas = {}
+    for limit in (0.0, 0.001):  # never / always
+        eng = EmbeddedEngine(alternate_ms=limit, pair_ms=0)
+        stream = eng.new_stream()
+        out = []
+        for f in clip.frames:
+            p = eng.infer(cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA), stream).probs[1]
+            out.append((cv2.resize(p, clip.size) * 255).astype(np.uint8))
+        alphas[limit] = np.stack(out)
+        assert len(stream.track.bodies) == 2
+    every = mean_iou(alphas[0.0], clip.truth, clip.moving_frames)
+    turns = mean_iou(alphas[0.001], clip.truth, clip.moving_frames)
+    assert turns > every - 0.02, (every, turns)
+
+
 def test_bust_mode_drops_the_general_model_on_a_host_too_slow_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bust mode's second model costs one run a frame.  Where its runs take longer than ``pair_ms``
     (measured), bust mode shows the landscape model alone, exactly as ``bust=landscape`` would, and
