@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import cv2
@@ -33,6 +33,8 @@ class PipelineResult:
     source_age: int = 0  # frames between this frame and the one the (slow part of the) result came from
     #: the people's motion per frame, fractions of the mask's width and height (``MaskMotion``; 0, 0: none)
     motion: tuple[float, float] = (0.0, 0.0)
+    #: each person's box and motion (``MaskMotion.people``; fractions), when asked for and they move apart
+    people: list[tuple[tuple[float, float, float, float], tuple[float, float]]] = field(default_factory=list)
 
 
 #: the reply's way back and the client's upload of the mask, after the prediction is made
@@ -80,6 +82,7 @@ class Pipeline:
         mask_size: tuple[int, int] | None = None,
         want_labels: bool = False,
         received: float | None = None,
+        want_people: bool = False,
     ) -> PipelineResult:
         """``received``: when the frame reached the server (``time.perf_counter``): a prediction then
         also covers the frame intervals this server took (see :func:`late_frames`)."""
@@ -114,6 +117,7 @@ class Pipeline:
             small = rgb if rgb.shape[:2] == (ah, aw) else cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
         motion = stream.mask_motion(alpha, stream.frame_step)
+        people = stream.mask_motion.people() if want_people else []
         if predict > 0:
             if received is not None:
                 predict += late_frames(time.perf_counter() - received, stream.frame_interval())
@@ -124,7 +128,7 @@ class Pipeline:
         labels = resize_labels(label_map(probs), size) if want_labels else None
         t2 = time.perf_counter()
         stream.frames += 1
-        res = PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3, out.age_frames, motion)
+        res = PipelineResult(alpha8, labels, (t1 - t0) * 1e3, (t2 - t1) * 1e3, out.age_frames, motion, people)
         if self.observer is not None:
             self.observer(res)
         return res

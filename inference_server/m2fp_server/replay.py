@@ -14,8 +14,9 @@ Model of the OBS filter (see obs_plugin/):
   masks moved ahead by the display lag the delay does not cover (``predict_frames``:
   2 frames without sync, 1 with one frame of delay, none from 2 on);
 * with frame sync, a mask shown with a later frame than it was made for is moved on
-  by the motion its MASK header carries (``carry_offset``), as the filter's shader
-  does; without sync the filter shows the newest mask as the server predicted it.
+  by the motion its MASK header carries (``carry_offset``), or each person by their
+  own (the PEOPLE message before it), as the filter's shader does; without sync the
+  filter shows the newest mask as the server predicted it.
 """
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from m2fp_protocol import (DEFAULT_SYNC_FRAMES, MAX_INFLIGHT, READBACK_DELAY, MsgType, carry_offset, choose_mask,
-                           fit_inside, may_send, predict_frames)
+from m2fp_protocol import (DEFAULT_SYNC_FRAMES, MAX_INFLIGHT, READBACK_DELAY, MsgType, PersonBox, carry_offset,
+                           choose_mask, fit_inside, may_send, people_offsets, predict_frames)
 
 from .client import MaskClient
 from .postprocess.mask_motion import carry as carry_mask
+from .postprocess.mask_motion import carry_people
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         small = [cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in frames]
         masks: dict[int, np.ndarray] = {}
         motions: dict[int, tuple[int, int]] = {}
+        people: dict[int, tuple[PersonBox, ...]] = {}
         sent_at: dict[int, float] = {}
         rtt: dict[int, float] = {}
         shown = np.full(T, -1, np.int64)
@@ -90,6 +93,8 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
                     assert r.array is not None
                     masks[fid] = r.array
                     motions[fid] = (r.header.motion_x, r.header.motion_y)
+                elif r.type == MsgType.PEOPLE:  # just before its MASK
+                    people[fid] = r.people
                     rtt[fid] = (time.perf_counter() - sent_at.get(fid, time.perf_counter())) * 1e3
                     inflight -= 1
                 elif r.type == MsgType.DROPPED:
@@ -102,7 +107,7 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
             s = j - readback_delay
             if 0 <= s < T and may_send(inflight, max_inflight):
                 sent_at[s] = time.perf_counter()
-                client.send_frame(small[s], frame_id=s + 1, mask_size=(sw, sh))
+                client.send_frame(small[s], frame_id=s + 1, mask_size=(sw, sh), want_people=carry)
                 inflight += 1
                 sent += 1
             d = j - sync_frames
@@ -119,7 +124,10 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
         if m >= 0:
             alpha[d] = cv2.resize(masks[m], (W, H), interpolation=cv2.INTER_LINEAR)
             if carry and sync_frames > 0:  # as the filter: only its frame sync knows which frame shows a mask
-                alpha[d] = carry_mask(alpha[d], carry_offset(d, int(m) + ahead, *motions[m]))
+                if m in people:  # each person by their own motion
+                    alpha[d] = carry_people(alpha[d], people_offsets(people[m], sw, sh, d, int(m) + ahead))
+                else:
+                    alpha[d] = carry_mask(alpha[d], carry_offset(d, int(m) + ahead, *motions[m]))
             age[d] = max(0, d - m)
             lat[d] = rtt[m]
     return ReplayResult(alpha, age, lat, sent, len(masks), dropped, errors, fps, late)

@@ -33,6 +33,7 @@ from .engines.base import Engine
 from .errors import BadInput
 from .frames import to_rgb
 from .pipeline import Pipeline
+from .postprocess.mask_motion import people_boxes
 from .routing_ids import seed_automatic_ids
 from .peers import PeerTracker
 from .security import CurveKeyCheck, CurveKeys, check_exposure
@@ -424,12 +425,13 @@ class InferenceServer:
         queue_ms = (started - job.received) * 1e3
         mask_size = (h.mask_width, h.mask_height) if h.mask_width else (h.width, h.height)
         want_labels = bool(h.flags & proto.Flags.WANT_PARSING)
+        want_people = bool(h.flags & proto.Flags.WANT_PEOPLE)
         try:
             rgb = to_rgb(h, job.message.payload)
             gen = job.stream.settle()  # settings sent since the last frame take effect now
             job.stream.note_stamp(h.timestamp_us)
             res = self.pipeline.process(rgb, job.stream, mask_size, want_labels,
-                                        received=job.received)  # engine calls take the lock
+                                        received=job.received, want_people=want_people)  # engine calls take the lock
         except ProtocolError as exc:
             return [proto.error_message(exc.code, exc.message, h.frame_id, h.timestamp_us)]
         except Exception as exc:  # the engine failed on this frame: say so, keep serving
@@ -445,6 +447,11 @@ class InferenceServer:
                        motion_x=round(res.motion[0] * proto.MOTION_SCALE),
                        motion_y=round(res.motion[1] * proto.MOTION_SCALE))
         out = [proto.encode(reply, res.alpha)]
+        people = people_boxes(res.people, mw, mh)
+        if people:  # before its MASK: the client has it when the mask arrives
+            who = Header(MsgType.PEOPLE, frame_id=h.frame_id, timestamp_us=h.timestamp_us, width=mw, height=mh,
+                         generation=gen)
+            out.insert(0, proto.encode(who, proto.pack_people(people)))
         if res.labels is not None:
             lab = Header(MsgType.PARSING, frame_id=h.frame_id, timestamp_us=h.timestamp_us, width=mw,
                          height=mh, pixel_format=PixelFormat.GRAY8, stride=mw, generation=gen)
@@ -464,3 +471,4 @@ class InferenceServer:
             "max_mask_pixels": self.settings.max_mask_pixels,
             "default_config": StreamConfig().to_json(),
         }
+

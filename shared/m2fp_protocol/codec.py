@@ -12,6 +12,7 @@ import struct
 from typing import Any, Sequence
 
 from .errors import ProtocolError
+from .people import unpack_people
 from .validation import MAX_JSON_BYTES, MAX_REQUEST_JSON_BYTES, parse_json
 from .messages import (
     FRAME_FORMATS,
@@ -149,6 +150,9 @@ def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX
                                 f"than {MAX_MASK_PIXELS} pixels (3840x2160)")
     elif t in (MsgType.MASK, MsgType.PARSING):
         _check_image(header, payload, frozenset({PixelFormat.GRAY8}), max_frame_bytes)
+    elif t == MsgType.PEOPLE:
+        _check_dims(header.width, header.height, allow_zero=False, what="mask size")
+        unpack_people(payload, header.width, header.height)
     return Message(header, payload)
 
 

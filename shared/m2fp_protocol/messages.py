@@ -36,6 +36,7 @@ class MsgType(enum.IntEnum):
     PARSING = 7  # server -> client: uint8 label map at the requested size
     ERROR = 8  # server -> client: JSON {"code", "name", "message"}
     DROPPED = 9  # server -> client: a FRAME was replaced by a newer one before it ran
+    PEOPLE = 10  # server -> client: each person's box and motion, just before the MASK (FRAME flag WANT_PEOPLE)
 
 
 class PixelFormat(enum.IntEnum):
@@ -65,6 +66,7 @@ FRAME_FORMATS = frozenset({PixelFormat.RGBA, PixelFormat.BGRA, PixelFormat.RGB, 
 class Flags(enum.IntFlag):
     NONE = 0
     WANT_PARSING = 1  # FRAME: also send a PARSING reply (for the colour view)
+    WANT_PEOPLE = 2  # FRAME: also send each person's motion (PEOPLE) when they move differently
 
 
 class ErrorCode(enum.IntEnum):

@@ -20,9 +20,9 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from m2fp_protocol import MOTION_SCALE, carry_offset
+from m2fp_protocol import MOTION_SCALE, PersonBox, carry_offset, people_offsets
 
-from ..postprocess.mask_motion import carry
+from ..postprocess.mask_motion import carry, carry_people
 from ..postprocess.motion import FlowTracker
 from .metrics import iou
 
@@ -72,12 +72,14 @@ def moved_ahead(small_alphas: list[np.ndarray], small_frames: list[np.ndarray], 
 
 
 def carried(alphas: np.ndarray, motions: list[tuple[float, float]], truth: np.ndarray, frames: range,
-            ages: Iterable[int] = (1, 2, 3)) -> dict[int, tuple[float, float]]:
+            ages: Iterable[int] = (1, 2, 3), people: list[list[PersonBox]] | None = None,
+            size: tuple[int, int] = (0, 0)) -> dict[int, tuple[float, float]]:
     """Age -> mean IoU of each mask shown ``age`` frames after its own (held where it is, moved on by its
     motion as the filter's shader does: ``carry_offset``, clamped at the edge), scored against the truth
     there.
 
-    ``alphas``: the offline masks (uint8) at the truth's size; ``motions``: each one's MASK motion.
+    ``alphas``: the offline masks (uint8) at the truth's size; ``motions``: each one's MASK motion;
+    ``people``: each one's PEOPLE (boxes in a mask of ``size``; moved person by person where given).
     """
     ages = tuple(ages)
     T = len(alphas)
@@ -88,6 +90,10 @@ def carried(alphas: np.ndarray, motions: list[tuple[float, float]], truth: np.nd
         mx, my = (round(v * MOTION_SCALE) for v in motions[k])
         for a in ages:
             held[a].append(iou(alphas[k], truth[k + a]))
-            moved[a].append(iou(carry(alphas[k], carry_offset(k + a, k, mx, my)), truth[k + a]))
+            if people and people[k]:
+                moved_k = carry_people(alphas[k], people_offsets(people[k], size[0], size[1], k + a, k))
+            else:
+                moved_k = carry(alphas[k], carry_offset(k + a, k, mx, my))
+            moved[a].append(iou(moved_k, truth[k + a]))
     return {a: (float(np.mean(held[a])) if held[a] else math.nan, float(np.mean(moved[a])) if moved[a] else math.nan)
             for a in ages}

@@ -20,11 +20,12 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from m2fp_protocol import DEFAULT_SYNC_FRAMES, StreamConfig, fit_inside
+from m2fp_protocol import DEFAULT_SYNC_FRAMES, PersonBox, StreamConfig, fit_inside
 
 from ..engines.base import Engine
 from ..errors import BadInput
 from ..pipeline import Pipeline, PipelineResult
+from ..postprocess.mask_motion import people_boxes
 from ..streams import StreamState
 from .aging import carried, iou_by_age, moved_ahead
 from .clips import Clip
@@ -107,18 +108,20 @@ def offline_run(engine: Engine, clip: Clip, config: StreamConfig | None = None, 
     sw, sh = send_size(clip, engine)
     out = np.empty((len(clip), H, W), np.uint8)
     smalls, small_alphas, infer_ms, motions = [], [], [], []
+    people: list[list[PersonBox]] = []  # as a PEOPLE message gives them
     for i, f in enumerate(clip.frames):
         small = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
-        r = pipe.process(small, stream, (sw, sh))
+        r = pipe.process(small, stream, (sw, sh), want_people=aging)
         infer_ms.append(r.infer_ms)
         motions.append(r.motion)
+        people.append(people_boxes(r.people, sw, sh))
         if aging:
             smalls.append(small)
             small_alphas.append(r.alpha.astype(np.float32) / 255.0)
         out[i] = cv2.resize(r.alpha, (W, H), interpolation=cv2.INTER_LINEAR)
     stream.close()
     aged = moved_ahead(small_alphas, smalls, clip.truth, clip.moving_frames) if aging else {}
-    late = carried(out, motions, clip.truth, clip.moving_frames) if aging else {}
+    late = carried(out, motions, clip.truth, clip.moving_frames, people=people, size=(sw, sh)) if aging else {}
     return OfflineRun(out, aged, late, infer_ms)
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from m2fp_protocol import MAX_PEOPLE, MOTION_LIMIT, MOTION_SCALE, PersonBox
+
 
 @dataclass
 class MaskMotion:
@@ -40,12 +42,60 @@ class MaskMotion:
     #: (ECC, on the people's box): a walking person's legs and arms move their centroid apart from them
     refine: bool = True
     refine_iterations: int = 20
+    #: people (``people``): a box around each, this share of the mask's longer side beyond their outline
+    #: (their soft edge, and what they move in the frames a late mask is carried)
+    box_margin: float = 0.03
     _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
+    # the last call's parts, each with its box (working pixels) and centroid motion, when every part matched
+    _people: list[tuple[tuple[int, int, int, int], tuple[float, float, float]]] = field(default_factory=list)
+    _pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
     _prev_mask: np.ndarray | None = None
     _prev_soft: np.ndarray | None = None
 
     def reset(self) -> None:
         self._prev, self._prev_mask, self._prev_soft = [], None, None
+        self._people, self._pair = [], None
+
+    def people(self) -> list[tuple[tuple[float, float, float, float], tuple[float, float]]]:
+        """The last mask's people, each with a box (fractions of the mask: x0, y0, x1, y1) and their own
+        motion per frame (fractions of its width and height), for a client that moves each person on by
+        their own motion (PEOPLE); empty when the mask holds fewer than two people, one of them could not be
+        matched to the mask before, or their boxes would overlap (a pixel must belong to one person).
+
+        Each person's motion is refined as the mask's one (ECC on their box alone) and must explain their
+        last step; a person whose motion does not, or who stands still, gets none.
+        """
+        if not self._people or self._pair is None:
+            return []
+        before_soft, soft, before, mask, frames = self._pair
+        h, w = mask.shape
+        pad = self.box_margin * max(w, h)
+        out: list[tuple[tuple[float, float, float, float], tuple[float, float]]] = []
+        for (x0, y0, x1, y1), (vx, vy, _area) in self._people:
+            speed = math.hypot(vx, vy)
+            slack = max(self.agree * speed, self.agree_px) * frames
+            m = max(1.0, speed * frames) + pad
+            bx0, by0 = max(0, int(x0 - m)), max(0, int(y0 - m))
+            bx1, by1 = min(w, int(math.ceil(x1 + m))), min(h, int(math.ceil(y1 + m)))
+            where = np.zeros_like(mask)
+            where[by0:by1, bx0:bx1] = (before | mask)[by0:by1, bx0:bx1]
+            mx, my = (vx * frames, vy * frames)
+            if speed >= self.still_px:
+                if self.refine:
+                    mx, my = _refined(before_soft, soft, where, mx, my, slack, self.refine_iterations)
+                move = np.array([[1, 0, mx], [0, 1, my]], np.float32)
+                b, now = before[by0:by1, bx0:bx1], mask[by0:by1, bx0:bx1]
+                moved = cv2.warpAffine(before, move, (w, h), flags=cv2.INTER_NEAREST)[by0:by1, bx0:bx1]
+                held, fit = _iou(b, now), _iou(moved, now)
+                if fit < held + self.explain * (1.0 - held):
+                    mx = my = 0.0
+            else:
+                mx = my = 0.0
+            out.append(((bx0 / w, by0 / h, bx1 / w, by1 / h), (mx / frames / w, my / frames / h)))
+        for i, (a, _) in enumerate(out):
+            if any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3] for b, _ in out[:i]):
+                return []
+        return out if any(mv != (0.0, 0.0) for _, mv in out) else []
 
     def __call__(self, alpha: np.ndarray, frames: int) -> tuple[float, float]:
         """Motion per frame, as fractions of the mask's width and height, of ``alpha`` ((H, W), 0..1)
@@ -60,13 +110,17 @@ class MaskMotion:
         n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
         areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
         parts: list[tuple[float, float, float]] = []
+        keep: list[int] = []
         if len(areas):
             floor = max(float(self.min_pixels), self.min_share * float(areas.max()))
-            parts = [(float(cents[i][0]), float(cents[i][1]), float(areas[i - 1]))
-                     for i in range(1, n) if areas[i - 1] >= floor]
+            keep = [i for i in range(1, n) if areas[i - 1] >= floor]
+            parts = [(float(cents[i][0]), float(cents[i][1]), float(areas[i - 1])) for i in keep]
+        boxes = {i: (int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 0] + stats[i, 2]), int(stats[i, 1] + stats[i, 3]))
+                 for i in keep}
         prev, self._prev = self._prev, parts
         before, self._prev_mask = self._prev_mask, mask
         before_soft, self._prev_soft = self._prev_soft, soft
+        self._people = []
         if frames <= 0 or not parts or len(parts) != len(prev) or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
@@ -77,6 +131,10 @@ class MaskMotion:
                     or math.hypot(vx, vy) > self.max_step * math.sqrt(area)):
                 return (0.0, 0.0)
             moves.append((vx, vy, area))
+        if len(parts) > 1 and before_soft is not None:
+            # each part's own motion, measured only if a client asks (``people``)
+            self._people = [(boxes[i], m) for i, m in zip(keep, moves)]
+            self._pair = (before_soft, soft, before, mask, frames)
         total = sum(a for _, _, a in moves)
         mx = sum(vx * a for vx, _, a in moves) / total
         my = sum(vy * a for _, vy, a in moves) / total
@@ -107,6 +165,27 @@ def carry(alpha: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
     h, w = alpha.shape[:2]
     move = np.array([[1, 0, dx * w], [0, 1, dy * h]], np.float32)
     return cv2.warpAffine(alpha, move, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def carry_people(alpha: np.ndarray, people: list[tuple[tuple[float, float, float, float], tuple[float, float]]]
+                 ) -> np.ndarray:
+    """``alpha`` with what lies in each person's box (fractions: x0, y0, x1, y1) moved by that person's offset
+    (fractions, from ``people_offsets``), the rest where it is, as the filter's shader shows it."""
+    if not people:
+        return alpha
+    h, w = alpha.shape[:2]
+    out = alpha.copy()
+    pieces = []
+    for (x0, y0, x1, y1), (dx, dy) in people:
+        c0, r0, c1, r1 = (int(round(x0 * w)), int(round(y0 * h)), int(round(x1 * w)), int(round(y1 * h)))
+        piece = np.zeros_like(alpha)
+        piece[r0:r1, c0:c1] = alpha[r0:r1, c0:c1]
+        out[r0:r1, c0:c1] = 0
+        move = np.array([[1, 0, dx * w], [0, 1, dy * h]], np.float32)
+        pieces.append(piece if not (dx or dy) else cv2.warpAffine(piece, move, (w, h), flags=cv2.INTER_LINEAR))
+    for piece in pieces:
+        np.maximum(out, piece, out=out)
+    return out
 
 
 def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, dy: float,
@@ -141,3 +220,18 @@ def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = int(np.count_nonzero(a | b))
     return int(np.count_nonzero(a & b)) / union if union else 1.0
+
+
+def people_boxes(people: list[tuple[tuple[float, float, float, float], tuple[float, float]]], width: int,
+                 height: int) -> list[PersonBox]:
+    """``PipelineResult.people`` in a ``width`` x ``height`` mask's pixels and the header's motion units; none
+    when the boxes, rounded out to whole pixels, would overlap, or there are more than the client moves."""
+    boxes = [PersonBox(max(0, int(x0 * width)), max(0, int(y0 * height)),
+                       min(width, math.ceil(x1 * width)), min(height, math.ceil(y1 * height)),
+                       max(-MOTION_LIMIT, min(MOTION_LIMIT, round(mx * MOTION_SCALE))),
+                       max(-MOTION_LIMIT, min(MOTION_LIMIT, round(my * MOTION_SCALE))))
+             for (x0, y0, x1, y1), (mx, my) in people]
+    if not 2 <= len(boxes) <= MAX_PEOPLE or any(b.x0 >= b.x1 or b.y0 >= b.y1 for b in boxes) or any(
+            a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[:i]):
+        return []
+    return boxes
