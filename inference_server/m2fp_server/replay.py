@@ -93,10 +93,10 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
                     assert r.array is not None
                     masks[fid] = r.array
                     motions[fid] = (r.header.motion_x, r.header.motion_y)
-                elif r.type == MsgType.PEOPLE:  # just before its MASK
-                    people[fid] = r.people
                     rtt[fid] = (time.perf_counter() - sent_at.get(fid, time.perf_counter())) * 1e3
                     inflight -= 1
+                elif r.type == MsgType.PEOPLE:  # just before its MASK
+                    people[fid] = r.people
                 elif r.type == MsgType.DROPPED:
                     dropped += 1
                     inflight -= 1

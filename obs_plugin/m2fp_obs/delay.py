@@ -17,10 +17,12 @@ Runs on OBS's graphics thread with the graphics context entered.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
+
+from m2fp_protocol import MAX_PEOPLE, PersonBox
 
 from . import libobs as L
-from .render import Compositor
+from .render import Compositor, People
 from .sync import FrameSync
 from .texrender import TexRender
 
@@ -51,9 +53,9 @@ class DirectFrame:
         self.obs.obs_source_process_filter_tech_end(self.source, self.comp.effect, self.size[0], self.size[1],
                                                     technique.encode())
 
-    def shown_mask(self) -> Tuple[Optional[int], Tuple[float, float]]:
+    def shown_mask(self) -> Tuple[Optional[int], Tuple[float, float], People]:
         """None: the newest mask (the compositor's own), where it is (the server moved it ahead)."""
-        return None, (0.0, 0.0)
+        return None, (0.0, 0.0), []
 
     def destroy(self) -> None:
         pass
@@ -117,27 +119,32 @@ class VideoDelay:
 
     # ------------------------------------------------------------------ masks
     def upload_mask(self, frame_id: int, width: int, height: int, data: bytes,
-                    motion: Tuple[int, int] = (0, 0)) -> None:
+                    motion: Tuple[int, int] = (0, 0), people: Sequence[PersonBox] = ()) -> None:
         o = self.obs
         if (width, height) != self.mask_size:
             self._destroy_masks()
             self.sync.forget_masks()
             self.mask_size = (width, height)
-        i = self.sync.add_mask(frame_id, motion)
+        boxes = tuple(((p.x0 / width, p.y0 / height, p.x1 / width, p.y1 / height), (p.motion_x, p.motion_y))
+                      for p in people[:MAX_PEOPLE])
+        i = self.sync.add_mask(frame_id, motion, boxes)
         if not self.masks[i]:
             self.masks[i] = o.gs_texture_create(width, height, L.GS_R8, 1, None, L.GS_DYNAMIC)
         o.gs_texture_set_image(self.masks[i], data, width, False)
 
-    def shown_mask(self) -> Tuple[Optional[int], Tuple[float, float]]:
+    def shown_mask(self) -> Tuple[Optional[int], Tuple[float, float], People]:
         """The mask texture for the frame shown now (its own if here) and how far to move it (a mask of an
-        earlier frame is moved on by its people's motion); counted once per OBS frame."""
+        earlier frame is moved on by its people's motion, or each person by their own); counted once per OBS
+        frame."""
         seq = self.sync.shown_seq()
         i = self.sync.mask_for(seq)
         if i is None:
-            return None, (0.0, 0.0)
+            return None, (0.0, 0.0), []
         offset = self.sync.mask_offset(i, seq)
-        self.sync.count_shown(seq, self.sync.mask_seq(i), offset)
-        return self.masks[i], offset
+        people = self.sync.people_offsets(i, seq)
+        moved = offset if offset != (0.0, 0.0) else next((o for _, o in people if o != (0.0, 0.0)), (0.0, 0.0))
+        self.sync.count_shown(seq, self.sync.mask_seq(i), moved)
+        return self.masks[i], offset, people
 
     def sent(self, seq: Optional[int], frame_id: Optional[int]) -> None:
         """The small copy of frame ``seq`` went to the server as ``frame_id``."""

@@ -218,7 +218,7 @@ class FilterInstance:
             self.pacer.mask_arrived(m.frame_id)
             self.compositor.mask.upload(m.width, m.height, m.data)  # the newest (also sync's fallback)
             if isinstance(self.frame, VideoDelay):
-                self.frame.upload_mask(m.frame_id, m.width, m.height, m.data, m.motion)
+                self.frame.upload_mask(m.frame_id, m.width, m.height, m.data, m.motion, m.people)
             self.have_mask = True
         p = tr.take_parsing()
         if p is not None:
@@ -257,9 +257,10 @@ class FilterInstance:
             s, comp = self.settings, self.compositor
             small = self._blurred  # the blurred small copy (blur mode only)
             tech = comp.technique(s.view_mode, s.background_mode, small)
-            mask, offset = frame.shown_mask()
+            mask, offset, people = frame.shown_mask()
             comp.prepare(tech, threshold=s.threshold, feather=s.feather, color=s.color_rgba(), small=small,
-                         small_size=self.capture.size, blur=s.blur_strength, mask=mask, mask_offset=offset)
+                         small_size=self.capture.size, blur=s.blur_strength, mask=mask, mask_offset=offset,
+                         people=people)
             frame.draw_shown(tech)
         elif action is Action.PASS:
             frame.draw_shown("Draw")

@@ -15,7 +15,11 @@ from . import log
 
 EFFECT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effects", "m2fp_composite.effect")
 _PARAMS = ("image", "mask_tex", "mask_offset", "parsing_tex", "palette_tex", "small_tex", "bg_tex", "bg_color",
-           "threshold", "feather")
+           "threshold", "feather", "people", "box0", "box1", "box2", "box3", "off0", "off1", "off2", "off3")
+#: people the shader moves one by one (``m2fp_protocol.MAX_PEOPLE``): box0..3 and off0..3 in the effect
+SHADER_PEOPLE = 4
+#: each person's box (fractions of the mask: x0, y0, x1, y1) and how far to move what lies in it
+People = List[Tuple[Tuple[float, float, float, float], Tuple[float, float]]]
 TECHNIQUES = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blur"}
 
 
@@ -142,14 +146,21 @@ class Compositor:
     def prepare(self, technique: str, *, threshold: float = 0.5, feather: float = 0.1,
                 color: Tuple[float, float, float, float] = (0, 0, 0, 1), small: Optional[int] = None,
                 small_size: Tuple[int, int] = (1, 1), blur: float = 0.5, mask: Optional[int] = None,
-                mask_offset: Tuple[float, float] = (0.0, 0.0)) -> None:
+                mask_offset: Tuple[float, float] = (0.0, 0.0), people: Optional[People] = None) -> None:
         """Set the parameters of ``technique`` (from ``technique()``).  ``image`` is left to whoever draws
         (OBS's process_filter_tech_end, or ``draw``).  ``mask`` replaces the newest mask (frame sync applies
-        the mask of the frame shown), moved by ``mask_offset`` (fractions of the frame)."""
+        the mask of the frame shown), moved by ``mask_offset`` (fractions of the frame), or, given ``people``,
+        what lies in each person's box by their own offset and the rest where it is."""
         o, p = self.obs, self.params
         if technique != "Draw":
             o.gs_effect_set_texture(p["mask_tex"], mask or self.mask.tex)
             o.gs_effect_set_vec2(p["mask_offset"], ctypes.byref(L.vec2(*mask_offset)))
+            moving = (people or [])[:SHADER_PEOPLE]
+            o.gs_effect_set_float(p["people"], float(len(moving)))
+            for k in range(SHADER_PEOPLE):
+                box, off = moving[k] if k < len(moving) else ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0))
+                o.gs_effect_set_vec4(p[f"box{k}"], ctypes.byref(L.vec4(*box)))
+                o.gs_effect_set_vec2(p[f"off{k}"], ctypes.byref(L.vec2(*off)))
             o.gs_effect_set_float(p["threshold"], threshold)
             o.gs_effect_set_float(p["feather"], feather)
         if technique == "Color":

@@ -25,6 +25,8 @@ class MaskSlot:
     seq: Optional[int]  # the frame the mask was computed from (None: sent before sync knew it)
     frame_id: int
     motion: Tuple[int, int] = (0, 0)  # its people's motion per frame (MASK header)
+    #: each person's box (fractions of the mask: x0, y0, x1, y1) and own motion (PEOPLE), when they move apart
+    people: Tuple[Tuple[Tuple[float, float, float, float], Tuple[int, int]], ...] = ()
 
 
 class FrameSync:
@@ -92,11 +94,12 @@ class FrameSync:
             for fid in sorted(self._seq_of_id)[: len(self._seq_of_id) // 2]:
                 del self._seq_of_id[fid]
 
-    def add_mask(self, frame_id: int, motion: Tuple[int, int] = (0, 0)) -> int:
+    def add_mask(self, frame_id: int, motion: Tuple[int, int] = (0, 0),
+                 people: Tuple[Tuple[Tuple[float, float, float, float], Tuple[int, int]], ...] = ()) -> int:
         """A mask arrived: returns the mask slot to upload it into (the one of the oldest frame)."""
         seq = self._seq_of_id.get(frame_id)
         slot = self._free_slot()
-        self.masks[slot] = MaskSlot(seq, frame_id, motion)
+        self.masks[slot] = MaskSlot(seq, frame_id, motion, people)
         return slot
 
     def _free_slot(self) -> int:
@@ -124,6 +127,15 @@ class FrameSync:
         if m is None or m.seq is None:
             return (0.0, 0.0)
         return carry_offset(seq, m.seq + self.ahead, *m.motion)
+
+    def people_offsets(self, slot: int, seq: Optional[int]
+                       ) -> List[Tuple[Tuple[float, float, float, float], Tuple[float, float]]]:
+        """Each person's box and how far to move what lies in it, for the mask in ``slot`` shown with frame
+        ``seq`` (``mask_offset`` person by person); empty when the mask came without people."""
+        m = self.masks[slot]
+        if m is None or m.seq is None or not m.people:
+            return []
+        return [(box, carry_offset(seq, m.seq + self.ahead, *motion)) for box, motion in m.people]
 
     def mask_seq(self, slot: int) -> Optional[int]:
         m = self.masks[slot]

@@ -103,6 +103,8 @@ class MaskFrame:
     latency_ms: float  # send → receive, NaN if the frame was no longer tracked
     #: the people's motion per frame (MASK header, ``m2fp_protocol.carry_offset``); (0, 0) for PARSING
     motion: Tuple[int, int] = (0, 0)
+    #: each person's box and motion when they move differently (the PEOPLE message before the MASK)
+    people: Tuple[proto.PersonBox, ...] = ()
 
 
 @dataclass
@@ -170,6 +172,8 @@ def parse_reply(parts: List[Any]) -> Tuple[Header, Any]:
         return h, obj
     if h.type == MsgType.DROPPED:
         return h, None
+    if h.type == MsgType.PEOPLE:  # checked by decode: boxes inside the mask, not overlapping, motions in range
+        return h, proto.unpack_people(msg.payload, h.width, h.height)
     raise ReplyError(f"a server does not send {h.type.name} messages")
 
 
@@ -200,6 +204,7 @@ class MaskTransport:
         self._mask: Optional[MaskFrame] = None
         self._parsing: Optional[MaskFrame] = None
         self._newest_mask_id = 0
+        self._people: Tuple[int, Tuple[proto.PersonBox, ...]] = (0, ())  # frame id, its PEOPLE (before its MASK)
         self._mask_times: Deque[float] = collections.deque(maxlen=64)
         self._latencies: Deque[float] = collections.deque(maxlen=15)
         self.last_error = ""
@@ -301,7 +306,7 @@ class MaskTransport:
         stamp = now if captured is None else captured
         header = Header(MsgType.FRAME, frame_id=fid, timestamp_us=int(stamp * 1e6), width=width, height=height,
                         pixel_format=pixel_format, stride=stride,
-                        flags=Flags.WANT_PARSING if self.settings.want_parsing else 0,
+                        flags=(Flags.WANT_PARSING if self.settings.want_parsing else 0) | Flags.WANT_PEOPLE,
                         mask_width=width, mask_height=height, generation=self.generation)
         try:
             self.sock.send_multipart(proto.encode(header, pixels), zmq.NOBLOCK, copy=False)
@@ -451,10 +456,13 @@ class MaskTransport:
             if self._fresh:
                 self._fresh = False
                 self._event("first mask")
+            people = self._people[1] if self._people[0] == h.frame_id else ()
             self._mask = MaskFrame(h.frame_id, h.width, h.height, payload, h.generation, now, lat,
-                                   (h.motion_x, h.motion_y))
+                                   (h.motion_x, h.motion_y), people)
             self._mask_times.append(now)
             self.counts["masks"] += 1
+        elif t == MsgType.PEOPLE:
+            self._people = (h.frame_id, payload)
         elif t == MsgType.PARSING:
             if h.frame_id == self._newest_mask_id:
                 self._parsing = MaskFrame(h.frame_id, h.width, h.height, payload, h.generation, now, float("nan"))
