@@ -121,7 +121,26 @@ class MaskMotion:
         before, self._prev_mask = self._prev_mask, mask
         before_soft, self._prev_soft = self._prev_soft, soft
         self._people = []
-        if frames <= 0 or not parts or len(parts) != len(prev) or before is None or before.shape != mask.shape:
+        if frames <= 0 or not parts or before is None or before.shape != mask.shape:
+            return (0.0, 0.0)
+        if len(parts) > 1 and before_soft is not None:
+            # each part that is plainly the same as one of the mask before (each the other's nearest, about
+            # as large, a plausible step) gets its own motion, measured only if a client asks (``people``);
+            # a blob that comes and goes beside them stays where it is
+            own = []
+            for i, (cx, cy, area) in zip(keep, parts):
+                j = min(range(len(prev)), key=lambda j: (prev[j][0] - cx) ** 2 + (prev[j][1] - cy) ** 2, default=-1)
+                if j < 0:
+                    continue
+                px, py, pa = prev[j]
+                back = min(parts, key=lambda q: (q[0] - px) ** 2 + (q[1] - py) ** 2)
+                vx, vy = (cx - px) / frames, (cy - py) / frames
+                if back[:2] == (cx, cy) and abs(area - pa) <= self.max_area_change * max(area, pa) \
+                        and math.hypot(vx, vy) <= self.max_step * math.sqrt(area):
+                    own.append((boxes[i], (vx, vy, area)))
+            if len(own) > 1:
+                self._people, self._pair = own, (before_soft, soft, before, mask, frames)
+        if len(parts) != len(prev):
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
         for cx, cy, area in parts:
@@ -131,10 +150,6 @@ class MaskMotion:
                     or math.hypot(vx, vy) > self.max_step * math.sqrt(area)):
                 return (0.0, 0.0)
             moves.append((vx, vy, area))
-        if len(parts) > 1 and before_soft is not None:
-            # each part's own motion, measured only if a client asks (``people``)
-            self._people = [(boxes[i], m) for i, m in zip(keep, moves)]
-            self._pair = (before_soft, soft, before, mask, frames)
         total = sum(a for _, _, a in moves)
         mx = sum(vx * a for vx, _, a in moves) / total
         my = sum(vy * a for _, vy, a in moves) / total
