@@ -48,7 +48,8 @@ class CodedTruth(LateEngine):
         h, w = rgb.shape[:2]
         k = rgb.shape[1] / self.truths.shape[2]  # the frame may arrive reduced
         b = self.block * k
-        bits = [rgb[int(0.25 * b):int(0.75 * b), int((i + 0.25) * b):int((i + 0.75) * b)].mean() > 127 for i in range(8)]
+        bits = [rgb[int(0.25 * b):int(0.75 * b), int((i + 0.25) * b):int((i + 0.75) * b)].mean() > 127
+                for i in range(8)]
         index = sum(1 << i for i, on in enumerate(bits) if on) % len(self.truths)
         truth = cv2.resize(self.truths[index].astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
         return person_output(truth, self.inner.classes)

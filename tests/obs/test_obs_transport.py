@@ -255,6 +255,16 @@ GARBAGE = [
     [proto.pack_header(Header(MsgType.MASK, width=64, height=64, pixel_format=PixelFormat.RGBA)), bytes(64 * 256)],
     [proto.pack_header(Header(MsgType.MASK, width=0, height=9, pixel_format=PixelFormat.GRAY8)), b""],
     [proto.pack_header(Header(MsgType.DROPPED)), b"", b"third part"],
+    # PEOPLE: overlapping boxes, a box beyond the mask, a torn record, no record, too many
+    [proto.pack_header(Header(MsgType.PEOPLE, width=64, height=36)),
+     proto.pack_people([proto.PersonBox(0, 0, 30, 36, 1, 1), proto.PersonBox(20, 0, 50, 36, 1, 1)])],
+    [proto.pack_header(Header(MsgType.PEOPLE, width=64, height=36)),
+     proto.pack_people([proto.PersonBox(0, 0, 65, 36, 1, 1)])],
+    [proto.pack_header(Header(MsgType.PEOPLE, width=64, height=36)),
+     proto.pack_people([proto.PersonBox(0, 0, 9, 9, 1, 1)])[:-1]],
+    [proto.pack_header(Header(MsgType.PEOPLE, width=64, height=36)), b""],
+    [proto.pack_header(Header(MsgType.PEOPLE, width=64, height=36)),
+     proto.pack_people([proto.PersonBox(k * 10, 0, k * 10 + 5, 9, 1, 1) for k in range(5)])],
 ]
 
 
@@ -282,6 +292,10 @@ def test_garbage_replies_are_rejected_and_the_stream_goes_on():
         assert (fh.mask_width, fh.mask_height) == (64, 36)
         assert fh.timestamp_us == 12_500_000  # the frame's own time (OBS's), not the moment it was sent
         mask = bytes(range(256)) * 9
+        assert fh.flags & proto.Flags.WANT_PEOPLE  # the filter moves each person by their own motion
+        people = [proto.PersonBox(2, 3, 30, 36, 120, -7), proto.PersonBox(34, 0, 64, 30, -120, 0)]
+        router.send_multipart([ident, *proto.encode(Header(MsgType.PEOPLE, frame_id=fid, width=64, height=36),
+                                                    proto.pack_people(people))])
         router.send_multipart([ident, *proto.encode(Header(MsgType.MASK, frame_id=fid, width=64, height=36,
                                                            pixel_format=PixelFormat.GRAY8, generation=3,
                                                            motion_x=-300, motion_y=41), mask)])
@@ -293,6 +307,7 @@ def test_garbage_replies_are_rejected_and_the_stream_goes_on():
             time.sleep(0.01)
         assert m is not None and m.data == mask and m.frame_id == fid
         assert m.motion == (-300, 41)  # for the frame sync to carry the mask on when it is shown late
+        assert m.people == tuple(people)  # the PEOPLE just before it: each person moved by their own
         assert tr.counts["bad_replies"] == len(GARBAGE)
     finally:
         tr.close()

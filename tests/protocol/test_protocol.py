@@ -9,6 +9,7 @@ import pytest
 
 import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
+from m2fp_protocol.people import PERSON_STRUCT
 
 
 def frame_header(**kw) -> Header:
@@ -151,3 +152,64 @@ def test_hostile_motion_values_never_move_a_mask_out_of_reach():
             assert (dx, dy) == (0.0, 0.0)
 
     check()
+
+
+def test_people_round_trip_and_every_hostile_field_is_refused() -> None:
+    """PEOPLE (each person's box and motion, before a MASK): a valid one round-trips through the codec; for
+    hostile values of every field (box corners, motions, record count, payload length, the mask size in the
+    header) ``decode`` either refuses it with MALFORMED/BAD_SIZE or gives boxes inside the mask, none
+    overlapping, motions in range, and offsets no larger than a MASK header's motion can give."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    good = [proto.PersonBox(10, 20, 60, 90, 300, -40), proto.PersonBox(70, 20, 120, 90, -300, 0)]
+    msg = proto.decode(proto.encode(Header(MsgType.PEOPLE, frame_id=4, width=160, height=90),
+                                    proto.pack_people(good)), accept=proto.CLIENT_ACCEPTS)
+    assert proto.unpack_people(msg.payload, 160, 90) == tuple(good)
+    with pytest.raises(ProtocolError):  # a client never sends PEOPLE
+        proto.decode(proto.encode(Header(MsgType.PEOPLE, width=160, height=90), proto.pack_people(good)),
+                     accept=proto.SERVER_ACCEPTS)
+
+    u16, i16 = st.integers(0, 0xFFFF), st.integers(-0x8000, 0x7FFF)
+    seen = {"valid": 0}
+
+    @st.composite
+    def case(draw: Any) -> tuple[list, int, int]:
+        w, h = draw(st.integers(0, 9000)), draw(st.integers(0, 9000))
+        w, h = draw(st.sampled_from([(w, h), (640, 360), (1, 1)]))
+        records = []
+        for k in range(draw(st.integers(0, 6))):
+            if draw(st.booleans()):  # any corners at all
+                x0, y0, x1, y1 = (draw(u16) for _ in range(4))
+            else:  # a box in its own column of the mask (valid unless the mask is too small), edges jittered
+                cw = max(1, w // 6)
+                a, b = sorted((draw(st.integers(k * cw, (k + 1) * cw)), draw(st.integers(k * cw, (k + 1) * cw))))
+                c, d = sorted((draw(st.integers(0, h)), draw(st.integers(0, h))))
+                x0, x1, y0, y1 = a, b + draw(st.integers(0, 1)), c, d + draw(st.integers(0, 1))
+            records.append((min(x0, 0xFFFF), min(y0, 0xFFFF), min(x1, 0xFFFF), min(y1, 0xFFFF), draw(i16), draw(i16)))
+        return records, w, h
+
+    @settings(max_examples=3000, deadline=None, database=None, derandomize=True)
+    @given(case(), st.one_of(st.just(b""), st.binary(max_size=13)), st.integers(-2**31, 2**31),
+           st.integers(-2**31, 2**31))
+    def check(c: tuple[list, int, int], tail: bytes, shown: int, made_for: int) -> None:
+        records, w, h = c
+        payload = b"".join(PERSON_STRUCT.pack(*r) for r in records) + tail
+        try:
+            m = proto.decode(proto.encode(Header(MsgType.PEOPLE, width=w, height=h), payload),
+                             accept=proto.CLIENT_ACCEPTS)
+        except ProtocolError as exc:
+            assert exc.code in (proto.ErrorCode.MALFORMED, proto.ErrorCode.BAD_SIZE)
+            return
+        people = proto.unpack_people(m.payload, w, h)
+        seen["valid"] += 1
+        assert 1 <= len(people) <= proto.MAX_PEOPLE and len(tail) % PERSON_STRUCT.size == 0
+        for i, p in enumerate(people):
+            assert 0 <= p.x0 < p.x1 <= w and 0 <= p.y0 < p.y1 <= h
+            assert not any(p.overlaps(q) for q in people[:i])
+        bound = proto.MAX_CARRY_FRAMES * proto.MAX_MOTION
+        for box, (dx, dy) in proto.people_offsets(people, w, h, shown, made_for):
+            assert all(0.0 <= v <= 1.0 for v in box) and abs(dx) <= bound and abs(dy) <= bound
+
+    check()
+    assert seen["valid"] >= 50, seen  # the accepting side was exercised too

@@ -119,6 +119,105 @@ def test_people_moving_apart_get_no_single_motion() -> None:
     assert all(-0.012 < mx < -0.008 and abs(my) < 0.002 for mx, my in one[1:]), one  # 1 % of the width, left
 
 
+def test_people_moving_apart_each_get_their_own_motion_and_box() -> None:
+    """The same two people walking apart: each gets a box around them and their own motion (PEOPLE), and a
+    late mask moved person by person sits on both; boxes never overlap, and people who merged into one
+    outline, or one person alone, get none (the MASK header's motion covers one person)."""
+    from m2fp_server.postprocess.mask_motion import carry_people, people_boxes
+    from m2fp_protocol import people_offsets
+    w, h = 480, 270
+    bg = textured_background(w, h, seed=5)
+    cut = Cutout.load("astronaut")
+    mm, alone = MaskMotion(), MaskMotion()
+    truths, got = [], []
+    for i in range(8):
+        left = place(cut, Placement(cx=0.3 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        right = place(cut, Placement(cx=0.7 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        _, both = compose(bg, [left, right])
+        truths.append(both > 0)
+        mm(truths[-1].astype(np.float32), 1)
+        got.append(people_boxes(mm.people(), w, h))
+        alone((compose(bg, [left])[1] > 0).astype(np.float32), 1)
+        assert alone.people() == []
+    assert got[0] == [] and all(len(p) == 2 for p in got[1:]), got
+    for people in got[1:]:
+        (a, b) = sorted(people, key=lambda p: p.x0)
+        assert not a.overlaps(b)
+        # 1 % of the width per frame, outwards
+        assert -0.012 * MOTION_SCALE < a.motion_x < -0.008 * MOTION_SCALE < 0.008 * MOTION_SCALE < b.motion_x
+    held, moved = [], []
+    for i in range(1, 7):
+        mask = (truths[i] * 255).astype(np.uint8)
+        held.append(iou(mask, truths[i + 1]))
+        moved.append(iou(carry_people(mask, people_offsets(got[i], w, h, i + 1, i)), truths[i + 1]))
+    assert min(moved) > 0.97 and np.mean(moved) > np.mean(held) + 0.03, (held, moved)
+    merged = MaskMotion()
+    for i in range(6):
+        left = place(cut, Placement(cx=0.4 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        right = place(cut, Placement(cx=0.6 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        merged((compose(bg, [left, right])[1] > 0).astype(np.float32), 1)
+        assert merged.people() == []
+
+
+def test_a_real_server_sends_each_persons_motion_before_the_mask_only_when_asked() -> None:
+    """Through a real server and real sockets: a FRAME with ``WANT_PEOPLE`` of two people walking apart gets a
+    PEOPLE (both boxes, opposite motions) just before its MASK; without the flag, none."""
+    from m2fp_protocol import MsgType
+    from m2fp_server.client import MaskClient
+    from m2fp_server.server import InferenceServer, ServerSettings
+    clip_w, clip_h = 480, 270
+    bg = textured_background(clip_w, clip_h, seed=5)
+    cut = Cutout.load("astronaut")
+    eng = OracleTruth()
+    srv = InferenceServer(eng, ServerSettings(address="tcp://127.0.0.1:*"),  # type: ignore[arg-type]
+                          pipeline=Pipeline(eng))  # type: ignore[arg-type]
+    address = srv.start()
+    try:
+        with MaskClient(address, timeout_s=10) as client:
+            client.hello("test")
+            client.configure(smoothing=0)
+            order: list[tuple[int, MsgType]] = []
+            people: dict[int, Any] = {}
+            for i in range(9):  # the server knows the frame interval (motion per frame) from the 4th frame
+                left = place(cut, Placement(cx=0.3 - 0.01 * i, bottom=1.0, height=0.6), (clip_w, clip_h))
+                right = place(cut, Placement(cx=0.7 + 0.01 * i, bottom=1.0, height=0.6), (clip_w, clip_h))
+                rgb, truth = compose(bg, [left, right])
+                eng.truth = truth > 0
+                fid = client.send_frame(rgb, mask_size=(clip_w, clip_h), want_people=i < 7,
+                                        timestamp_us=int(i * 1e6 / 30))
+                while True:
+                    r = client.wait_for({MsgType.MASK, MsgType.PEOPLE}, fid)
+                    order.append((fid, r.type))
+                    if r.type == MsgType.PEOPLE:
+                        people[fid] = r.people
+                    else:
+                        break
+    finally:
+        srv.stop()
+        srv.join()
+    asked = [fid for fid, t in order if t == MsgType.MASK][:7]
+    assert all((fid, MsgType.PEOPLE) in order and order.index((fid, MsgType.PEOPLE)) + 1 ==
+               order.index((fid, MsgType.MASK)) for fid in asked[4:]), order
+    assert not any(t == MsgType.PEOPLE for fid, t in order if fid not in asked), order
+    a, b = sorted(people[asked[-1]], key=lambda p: p.x0)
+    assert a.motion_x < 0 < b.motion_x and not a.overlaps(b)
+
+
+class OracleTruth(LateEngine):
+    """The selfie engine answering with ``truth`` (set before each frame) instead of its own masks: they are
+    exact, so only the server's motion and PEOPLE messages are under test."""
+
+    def __init__(self) -> None:
+        from m2fp_server.engines.registry import create
+        super().__init__(create("selfie"), 0.0)
+        self.truth = np.zeros((270, 480), bool)
+
+    def infer(self, rgb: np.ndarray, stream: Any = None) -> Any:
+        from m2fp_server.engines.base import person_output
+        return person_output(cv2.resize(self.truth.astype(np.float32), (rgb.shape[1], rgb.shape[0])),
+                             self.inner.classes)
+
+
 def test_late_masks_from_a_real_server_follow_the_person() -> None:
     """A full body swept fast over a playing video, replayed at 30 fps with two frames of sync through a real
     server that answers every frame 45 ms late: each mask comes back after its frame is shown.  Carried on
