@@ -269,9 +269,10 @@ def test_late_masks_are_carried_onto_the_frame_shown(tmp_path):
 
 def test_late_masks_of_two_people_walking_apart_move_each_person_by_their_own_motion(tmp_path):
     """Two people walking apart (and back) move in opposite directions: one motion for the mask cannot carry
-    both, so the MASK header has none (before PEOPLE, such masks were shown where they were made).  The server sends each person's box and motion (PEOPLE) and the
-    filter's shader moves each person by their own, so with answers 120 ms late the alpha in the screenshot
-    sits on both people of the frame shown, not where the mask's own frame had them."""
+    both, so the MASK header has none (before PEOPLE, such masks were shown where they were made).  The
+    server sends each person's box and motion (PEOPLE) and the filter's shader moves each person by their
+    own, so with answers 120 ms late the alpha in the screenshot sits on both people of the frame shown,
+    not where the mask's own frame had them."""
     truths = make_coded_clip(tmp_path / "coded.mp4", walk_apart, height=0.38)
     np.save(tmp_path / "truths.npy", np.stack(truths))
     # the true masks as the engine's answers (``CodedTruth``): the selfie model splits two busts this small on
