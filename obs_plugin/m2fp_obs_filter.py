@@ -27,7 +27,8 @@ LOG_FLUSH_MS = 100
 # Each module comes after the ones it imports (tests/obs/test_obs_reload_list.py checks both).
 _RELOADABLE = ("m2fp_protocol.messages", "m2fp_protocol.errors", "m2fp_protocol.validation", "m2fp_protocol.classes",
                "m2fp_protocol.config", "m2fp_protocol.defaults", "m2fp_protocol.rules", "m2fp_protocol.people",
-               "m2fp_protocol.codec", "m2fp_protocol.sizing", "m2fp_protocol", "m2fp_obs.log", "m2fp_obs.policy", "m2fp_obs.transport",
+               "m2fp_protocol.codec", "m2fp_protocol.sizing", "m2fp_protocol", "m2fp_obs.log", "m2fp_obs.policy",
+               "m2fp_obs.transport",
                "m2fp_obs.settings", "m2fp_obs.stats", "m2fp_obs.texrender", "m2fp_obs.capture", "m2fp_obs.render",
                "m2fp_obs.blur", "m2fp_obs.sync", "m2fp_obs.delay", "m2fp_obs.pacing", "m2fp_obs.filter",
                "m2fp_obs.properties", "m2fp_obs.plugin")
