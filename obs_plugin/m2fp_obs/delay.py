@@ -142,7 +142,9 @@ class VideoDelay:
             return None, (0.0, 0.0), []
         offset = self.sync.mask_offset(i, seq)
         people = self.sync.people_offsets(i, seq)
-        moved = offset if offset != (0.0, 0.0) else next((o for _, o in people if o != (0.0, 0.0)), (0.0, 0.0))
+        moved = next((o for _, o in people if o != (0.0, 0.0)), None)
+        if moved is None:  # nobody moves: the plain path (one sample a pixel in the shader)
+            people, moved = [], offset
         self.sync.count_shown(seq, self.sync.mask_seq(i), moved)
         return self.masks[i], offset, people
 

@@ -190,3 +190,32 @@ def test_a_late_mask_is_moved_on_by_its_motion_and_counted_as_carried():
         sync.add_mask(200 + k, motion)
         slot = sync.mask_for(sync.shown_seq())
         assert slot is not None and sync.mask_offset(slot, sync.shown_seq()) == (0.0, 0.0)
+
+
+def test_a_late_mask_of_people_moving_apart_moves_each_person_by_their_own_motion():
+    """A mask that came with each person's box and motion (PEOPLE), shown a frame late: each box gets its own
+    offset (the header's one motion is none for people moving apart); shown in time, every offset is none."""
+    from m2fp_protocol import MOTION_SCALE
+    left, right = (0.0, 0.1, 0.4, 1.0), (0.6, 0.1, 1.0, 1.0)
+    people = ((left, (round(-0.02 * MOTION_SCALE), 0)), (right, (round(0.03 * MOTION_SCALE), 0)))
+    sync = FrameSync(2)
+    got = []
+    for k in range(8):
+        seq = sync.push()
+        sync.sent(seq, 100 + k)
+        if k >= 3:
+            sync.add_mask(100 + k - 3, (0, 0), people)  # one frame late, as above
+        shown = sync.shown_seq()
+        slot = sync.mask_for(shown)
+        if slot is not None and shown is not None and shown >= 2 and k >= 3:
+            assert sync.mask_offset(slot, shown) == (0.0, 0.0)
+            got.append(sync.people_offsets(slot, shown))
+    assert got and all([box for box, _ in g] == [left, right] for g in got), got
+    assert all(abs(g[0][1][0] + 0.02) < 1e-3 and abs(g[1][1][0] - 0.03) < 1e-3 for g in got), got
+    sync = FrameSync(2)
+    for k in range(6):
+        seq = sync.push()
+        sync.sent(seq, 200 + k)
+        sync.add_mask(200 + k, (0, 0), people)
+        slot = sync.mask_for(sync.shown_seq())
+        assert slot is not None and all(off == (0.0, 0.0) for _, off in sync.people_offsets(slot, sync.shown_seq()))

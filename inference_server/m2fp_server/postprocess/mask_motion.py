@@ -11,7 +11,8 @@ host that the next frames were late too, docs/evaluation.md): each person's (con
 against the same person's in the mask before, then refined to the shift that best lays the mask before
 onto this one (a walking person's legs move the centroid apart from the body).  One motion per mask:
 when people move differently (two walking past each other), or parts cannot be matched (a merge,
-someone coming in), it says none and the mask is shown where it is, as without it.
+someone coming in), it says none and the mask is shown where it is, as without it.  For a client that
+asks, ``people`` gives each person's box and own motion instead (PEOPLE, ``m2fp_protocol.people``).
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ class MaskMotion:
     #: (their soft edge, and what they move in the frames a late mask is carried)
     box_margin: float = 0.03
     _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
-    # the last call's parts, each with its box (working pixels) and centroid motion, when every part matched
+    # the last call's parts matched one by one to the mask before, each with its box (working pixels) and
+    # centroid motion (``people``)
     _people: list[tuple[tuple[int, int, int, int], tuple[float, float, float]]] = field(default_factory=list)
     _pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
     _prev_mask: np.ndarray | None = None
