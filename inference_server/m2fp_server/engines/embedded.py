@@ -761,6 +761,8 @@ class EmbeddedEngine(PersonEngine):
         flow inside that mask; None when it cannot be told."""
         if tr.prev_grey is None or tr.grey is None or tr.prev_grey.shape != one.shape:
             return None
+        # ``transform`` maps its first frame's points to its second's: given the frame before first (where
+        # the mask was made), the map carries the mask forward; a person standing still gets the identity
         return self._flow.transform(one >= 0.5, tr.prev_grey, tr.grey)
 
     def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray) -> np.ndarray:
