@@ -225,6 +225,24 @@ def test_frame_sync_shows_each_frame_with_its_own_mask(tmp_path):
     assert "Number of memory leaks: 0" in obs.log_text()
 
 
+def _shown_against_truth(obs: ObsProcess, source: str, truths: list[np.ndarray],
+                         step: int) -> tuple[list[float], list[float]]:
+    """20 screenshots of ``source``: the alpha's IoU with the truth of the frame shown (read from its coded
+    index), and with the truth one OBS frame (``step`` clip frames) before: where the mask's own frame had
+    the people."""
+    own, behind = [], []
+    for _ in range(20):
+        shot = obs.screenshot(source)
+        k = frame_index(shot)
+        assert k < CODED_FRAMES, "the frame index is readable"
+        alpha = shot[..., 3] >= 128
+        alpha[:CODE_BLOCK + 8, :8 * CODE_BLOCK + 8] = False
+        own.append(iou(alpha, truths[k]))
+        behind.append(iou(alpha, truths[(k - step) % CODED_FRAMES]))
+        time.sleep(0.05)
+    return own, behind
+
+
 def test_late_masks_are_carried_onto_the_frame_shown(tmp_path):
     """A server too slow for the frame rate (every answer 120 ms late at 10 fps): with two frames of sync
     every mask comes back after its frame is shown, so each frame is shown with an earlier frame's mask.
@@ -242,16 +260,7 @@ def test_late_masks_are_carried_onto_the_frame_shown(tmp_path):
         obs.start()
         inst = obs.wait_plugin(lambda i: i.get("sync", {}).get("carried", 0) >= 10, 30.0)
         assert inst, f"no late mask carried on: {obs.plugin_stats()}\n{obs.log_tail()}"
-        own, behind = [], []
-        for _ in range(20):
-            shot = obs.screenshot("Person")
-            k = frame_index(shot)
-            assert k < CODED_FRAMES, "the frame index is readable"
-            alpha = shot[..., 3] >= 128
-            alpha[:CODE_BLOCK + 8, :8 * CODE_BLOCK + 8] = False
-            own.append(iou(alpha, truths[k]))
-            behind.append(iou(alpha, truths[(k - step) % CODED_FRAMES]))  # where the mask's frame had her
-            time.sleep(0.05)
+        own, behind = _shown_against_truth(obs, "Person", truths, step)
         sync = obs.plugin_stats()["instances"][0]["sync"]
         report.append(f"answers 120 ms late, sync 2 at {ALIGN_FPS} fps: IoU with the frame shown {np.mean(own):.3f} "
                       f"(median {np.median(own):.3f}), with the frame one OBS frame before {np.mean(behind):.3f}; "
@@ -287,16 +296,7 @@ def test_late_masks_of_two_people_walking_apart_move_each_person_by_their_own_mo
         obs.start()
         inst = obs.wait_plugin(lambda i: i.get("sync", {}).get("carried", 0) >= 10, 30.0)
         assert inst, f"no late mask carried on: {obs.plugin_stats()}\n{obs.log_tail()}"
-        own, behind = [], []
-        for _ in range(20):
-            shot = obs.screenshot("People")
-            k = frame_index(shot)
-            assert k < CODED_FRAMES, "the frame index is readable"
-            alpha = shot[..., 3] >= 128
-            alpha[:CODE_BLOCK + 8, :8 * CODE_BLOCK + 8] = False
-            own.append(iou(alpha, truths[k]))
-            behind.append(iou(alpha, truths[(k - step) % CODED_FRAMES]))
-            time.sleep(0.05)
+        own, behind = _shown_against_truth(obs, "People", truths, step)
         sync = obs.plugin_stats()["instances"][0]["sync"]
         report.append(f"two people walking apart, answers 120 ms late, sync 2 at {ALIGN_FPS} fps: IoU with the "
                       f"frame shown {np.mean(own):.3f} (median {np.median(own):.3f}), with the frame one OBS frame "
