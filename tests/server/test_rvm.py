@@ -116,6 +116,32 @@ def test_each_stream_keeps_its_own_recurrent_state(small) -> None:  # type: igno
     assert s1.resets == 0 and s2.resets == 0
 
 
+def test_streams_in_parallel_get_their_own_detections(small) -> None:  # type: ignore[no-untyped-def]
+    """Streams through Triton run the engine from several threads at once; the detector that finds small
+    people is shared by all of them.  Each thread's detections must be its own frame's (a shared, unguarded
+    detector once gave one stream another's hits, and Triton's four-stream test a mask of nobody)."""
+    import threading
+    frames = [np.ascontiguousarray(np.roll(f, 40 * k, axis=1))
+              for k, f in enumerate(get_clip("framing-small-body", static=2, moving=2, size=(640, 360)).frames)]
+    serial = [[(round(p.score, 4), tuple(round(v, 1) for v in p.hips)) for p in small._small_people(f, 1e9, 0)]
+              for f in frames]
+    assert len({tuple(x) for x in serial}) > 1, serial  # the frames differ in what is found
+    wrong: list[int] = []
+
+    def run(k: int) -> None:
+        for _ in range(40):
+            got = [(round(p.score, 4), tuple(round(v, 1) for v in p.hips))
+                   for p in small._small_people(frames[k], 1e9, 0)]
+            if got != serial[k]:
+                wrong.append(k)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(frames))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not wrong, f"{len(wrong)} detections came from another thread's frame"
+
+
 def test_state_resets_on_a_scene_cut_a_long_gap_and_a_new_shape(small) -> None:  # type: ignore[no-untyped-def]
     a = get_clip("sway", static=3, moving=6, size=(320, 180)).frames
     other = get_clip("framing-bust", static=3, moving=3, size=(320, 180)).frames[0]

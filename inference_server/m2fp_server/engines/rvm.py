@@ -394,6 +394,7 @@ class RVMEngine(PersonEngine):
         except (TypeError, ValueError) as exc:
             raise EngineUnavailable(f"bad RVM option: {exc}") from None
         self._detector: Any = None
+        self._detector_lock = threading.Lock()
         self._runners: dict[tuple[int, int], Runner] = {}
         self._runners_lock = threading.Lock()
         # fail now, not on the first frame: build the 16:9 shape (the usual camera)
@@ -540,12 +541,15 @@ class RVMEngine(PersonEngine):
         detector run per call keeps the frames that detect short (a fresh stream's first call runs all
         three, so a small person is found on its first frame).
         """
-        if self._detector is None:
-            from .embedded_detect import PoseDetector
-            self._detector = PoseDetector(threads=1, min_score=self.zoom.min_detection)
         H, W = rgb.shape[:2]
         part = part % PARTS if W >= WIDE * H else 0
-        people = self._detector(rgb) if part == 0 else self._detector.on_tile(rgb, 0 if part == 1 else W - H)
+        # one detector for every stream: its input buffer and inference request are not for two threads at
+        # once (streams through Triton run in parallel; a shared run gave one stream another's detections)
+        with self._detector_lock:
+            if self._detector is None:
+                from .embedded_detect import PoseDetector
+                self._detector = PoseDetector(threads=1, min_score=self.zoom.min_detection)
+            people = self._detector(rgb) if part == 0 else self._detector.on_tile(rgb, 0 if part == 1 else W - H)
         return [p for p in people if 2.0 * p.body_radius < below]
 
     def info(self) -> dict[str, Any]:
