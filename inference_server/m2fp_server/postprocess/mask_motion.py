@@ -61,8 +61,9 @@ class MaskMotion:
     def people(self) -> list[tuple[tuple[float, float, float, float], tuple[float, float]]]:
         """The last mask's people, each with a box (fractions of the mask: x0, y0, x1, y1) and their own
         motion per frame (fractions of its width and height), for a client that moves each person on by
-        their own motion (PEOPLE); empty when the mask holds fewer than two people, one of them could not be
-        matched to the mask before, or their boxes would overlap (a pixel must belong to one person).
+        their own motion (PEOPLE); empty when the mask holds fewer than two people matched to the mask before,
+        or none of them moves.  Boxes that overlap (a pixel must belong to one person) are refused where they
+        are rounded to the mask sent (``people_boxes``).
 
         Each person's motion is refined as the mask's one (ECC on their box alone) and must explain their
         last step; a person whose motion does not, or who stands still, gets none.
@@ -85,19 +86,39 @@ class MaskMotion:
             if speed >= self.still_px:
                 if self.refine:
                     mx, my = _refined(before_soft, soft, where, mx, my, slack, self.refine_iterations)
-                move = np.array([[1, 0, mx], [0, 1, my]], np.float32)
-                b, now = before[by0:by1, bx0:bx1], mask[by0:by1, bx0:bx1]
-                moved = cv2.warpAffine(before, move, (w, h), flags=cv2.INTER_NEAREST)[by0:by1, bx0:bx1]
-                held, fit = _iou(b, now), _iou(moved, now)
-                if fit < held + self.explain * (1.0 - held):
+                if not self._explains(before, mask, mx, my, (bx0, by0, bx1, by1)):
                     mx = my = 0.0
             else:
                 mx = my = 0.0
             out.append(((bx0 / w, by0 / h, bx1 / w, by1 / h), (mx / frames / w, my / frames / h)))
-        for i, (a, _) in enumerate(out):
-            if any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3] for b, _ in out[:i]):
-                return []
         return out if any(mv != (0.0, 0.0) for _, mv in out) else []
+
+    def _step(self, part: tuple[float, float, float], was: tuple[float, float, float],
+              frames: int) -> tuple[float, float] | None:
+        """Motion per frame of ``part`` (cx, cy, area) from ``was``, the part of the mask before nearest to it;
+        None when that is not plausibly the same part (its area changed a lot: a merge, a split; or the step
+        is too long for its size)."""
+        (cx, cy, area), (px, py, pa) = part, was
+        vx, vy = (cx - px) / frames, (cy - py) / frames
+        if (abs(area - pa) > self.max_area_change * max(area, pa)
+                or math.hypot(vx, vy) > self.max_step * math.sqrt(area)):
+            return None
+        return vx, vy
+
+    def _explains(self, before: np.ndarray, mask: np.ndarray, dx: float, dy: float,
+                  box: tuple[int, int, int, int] | None = None) -> bool:
+        """Whether the mask before, moved by (dx, dy), overlaps this one (in ``box``: x0, y0, x1, y1) by
+        ``explain`` more of what they do not share than unmoved (a merged blob of people moving apart is not
+        one motion)."""
+        if self.explain <= 0:
+            return True
+        h, w = mask.shape
+        moved = cv2.warpAffine(before, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (w, h),
+                               flags=cv2.INTER_NEAREST)
+        x0, y0, x1, y1 = box or (0, 0, w, h)
+        b, now, moved = before[y0:y1, x0:x1], mask[y0:y1, x0:x1], moved[y0:y1, x0:x1]
+        held, fit = _iou(b, now), _iou(moved, now)
+        return fit >= held + self.explain * (1.0 - held)
 
     def __call__(self, alpha: np.ndarray, frames: int) -> tuple[float, float]:
         """Motion per frame, as fractions of the mask's width and height, of ``alpha`` ((H, W), 0..1)
@@ -130,28 +151,24 @@ class MaskMotion:
             # as large, a plausible step) gets its own motion, measured only if a client asks (``people``);
             # a blob that comes and goes beside them stays where it is
             own = []
-            for i, (cx, cy, area) in zip(keep, parts):
-                j = min(range(len(prev)), key=lambda j: (prev[j][0] - cx) ** 2 + (prev[j][1] - cy) ** 2, default=-1)
-                if j < 0:
+            for i, part in zip(keep, parts):
+                was = _nearest(prev, part)
+                if was is None or _nearest(parts, was) is not part:  # each must be the other's nearest
                     continue
-                px, py, pa = prev[j]
-                back = min(parts, key=lambda q: (q[0] - px) ** 2 + (q[1] - py) ** 2)
-                vx, vy = (cx - px) / frames, (cy - py) / frames
-                if back[:2] == (cx, cy) and abs(area - pa) <= self.max_area_change * max(area, pa) \
-                        and math.hypot(vx, vy) <= self.max_step * math.sqrt(area):
-                    own.append((boxes[i], (vx, vy, area)))
+                step = self._step(part, was, frames)
+                if step is not None:
+                    own.append((boxes[i], (*step, part[2])))
             if len(own) > 1:
                 self._people, self._pair = own, (before_soft, soft, before, mask, frames)
         if len(parts) != len(prev):
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
-        for cx, cy, area in parts:
-            px, py, pa = min(prev, key=lambda p: (p[0] - cx) ** 2 + (p[1] - cy) ** 2)
-            vx, vy = (cx - px) / frames, (cy - py) / frames
-            if (abs(area - pa) > self.max_area_change * max(area, pa)
-                    or math.hypot(vx, vy) > self.max_step * math.sqrt(area)):
+        for part in parts:
+            was = _nearest(prev, part)
+            step = self._step(part, was, frames) if was is not None else None
+            if step is None:
                 return (0.0, 0.0)
-            moves.append((vx, vy, area))
+            moves.append((*step, part[2]))
         total = sum(a for _, _, a in moves)
         mx = sum(vx * a for vx, _, a in moves) / total
         my = sum(vy * a for _, vy, a in moves) / total
@@ -164,12 +181,8 @@ class MaskMotion:
             mx, my = _refined(before_soft, soft, before | mask, mx * frames, my * frames,
                               max(self.agree * speed, self.agree_px) * frames, self.refine_iterations)
             mx, my = mx / frames, my / frames
-        if self.explain > 0:
-            move = np.array([[1, 0, mx * frames], [0, 1, my * frames]], np.float32)
-            moved = cv2.warpAffine(before, move, (w, h), flags=cv2.INTER_NEAREST)
-            held, fit = _iou(before, mask), _iou(moved, mask)
-            if fit < held + self.explain * (1.0 - held):
-                return (0.0, 0.0)
+        if not self._explains(before, mask, mx * frames, my * frames):
+            return (0.0, 0.0)
         return (mx / w, my / h)
 
 
@@ -232,6 +245,12 @@ def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, 
     if not (math.isfinite(rx) and math.isfinite(ry)) or math.hypot(rx - dx, ry - dy) > slack:
         return dx, dy
     return rx, ry
+
+
+def _nearest(parts: list[tuple[float, float, float]], part: tuple[float, float, float]
+             ) -> tuple[float, float, float] | None:
+    """The one of ``parts`` (cx, cy, area) whose centre is nearest ``part``'s; None when there are none."""
+    return min(parts, key=lambda p: (p[0] - part[0]) ** 2 + (p[1] - part[1]) ** 2, default=None)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
