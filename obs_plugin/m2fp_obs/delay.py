@@ -125,9 +125,7 @@ class VideoDelay:
             self._destroy_masks()
             self.sync.forget_masks()
             self.mask_size = (width, height)
-        boxes = tuple(((p.x0 / width, p.y0 / height, p.x1 / width, p.y1 / height), (p.motion_x, p.motion_y))
-                      for p in people[:MAX_PEOPLE])
-        i = self.sync.add_mask(frame_id, motion, boxes)
+        i = self.sync.add_mask(frame_id, motion, tuple(people[:MAX_PEOPLE]), (width, height))
         if not self.masks[i]:
             self.masks[i] = o.gs_texture_create(width, height, L.GS_R8, 1, None, L.GS_DYNAMIC)
         o.gs_texture_set_image(self.masks[i], data, width, False)

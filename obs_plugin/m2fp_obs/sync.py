@@ -17,7 +17,7 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from m2fp_protocol import carry_offset, choose_mask, predict_frames
+from m2fp_protocol import PersonBox, carry_offset, choose_mask, people_offsets, predict_frames
 
 
 @dataclass
@@ -25,8 +25,9 @@ class MaskSlot:
     seq: Optional[int]  # the frame the mask was computed from (None: sent before sync knew it)
     frame_id: int
     motion: Tuple[int, int] = (0, 0)  # its people's motion per frame (MASK header)
-    #: each person's box (fractions of the mask: x0, y0, x1, y1) and own motion (PEOPLE), when they move apart
-    people: Tuple[Tuple[Tuple[float, float, float, float], Tuple[int, int]], ...] = ()
+    #: each person's box and own motion (PEOPLE), when they move apart, in a mask of ``size``
+    people: Tuple[PersonBox, ...] = ()
+    size: Tuple[int, int] = (1, 1)
 
 
 class FrameSync:
@@ -94,12 +95,13 @@ class FrameSync:
             for fid in sorted(self._seq_of_id)[: len(self._seq_of_id) // 2]:
                 del self._seq_of_id[fid]
 
-    def add_mask(self, frame_id: int, motion: Tuple[int, int] = (0, 0),
-                 people: Tuple[Tuple[Tuple[float, float, float, float], Tuple[int, int]], ...] = ()) -> int:
-        """A mask arrived: returns the mask slot to upload it into (the one of the oldest frame)."""
+    def add_mask(self, frame_id: int, motion: Tuple[int, int] = (0, 0), people: Tuple[PersonBox, ...] = (),
+                 size: Tuple[int, int] = (1, 1)) -> int:
+        """A mask arrived (``size``: its width and height): returns the mask slot to upload it into (the one of
+        the oldest frame)."""
         seq = self._seq_of_id.get(frame_id)
         slot = self._free_slot()
-        self.masks[slot] = MaskSlot(seq, frame_id, motion, people)
+        self.masks[slot] = MaskSlot(seq, frame_id, motion, people, size)
         return slot
 
     def _free_slot(self) -> int:
@@ -135,7 +137,7 @@ class FrameSync:
         m = self.masks[slot]
         if m is None or m.seq is None or not m.people:
             return []
-        return [(box, carry_offset(seq, m.seq + self.ahead, *motion)) for box, motion in m.people]
+        return people_offsets(m.people, m.size[0], m.size[1], seq, m.seq + self.ahead)
 
     def mask_seq(self, slot: int) -> Optional[int]:
         m = self.masks[slot]

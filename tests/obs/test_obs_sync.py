@@ -195,16 +195,17 @@ def test_a_late_mask_is_moved_on_by_its_motion_and_counted_as_carried():
 def test_a_late_mask_of_people_moving_apart_moves_each_person_by_their_own_motion():
     """A mask that came with each person's box and motion (PEOPLE), shown a frame late: each box gets its own
     offset (the header's one motion is none for people moving apart); shown in time, every offset is none."""
-    from m2fp_protocol import MOTION_SCALE
-    left, right = (0.0, 0.1, 0.4, 1.0), (0.6, 0.1, 1.0, 1.0)
-    people = ((left, (round(-0.02 * MOTION_SCALE), 0)), (right, (round(0.03 * MOTION_SCALE), 0)))
+    from m2fp_protocol import MOTION_SCALE, PersonBox
+    left, right = (0.0, 0.1, 0.4, 1.0), (0.6, 0.1, 1.0, 1.0)  # in a 100x100 mask
+    people = (PersonBox(0, 10, 40, 100, round(-0.02 * MOTION_SCALE), 0),
+              PersonBox(60, 10, 100, 100, round(0.03 * MOTION_SCALE), 0))
     sync = FrameSync(2)
     got = []
     for k in range(8):
         seq = sync.push()
         sync.sent(seq, 100 + k)
         if k >= 3:
-            sync.add_mask(100 + k - 3, (0, 0), people)  # one frame late, as above
+            sync.add_mask(100 + k - 3, (0, 0), people, (100, 100))  # one frame late, as above
         shown = sync.shown_seq()
         slot = sync.mask_for(shown)
         if slot is not None and shown is not None and shown >= 2 and k >= 3:
@@ -216,6 +217,6 @@ def test_a_late_mask_of_people_moving_apart_moves_each_person_by_their_own_motio
     for k in range(6):
         seq = sync.push()
         sync.sent(seq, 200 + k)
-        sync.add_mask(200 + k, (0, 0), people)
+        sync.add_mask(200 + k, (0, 0), people, (100, 100))
         slot = sync.mask_for(sync.shown_seq())
         assert slot is not None and all(off == (0.0, 0.0) for _, off in sync.people_offsets(slot, sync.shown_seq()))
