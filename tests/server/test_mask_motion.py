@@ -33,6 +33,13 @@ def _footage(name: str, **kw: Any) -> Any:
         pytest.skip(f"footage media not fetched ({exc})")
 
 
+def _apart(cut: Cutout, left: float, right: float, i: int, size: tuple[int, int]) -> tuple[Any, Any]:
+    """Two people starting at ``left`` and ``right`` (fractions of the width), each 1 % of the width further
+    apart per frame ``i``."""
+    return (place(cut, Placement(cx=left - 0.01 * i, bottom=1.0, height=0.6), size),
+            place(cut, Placement(cx=right + 0.01 * i, bottom=1.0, height=0.6), size))
+
+
 def test_a_mask_shown_one_frame_late_is_carried_onto_a_small_walking_person() -> None:
     """``footage-small-body`` (a small full body walking over a panned street): each frame's exact mask
     through the pipeline with 30 fps timestamps, shown with the next frame as a late answer is."""
@@ -101,8 +108,7 @@ def test_people_moving_apart_get_no_single_motion() -> None:
     mm_two, mm_one = MaskMotion(), MaskMotion()
     two, one = [], []
     for i in range(8):
-        left = place(cut, Placement(cx=0.3 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
-        right = place(cut, Placement(cx=0.7 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        left, right = _apart(cut, 0.3, 0.7, i, (w, h))
         _, both = compose(bg, [left, right])
         _, alone = compose(bg, [left])
         two.append(mm_two((both > 0).astype(np.float32), 1))
@@ -110,8 +116,7 @@ def test_people_moving_apart_get_no_single_motion() -> None:
     assert two[1:] == [(0.0, 0.0)] * 7, two
     merged, mm = [], MaskMotion()  # overlapping, so one connected blob that widens: its centre barely moves,
     for i in range(6):  # but no single shift explains it
-        left = place(cut, Placement(cx=0.4 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
-        right = place(cut, Placement(cx=0.6 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        left, right = _apart(cut, 0.4, 0.6, i, (w, h))
         _, both = compose(bg, [left, right])
         assert cv2.connectedComponents((both > 0).astype(np.uint8))[0] == 2  # background + one blob
         merged.append(mm((both > 0).astype(np.float32), 1))
@@ -131,8 +136,7 @@ def test_people_moving_apart_each_get_their_own_motion_and_box() -> None:
     mm, alone = MaskMotion(), MaskMotion()
     truths, got = [], []
     for i in range(8):
-        left = place(cut, Placement(cx=0.3 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
-        right = place(cut, Placement(cx=0.7 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        left, right = _apart(cut, 0.3, 0.7, i, (w, h))
         _, both = compose(bg, [left, right])
         truths.append(both > 0)
         mm(truths[-1].astype(np.float32), 1)
@@ -153,8 +157,7 @@ def test_people_moving_apart_each_get_their_own_motion_and_box() -> None:
     assert min(moved) > 0.97 and np.mean(moved) > np.mean(held) + 0.03, (held, moved)
     merged = MaskMotion()
     for i in range(6):
-        left = place(cut, Placement(cx=0.4 - 0.01 * i, bottom=1.0, height=0.6), (w, h))
-        right = place(cut, Placement(cx=0.6 + 0.01 * i, bottom=1.0, height=0.6), (w, h))
+        left, right = _apart(cut, 0.4, 0.6, i, (w, h))
         merged((compose(bg, [left, right])[1] > 0).astype(np.float32), 1)
         assert merged.people() == []
 
@@ -179,8 +182,7 @@ def test_a_real_server_sends_each_persons_motion_before_the_mask_only_when_asked
             order: list[tuple[int, MsgType]] = []
             people: dict[int, Any] = {}
             for i in range(9):  # the server knows the frame interval (motion per frame) from the 4th frame
-                left = place(cut, Placement(cx=0.3 - 0.01 * i, bottom=1.0, height=0.6), (clip_w, clip_h))
-                right = place(cut, Placement(cx=0.7 + 0.01 * i, bottom=1.0, height=0.6), (clip_w, clip_h))
+                left, right = _apart(cut, 0.3, 0.7, i, (clip_w, clip_h))
                 rgb, truth = compose(bg, [left, right])
                 eng.truth = truth > 0
                 fid = client.send_frame(rgb, mask_size=(clip_w, clip_h), want_people=i < 7,
