@@ -56,9 +56,10 @@ from m2fp_protocol import PERSON_CLASSES
 
 from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
 from .embedded_detect import Person, PoseDetector, box_iou
-from .embedded_models import PoseResult, PoseSegmenter, Roi, crop, paste
-from .selfie import SelfiePair, SquarePlan
+from .embedded_models import POSE_FILE, PoseResult, PoseSegmenter, Roi, crop, paste
+from .selfie import MODELS_DIR, SelfiePair, SquarePlan
 from .still_hold import StillHold
+from .tflite_backend import pick_threads
 from ..postprocess.person_motion import PersonMotion
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ REJECTED_FRAMES = 60
 REJECTED_PLACE = 0.04
 
 #: pose runs at most that settle a new track's region on the person (``_body``)
-SETTLE_RUNS = 3
+SETTLE_RUNS = 5
 
 #: frames a person's mask was shown before their track merging into another's means they are hidden
 SETTLED_TRACK = 5
@@ -245,7 +246,9 @@ class EmbeddedEngine(PersonEngine):
     description = ("MediaPipe selfie + pose models chosen per stream by framing (busts: both selfie models; "
                    "full bodies: pose landmark on a tracked region), embedded, Apache-2.0")
 
-    def __init__(self, threads: int = 1, **options: Any) -> None:
+    def __init__(self, threads: int | str = 0, **options: Any) -> None:
+        """``threads``: per model (``-E threads=N`` gives a string); 0 = as many as run the pose model
+        fastest here (``pick_threads``)."""
         known = EmbeddedSettings.__dataclass_fields__
         unknown = sorted(set(options) - set(known) - {"variant"})
         if unknown:
@@ -263,8 +266,17 @@ class EmbeddedEngine(PersonEngine):
             raise EngineUnavailable(f"embedded: bust={self.settings.bust!r}; choose pair or landscape")
         if self.settings.outside not in ("landscape", "none"):
             raise EngineUnavailable(f"embedded: outside={self.settings.outside!r}; choose landscape or none")
-        self._pair = SelfiePair(threads)  # bust mode's models; its landscape model also guards body mode
         backend = self.settings.backend or None
+        try:
+            count = int(threads)
+        except (TypeError, ValueError):
+            raise EngineUnavailable(f"embedded: threads={threads!r}; give a whole number (0 = measure)") from None
+        if count <= 0:
+            count, medians = pick_threads(MODELS_DIR / POSE_FILE, backend, self.settings.bf16)
+            log.info("embedded: %d thread(s) per model (pose model ms by threads: %s)", count,
+                     ", ".join(f"{n}: {ms:.1f}" for n, ms in medians.items()) or "one core")
+        self.threads = threads = count
+        self._pair = SelfiePair(threads)  # bust mode's models; its landscape model also guards body mode
         self._pose = PoseSegmenter(threads=threads, bf16=self.settings.bf16, backend=backend)
         # below MediaPipe's 0.5: with a bust close to the camera, a whole body further back scores ~0.3;
         # a false hit costs one pose run, whose own presence score then rejects it
@@ -286,7 +298,7 @@ class EmbeddedEngine(PersonEngine):
         return EmbeddedStream()
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "settings": self.settings.__dict__}
+        return {**super().info(), "threads": self.threads, "settings": self.settings.__dict__}
 
     # ------------------------------------------------------------------ per frame
     def infer(self, rgb: np.ndarray, stream: StreamContext | None = None,

@@ -10,11 +10,18 @@ emulate it slowly.
 Both backends are driven through the interpreter calls the model wrappers
 already use (``get_input_details``, ``set_tensor``, ``invoke``, ``get_tensor``),
 so a wrapper does not know which one it got.
+
+How many threads a model gets is measured, not assumed (``pick_threads``): on some
+2-core machines a second thread nearly halves a model's time, on others (two
+vCPUs sharing one core's vector units) it gains nothing and only takes time from
+the server's other work.
 """
 from __future__ import annotations
 
 import logging
 import os
+import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +107,69 @@ def open_model(path: Path, threads: int = 1, backend: str | None = None, bf16: b
         except RuntimeError as exc:  # e.g. the selfie models' custom op: the TFLite runtime still runs them
             log.info("openvino cannot read %s (%s); using ai-edge-litert", path.name, str(exc).strip().splitlines()[-1])
     return _litert(path, threads)
+
+
+#: thread counts ``pick_threads`` tries (never more than the cores this process may use)
+THREAD_CHOICES = (1, 2)
+#: more threads are taken only when they cut the median time by at least this share
+THREADS_GAIN = 0.15
+#: a real picture to time models on (what they compute on does not change how long they take much, but a
+#: picture keeps any data-dependent path honest)
+SAMPLE_PICTURE = Path(__file__).resolve().parent.parent / "data" / "grace_hopper.jpg"
+
+_picked: dict[tuple[str, str, bool], tuple[int, dict[int, float]]] = {}
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _sample_input(shape: tuple[int, ...]) -> np.ndarray:
+    import cv2
+    picture = cv2.imread(str(SAMPLE_PICTURE), cv2.IMREAD_COLOR)
+    if picture is None:  # pragma: no cover - shipped with the package
+        raise EngineUnavailable(f"{SAMPLE_PICTURE} is missing; reinstall m2fp-obs")
+    _, h, w, _ = shape
+    return (cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 255.0)
+
+
+def _times_ms(path: Path, threads: int, backend: str | None, bf16: bool, runs: int) -> list[float]:
+    model = open_model(path, threads, backend, bf16)
+    detail = model.get_input_details()[0]
+    model.set_tensor(detail["index"], _sample_input(tuple(int(v) for v in detail["shape"])))
+    model.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        model.invoke()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return times
+
+
+def pick_threads(path: Path, backend: str | None = None, bf16: bool = False,
+                 passes: int = 2, runs: int = 8) -> tuple[int, dict[int, float]]:
+    """The thread count that runs ``path`` fastest here, and the median ms of each count tried.
+
+    Each count is timed on its own model, the counts taking turns over ``passes`` so a burst of other
+    work hits them alike (two compiled copies alive at once slowed each other's threads); one more
+    thread must win by ``THREADS_GAIN``.  The answer is kept for the life of the process.
+    """
+    choices = [n for n in THREAD_CHOICES if n <= usable_cores()]
+    key = (str(path), backend or os.environ.get(BACKEND_ENV, "auto"), bf16)
+    if len(choices) < 2:
+        return 1, {}
+    if key not in _picked:
+        times: dict[int, list[float]] = {n: [] for n in choices}
+        for _ in range(passes):
+            for n in choices:
+                times[n] += _times_ms(path, n, backend, bf16, runs)
+        medians = {n: statistics.median(v) for n, v in times.items()}
+        best = choices[0]
+        for n in choices[1:]:
+            if medians[n] < (1.0 - THREADS_GAIN) * medians[best]:
+                best = n
+        _picked[key] = (best, medians)
+    return _picked[key]
