@@ -49,11 +49,12 @@ def run_models_bench(args: argparse.Namespace) -> int:
     from ..engines.embedded_detect import PoseDetector
     from ..engines.embedded_models import PoseSegmenter, Roi, crop
     from ..engines.selfie import MODEL_FILES, MODELS_DIR, SelfiePair, TFLiteSegmenter
+    from ..engines.tflite_backend import usable_cores
     from ..cpu import cpu_summary, has_bf16
 
     seconds = max(0.5, float(args.seconds))
     bust, body, note = _frames()
-    print(f"# m2fp bench --models: 1 thread, 640x480 frames, median of >= {seconds:.1f} s per row; "
+    print(f"# m2fp bench --models: 1 thread unless a row says, 640x480 frames, median of >= {seconds:.1f} s per row; "
           f"load {os.getloadavg()[0]:.2f}; {cpu_summary()}")
     print(f"{'what':46s} {'ms/frame':>9s} {'cpu ms':>7s} {'runs':>6s}", flush=True)
     general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"])
@@ -62,6 +63,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     pose = PoseSegmenter()
     pose_lite = PoseSegmenter(backend="litert")
     pose_bf16 = PoseSegmenter(bf16=True) if has_bf16() else None
+    pose_two = PoseSegmenter(threads=2) if usable_cores() >= 2 else None
     detect = PoseDetector()
     roi = Roi(320, 240, 480)
 
@@ -78,13 +80,16 @@ def run_models_bench(args: argparse.Namespace) -> int:
     if pose_bf16 is not None:
         bf16_model = pose_bf16
         rows.append(("pose landmark full, one region: bf16", lambda i: bf16_model.run(region(i))))
-    eng = EmbeddedEngine()
+    if pose_two is not None:
+        two_model = pose_two
+        rows.append(("pose landmark full, one region: f32, 2 threads", lambda i: two_model.run(region(i))))
+    eng = EmbeddedEngine(threads=1)
     # the schedule and runtime before issue 13, same process: the baseline of the body-mode row
-    before = EmbeddedEngine(backend="litert", bf16=False, outside_every=1)
+    before = EmbeddedEngine(threads=1, backend="litert", bf16=False, outside_every=1)
     before_stream = before.new_stream()
     bust_stream, body_stream = eng.new_stream(), eng.new_stream()
     rows.append(("embedded engine, bust mode", lambda i: eng.infer(bust[i % len(bust)], bust_stream)))
-    one_model = EmbeddedEngine(bust="landscape")
+    one_model = EmbeddedEngine(threads=1, bust="landscape")
     one_stream = one_model.new_stream()
     rows.append(("  the same, landscape model alone",
                  lambda i: one_model.infer(bust[i % len(bust)], one_stream)))
@@ -94,6 +99,15 @@ def run_models_bench(args: argparse.Namespace) -> int:
                      lambda i: eng.infer(frames[i % len(frames)], body_stream)))
         rows.append(("  the same, litert/f32/landscape every frame",
                      lambda i: before.infer(frames[i % len(frames)], before_stream)))
+    # what the server runs: as many threads per model as ran the pose model fastest here (``pick_threads``)
+    measured = EmbeddedEngine()
+    if measured.threads != 1:
+        m_bust, m_body = measured.new_stream(), measured.new_stream()
+        rows.append((f"embedded engine, bust mode, {measured.threads} threads",
+                     lambda i: measured.infer(bust[i % len(bust)], m_bust)))
+        if body is not None:
+            rows.append((f"embedded engine, body mode, {measured.threads} threads",
+                         lambda i: measured.infer(frames[i % len(frames)], m_body)))
     for name, fn in rows:
         ms, cpu, n = _median_ms(fn, seconds)
         print(f"{name:46s} {ms:9.2f} {cpu:7.2f} {n:6d}", flush=True)
