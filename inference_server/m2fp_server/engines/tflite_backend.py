@@ -12,9 +12,9 @@ already use (``get_input_details``, ``set_tensor``, ``invoke``, ``get_tensor``),
 so a wrapper does not know which one it got.
 
 How many threads a model gets is measured, not assumed (``pick_threads``): on some
-2-core machines a second thread nearly halves a model's time, on others (two
-vCPUs sharing one core's vector units) it gains nothing and only takes time from
-the server's other work.
+2-core machines a second thread nearly halves a model's time; on others two pose
+runs at once each took twice as long, so a second thread would only take time
+from the server's other work.
 """
 from __future__ import annotations
 
