@@ -28,6 +28,11 @@ _ABOVE = {  # flags an ISA cap leaves out (oneDNN's names; higher caps leave out
 }
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity; a container's limit shows there, not in cpu_count)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 @functools.lru_cache(maxsize=1)
 def _cpuinfo() -> dict[str, str]:
     """The first value of each key of Linux's ``/proc/cpuinfo`` (empty elsewhere)."""

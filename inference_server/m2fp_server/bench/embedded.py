@@ -49,8 +49,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
     from ..engines.embedded_detect import PoseDetector
     from ..engines.embedded_models import PoseSegmenter, Roi, crop
     from ..engines.selfie import MODEL_FILES, MODELS_DIR, SelfiePair, TFLiteSegmenter
-    from ..engines.tflite_backend import usable_cores
-    from ..cpu import cpu_summary, has_bf16
+    from ..cpu import cpu_summary, has_bf16, usable_cores
 
     seconds = max(0.5, float(args.seconds))
     bust, body, note = _frames()

@@ -42,7 +42,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..cpu import has_bf16
-from .system import cores, cpu_model
+from ..cpu import usable_cores
+from .system import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def run_model_bench(sizes: str, opts: dict[str, Any]) -> int:
     so timing several runtimes in one process lets the idle ones slow the one being
     measured; a fresh process per row keeps each figure clean.
     """
-    threads = int(opts.get("threads") or cores())
+    threads = int(opts.get("threads") or usable_cores())
     repeats = max(5, int(opts.get("repeats", 5)))
     runtimes = [r for r in str(opts.get("runtimes", "openvino")).split(",") if r]
     want_bf16 = bool(opts.get("bf16", True))

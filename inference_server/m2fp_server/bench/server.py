@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .system import cores, cpu_model
+from ..cpu import usable_cores
+from .system import cpu_model
 
 
 def free_port() -> int:
@@ -92,7 +93,7 @@ def run_server_bench(args: argparse.Namespace) -> int:
         proc = start_server(args.engine, args.engine_option, address)
     try:
         info = wait_ready(address)
-        print(f"server {address}: engine {info['engine']['name']}, {cores()} CPUs ({cpu_model()})")
+        print(f"server {address}: engine {info['engine']['name']}, {usable_cores()} CPUs ({cpu_model()})")
         print(f"{'frame':>9} {'clients':>7} {'masks/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'per-client masks/s':>20}")
         for size in sizes:
             for n in counts:

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..cpu import has_bf16
+from ..cpu import has_bf16, usable_cores
+from ..samples import portrait
 from .base import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -113,27 +114,15 @@ def open_model(path: Path, threads: int = 1, backend: str | None = None, bf16: b
 THREAD_CHOICES = (1, 2)
 #: more threads are taken only when they cut the median time by at least this share
 THREADS_GAIN = 0.15
-#: a real picture to time models on (what they compute on does not change how long they take much, but a
-#: picture keeps any data-dependent path honest)
-SAMPLE_PICTURE = Path(__file__).resolve().parent.parent / "data" / "grace_hopper.jpg"
-
 _picked: dict[tuple[str, str, bool], tuple[int, dict[int, float]]] = {}
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _sample_input(shape: tuple[int, ...]) -> np.ndarray:
+    """A shipped photo at the model's input shape: what a model computes on barely changes its time, but a
+    real picture keeps any data-dependent path honest."""
     import cv2
-    picture = cv2.imread(str(SAMPLE_PICTURE), cv2.IMREAD_COLOR)
-    if picture is None:  # pragma: no cover - shipped with the package
-        raise EngineUnavailable(f"{SAMPLE_PICTURE} is missing; reinstall m2fp-obs")
     _, h, w, _ = shape
-    return (cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 255.0)
+    return cv2.resize(portrait("grace_hopper"), (w, h), interpolation=cv2.INTER_AREA)[None].astype(np.float32) / 255.0
 
 
 def _times_ms(path: Path, threads: int, backend: str | None, bf16: bool, runs: int) -> list[float]:

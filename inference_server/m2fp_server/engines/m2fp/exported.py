@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...cpu import usable_cores
 from ...errors import BadInput, M2fpError
 from ...weights import WEIGHTS_FILE
 from .frames import Canvas
@@ -95,7 +95,7 @@ class Runner(Protocol):
 
 
 def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return usable_cores()
 
 
 class OpenVINORunner:
