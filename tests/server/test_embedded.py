@@ -279,14 +279,18 @@ def test_people_who_crossed_are_followed_again_in_a_720p_frame() -> None:
     assert min(iou(ours[i], clip.truth[i]) for i in range(len(clip))) > 0.3
 
 
-@pytest.mark.parametrize("name, floor", [("footage-crossing", 0.88), ("footage-crossing-small", 0.85)])
+@pytest.mark.parametrize("name, floor", [("footage-crossing", 0.88), ("footage-crossing-small", 0.85),
+                                         ("footage-crossing-graffiti", 0.82)])
 def test_the_one_behind_is_shown_while_two_people_overlap(name: str, floor: float) -> None:
     """From the first frame two people touch until 10 frames after they part.  Each person's pose run
     sees the others' last masks painted grey (the pose model finds the most prominent person in a region:
     cut around the one behind, it found the one in front), and the path of a person gone behind someone
     is looked along.  Before, the one behind was missing for up to 20 of these frames.  How many frames
     the one behind is briefly lost for (bust mode until the next detection) depends on the CPU's
-    arithmetic: their presence score sits near the bar while they are mostly hidden."""
+    arithmetic: their presence score sits near the bar while they are mostly hidden.  Over the graffiti
+    wall the one behind (dark clothes) was lost from the frame they left the one in front's side until the
+    truth parts them: the detector's hit on them lies within reach of the one in front's hips, and on its
+    rough region the pose model is unsure of them, sure on the region their own mask gives."""
     clip, ours, together, apart = _crossed(name)
     window = [iou(ours[i], clip.truth[i]) for i in range(together, apart + 10)]
     assert np.mean(window) >= floor, (together, apart, np.round(window, 2))

@@ -196,6 +196,14 @@ class EmbeddedSettings:
 #: a detection whose hips are within this share of a followed person's torso length from theirs is that person
 FOLLOWED_HIPS = 0.5
 
+#: while people who overlapped are looked for, a second detection at least this share of a followed person's
+#: torso further from their hips than the nearest one may be somebody beside them (``_beside_followed``)
+BESIDE_HIPS = 0.2
+
+#: a detection's region where the pose model's presence is below the bar but at least this gets a second
+#: look on the region its mask gives (``_somebody``)
+SECOND_LOOK = 0.15
+
 #: faint detections checked with the pose model when the detector is sure of nobody
 FAINT_TRIES = 3
 
@@ -519,9 +527,15 @@ class EmbeddedEngine(PersonEngine):
         # when both pose runs are sure
         bar = s.min_detection if search else s.more_detection
         tr.rejected = [r for r in tr.rejected if r[1] > tr.frames]
-        new = [p for p in people + extra if self._fits(p, H)
-               and not any(_followed(p, b) for b in tr.bodies)
-               and not any(abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
+        candidates = [p for p in people + extra if self._fits(p, H) and not any(
+            abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
+        new = [p for p in candidates if not any(_followed(p, b) for b in tr.bodies)]
+        if not new and search:
+            # just after two people parted the hips of the one behind are still within reach of the one in
+            # front's: a detection there is taken for the one followed, and the one behind stayed lost until
+            # they were well apart.  Another detection beside the one that best matches a
+            # followed person's hips may be them: checked with that person painted out
+            new = _beside_followed(candidates, tr.bodies)[:1]
         if not new:
             return
         best = max(new, key=lambda q: q.score)
@@ -596,11 +610,15 @@ class EmbeddedEngine(PersonEngine):
         """The pose model's result and its region if it finds somebody new in ``roi`` (``_confirmed``'s
         rules), else None."""
         res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
-        if res.presence < bar:
+        # the detector's rough region can cut the person badly (just after two people parted, the one who was
+        # behind: unsure there, sure on the region their own mask gives); a middling answer gets that second
+        # look, and must then be sure of them
+        unsure = res.presence < bar
+        if unsure and (res.presence < SECOND_LOOK or self.settings.sure_presence <= bar):
             return None
         if others and _is_followed(res, roi, others):
             return None
-        if whole and not _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
+        if not unsure and whole and not _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
             return None
         # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
         # often passes on the detector's rough region and falls apart there, which left the first frame
@@ -608,13 +626,15 @@ class EmbeddedEngine(PersonEngine):
         settled = self._next_region(res, roi)
         if settled is not None and settled != roi:
             again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
-            if again.presence < bar:
+            if again.presence < (self.settings.sure_presence if unsure else bar):
                 log.debug("embedded: detection rejected once settled on its mask")
                 return None
             if others and _is_followed(again, settled, others):
                 return None
+            if unsure and whole and not _whole_body(again, settled, rgb.shape[0], self.settings.fits_slack):
+                return None
             return again, settled
-        return res, roi
+        return None if unsure else (res, roi)
 
     def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
         """The region the person in ``res`` (found in ``roi``) fills, by the ``steer`` rule."""
@@ -949,6 +969,21 @@ def _followed(p: Person, b: _Body) -> bool:
         return _inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
     x0, y0, x1, y1 = b.mask_box
     return x0 <= p.hips[0] <= x1 and y0 <= p.hips[1] <= y1
+
+
+def _beside_followed(detections: list[Person], bodies: list[_Body]) -> list[Person]:
+    """The detections taken for a followed person (``_followed``) that are not the one nearest their hips,
+    furthest first: the same person seen on the frame and on a tile lands within a few pixels of their hips,
+    somebody just beside them further off."""
+    out: list[tuple[float, Person]] = []
+    for b in bodies:
+        if b.hips is None:
+            continue
+        hx, hy = b.hips
+        mine = sorted((float(np.hypot(p.hips[0] - hx, p.hips[1] - hy)), i) for i, p in enumerate(detections)
+                      if _followed(p, b))
+        out += [(d, detections[i]) for d, i in mine[1:] if d > mine[0][0] + BESIDE_HIPS * b.torso]
+    return [p for _, p in sorted(out, key=lambda x: -x[0])]
 
 
 def _near_hips(pt: tuple[float, float], b: _Body) -> bool:
