@@ -204,6 +204,10 @@ BESIDE_HIPS = 0.2
 #: look on the region its mask gives (``_somebody``)
 SECOND_LOOK = 0.15
 
+#: a person waiting their turn (``alternate_ms``) moves by the flow in their last mask when at least this
+#: share of it is not also another person's
+OWN_SHARE = 0.6
+
 #: faint detections checked with the pose model when the detector is sure of nobody
 FAINT_TRIES = 3
 
@@ -674,11 +678,14 @@ class EmbeddedEngine(PersonEngine):
             if alternate and b.last_one is not None and b.last_centre is not None and b.trial == 0 \
                     and tr.turn % len(tr.bodies) != i:
                 one = b.last_one
-                # by the flow inside their last mask while nobody else's box touches theirs (there the flow
-                # is partly the other person's); else by their region's speed
-                step = self._carried(tr, one) if b.mask_box is not None and not any(
-                    o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0
-                    for o in tr.bodies) else None
+                # by the flow inside their last mask, without the pixels other people's last masks hold
+                # (there the flow is partly theirs), while most of it is left; else by their region's speed
+                mine = one >= 0.5
+                for o in tr.bodies:
+                    if o is not b and o.last_one is not None and o.last_one.shape == one.shape:
+                        mine &= o.last_one < 0.5
+                step = self._carried(tr, mine) if b.mask_box is not None and \
+                    np.count_nonzero(mine) >= OWN_SHARE * np.count_nonzero(one >= 0.5) else None
                 if step is not None:
                     one = b.last_one = cv2.warpAffine(one, step[:2], out)
                     cx, cy = _moved(step, roi.cx * k, roi.cy * k)
@@ -788,14 +795,14 @@ class EmbeddedEngine(PersonEngine):
             prob = np.where(mine, prob, np.maximum(prob, tr.outside))
         return prob
 
-    def _carried(self, tr: _Track, one: np.ndarray) -> np.ndarray | None:
-        """How the person whose last mask is ``one`` moved since the frame before (3x3, output pixels), by the
-        flow inside that mask; None when it cannot be told."""
-        if tr.prev_grey is None or tr.grey is None or tr.prev_grey.shape != one.shape:
+    def _carried(self, tr: _Track, mine: np.ndarray) -> np.ndarray | None:
+        """How the person whose last mask's pixels are ``mine`` (bool) moved since the frame before (3x3,
+        output pixels), by the flow there; None when it cannot be told."""
+        if tr.prev_grey is None or tr.grey is None or tr.prev_grey.shape != mine.shape:
             return None
         # ``transform`` maps its first frame's points to its second's: given the frame before first (where
         # the mask was made), the map carries the mask forward; a person standing still gets the identity
-        return self._flow.transform(one >= 0.5, tr.prev_grey, tr.grey)
+        return self._flow.transform(mine, tr.prev_grey, tr.grey)
 
     def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray) -> np.ndarray:
         """``tr.outside`` without its blobs' parts outside the regions that are not a person.
