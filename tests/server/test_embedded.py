@@ -445,6 +445,24 @@ def test_a_person_waiting_their_turn_moves_by_their_own_flow() -> None:
     assert turns > every - 0.02, (every, turns)
 
 
+def test_people_taking_turns_beside_each_other_move_by_their_own_flow() -> None:
+    """Two people walking side by side, their boxes overlapping (a wide pose's arms reach the other), while
+    they take turns: the one not run this frame is moved by the flow in the part of their last mask that is
+    not the other's last mask.  Before, the flow was used only while nobody else's box touched theirs, and
+    otherwise their region's speed, which trails a walking person (it steps only past the deadband)."""
+    clip = _clip("footage-crossing", static=30, moving=120)
+    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
+    together = parts.index(1)
+    apart = together + parts[together:].index(2)
+    scores = {}
+    for limit in (0.0, 0.001):  # never / always
+        eng = EmbeddedEngine(alternate_ms=limit)
+        ours = offline_alphas(eng, clip)
+        eng.close()
+        scores[limit] = float(np.mean([iou(ours[i], clip.truth[i]) for i in range(together, apart)]))
+    assert scores[0.001] > scores[0.0] - 0.05, scores
+
+
 def test_bust_mode_drops_the_general_model_on_a_host_too_slow_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bust mode's second model costs one run a frame.  Where its runs take longer than ``pair_ms``
     (measured), bust mode shows the landscape model alone, exactly as ``bust=landscape`` would, and
