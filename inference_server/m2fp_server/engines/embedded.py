@@ -537,8 +537,8 @@ class EmbeddedEngine(PersonEngine):
         if not new and search:
             # just after two people parted the hips of the one behind are still within reach of the one in
             # front's: a detection there is taken for the one followed, and the one behind stayed lost until
-            # they were well apart.  Another detection beside the one that best matches a
-            # followed person's hips may be them: checked with that person painted out
+            # they were well apart.  Another detection beside the one that best matches a followed person's
+            # hips may be them: checked with that person painted out
             new = _beside_followed(candidates, tr.bodies)[:1]
         if not new:
             return
