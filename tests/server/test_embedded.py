@@ -211,15 +211,20 @@ def test_two_whole_bodies_in_a_wide_frame_are_both_followed(engine) -> None:  # 
         assert (alpha[labels == i] >= 128).mean() > 0.85, i
     assert iou(alpha, clip.truth[11]) > 0.85
 
+def _meet_and_part(clip):  # type: ignore[no-untyped-def]
+    """The first frame the truth's two people touch, and the first after that with both apart again."""
+    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
+    together = parts.index(1)
+    return together, together + parts[together:].index(2)
+
+
 def test_the_one_behind_is_followed_again_as_soon_as_two_people_part(engine) -> None:  # type: ignore[no-untyped-def]
     """Two full bodies cross; while they overlap the stream shows both through the landscape model.  Once
     they part, the one who was behind must get a region of their own within a few frames: detections come
     faster after an overlap, and a detection beside the followed person is not taken for them because it
     lies inside their (large, wide-pose) region."""
     clip = _clip("footage-crossing", static=30, moving=120)
-    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
-    together = parts.index(1)
-    apart = together + parts[together:].index(2)  # the first frame after the overlap with both people apart
+    together, apart = _meet_and_part(clip)
     ours = offline_alphas(engine, clip)
     after = [iou(ours[i], clip.truth[i]) for i in range(apart, min(len(clip), apart + 15))]
     assert np.mean(after) >= 0.9, (apart, np.round(after, 3))
@@ -260,9 +265,7 @@ def _crossed(name: str):  # type: ignore[no-untyped-def]
     """A crossing clip, the engine's masks with every person's pose run every frame (whatever this host's
     speed), the first frame the truth's two people touch and the first after that they are apart."""
     clip = _clip(name, static=30, moving=120)
-    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
-    together = parts.index(1)
-    apart = together + parts[together:].index(2)
+    together, apart = _meet_and_part(clip)
     eng = EmbeddedEngine(alternate_ms=0)
     ours = offline_alphas(eng, clip)
     eng.close()
@@ -451,9 +454,7 @@ def test_people_taking_turns_beside_each_other_move_by_their_own_flow() -> None:
     not the other's last mask.  Before, the flow was used only while nobody else's box touched theirs, and
     otherwise their region's speed, which trails a walking person (it steps only past the deadband)."""
     clip = _clip("footage-crossing", static=30, moving=120)
-    parts = [cv2.connectedComponents(t)[0] - 1 for t in clip.truth]
-    together = parts.index(1)
-    apart = together + parts[together:].index(2)
+    together, apart = _meet_and_part(clip)
     scores = {}
     for limit in (0.0, 0.001):  # never / always
         eng = EmbeddedEngine(alternate_ms=limit)

@@ -41,8 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..cpu import has_bf16
-from ..cpu import usable_cores
+from ..cpu import has_bf16, usable_cores
 from .system import cpu_model
 
 log = logging.getLogger(__name__)

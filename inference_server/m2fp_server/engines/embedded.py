@@ -680,12 +680,13 @@ class EmbeddedEngine(PersonEngine):
                 one = b.last_one
                 # by the flow inside their last mask, without the pixels other people's last masks hold
                 # (there the flow is partly theirs), while most of it is left; else by their region's speed
-                own = one >= 0.5
+                person = one >= 0.5
+                own = person.copy()
                 for o in tr.bodies:
                     if o is not b and o.last_one is not None and o.last_one.shape == one.shape:
                         own &= o.last_one < 0.5
                 step = self._carried(tr, own) if b.mask_box is not None and \
-                    np.count_nonzero(own) >= OWN_SHARE * np.count_nonzero(one >= 0.5) else None
+                    np.count_nonzero(own) >= OWN_SHARE * np.count_nonzero(person) else None
                 if step is not None:
                     one = b.last_one = cv2.warpAffine(one, step[:2], out)
                     cx, cy = _moved(step, roi.cx * k, roi.cy * k)
