@@ -176,6 +176,34 @@ def test_openvino_fp32_matches_onnxruntime_and_bf16_needs_the_cpu_flag(model: Pa
         rvm.RVMEngine(runtime="openvino", precision="bf16", **SMALL)
 
 
+@pytest.mark.parametrize("w, h, ds", [(554, 414, 0.4), (384, 216, 0.5)])  # sizes that round; a 2x scaling
+def test_the_full_resolution_step_done_outside_the_graph_gives_the_graphs_own_alpha(
+        model: Path, tmp_path: Path, w: int, h: int, ds: float) -> None:
+    """The cut graph plus OpenCV's step against the whole fetched graph, states carried over a real clip."""
+    import onnx
+    import onnxruntime as ort
+    from m2fp_server.engines import rvm
+    from m2fp_server.engines.rvm_lowres import FullResStep
+    files = rvm.ModelFiles(model, tmp_path)
+    cut_path, shapes = files.fixed(w, h, ds)
+    whole_path = tmp_path / "whole.onnx"
+    onnx.save(rvm.pin_shapes(onnx.load(str(model)), {"src": (1, 3, h, w), **dict(zip(rvm.STATE_INPUTS, shapes))},
+                             ds), str(whole_path))
+    whole = ort.InferenceSession(str(whole_path), providers=["CPUExecutionProvider"])
+    assert "src" not in {i.name for i in ort.InferenceSession(str(cut_path)).get_inputs()}
+    cut = rvm.OrtRunner(cut_path, shapes, FullResStep(w, h, ds))
+    clip = get_clip("footage-crossing", static=2, moving=10)
+    rec_whole, rec_cut = cut.zero_states(), cut.zero_states()
+    for f in clip.frames:
+        src = rvm.to_src(f, w, h)
+        pha, *rec_whole = whole.run(["pha", "r1o", "r2o", "r3o", "r4o"],
+                                    {"src": src, **dict(zip(rvm.STATE_INPUTS, rec_whole))})
+        alpha, rec_cut = cut(src, rec_cut)
+        assert alpha.shape == (h, w)
+        np.testing.assert_allclose(alpha, pha[0, 0], atol=1e-4)
+        assert pha.max() > 0.9  # somebody is there: the comparison is not of two empty maps
+
+
 def test_live_through_a_real_server_matches_offline(small) -> None:  # type: ignore[no-untyped-def]
     clip = get_clip("sway", static=10, moving=30, size=(320, 180))
     offline = offline_alphas(small, clip)

@@ -11,7 +11,9 @@ it as to any engine's probability.
 
 Speed comes from fixing everything the ONNX file leaves open: per stream shape
 (input size, the four state sizes) and ``downsample_ratio`` are written into a
-copy of the graph, so the runtime folds the shape arithmetic away.  Which runtime
+copy of the graph, so the runtime folds the shape arithmetic away, and the
+graph's one full-resolution step is done outside it on the alpha alone
+(``rvm_lowres``).  Which runtime
 (ONNX Runtime or OpenVINO), which precision (fp32, bf16 where the CPU has the
 instructions, int8) and which input size run is a measured choice
 (``m2fp tune-rvm``); the default before any measurement is ONNX Runtime fp32.
@@ -41,6 +43,7 @@ from .rvm_choice import PRECISIONS as PRECISIONS  # re-exported: the engine's vo
 from .rvm_choice import RUNTIMES as RUNTIMES
 from .rvm_choice import RVMSetting as RVMSetting
 from .rvm_choice import load_choice
+from .rvm_lowres import GAIN, OFFSET, SMALL_SRC, FullResStep, low_res_graph
 from .still_hold import StillHold
 from .rvm_view import Box, View, ZoomSettings, crop, follow, holds, move_states, paste, union, wanted
 
@@ -78,7 +81,8 @@ def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
 def pin_shapes(m: Any, fixed: dict[str, tuple[int, ...]], ds: float, free_batch: bool = False) -> Any:
     """The RVM graph ``m`` with the inputs in ``fixed`` given those shapes (after a free ``batch`` axis when
     ``free_batch``: ``fixed`` then leaves it out), ``downsample_ratio`` a constant, and its outputs' shapes
-    inferred again.  Shared by the in-process engine and the Triton export, so both run the same graph."""
+    inferred again.  Shared by the in-process engine (which then cuts the full-resolution step off,
+``rvm_lowres``) and the Triton export, so both run the same network."""
     import onnx
     from onnx import numpy_helper
     for inp in m.graph.input:
@@ -120,10 +124,11 @@ class ModelFiles:
         return [tuple(int(d) for d in o.shape) for o in out[2:]]
 
     def fixed(self, w: int, h: int, ds: float) -> tuple[Path, list[tuple[int, ...]]]:
-        """A copy of the graph with every input shape and ``downsample_ratio`` written in."""
+        """A copy of the graph with every input shape and ``downsample_ratio`` written in, and its
+        full-resolution step left to :class:`FullResStep` (``rvm_lowres``)."""
         import onnx
         from onnx import helper
-        out = self.cache / f"rvm-{w}x{h}-ds{ds:g}.onnx"
+        out = self.cache / f"rvm-{w}x{h}-ds{ds:g}-lowres.onnx"
         with self._lock:
             shapes = self.state_shapes(w, h, ds)
             if out.is_file():
@@ -133,7 +138,8 @@ class ModelFiles:
                 from onnx import version_converter
                 m = version_converter.convert_version(m, 13)
             m = pin_shapes(m, {"src": (1, 3, h, w), **dict(zip(STATE_INPUTS, shapes))}, ds)
-            helper.set_model_props(m, {"m2fp_fixed": f"{w}x{h} ds{ds:g}"})
+            m = low_res_graph(m, FullResStep(w, h, ds))
+            helper.set_model_props(m, {"m2fp_fixed": f"{w}x{h} ds{ds:g} lowres"})
             self.cache.mkdir(parents=True, exist_ok=True)
             part = out.with_suffix(".part")
             onnx.save(m, str(part))
@@ -153,12 +159,13 @@ class ModelFiles:
                 return out, shapes
             from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                                   QuantType, quantize_static)
-            runner = OrtRunner(fp32, shapes, threads=2)
+            step = FullResStep(w, h, ds)
+            runner = OrtRunner(fp32, shapes, step, threads=2)
             feeds: list[dict[str, np.ndarray]] = []
             rec = runner.zero_states()
             for rgb in calibration:
                 src = to_src(rgb, w, h)
-                feeds.append({"src": src, **dict(zip(STATE_INPUTS, rec))})
+                feeds.append({SMALL_SRC: step.shrink(src), **dict(zip(STATE_INPUTS, rec))})
                 _, rec = runner(src, rec)
 
             class Reader(CalibrationDataReader):
@@ -206,7 +213,7 @@ class _States:
 
 
 class OrtRunner(_States):
-    def __init__(self, path: Path, shapes: list[tuple[int, ...]], threads: int = 2) -> None:
+    def __init__(self, path: Path, shapes: list[tuple[int, ...]], step: FullResStep, threads: int = 2) -> None:
         import onnxruntime as ort
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
@@ -216,32 +223,35 @@ class OrtRunner(_States):
         so.log_severity_level = 3
         # no busy-waiting between frames: on 2 shared cores it takes time from the server's other work
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.shapes = shapes
+        self.shapes, self._step = shapes, step
         self._s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        self._outs = ["pha", "r1o", "r2o", "r3o", "r4o"]
+        self._outs = [GAIN, OFFSET, "r1o", "r2o", "r3o", "r4o"]
 
     def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        pha, *rec = self._s.run(self._outs, {"src": src, **dict(zip(STATE_INPUTS, rec))})
-        return pha[0, 0], rec
+        gain, offset, *rec = self._s.run(self._outs, {SMALL_SRC: self._step.shrink(src),
+                                                      **dict(zip(STATE_INPUTS, rec))})
+        return self._step.alpha(gain, offset, src), rec
 
 
 class OpenVinoRunner(_States):
-    def __init__(self, path: Path, shapes: list[tuple[int, ...]], threads: int = 2, precision: str = "fp32") -> None:
+    def __init__(self, path: Path, shapes: list[tuple[int, ...]], step: FullResStep, threads: int = 2,
+                 precision: str = "fp32") -> None:
         import openvino as ov
         core = ov.Core()
         cfg = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
                "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        self.shapes = shapes
+        self.shapes, self._step = shapes, step
         self._c = core.compile_model(core.read_model(str(path)), "CPU", cfg)
         self._req = self._c.create_infer_request()
-        self._names = ["src", *STATE_INPUTS]
+        self._names = [SMALL_SRC, *STATE_INPUTS]
         outs = {o.get_any_name(): i for i, o in enumerate(self._c.outputs)}
-        self._out = [outs[n] for n in ("pha", "r1o", "r2o", "r3o", "r4o")]
+        self._out = [outs[n] for n in (GAIN, OFFSET, "r1o", "r2o", "r3o", "r4o")]
 
     def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        r = self._req.infer(dict(zip(self._names, [src, *rec])))
-        pha, *rec = (r[i] for i in self._out)
-        return pha[0, 0].copy(), [np.array(x, copy=True) for x in rec]  # OpenVINO reuses its buffers
+        r = self._req.infer(dict(zip(self._names, [self._step.shrink(src), *rec])))
+        gain, offset, *rec = (r[i] for i in self._out)
+        # the alpha is computed into a new array; OpenVINO reuses its buffers for the states
+        return self._step.alpha(gain, offset, src), [np.array(x, copy=True) for x in rec]
 
 
 def build_runner(files: ModelFiles, setting: RVMSetting, w: int, h: int, threads: int = 2,
@@ -257,10 +267,11 @@ def build_runner(files: ModelFiles, setting: RVMSetting, w: int, h: int, threads
         path, shapes = files.int8(w, h, setting.downsample, calibration())
     else:
         path, shapes = files.fixed(w, h, setting.downsample)
+    step = FullResStep(w, h, setting.downsample)
     try:
         if setting.runtime == "openvino":
-            return OpenVinoRunner(path, shapes, threads, setting.precision)
-        return OrtRunner(path, shapes, threads)
+            return OpenVinoRunner(path, shapes, step, threads, setting.precision)
+        return OrtRunner(path, shapes, step, threads)
     except ImportError as exc:
         raise EngineUnavailable(f"{setting.runtime} is not installed: pip install 'm2fp-obs[rvm]'") from exc
 

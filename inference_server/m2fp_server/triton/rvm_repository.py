@@ -113,6 +113,7 @@ def export_rvm_repository(source: Path, repo_dir: Path, width: int, downsample: 
     engine's fixed graph run one stream at a time.
     """
     from ..engines.rvm import ModelFiles, OrtRunner, model_shape, model_rgb, to_src
+    from ..engines.rvm_lowres import FullResStep
     from .runtime import open_named
     if settings.backend != "onnxruntime":
         raise ValueError("RVM is exported for Triton's onnxruntime backend only")
@@ -129,7 +130,7 @@ def export_rvm_repository(source: Path, repo_dir: Path, width: int, downsample: 
         t0 = time.perf_counter()
         batched_graph(source, tmp / "1" / "model.onnx", w, h, downsample, shapes)
         log.info("exported %s for Triton in %.1f s", name, time.perf_counter() - t0)
-        ref = OrtRunner(fixed, shapes, threads)
+        ref = OrtRunner(fixed, shapes, FullResStep(w, h, downsample), threads)
         run = open_named("onnxruntime", tmp / "1" / "model.onnx", threads)
         streams = [frames, [np.ascontiguousarray(f[:, ::-1]) for f in frames]]
         ref_rec = [ref.zero_states() for _ in streams]
