@@ -31,8 +31,9 @@ class StillHold:
         if self.held is None or self.held.shape != prob.shape or self.held_grey is None:
             self.held, self.held_grey = prob.copy(), grey
             return prob
-        update = np.logical_or(cv2.absdiff(grey, self.held_grey) > self.grey,
-                               cv2.absdiff(prob, self.held) > self.prob)
-        np.copyto(self.held, prob, where=update)
-        np.copyto(self.held_grey, grey, where=update)
+        # OpenCV's masked copies: the same arithmetic as numpy's where=, in a fraction of the time
+        update = cv2.bitwise_or(cv2.compare(cv2.absdiff(grey, self.held_grey), self.grey, cv2.CMP_GT),
+                                cv2.compare(cv2.absdiff(prob, self.held), self.prob, cv2.CMP_GT))
+        cv2.copyTo(prob, update, self.held)
+        cv2.copyTo(grey, update, self.held_grey)
         return self.held.copy()
