@@ -304,3 +304,19 @@ def test_hybrid_puts_parts_over_rvm_once_fetched_else_the_embedded_models(
     eng = best_silhouette({"threads": 1})
     assert eng.name == "embedded"
     eng.close()
+
+
+def test_bench_rvm_prints_the_whole_graph_the_cut_one_and_the_engine(model: Path) -> None:
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "m2fp_server.cli.main", "bench", "--rvm", "--seconds", "0.6"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ms = {}
+    for row in ("graph as fetched", "graph cut", "rvm engine"):
+        line = next(ln for ln in r.stdout.splitlines() if ln.startswith(row))
+        ms[row] = float(line.split()[-3])
+        assert ms[row] > 0 and float(line.split()[-2]) > 0
+    ratio = next(ln for ln in r.stdout.splitlines() if ln.startswith("# cut graph / whole graph"))
+    printed = float(ratio.split(":")[1].split("x")[0])
+    assert abs(printed - ms["graph cut"] / ms["graph as fetched"]) < 0.011  # the rows' own figures, rounded
