@@ -32,8 +32,10 @@ class StillHold:
             self.held, self.held_grey = prob.copy(), grey
             return prob
         # OpenCV's masked copies: the same arithmetic as numpy's where=, in a fraction of the time
-        update = cv2.bitwise_or(cv2.compare(cv2.absdiff(grey, self.held_grey), self.grey, cv2.CMP_GT),
-                                cv2.compare(cv2.absdiff(prob, self.held), self.prob, cv2.CMP_GT))
+        # (its stubs lack compare's array-with-scalar form)
+        update = cv2.bitwise_or(
+            cv2.compare(cv2.absdiff(grey, self.held_grey), self.grey, cv2.CMP_GT),  # type: ignore[call-overload]
+            cv2.compare(cv2.absdiff(prob, self.held), self.prob, cv2.CMP_GT))  # type: ignore[call-overload]
         cv2.copyTo(prob, update, self.held)
         cv2.copyTo(grey, update, self.held_grey)
         return self.held.copy()
