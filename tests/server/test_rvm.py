@@ -204,6 +204,18 @@ def test_the_full_resolution_step_done_outside_the_graph_gives_the_graphs_own_al
         assert pha.max() > 0.9  # somebody is there: the comparison is not of two empty maps
 
 
+def test_a_frame_a_few_pixels_across_gets_an_alpha_not_an_engine_failure(model: Path) -> None:
+    """At 0.4 a 4x4 frame is a 1x1 network input, where RVM's strided convolutions reach zero size."""
+    from m2fp_server.engines.rvm import RVMEngine
+    eng = RVMEngine(width=256, downsample=0.4, tuned=False)
+    rgb = get_clip("sway", static=2, moving=2, size=(320, 180)).frames[0]
+    for w, h in [(1, 1), (4, 4), (3, 5), (640, 2), (2, 360)]:
+        small = np.ascontiguousarray(rgb[:h, :w])
+        alpha = eng.infer(small, eng.new_stream()).probs[1]
+        assert np.isfinite(alpha).all() and alpha.min() >= 0.0 and alpha.max() <= 1.0
+    eng.close()
+
+
 def test_live_through_a_real_server_matches_offline(small) -> None:  # type: ignore[no-untyped-def]
     clip = get_clip("sway", static=10, moving=30, size=(320, 180))
     offline = offline_alphas(small, clip)

@@ -76,6 +76,21 @@ def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
     return max(2, int(w) // 2 * 2), max(2, int(round(h / 2.0)) * 2)
 
 
+#: the network's input (the model's input scaled by ``downsample``) has at least this many pixels a side: below
+#: it RVM's strided convolutions reach zero size and the runtimes fail on the frame
+MIN_NETWORK_SIDE = 16
+
+
+def fit_network(shape: tuple[int, int], ds: float) -> tuple[int, int]:
+    """``shape`` (w, h) with each side stretched, if need be, so that the network's input is not too small.
+
+    Only a frame a few pixels across (or a sliver) needs it; its alpha is as meaningless as the frame,
+    but it comes back at the frame's size instead of an engine failure on every frame.
+    """
+    least = int(np.ceil(MIN_NETWORK_SIDE / ds / 2.0)) * 2
+    return max(shape[0], least), max(shape[1], least)
+
+
 # --------------------------------------------------------------------------- fixed-shape graphs
 
 def pin_shapes(m: Any, fixed: dict[str, tuple[int, ...]], ds: float, free_batch: bool = False) -> Any:
@@ -460,7 +475,7 @@ class RVMEngine(PersonEngine):
         assert isinstance(ctx, RVMStream), "a context from another engine"
         clock = now is None  # a gap is time the stream sent nothing, so it runs from the previous frame's end
         now = time.monotonic() if now is None else now
-        shape = model_shape((rgb.shape[1], rgb.shape[0]), self.setting.width)
+        shape = fit_network(model_shape((rgb.shape[1], rgb.shape[0]), self.setting.width), self.setting.downsample)
         runner = self.runner_for(shape)
         thumb = self.scene.thumbnail(rgb)
         gap = ctx.frames > 0 and now - ctx.last_t > self.scene.gap_s
