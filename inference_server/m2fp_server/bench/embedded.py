@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 
-def _median_ms(fn: Callable[[int], object], seconds: float, min_runs: int = 20) -> tuple[float, float, int]:
+def median_ms(fn: Callable[[int], object], seconds: float, min_runs: int = 20) -> tuple[float, float, int]:
     """(wall ms, this process's CPU ms, runs): CPU time is what the row costs even when other processes
     share the cores and stretch the wall time (the process's, not the thread's: OpenVINO computes on its
     own threads)."""
@@ -108,7 +108,7 @@ def run_models_bench(args: argparse.Namespace) -> int:
             rows.append((f"embedded engine, body mode, {measured.threads} threads",
                          lambda i: measured.infer(frames[i % len(frames)], m_body)))
     for name, fn in rows:
-        ms, cpu, n = _median_ms(fn, seconds)
+        ms, cpu, n = median_ms(fn, seconds)
         print(f"{name:46s} {ms:9.2f} {cpu:7.2f} {n:6d}", flush=True)
     if body is not None:
         modes = body_stream.track.mode if body_stream.track is not None else "none"

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from .embedded import _median_ms
+from .embedded import median_ms
 
 FRAME = (640, 360)
 
@@ -101,7 +101,7 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
         results: dict[str, list[tuple[float, float, int]]] = {name: [] for name, _ in rows}
         for _ in range(2):
             for name, fn in rows:
-                results[name].append(_median_ms(fn, seconds / 2))
+                results[name].append(median_ms(fn, seconds / 2))
         ms = {}
         for name, _ in rows:
             parts = results[name]

@@ -97,7 +97,7 @@ def pin_shapes(m: Any, fixed: dict[str, tuple[int, ...]], ds: float, free_batch:
     """The RVM graph ``m`` with the inputs in ``fixed`` given those shapes (after a free ``batch`` axis when
     ``free_batch``: ``fixed`` then leaves it out), ``downsample_ratio`` a constant, and its outputs' shapes
     inferred again.  Shared by the in-process engine (which then cuts the full-resolution step off,
-``rvm_lowres``) and the Triton export, so both run the same network."""
+    ``rvm_lowres``) and the Triton export, so both run the same network."""
     import onnx
     from onnx import numpy_helper
     for inp in m.graph.input:
