@@ -581,7 +581,9 @@ class RVMEngine(PersonEngine):
     def info(self) -> dict[str, Any]:
         from .. import rvm_weights
         where = {"runtime": "triton", "triton": str(self.remote[0])} if self.remote is not None else {}
+        # "graph": which cut of the graph runs, so that ``auto``'s cached timings of another are not reused
         return {**super().info(), **self.setting.to_json(), **where, "threads": self.threads,
+                "graph": "lowres" if self.remote is None else "whole",
                 "cpu_flags": flags_summary(), "licence": rvm_weights.RVM.licence}
 
     def close(self) -> None:
