@@ -33,17 +33,14 @@ def _whole_graph(model: Path, work: Path, runtime: str, precision: str, w: int, 
     """The fetched graph with shapes fixed and nothing cut: the baseline row."""
     import onnx
 
-    from ..engines.rvm import STATE_INPUTS, ModelFiles, pin_shapes
+    from ..engines.rvm import STATE_INPUTS, ModelFiles, openvino_compiled, ort_session, pin_shapes
     shapes = ModelFiles(model, work).state_shapes(w, h, ds)
     path = work / "whole.onnx"
     onnx.save(pin_shapes(onnx.load(str(model)), {"src": (1, 3, h, w), **dict(zip(STATE_INPUTS, shapes))}, ds),
               str(path))
     outs = ("pha", "r1o", "r2o", "r3o", "r4o")
     if runtime == "openvino":
-        import openvino as ov
-        cfg = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-               "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
-        compiled = ov.Core().compile_model(str(path), "CPU", cfg)
+        compiled = openvino_compiled(path, threads, precision)
         req = compiled.create_infer_request()
 
         def run_ov(src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -51,11 +48,7 @@ def _whole_graph(model: Path, work: Path, runtime: str, precision: str, w: int, 
             pha, *rec = (np.array(r[compiled.output(n)]) for n in outs)
             return pha[0, 0], rec
         return run_ov
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = ort_session(path, threads)
 
     def run_ort(src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         pha, *rec = sess.run(list(outs), {"src": src, **dict(zip(STATE_INPUTS, rec))})

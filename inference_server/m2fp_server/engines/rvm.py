@@ -227,19 +227,35 @@ class _States:
         return [np.zeros(s, np.float32) for s in self.shapes]
 
 
+def ort_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime session for an RVM graph, as every RVM runner here (and ``bench --rvm``'s baseline)
+    runs it."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    # no busy-waiting between frames: on 2 shared cores it takes time from the server's other work
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def openvino_compiled(path: Path, threads: int, precision: str) -> Any:
+    """An OpenVINO compiled model for an RVM graph, as every RVM runner here (and ``bench --rvm``'s
+    baseline) runs it."""
+    import openvino as ov
+    core = ov.Core()
+    cfg = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+           "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
+    return core.compile_model(core.read_model(str(path)), "CPU", cfg)
+
+
 class OrtRunner(_States):
     def __init__(self, path: Path, shapes: list[tuple[int, ...]], step: FullResStep, threads: int = 2) -> None:
-        import onnxruntime as ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
-        # no busy-waiting between frames: on 2 shared cores it takes time from the server's other work
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.shapes, self._step = shapes, step
-        self._s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self._s = ort_session(path, threads)
         self._outs = [GAIN, OFFSET, "r1o", "r2o", "r3o", "r4o"]
 
     def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -251,12 +267,8 @@ class OrtRunner(_States):
 class OpenVinoRunner(_States):
     def __init__(self, path: Path, shapes: list[tuple[int, ...]], step: FullResStep, threads: int = 2,
                  precision: str = "fp32") -> None:
-        import openvino as ov
-        core = ov.Core()
-        cfg = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-               "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"}
         self.shapes, self._step = shapes, step
-        self._c = core.compile_model(core.read_model(str(path)), "CPU", cfg)
+        self._c = openvino_compiled(path, threads, precision)
         self._req = self._c.create_infer_request()
         self._names = [SMALL_SRC, *STATE_INPUTS]
         outs = {o.get_any_name(): i for i, o in enumerate(self._c.outputs)}
