@@ -64,8 +64,44 @@ def repo(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+OLD: dict[str, Any] = {"width": 192, "downsample": 0.5, "tuned": False}
+
+
+def export_before_the_cut(model: Path, repo: Path, w: int, h: int, ds: float) -> None:
+    """``rvm_<w>x<h>`` as ``m2fp export`` wrote it before the Triton graph was cut: the whole graph, the
+    alpha ``pha`` out (as users who exported then still have it)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from m2fp_server.engines.rvm import ModelFiles, pin_shapes
+    from m2fp_server.triton.repository import RepoSettings
+    from m2fp_server.triton.rvm_repository import config_text
+    shapes = ModelFiles(model, repo / ".unused").state_shapes(w, h, ds)
+    m = onnx.load(str(model))
+    for node in m.graph.node:
+        node.input[:] = ["src_float" if i == "src" else i for i in node.input]
+    m.graph.initializer.append(numpy_helper.from_array(np.array(1.0 / 255.0, np.float32), "src_scale"))
+    m.graph.node.insert(0, helper.make_node("Transpose", ["src_scaled"], ["src_float"], perm=[0, 3, 1, 2]))
+    m.graph.node.insert(0, helper.make_node("Mul", ["src_cast", "src_scale"], ["src_scaled"]))
+    m.graph.node.insert(0, helper.make_node("Cast", ["src"], ["src_cast"], to=TensorProto.FLOAT))
+    next(i for i in m.graph.input if i.name == "src").type.tensor_type.elem_type = TensorProto.UINT8
+    outs = [o for o in m.graph.output if o.name != "fgr"]
+    del m.graph.output[:]
+    m.graph.output.extend(outs)
+    fixed = {"src": (h, w, 3), **{n: s[1:] for n, s in zip(("r1i", "r2i", "r3i", "r4i"), shapes)}}
+    (repo / f"rvm_{w}x{h}" / "1").mkdir(parents=True)
+    onnx.save(pin_shapes(m, fixed, ds, free_batch=True), str(repo / f"rvm_{w}x{h}" / "1" / "model.onnx"))
+    text = config_text(f"rvm_{w}x{h}", w, h, ds, shapes, RepoSettings())
+    old_outputs = text.replace(f'name: "alpha_gain" data_type: TYPE_FP32 dims: [ 1, {h // 2}, {w // 2} ]',
+                               f'name: "pha" data_type: TYPE_FP32 dims: [ 1, {h}, {w} ]')
+    old_outputs = "\n".join(line for line in old_outputs.splitlines() if '"alpha_offset"' not in line) + "\n"
+    assert '"pha"' in old_outputs and "alpha_" not in old_outputs
+    (repo / f"rvm_{w}x{h}" / "config.pbtxt").write_text(old_outputs)
+
+
 @pytest.fixture(scope="module")
-def triton(repo: Path) -> Iterator[LocalTriton]:
+def triton(repo: Path, model: Path) -> Iterator[LocalTriton]:
+    export_before_the_cut(model, repo, 192, 108, 0.5)
     assert PYTHON is not None
     t = LocalTriton(repo, free_port(), free_port(), free_port(), PYTHON, threads=2)
     t.start()
@@ -115,14 +151,18 @@ def test_repository_declares_the_states_as_inputs_and_outputs(repo: Path) -> Non
     assert [(i.name, model_config_pb2.DataType.Name(i.data_type), list(i.dims)) for i in cfg.input] == [
         ("src", "TYPE_UINT8", [144, 256, 3]), ("r1i", "TYPE_FP32", [16, 36, 64]), ("r2i", "TYPE_FP32", [20, 18, 32]),
         ("r3i", "TYPE_FP32", [40, 9, 16]), ("r4i", "TYPE_FP32", [64, 5, 8])]
-    assert [o.name for o in cfg.output] == ["pha", "r1o", "r2o", "r3o", "r4o"]
+    # the graph stops before its full-resolution step: the alpha's gain and offset at the network's size
+    # (256x144 at downsample 0.5), which the edge turns into the alpha
+    assert [(o.name, list(o.dims)) for o in cfg.output] == [
+        ("alpha_gain", [1, 72, 128]), ("alpha_offset", [1, 72, 128]), ("r1o", [16, 36, 64]), ("r2o", [20, 18, 32]),
+        ("r3o", [40, 9, 16]), ("r4o", [64, 5, 8])]
     assert not cfg.HasField("sequence_batching") and cfg.HasField("dynamic_batching")
     assert cfg.parameters["m2fp_rvm_downsample"].string_value == "0.5"
 
 
 def test_rvm_on_triton_equals_in_process_frame_after_frame(remote: RVMEngine, local: RVMEngine) -> None:
     frames = clips()[0]
-    assert remote.info()["runtime"] == "triton"
+    assert (remote.info()["runtime"], remote.info()["graph"]) == ("triton", "lowres")
     ctx = remote.new_stream()
     expected = run_alone(local, frames)
     for i, (f, want) in enumerate(zip(frames, expected)):
@@ -131,6 +171,19 @@ def test_rvm_on_triton_equals_in_process_frame_after_frame(remote: RVMEngine, lo
     # the states matter: the last frame alone (fresh states) gives another alpha than after the clip
     fresh = local.infer(frames[-1], local.new_stream()).probs[1]
     assert np.abs(fresh - expected[-1]).max() > 0.01
+
+
+def test_a_repository_exported_before_the_cut_is_still_served(triton: LocalTriton, model: Path) -> None:
+    remote, local = RVMEngine(triton=triton.url, **OLD), RVMEngine(**OLD)
+    try:
+        assert remote.info()["graph"] == "whole" and local.info()["graph"] == "lowres"
+        frames = clips()[1]
+        ctx = remote.new_stream()
+        for i, (f, want) in enumerate(zip(frames, run_alone(local, frames))):
+            np.testing.assert_allclose(remote.infer(f, ctx, now=i / 30).probs[1], want, atol=1e-3)
+    finally:
+        remote.close()
+        local.close()
 
 
 def test_four_streams_at_once_each_keep_their_own_state(remote: RVMEngine, local: RVMEngine,

@@ -244,6 +244,7 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
     from .. import rvm_weights
     from ..engines.m2fp.exported import default_threads
     from ..engines.rvm import RVMEngine, model_shape
+    from ..engines.rvm_lowres import FullResStep
     from ..samples import moving_frames
     from ..triton.launch import LocalTriton
     from ..triton.repository import RepoSettings
@@ -253,6 +254,7 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
     threads = default_threads()
     triton_threads = args.triton_threads or threads
     w, h = model_shape((16 * 64, 9 * 64), args.rvm_width)
+    sw, sh = FullResStep(w, h, args.rvm_downsample).small
     export_rvm_repository(rvm_weights.locate(), repo, args.rvm_width, args.rvm_downsample,
                           RepoSettings(instances=args.triton_instances),
                           list(moving_frames((640, 360), 4)), threads)
@@ -266,7 +268,8 @@ def run_rvm_bench(args: argparse.Namespace) -> int:
         print(f"RVM {w}x{h} ds{args.rvm_downsample:g}, onnxruntime fp32, {threads} threads (on Triton: "
               f"{args.triton_instances} instance(s) sharing {triton_threads}), {args.seconds:.0f} s "
               f"per row; {os.cpu_count()} CPUs; explicit state: {state_kb:.0f} KB each way per frame "
-              f"(the frame, uint8: {3 * w * h / 1024:.0f} KB, the alpha: {w * h * 4 / 1024:.0f} KB)", flush=True)
+              f"(the frame, uint8: {3 * w * h / 1024:.0f} KB; back, the alpha's gain and offset: "
+              f"{2 * sw * sh * 4 / 1024:.0f} KB, against {w * h * 4 / 1024:.0f} KB for the alpha itself)", flush=True)
         engines: list[tuple[str, Any]] = [("in-process", local)]
         for mode, folder in (("triton, batching on", repo), ("triton, batching off", no_batcher)):
             triton = stack.enter_context(LocalTriton(folder, free_port(), free_port(), free_port(), python=python,

@@ -56,7 +56,6 @@ STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
 NEVER = 10**9  # detected_age of a stream that has not run the detector since it started afresh
 PARTS = 3  # the parts of a wide frame the detector looks at in turn (RVMEngine._small_people) ...
 WIDE = 1.3  # ... a frame at least this much wider than tall
-RVM_OUTPUTS = ("pha", "r1o", "r2o", "r3o", "r4o")
 
 
 def model_shape(frame: tuple[int, int], width: int) -> tuple[int, int]:
@@ -307,11 +306,14 @@ class TritonRunner(_States):
     """RVM's forward pass on a Triton Inference Server: this stream's states go with the frame and come back.
 
     Triton keeps no state (any replica, any batch; a restarted Triton loses
-    nothing): the edge owns every stream's memory, as in-process.
+    nothing): the edge owns every stream's memory, as in-process.  A model that
+    returns the alpha's gain and offset (``graph`` "lowres") gets its
+    full-resolution step done here; one exported before that cut returns the
+    alpha itself ("whole").
     """
 
-    def __init__(self, model: Any, downsample: float) -> None:
-        from ..triton.rvm_repository import DOWNSAMPLE_PARAMETER, STATES_IN
+    def __init__(self, model: Any, w: int, h: int, downsample: float) -> None:
+        from ..triton.rvm_repository import ALPHA, DOWNSAMPLE_PARAMETER, STATES_IN, STATES_OUT
         from ..triton.remote import TritonUnavailable
         try:
             cfg = model.config()
@@ -325,12 +327,24 @@ class TritonRunner(_States):
         if theirs is None or abs(float(theirs) - downsample) > 1e-6:
             raise EngineUnavailable(f"Triton model {model.model} runs downsample {theirs}, this engine "
                                     f"{downsample:g}: export it with --rvm-downsample {downsample:g}")
+        outputs = {o["name"] for o in cfg["output"]}
+        self.graph = "lowres" if {GAIN, OFFSET} <= outputs else "whole"
+        alpha = (GAIN, OFFSET) if self.graph == "lowres" else (ALPHA,)
+        if not set(alpha + STATES_OUT) <= outputs:
+            raise EngineUnavailable(f"Triton model {model.model} returns {sorted(outputs)}, not an RVM graph's "
+                                    f"{[*alpha, *STATES_OUT]}: export it again with m2fp export --triton-repo")
         self.model = model
         self.shapes = [(1, *dims[n]) for n in STATE_INPUTS]
+        self._outputs = (*alpha, *STATES_OUT)
+        self._step = FullResStep(w, h, downsample)
 
     def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        out = self.model.run({"src": src, **dict(zip(STATE_INPUTS, rec))}, RVM_OUTPUTS)
-        return out["pha"][0, 0], [out[n] for n in RVM_OUTPUTS[1:]]
+        """``src`` (1, h, w, 3) uint8, the frame as the model takes it."""
+        out = self.model.run({"src": src, **dict(zip(STATE_INPUTS, rec))}, self._outputs)
+        states = [out[n] for n in self._outputs[-len(STATE_INPUTS):]]
+        if self.graph == "whole":
+            return out[self._outputs[0]][0, 0], states
+        return self._step.alpha_from_rgb(out[GAIN], out[OFFSET], src[0]), states
 
 
 # --------------------------------------------------------------------------- per-stream state
@@ -402,6 +416,7 @@ class RVMEngine(PersonEngine):
             except ValueError as exc:
                 raise EngineUnavailable(str(exc)) from None
             self._models: dict[str, TritonModel] = {}
+            self._remote_graph = "lowres"  # until a model read says otherwise (``TritonRunner.graph``)
         else:
             try:
                 path = rvm_weights.locate(model_dir)
@@ -469,7 +484,9 @@ class RVMEngine(PersonEngine):
         address, timeout_s = self.remote
         model = TritonModel(address, model_name(w, h), timeout_s)
         self._models[model.model] = model
-        return TritonRunner(model, self.setting.downsample)
+        runner = TritonRunner(model, w, h, self.setting.downsample)
+        self._remote_graph = runner.graph
+        return runner
 
     def _calibration(self, w: int, h: int) -> Callable[[], list[np.ndarray]]:
         def frames() -> list[np.ndarray]:
@@ -595,7 +612,7 @@ class RVMEngine(PersonEngine):
         where = {"runtime": "triton", "triton": str(self.remote[0])} if self.remote is not None else {}
         # "graph": which cut of the graph runs, so that ``auto``'s cached timings of another are not reused
         return {**super().info(), **self.setting.to_json(), **where, "threads": self.threads,
-                "graph": "lowres" if self.remote is None else "whole",
+                "graph": "lowres" if self.remote is None else self._remote_graph,
                 "cpu_flags": flags_summary(), "licence": rvm_weights.RVM.licence}
 
     def close(self) -> None:

@@ -52,9 +52,17 @@ class FullResStep:
                                     interpolation=cv2.INTER_LINEAR)[:sh, :sw] for c in range(3)])[None]
 
     def alpha(self, gain: np.ndarray, offset: np.ndarray, src: np.ndarray) -> np.ndarray:
-        """The graph's alpha at (h, w) from its gain and offset ((1, 1, h', w') each) and the src."""
+        """The graph's alpha at (h, w) from its gain and offset ((1, 1, h', w') each) and the float src."""
+        return self.alpha_on(gain, offset, (src[0, 0] + src[0, 1] + src[0, 2]) * np.float32(1.0 / 3.0))
+
+    def alpha_from_rgb(self, gain: np.ndarray, offset: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """The same from the (h, w, 3) uint8 frame a Triton-served graph was sent (``triton/rvm_repository``)."""
+        grey = cv2.transform(rgb.astype(np.float32), np.full((1, 3), 1.0 / 765.0, np.float32))
+        return self.alpha_on(gain, offset, grey)
+
+    def alpha_on(self, gain: np.ndarray, offset: np.ndarray, grey: np.ndarray) -> np.ndarray:
+        """``clip(gain x grey + offset)`` at (h, w); ``grey`` the mean of the frame's channels in 0..1."""
         size = (self.w, self.h)
-        grey = (src[0, 0] + src[0, 1] + src[0, 2]) * np.float32(1.0 / 3.0)
         out = cv2.resize(gain[0, 0], size, interpolation=cv2.INTER_LINEAR) * grey
         out += cv2.resize(offset[0, 0], size, interpolation=cv2.INTER_LINEAR)
         return np.clip(out, 0.0, 1.0, out=out)
@@ -63,33 +71,45 @@ class FullResStep:
 def low_res_graph(m: Any, step: FullResStep) -> Any:
     """The fixed-shape RVM graph ``m`` (an ``onnx.ModelProto``) cut as the module docstring says: input
     ``src_small`` (the frame scaled down), outputs the alpha's gain and offset, then the four states."""
+    from onnx import TensorProto, helper
+
+    g = m.graph
+    down = [n for n in g.node if n.op_type == "Resize" and n.input[0] == "src"]
+    if len(down) != 1:
+        raise ValueError("not the RVM graph this cut was written for (its src scaling)")
+    for n in g.node:
+        n.input[:] = [SMALL_SRC if i == down[0].output[0] else i for i in n.input]
+    sw, sh = step.small
+    inputs = [helper.make_tensor_value_info(SMALL_SRC, TensorProto.FLOAT, [1, 3, sh, sw]),
+              *(i for i in g.input if i.name != "src")]
+    del g.input[:]
+    g.input.extend(inputs)
+    return without_full_res(m)
+
+
+def without_full_res(m: Any) -> Any:
+    """The RVM graph ``m`` with its outputs the alpha's gain and offset at the network's size, then the four
+    states; its inputs as they are (a Triton-served graph still takes the whole frame and scales it down
+    itself: ``triton/rvm_repository``).  Nodes no output needs are dropped."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     g = m.graph
     made_by = {o: n for n in g.node for o in n.output}
-    down = [n for n in g.node if n.op_type == "Resize" and n.input[0] == "src"]
     alpha = [n for n in g.node if "pha" in n.output]
-    if len(down) != 1 or len(alpha) != 1:
-        raise ValueError("not the RVM graph this cut was written for (its src scaling or pha output)")
+    if len(alpha) != 1:
+        raise ValueError("not the RVM graph this cut was written for (its pha output)")
     split = made_by[alpha[0].input[0]]
     add = made_by[split.input[0]]
     mul = made_by[add.input[0]]
     if (split.op_type, add.op_type, mul.op_type) != ("Split", "Add", "Mul"):
         raise ValueError("not the RVM graph this cut was written for (its refiner's last step)")
     gain, offset = made_by[mul.input[0]].input[0], made_by[add.input[1]].input[0]  # the Resizes' inputs
-    for n in g.node:
-        n.input[:] = [SMALL_SRC if i == down[0].output[0] else i for i in n.input]
     g.initializer.extend(numpy_helper.from_array(np.array([v], np.int64), name)
                          for v, name in ((ALPHA_CHANNEL, "alpha_from"), (ALPHA_CHANNEL + 1, "alpha_to"),
                                          (1, "alpha_axis")))
     g.node.extend(helper.make_node("Slice", [x, "alpha_from", "alpha_to", "alpha_axis"], [name], name=name)
                   for x, name in ((gain, GAIN), (offset, OFFSET)))
-    sw, sh = step.small
-    inputs = [helper.make_tensor_value_info(SMALL_SRC, TensorProto.FLOAT, [1, 3, sh, sw]),
-              *(i for i in g.input if i.name != "src")]
-    del g.input[:]
-    g.input.extend(inputs)
     outputs = [helper.make_tensor_value_info(GAIN, TensorProto.FLOAT, None),
                helper.make_tensor_value_info(OFFSET, TensorProto.FLOAT, None),
                *(o for o in g.output if o.name not in ("fgr", "pha"))]

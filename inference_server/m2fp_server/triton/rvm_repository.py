@@ -3,15 +3,20 @@
 ``rvm_<w>x<h>`` takes ``src`` (N, h, w, 3) uint8 RGB (the frame resized as the
 engine resizes it; the graph scales it to 0..1 and transposes it, exactly as
 ``engines.rvm.to_src`` does, at a quarter of the bytes) and the four recurrent
-states ``r1i..r4i``, and returns the alpha ``pha`` and the next states
-``r1o..r4o``.  The edge (``-E triton=`` on ``rvm``) keeps each stream's states
+states ``r1i..r4i``, and returns the alpha's gain and offset at the network's
+size (``alpha_gain``, ``alpha_offset``) and the next states ``r1o..r4o``: the
+graph stops before its full-resolution step, which the edge does on the alpha
+alone as the in-process engine does (``engines.rvm_lowres``): the server skips
+that step, and two maps at the network's size travel back instead of one at the
+frame's.  The edge (``-E triton=`` on ``rvm``) keeps each stream's states
 and sends them with every frame; Triton stays stateless.  Why explicit state and
 not Triton's sequence batcher with implicit state: docs/triton.md ("RVM").
 
 The graph is the fetched model with ``downsample_ratio`` written in and every
 shape fixed except the batch axis (as the in-process engine fixes them, see
 ``engines.rvm.ModelFiles``), so frames of different streams stack in one batch.
-``fgr`` (the foreground colours) is dropped from the outputs: nothing uses it.
+Repositories exported before that cut (output ``pha``, the alpha itself) are
+still served: the edge reads which outputs the model has.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engines.rvm_lowres import GAIN, OFFSET, FullResStep
 from .repository import RepoSettings, _quote
 
 log = logging.getLogger(__name__)
@@ -33,7 +39,7 @@ SRC = "src"
 SRC_FLOAT = "src_float"  # the original graph's input, now made inside from the uint8 frame
 STATES_IN = ("r1i", "r2i", "r3i", "r4i")
 STATES_OUT = ("r1o", "r2o", "r3o", "r4o")
-ALPHA = "pha"
+ALPHA = "pha"  # the whole graph's alpha: what repositories exported before the cut return
 DOWNSAMPLE_PARAMETER = "m2fp_rvm_downsample"
 #: the repository passes if a batch of two streams differs from the engine's own graph by at most this
 MAX_DIFF = 1e-3
@@ -59,11 +65,13 @@ class RVMRepoRecord:
 
 
 def batched_graph(source: Path, out: Path, w: int, h: int, ds: float, shapes: list[tuple[int, ...]]) -> None:
-    """The fetched graph with a free batch axis, fixed (h, w) and state shapes, and ``downsample_ratio`` fixed."""
+    """The fetched graph with a free batch axis, fixed (h, w) and state shapes, ``downsample_ratio`` fixed,
+    and its outputs the alpha's gain and offset and the states."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from ..engines.rvm import pin_shapes
+    from ..engines.rvm_lowres import without_full_res
     m = onnx.load(str(source))
     fixed = {SRC: (3, h, w), **{n: s[1:] for n, s in zip(STATES_IN, shapes)}}
     # uint8 (N, h, w, 3) in; Cast, * 1/255, Transpose give the float src the graph was made for
@@ -77,10 +85,7 @@ def batched_graph(source: Path, out: Path, w: int, h: int, ds: float, shapes: li
         if inp.name == SRC:
             inp.type.tensor_type.elem_type = TensorProto.UINT8
             fixed[SRC] = (h, w, 3)
-    outs = [o for o in m.graph.output if o.name in (ALPHA, *STATES_OUT)]
-    del m.graph.output[:]
-    m.graph.output.extend(outs)
-    onnx.save(pin_shapes(m, fixed, ds, free_batch=True), str(out))
+    onnx.save(without_full_res(pin_shapes(m, fixed, ds, free_batch=True)), str(out))
 
 
 def config_text(name: str, w: int, h: int, ds: float, shapes: list[tuple[int, ...]], s: RepoSettings) -> str:
@@ -88,7 +93,8 @@ def config_text(name: str, w: int, h: int, ds: float, shapes: list[tuple[int, ..
         return "[ " + ", ".join(str(int(d)) for d in shape) + " ]"
     states = [(n, s[1:]) for n, s in zip(STATES_IN, shapes)]
     inputs = [(SRC, (h, w, 3)), *states]
-    outputs = [(ALPHA, (1, h, w)), *((o, s) for o, (_, s) in zip(STATES_OUT, states))]
+    sw, sh = FullResStep(w, h, ds).small
+    outputs = [(GAIN, (1, sh, sw)), (OFFSET, (1, sh, sw)), *((o, s) for o, (_, s) in zip(STATES_OUT, states))]
     lines = [f"name: {_quote(name)}", f"backend: {_quote(s.backend)}", f"max_batch_size: {s.max_batch_size}",
              "input ["]
     lines.append(",\n".join(f"  {{ name: {_quote(n)} data_type: {'TYPE_UINT8' if n == SRC else 'TYPE_FP32'} "
@@ -113,7 +119,6 @@ def export_rvm_repository(source: Path, repo_dir: Path, width: int, downsample: 
     engine's fixed graph run one stream at a time.
     """
     from ..engines.rvm import ModelFiles, OrtRunner, model_shape, model_rgb, to_src
-    from ..engines.rvm_lowres import FullResStep
     from .runtime import open_named
     if settings.backend != "onnxruntime":
         raise ValueError("RVM is exported for Triton's onnxruntime backend only")
@@ -130,17 +135,20 @@ def export_rvm_repository(source: Path, repo_dir: Path, width: int, downsample: 
         t0 = time.perf_counter()
         batched_graph(source, tmp / "1" / "model.onnx", w, h, downsample, shapes)
         log.info("exported %s for Triton in %.1f s", name, time.perf_counter() - t0)
-        ref = OrtRunner(fixed, shapes, FullResStep(w, h, downsample), threads)
+        ref = OrtRunner(fixed, shapes, FullResStep(w, h, downsample), threads)  # the in-process engine's graph
         run = open_named("onnxruntime", tmp / "1" / "model.onnx", threads)
         streams = [frames, [np.ascontiguousarray(f[:, ::-1]) for f in frames]]
         ref_rec = [ref.zero_states() for _ in streams]
         rec = [np.concatenate(r) for r in zip(*ref_rec)]
         da = ds_ = 0.0
+        step = FullResStep(w, h, downsample)
         for i in range(len(frames)):
-            out = run({SRC: np.stack([model_rgb(s[i], w, h) for s in streams]), **dict(zip(STATES_IN, rec))})
+            rgb = [model_rgb(s[i], w, h) for s in streams]
+            out = run({SRC: np.stack(rgb), **dict(zip(STATES_IN, rec))})
             for k, s in enumerate(streams):
                 pha, ref_rec[k] = ref(to_src(s[i], w, h), ref_rec[k])
-                da = max(da, float(np.abs(out[ALPHA][k, 0] - pha).max()))
+                mine = step.alpha_from_rgb(out[GAIN][k:k + 1], out[OFFSET][k:k + 1], rgb[k])
+                da = max(da, float(np.abs(mine - pha).max()))
                 ds_ = max(ds_, max(float(np.abs(out[o][k] - r[0]).max()) for o, r in zip(STATES_OUT, ref_rec[k])))
             rec = [out[o] for o in STATES_OUT]
         log.info("two streams batched, %d frames: max |d alpha| %.2e, max |d state| %.2e", len(frames), da, ds_)
