@@ -162,6 +162,41 @@ def test_people_moving_apart_each_get_their_own_motion_and_box() -> None:
         assert merged.people() == []
 
 
+def test_people_close_together_get_boxes_cut_apart_between_them() -> None:
+    """Two people a few pixels apart (their outlines apart, their boxes with margins overlapping, as two
+    people walking past each other are for many frames before they touch): the boxes are cut along a column
+    between them, so each still gets their own motion, and the late mask moved person by person sits on
+    both.  Before, such boxes were refused and the mask stayed where it was made."""
+    from m2fp_server.postprocess.mask_motion import carry_people, people_boxes
+    from m2fp_protocol import people_offsets
+    w, h = 480, 270
+    bg = textured_background(w, h, seed=5)
+    cut = Cutout.load("astronaut")
+    mm = MaskMotion()
+    truths, got = [], []
+    for i in range(9):
+        left = place(cut, Placement(cx=0.34 - 0.005 * i, bottom=1.0, height=0.6), (w, h))
+        right = place(cut, Placement(cx=0.66 + 0.005 * i, bottom=1.0, height=0.6), (w, h))
+        truths.append(compose(bg, [left, right])[1] > 0)
+        mm(truths[-1].astype(np.float32), 1)
+        if i >= 3:  # apart from frame 2 on (two outlines), so from frame 3 two people matched to the mask before
+            assert cv2.connectedComponents(truths[-1].astype(np.uint8))[0] == 3
+            raw = [box for box, _ in mm._people]
+            assert len(raw) == 2 and raw[0][0] < raw[1][2] + 0.03 * w and raw[1][0] < raw[0][2] + 0.03 * w
+            got.append(people_boxes(mm.people(), w, h))
+    assert all(len(p) == 2 for p in got), got
+    for people in got:
+        a, b = sorted(people, key=lambda p: p.x0)
+        assert not a.overlaps(b) and a.x1 == b.x0  # cut apart at one column
+        assert -0.007 * MOTION_SCALE < a.motion_x < -0.003 * MOTION_SCALE < 0.003 * MOTION_SCALE < b.motion_x
+    held, moved = [], []
+    for k, i in enumerate(range(3, 8)):
+        mask = (truths[i] * 255).astype(np.uint8)
+        held.append(iou(mask, truths[i + 1]))
+        moved.append(iou(carry_people(mask, people_offsets(got[k], w, h, i + 1, i)), truths[i + 1]))
+    assert min(moved) > 0.97 and np.mean(moved) > np.mean(held) + 0.02, (held, moved)
+
+
 def test_a_real_server_sends_each_persons_motion_before_the_mask_only_when_asked() -> None:
     """Through a real server and real sockets: a FRAME with ``WANT_PEOPLE`` of two people walking apart gets a
     PEOPLE (both boxes, opposite motions) just before its MASK; without the flag, none."""

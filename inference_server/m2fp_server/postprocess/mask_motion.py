@@ -17,7 +17,7 @@ asks, ``people`` gives each person's box and own motion instead (PEOPLE, ``m2fp_
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -46,17 +46,22 @@ class MaskMotion:
     #: people (``people``): a box around each, this share of the mask's longer side beyond their outline
     #: (their soft edge, and what they move in the frames a late mask is carried)
     box_margin: float = 0.03
+    #: two people's boxes that overlap (they walk close: an arm, the margins) are cut apart by a line between
+    #: them when it leaves at most this share of the smaller one's pixels on the other's side; else no PEOPLE
+    cut_share: float = 0.02
     _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
     # the last call's parts matched one by one to the mask before, each with its box (working pixels) and
     # centroid motion (``people``)
     _people: list[tuple[tuple[int, int, int, int], tuple[float, float, float]]] = field(default_factory=list)
     _pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
+    _labels: np.ndarray | None = None  # the last mask's connected parts, and each person's label in it
+    _label_of: list[int] = field(default_factory=list)
     _prev_mask: np.ndarray | None = None
     _prev_soft: np.ndarray | None = None
 
     def reset(self) -> None:
         self._prev, self._prev_mask, self._prev_soft = [], None, None
-        self._people, self._pair = [], None
+        self._people, self._pair, self._labels, self._label_of = [], None, None, []
 
     def people(self) -> list[tuple[tuple[float, float, float, float], tuple[float, float]]]:
         """The last mask's people, each with a box (fractions of the mask: x0, y0, x1, y1) and their own
@@ -66,14 +71,17 @@ class MaskMotion:
         are rounded to the mask sent (``people_boxes``).
 
         Each person's motion is refined as the mask's one (ECC on their box alone) and must explain their
-        last step; a person whose motion does not, or who stands still, gets none.
+        last step; a person whose motion does not, or who stands still, gets none.  Two people walking close
+        to each other have boxes that overlap long before their masks touch: those are cut apart along a
+        line between the two (``cut_share``).
         """
         if not self._people or self._pair is None:
             return []
         before_soft, soft, before, mask, frames = self._pair
         h, w = mask.shape
         pad = self.box_margin * max(w, h)
-        out: list[tuple[tuple[float, float, float, float], tuple[float, float]]] = []
+        boxes: list[list[int]] = []
+        motions: list[tuple[float, float]] = []
         for (x0, y0, x1, y1), (vx, vy, _area) in self._people:
             speed = math.hypot(vx, vy)
             slack = max(self.agree * speed, self.agree_px) * frames
@@ -90,8 +98,43 @@ class MaskMotion:
                     mx = my = 0.0
             else:
                 mx = my = 0.0
-            out.append(((bx0 / w, by0 / h, bx1 / w, by1 / h), (mx / frames / w, my / frames / h)))
-        return out if any(mv != (0.0, 0.0) for _, mv in out) else []
+            boxes.append([bx0, by0, bx1, by1])
+            motions.append((mx / frames / w, my / frames / h))
+        if not any(mv != (0.0, 0.0) for mv in motions) or not self._cut_apart(boxes):
+            return []
+        return [((x0 / w, y0 / h, x1 / w, y1 / h), mv) for (x0, y0, x1, y1), mv in zip(boxes, motions)]
+
+    def _cut_apart(self, boxes: list[list[int]]) -> bool:
+        """Trim overlapping boxes (x0, y0, x1, y1, in place) so that none overlaps another: each pair along
+        the column or row that leaves fewest of either person's pixels on the other's side, at most
+        ``cut_share`` of the smaller one's.  False when some pair cannot be cut so."""
+        labels = self._labels
+        assert labels is not None
+        for i in range(len(boxes)):
+            for j in range(i):
+                a, b = boxes[i], boxes[j]
+                if not _overlap(a, b):
+                    continue
+                pa, pb = labels == self._label_of[i], labels == self._label_of[j]
+                best: tuple[int, int, int, bool] | None = None  # cost, axis (0: a column, 1: a row), line, a first
+                for axis in (0, 1):
+                    ca, cb = pa.sum(axis=axis), pb.sum(axis=axis)  # pixels per column (or row)
+                    a_first = _centre(ca) <= _centre(cb)
+                    lo, hi = max(a[axis], b[axis]), min(a[axis + 2], b[axis + 2])
+                    costs = _cut_costs(ca, cb, lo, hi) if a_first else _cut_costs(cb, ca, lo, hi)
+                    k = int(np.argmin(costs))
+                    if best is None or costs[k] < best[0]:
+                        best = (int(costs[k]), axis, lo + k, a_first)
+                assert best is not None
+                cost, axis, line, a_first = best
+                if cost > self.cut_share * min(int(pa.sum()), int(pb.sum())):
+                    return False
+                first, second = (a, b) if a_first else (b, a)
+                first[axis + 2] = min(first[axis + 2], line)
+                second[axis] = max(second[axis], line)
+                if first[axis] >= first[axis + 2] or second[axis] >= second[axis + 2]:
+                    return False
+        return not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[:i])
 
     def _step(self, part: tuple[float, float, float], was: tuple[float, float, float],
               frames: int) -> tuple[float, float] | None:
@@ -130,7 +173,7 @@ class MaskMotion:
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         soft = np.ascontiguousarray(alpha, dtype=np.float32)
         mask = (soft >= 0.5).astype(np.uint8)
-        n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        n, labels, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
         areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
         parts: list[tuple[float, float, float]] = []
         keep: list[int] = []
@@ -150,7 +193,7 @@ class MaskMotion:
             # each part that is plainly the same as one of the mask before (each the other's nearest, about
             # as large, a plausible step) gets its own motion, measured only if a client asks (``people``);
             # a blob that comes and goes beside them stays where it is
-            own = []
+            own, label_of = [], []
             for i, part in zip(keep, parts):
                 was = _nearest(prev, part)
                 if was is None or _nearest(parts, was) is not part:  # each must be the other's nearest
@@ -158,8 +201,10 @@ class MaskMotion:
                 step = self._step(part, was, frames)
                 if step is not None:
                     own.append((boxes[i], (*step, part[2])))
+                    label_of.append(i)
             if len(own) > 1:
                 self._people, self._pair = own, (before_soft, soft, before, mask, frames)
+                self._labels, self._label_of = labels, label_of
         if len(parts) != len(prev):
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
@@ -253,6 +298,23 @@ def _nearest(parts: list[tuple[float, float, float]], part: tuple[float, float, 
     return min(parts, key=lambda p: (p[0] - part[0]) ** 2 + (p[1] - part[1]) ** 2, default=None)
 
 
+def _overlap(a: list[int], b: list[int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _centre(counts: np.ndarray) -> float:
+    total = float(counts.sum())
+    return float((np.arange(len(counts)) * counts).sum()) / total if total else 0.0
+
+
+def _cut_costs(first: np.ndarray, second: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """For a line at each of ``lo..hi`` (``first`` keeps what is before it, ``second`` what is from it on):
+    the pixels left on the wrong side, from each one's pixel count per column (or row)."""
+    f = np.concatenate([[0], np.cumsum(first)])
+    s = np.concatenate([[0], np.cumsum(second)])
+    return (f[-1] - f[lo:hi + 1]) + s[lo:hi + 1]
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = int(np.count_nonzero(a | b))
     return int(np.count_nonzero(a & b)) / union if union else 1.0
@@ -261,12 +323,24 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def people_boxes(people: list[tuple[tuple[float, float, float, float], tuple[float, float]]], width: int,
                  height: int) -> list[PersonBox]:
     """``PipelineResult.people`` in a ``width`` x ``height`` mask's pixels and the header's motion units; none
-    when the boxes, rounded out to whole pixels, would overlap, or there are more than the client moves."""
+    when the boxes overlap, or there are more than the client moves.  Boxes are rounded out to whole pixels,
+    except where two of them meet (cut apart, ``MaskMotion.people``): that edge is rounded to the nearest."""
     boxes = [PersonBox(max(0, int(x0 * width)), max(0, int(y0 * height)),
                        min(width, math.ceil(x1 * width)), min(height, math.ceil(y1 * height)),
                        max(-MOTION_LIMIT, min(MOTION_LIMIT, round(mx * MOTION_SCALE))),
                        max(-MOTION_LIMIT, min(MOTION_LIMIT, round(my * MOTION_SCALE))))
              for (x0, y0, x1, y1), (mx, my) in people]
+    for i, (fa, _) in enumerate(people):
+        for j, (fb, _) in enumerate(people):
+            a, b = boxes[i], boxes[j]
+            if i == j or not a.overlaps(b):
+                continue
+            if fa[2] <= fb[0]:  # a ends where (or before) b begins, in x
+                edge = round((fa[2] + fb[0]) / 2 * width)
+                boxes[i], boxes[j] = replace(a, x1=min(a.x1, edge)), replace(b, x0=max(b.x0, edge))
+            elif fa[3] <= fb[1]:  # ... in y
+                edge = round((fa[3] + fb[1]) / 2 * height)
+                boxes[i], boxes[j] = replace(a, y1=min(a.y1, edge)), replace(b, y0=max(b.y0, edge))
     if not 2 <= len(boxes) <= MAX_PEOPLE or any(b.x0 >= b.x1 or b.y0 >= b.y1 for b in boxes) or any(
             a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[:i]):
         return []
