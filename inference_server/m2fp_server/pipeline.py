@@ -116,7 +116,7 @@ class Pipeline:
             ah, aw = alpha.shape
             small = rgb if rgb.shape[:2] == (ah, aw) else cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
-        motion = stream.mask_motion(alpha, stream.frame_step)
+        motion = stream.mask_motion(alpha, stream.frame_step, out.people)
         people = stream.mask_motion.people() if want_people else []
         if predict > 0:
             if received is not None:

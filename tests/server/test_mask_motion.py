@@ -33,7 +33,7 @@ def _footage(name: str, **kw: Any) -> Any:
         pytest.skip(f"footage media not fetched ({exc})")
 
 
-def _apart(cut: Cutout, left: float, right: float, i: int, size: tuple[int, int]) -> tuple[Any, Any]:
+def _apart(cut: Cutout, left: float, right: float, i: float, size: tuple[int, int]) -> tuple[Any, Any]:
     """Two people starting at ``left`` and ``right`` (fractions of the width), each 1 % of the width further
     apart per frame ``i``."""
     return (place(cut, Placement(cx=left - 0.01 * i, bottom=1.0, height=0.6), size),
@@ -195,6 +195,40 @@ def test_people_close_together_get_boxes_cut_apart_between_them() -> None:
         held.append(iou(mask, truths[i + 1]))
         moved.append(iou(carry_people(mask, people_offsets(got[k], w, h, i + 1, i)), truths[i + 1]))
     assert min(moved) > 0.97 and np.mean(moved) > np.mean(held) + 0.02, (held, moved)
+
+
+def test_people_who_touch_each_get_their_own_motion_when_the_engine_says_who() -> None:
+    """Two people walking apart from where their outlines touch (one connected blob): on the mask alone no
+    motion fits and none is sent; with the engine's map of who is who each gets their own box and motion,
+    and the late mask moved person by person sits on both."""
+    from m2fp_server.postprocess.mask_motion import carry_people, people_boxes
+    from m2fp_protocol import people_offsets
+    w, h = 480, 270
+    bg = textured_background(w, h, seed=5)
+    cut = Cutout.load("astronaut")
+    told, blind = MaskMotion(), MaskMotion()
+    truths, got = [], []
+    for i in range(7):
+        left, right = _apart(cut, 0.38, 0.62, i * 0.5, (w, h))
+        a, b = compose(bg, [left])[1].astype(np.int16), compose(bg, [right])[1].astype(np.int16)
+        truths.append(np.maximum(a, b) > 0)
+        assert cv2.connectedComponents(truths[-1].astype(np.uint8))[0] == 2  # one outline
+        who = np.where(np.maximum(a, b) > 0, np.where(a > b, 1, 2), 0).astype(np.uint8)
+        told(truths[-1].astype(np.float32), 1, who)
+        blind(truths[-1].astype(np.float32), 1)
+        assert blind.people() == []
+        got.append(people_boxes(told.people(), w, h))
+    assert got[0] == [] and all(len(p) == 2 for p in got[1:]), got
+    for people in got[1:]:
+        a_box, b_box = sorted(people, key=lambda p: p.x0)
+        assert not a_box.overlaps(b_box)
+        assert a_box.motion_x < -0.003 * MOTION_SCALE and b_box.motion_x > 0.003 * MOTION_SCALE
+    held, moved = [], []
+    for i in range(1, 6):
+        mask = (truths[i] * 255).astype(np.uint8)
+        held.append(iou(mask, truths[i + 1]))
+        moved.append(iou(carry_people(mask, people_offsets(got[i], w, h, i + 1, i)), truths[i + 1]))
+    assert np.mean(moved) > np.mean(held) + 0.01, (held, moved)
 
 
 def test_a_real_server_sends_each_persons_motion_before_the_mask_only_when_asked() -> None:

@@ -67,6 +67,10 @@ class EngineOutput:
     age_frames: int = 0
     #: Diagnostics only (shown in logs and tests); nothing may decide anything on these keys.
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Who is who, where the engine follows people one by one: (h, w) uint8, 0 where it follows nobody,
+    #: k >= 1 where person k is, the same k for the same person from frame to frame.  Two people who
+    #: touch are one outline in the mask; with this, each still gets their own motion (``MaskMotion``).
+    people: np.ndarray | None = None
 
 
 class Engine(abc.ABC):

@@ -89,6 +89,7 @@ class _Body:
     # found again along one path of a person gone behind someone: the event's other paths, looked along
     # again if this track merges into another (the path led to the one in front)
     behind: list[_Hidden] = field(default_factory=list)
+    uid: int = 0  # who they are in the engine's ``people`` map (1..255; set when they are first followed)
 
 
 @dataclass
@@ -144,6 +145,8 @@ class _Track:
     grey: np.ndarray | None = None  # this frame at output size, grey (people who wait their turn move by its flow)
     prev_grey: np.ndarray | None = None  # ...and the frame before
     squares: SquarePlan = field(default_factory=SquarePlan)  # bust mode: where the general model looks
+    people: np.ndarray | None = None  # body mode: who is who in this frame's map (``EngineOutput.people``)
+    uids: int = 0  # people followed so far (each body's ``uid``)
 
 
 @dataclass(eq=False)
@@ -339,6 +342,7 @@ class EmbeddedEngine(PersonEngine):
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
         tr.prev_grey, tr.grey = tr.grey, cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        tr.people = None
         if tr.mode == "body" and tr.bodies:
             prob = self._body(rgb, small, tr)
         else:
@@ -353,7 +357,10 @@ class EmbeddedEngine(PersonEngine):
         if tr.hold is None:
             tr.hold = StillHold(s.hold_grey, s.hold_prob)
         prob = tr.hold(small, prob)
-        return person_output(prob, PERSON_CLASSES)
+        result = person_output(prob, PERSON_CLASSES)
+        if tr.mode == "body" and tr.people is not None and tr.people.shape == prob.shape:
+            result.people = tr.people
+        return result
 
     def _single(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         """One shipped model on the whole frame, nothing else (the baselines of the table in docs/engines.md)."""
@@ -660,11 +667,13 @@ class EmbeddedEngine(PersonEngine):
         inside = np.zeros((out[1], out[0]), bool)
         rejected = False  # a detection the pose model says is nobody
         masks: dict[int, np.ndarray] = {}  # id(body) -> its person at output size
+        ones: list[tuple[_Body, np.ndarray]] = []  # each body shown and its mask (probability)
 
         def shown(b: _Body, one: np.ndarray, roi: Roi) -> None:
             """Person ``b``'s mask ``one`` (output size) goes into the frame's map; ``roi``: where it was cut."""
             nonlocal prob
             masks[id(b)] = one >= 0.5
+            ones.append((b, one))
             prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
             x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
             inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
@@ -769,6 +778,7 @@ class EmbeddedEngine(PersonEngine):
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 self._went_behind(tr, b, same)
         tr.bodies = kept
+        tr.people = _who_is_who(tr, [(b, one) for b, one in ones if b in kept])
         for b in kept:  # where each person heads while nobody is in front of them
             if b.mask_box is not None and id(b) in masks and not any(
                     o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0 for o in kept):
@@ -942,6 +952,23 @@ class EmbeddedEngine(PersonEngine):
         if moved <= s.deadband * roi.side and abs(b.velocity[0]) + abs(b.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
         b.roi = Roi(new.cx + b.velocity[0], new.cy + b.velocity[1], new.side)
+
+
+def _who_is_who(tr: _Track, ones: list[tuple[_Body, np.ndarray]]) -> np.ndarray | None:
+    """The ``people`` map of the bodies shown: each pixel where someone's mask is at least 0.5 is the one
+    whose mask is highest there."""
+    if not ones:
+        return None
+    best = np.full(ones[0][1].shape, 0.5, np.float32)
+    who = np.zeros(best.shape, np.uint8)
+    for b, one in ones:
+        if b.uid == 0:
+            tr.uids += 1
+            b.uid = (tr.uids - 1) % 255 + 1
+        here = one >= best
+        who[here] = b.uid
+        np.maximum(best, one, out=best)
+    return who
 
 
 def _coerce(default: Any, value: Any) -> Any:

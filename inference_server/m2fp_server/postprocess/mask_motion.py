@@ -54,14 +54,21 @@ class MaskMotion:
     # centroid motion (``people``)
     _people: list[tuple[tuple[int, int, int, int], tuple[float, float, float]]] = field(default_factory=list)
     _pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
-    _labels: np.ndarray | None = None  # the last mask's connected parts, and each person's label in it
+    _prev_uids: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # the engine's people before
+    _labels: np.ndarray | None = None  # the last mask's parts, and each person's label in it
     _label_of: list[int] = field(default_factory=list)
+    # where the engine says who: the mask before's parts and the label of each person (uid) in it, and the
+    # uid of each of ``_people`` (0: not said)
+    _before_labels: tuple[np.ndarray, dict[int, int]] | None = None
+    _people_uids: list[int] = field(default_factory=list)
+    _people_before: tuple[np.ndarray, dict[int, int]] | None = None  # ``_before_labels`` as ``_people`` saw it
     _prev_mask: np.ndarray | None = None
     _prev_soft: np.ndarray | None = None
 
     def reset(self) -> None:
         self._prev, self._prev_mask, self._prev_soft = [], None, None
         self._people, self._pair, self._labels, self._label_of = [], None, None, []
+        self._prev_uids, self._before_labels, self._people_uids, self._people_before = {}, None, [], None
 
     def people(self) -> list[tuple[tuple[float, float, float, float], tuple[float, float]]]:
         """The last mask's people, each with a box (fractions of the mask: x0, y0, x1, y1) and their own
@@ -82,19 +89,27 @@ class MaskMotion:
         pad = self.box_margin * max(w, h)
         boxes: list[list[int]] = []
         motions: list[tuple[float, float]] = []
-        for (x0, y0, x1, y1), (vx, vy, _area) in self._people:
+        for k, ((x0, y0, x1, y1), (vx, vy, _area)) in enumerate(self._people):
             speed = math.hypot(vx, vy)
             slack = max(self.agree * speed, self.agree_px) * frames
             m = max(1.0, speed * frames) + pad
             bx0, by0 = max(0, int(x0 - m)), max(0, int(y0 - m))
             bx1, by1 = min(w, int(math.ceil(x1 + m))), min(h, int(math.ceil(y1 + m)))
+            was, now, was_soft, now_soft = before, mask, before_soft, soft
+            uid = self._people_uids[k] if k < len(self._people_uids) else 0
+            if uid and self._people_before is not None and uid in self._people_before[1] and self._labels is not None:
+                # the engine says who: this person's own pixels alone, not those of whoever they touch
+                prev_labels, prev_label_of = self._people_before
+                was = (prev_labels == prev_label_of[uid]).astype(np.uint8)
+                now = (self._labels == self._label_of[k]).astype(np.uint8)
+                was_soft, now_soft = before_soft * was, soft * now
             where = np.zeros_like(mask)
-            where[by0:by1, bx0:bx1] = (before | mask)[by0:by1, bx0:bx1]
+            where[by0:by1, bx0:bx1] = (was | now)[by0:by1, bx0:bx1]
             mx, my = (vx * frames, vy * frames)
             if speed >= self.still_px:
                 if self.refine:
-                    mx, my = _refined(before_soft, soft, where, mx, my, slack, self.refine_iterations)
-                if not self._explains(before, mask, mx, my, (bx0, by0, bx1, by1)):
+                    mx, my = _refined(was_soft, now_soft, where, mx, my, slack, self.refine_iterations)
+                if not self._explains(was, now, mx, my, (bx0, by0, bx1, by1)):
                     mx = my = 0.0
             else:
                 mx = my = 0.0
@@ -163,9 +178,12 @@ class MaskMotion:
         held, fit = _iou(b, now), _iou(moved, now)
         return fit >= held + self.explain * (1.0 - held)
 
-    def __call__(self, alpha: np.ndarray, frames: int) -> tuple[float, float]:
+    def __call__(self, alpha: np.ndarray, frames: int, who: np.ndarray | None = None) -> tuple[float, float]:
         """Motion per frame, as fractions of the mask's width and height, of ``alpha`` ((H, W), 0..1)
-        against the mask of ``frames`` frames before (0: not known, nothing is measured)."""
+        against the mask of ``frames`` frames before (0: not known, nothing is measured).
+
+        ``who``: the engine's map of who is who (``EngineOutput.people``), any size: an outline that holds
+        several people it follows is split into them, and each is matched to the same person before."""
         h, w = alpha.shape
         scale = self.work_side / max(h, w)
         if scale < 1.0:
@@ -174,6 +192,11 @@ class MaskMotion:
         soft = np.ascontiguousarray(alpha, dtype=np.float32)
         mask = (soft >= 0.5).astype(np.uint8)
         n, labels, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        uid_of: dict[int, int] = {}
+        if who is not None and n > 1:
+            if who.shape != (h, w):
+                who = cv2.resize(who, (w, h), interpolation=cv2.INTER_NEAREST)
+            n, labels, stats, cents, uid_of = _split_by_person(labels, n, stats, cents, who)
         areas = stats[1:, cv2.CC_STAT_AREA].astype(np.float64)
         parts: list[tuple[float, float, float]] = []
         keep: list[int] = []
@@ -183,33 +206,47 @@ class MaskMotion:
             parts = [(float(cents[i][0]), float(cents[i][1]), float(areas[i - 1])) for i in keep]
         boxes = {i: (int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 0] + stats[i, 2]), int(stats[i, 1] + stats[i, 3]))
                  for i in keep}
+        uids = [uid_of.get(i, 0) for i in keep]
+        before_labels, self._before_labels = self._before_labels, (
+            (labels, {u: i for i, u in zip(keep, uids) if u}) if uid_of else None)
         prev, self._prev = self._prev, parts
+        prev_by_uid, self._prev_uids = self._prev_uids, {u: part for u, part in zip(uids, parts) if u}
+
+        def match(part: tuple[float, float, float], uid: int) -> tuple[tuple[float, float, float] | None, bool]:
+            """The same part in the mask before: the same person's where the engine says who, else the
+            nearest; and whether it was the engine's say."""
+            if uid and uid in prev_by_uid:
+                return prev_by_uid[uid], True
+            return _nearest(prev, part), False
+
         before, self._prev_mask = self._prev_mask, mask
         before_soft, self._prev_soft = self._prev_soft, soft
-        self._people = []
+        self._people, self._people_uids = [], []
         if frames <= 0 or not parts or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
         if len(parts) > 1 and before_soft is not None:
             # each part that is plainly the same as one of the mask before (each the other's nearest, about
             # as large, a plausible step) gets its own motion, measured only if a client asks (``people``);
             # a blob that comes and goes beside them stays where it is
-            own, label_of = [], []
-            for i, part in zip(keep, parts):
-                was = _nearest(prev, part)
-                if was is None or _nearest(parts, was) is not part:  # each must be the other's nearest
+            own, label_of, own_uids = [], [], []
+            for i, part, uid in zip(keep, parts, uids):
+                was, said = match(part, uid)
+                if was is None or not said and _nearest(parts, was) is not part:  # each the other's nearest
                     continue
                 step = self._step(part, was, frames)
                 if step is not None:
                     own.append((boxes[i], (*step, part[2])))
                     label_of.append(i)
+                    own_uids.append(uid if said else 0)
             if len(own) > 1:
                 self._people, self._pair = own, (before_soft, soft, before, mask, frames)
-                self._labels, self._label_of = labels, label_of
+                self._labels, self._label_of, self._people_uids = labels, label_of, own_uids
+                self._people_before = before_labels
         if len(parts) != len(prev):
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
-        for part in parts:
-            was = _nearest(prev, part)
+        for part, uid in zip(parts, uids):
+            was, _ = match(part, uid)
             step = self._step(part, was, frames) if was is not None else None
             if step is None:
                 return (0.0, 0.0)
@@ -296,6 +333,43 @@ def _nearest(parts: list[tuple[float, float, float]], part: tuple[float, float, 
              ) -> tuple[float, float, float] | None:
     """The one of ``parts`` (cx, cy, area) whose centre is nearest ``part``'s; None when there are none."""
     return min(parts, key=lambda p: (p[0] - part[0]) ** 2 + (p[1] - part[1]) ** 2, default=None)
+
+
+def _split_by_person(labels: np.ndarray, n: int, stats: np.ndarray, cents: np.ndarray, who: np.ndarray
+                     ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
+    """Connected parts (``cv2.connectedComponentsWithStats``' n, labels, stats, centroids) with each part that
+    holds several of the engine's people (``who``) split into them (what no one holds stays the part);
+    and the person each part is (label -> uid), where it is one."""
+    uid_of: dict[int, int] = {}
+    pieces: list[tuple[int, np.ndarray]] = []  # (uid, pixels) of the people split off
+    for i in range(1, n):
+        x0, y0, bw, bh = (int(v) for v in stats[i, :4])
+        window = (slice(y0, y0 + bh), slice(x0, x0 + bw))
+        here = labels[window] == i
+        found = np.unique(who[window][here])
+        found = found[found > 0]
+        if len(found) == 1:
+            uid_of[i] = int(found[0])
+        elif len(found) > 1:
+            for u in found:
+                sel = np.zeros(labels.shape, bool)
+                sel[window] = here & (who[window] == u)
+                pieces.append((int(u), sel))
+    if not pieces:
+        return n, labels, stats, cents, uid_of
+    labels = labels.copy()
+    for k, (u, sel) in enumerate(pieces):
+        labels[sel] = n + k
+        uid_of[n + k] = u
+    total = n + len(pieces)
+    stats = np.zeros((total, 5), np.int32)
+    cents = np.zeros((total, 2), np.float64)
+    for i in range(1, total):
+        ys, xs = np.nonzero(labels == i)
+        if len(xs):
+            stats[i] = (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1, len(xs))
+            cents[i] = (xs.mean(), ys.mean())
+    return total, labels, stats, cents, uid_of
 
 
 def _overlap(a: list[int], b: list[int]) -> bool:
