@@ -735,7 +735,10 @@ class EmbeddedEngine(PersonEngine):
                             b.roi = roi
                         break
             if res.presence < s.min_presence:
-                rejected = b.last_centre is None or b.trial > 0  # a false hit's region, or one on trial
+                # a false hit's region, one on trial, or the only person followed lost on the frame after they
+                # were found (detector and pose model disagree there: detected again at once, they were found
+                # and lost frame after frame, body and bust mode in turn)
+                rejected = b.last_centre is None or b.trial > 0 or (b.shown <= 1 and len(tr.bodies) == 1)
                 log.debug("embedded: %s (presence %.2f)", "detection rejected" if rejected else "person lost",
                           res.presence)
                 tr.bodies.remove(b)
