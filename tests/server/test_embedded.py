@@ -38,17 +38,22 @@ def _clip(name: str, **kw):  # type: ignore[no-untyped-def]
         pytest.skip(str(exc))
 
 
-def _street_still(cutouts, places: list[Placement], size: tuple[int, int],  # type: ignore[no-untyped-def]
-                  static: int = 4, photo: str = "leuvenB.jpg"):
-    """People standing still on a still photo (the street ``leuvenB.jpg``): ``static`` + 2 frames."""
+def _on_photo(cutouts, motion, size: tuple[int, int], static: int, moving: int,  # type: ignore[no-untyped-def]
+              photo: str = "leuvenB.jpg"):
+    """People moving by ``motion`` (seconds -> placements) on a still photo (the street ``leuvenB.jpg``)."""
     try:
-        return render("street-still", "people standing still on a photo", cutouts, lambda t: places,
-                      panned_photo(photo, size, lambda t: (0.0, 0.0)), size=size, static=static,
-                      moving=2, fps=30.0)
+        return render("on-photo", "people on a photo", cutouts, motion, panned_photo(photo, size, lambda t: (0.0, 0.0)),
+                      size=size, static=static, moving=moving, fps=30.0)
     except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc))
+
+
+def _street_still(cutouts, places: list[Placement], size: tuple[int, int],  # type: ignore[no-untyped-def]
+                  static: int = 4, photo: str = "leuvenB.jpg"):
+    """People standing still on a still photo (the street ``leuvenB.jpg``): ``static`` + 2 frames."""
+    return _on_photo(cutouts, lambda t: places, size, static, 2, photo)
 
 
 @pytest.fixture(scope="module")
@@ -223,14 +228,7 @@ def test_body_mode_says_who_is_who_and_a_late_mask_of_two_who_touch_is_moved_per
 
     def motion(t: float) -> list[Placement]:
         return [Placement(0.30 + 0.15 * t, 0.95, 0.72, 0.0), Placement(0.70 - 0.15 * t, 0.93, 0.68, 0.0)]
-    try:
-        clip = render("meet", "two people walking towards each other", [fullbody_cutout("messi"),
-                      fullbody_cutout("catcher")], motion, panned_photo("leuvenB.jpg", (854, 480), lambda t: (0, 0)),
-                      size=(854, 480), static=2, moving=12, fps=30.0)
-    except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+    clip = _on_photo([fullbody_cutout("messi"), fullbody_cutout("catcher")], motion, (854, 480), 2, 12)
     touch = [i for i, t in enumerate(clip.truth) if cv2.connectedComponents(t)[0] == 2]
     assert touch and touch[0] >= 8  # apart at first, then touching
     engine = EmbeddedEngine(alternate_ms=0)  # both people's pose runs every frame, however slow the host
@@ -272,14 +270,7 @@ def test_a_person_found_and_lost_on_the_next_frame_is_not_looked_for_again_at_on
     the stream now stays in bust mode until the next regular detection."""
     def motion(t: float) -> list[Placement]:
         return [Placement(0.15 + 0.15 * t, 0.94, 0.70, 0.0), Placement(0.10 + 0.25 * t, 0.92, 0.64, 0.0)]
-    try:
-        clip = render("together", "two people walking together", [fullbody_cutout("basketball"),
-                      fullbody_cutout("messi")], motion, panned_photo("leuvenB.jpg", (854, 480), lambda t: (0, 0)),
-                      size=(854, 480), static=12, moving=2, fps=30.0)
-    except FileNotFoundError as exc:  # opencv-doc could not be fetched here (CI fetches it first: fail there)
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+    clip = _on_photo([fullbody_cutout("basketball"), fullbody_cutout("messi")], motion, (854, 480), 12, 2)
     stream = engine.new_stream()
     modes, scores = [], []
     W, H = clip.size
