@@ -781,7 +781,7 @@ class EmbeddedEngine(PersonEngine):
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 self._went_behind(tr, b, same)
         tr.bodies = kept
-        tr.people = _who_is_who(tr, [(b, one) for b, one in ones if b in kept])
+        tr.people = _who_is_who(tr, [(b, one) for b, one in ones if any(b is o for o in kept)])
         for b in kept:  # where each person heads while nobody is in front of them
             if b.mask_box is not None and id(b) in masks and not any(
                     o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0 for o in kept):
