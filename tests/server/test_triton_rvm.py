@@ -71,26 +71,13 @@ def export_before_the_cut(model: Path, repo: Path, w: int, h: int, ds: float) ->
     """``rvm_<w>x<h>`` as ``m2fp export`` wrote it before the Triton graph was cut: the whole graph, the
     alpha ``pha`` out (as users who exported then still have it)."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
 
-    from m2fp_server.engines.rvm import ModelFiles, pin_shapes
+    from m2fp_server.engines.rvm import ModelFiles
     from m2fp_server.triton.repository import RepoSettings
-    from m2fp_server.triton.rvm_repository import config_text
+    from m2fp_server.triton.rvm_repository import config_text, uint8_whole_graph
     shapes = ModelFiles(model, repo / ".unused").state_shapes(w, h, ds)
-    m = onnx.load(str(model))
-    for node in m.graph.node:
-        node.input[:] = ["src_float" if i == "src" else i for i in node.input]
-    m.graph.initializer.append(numpy_helper.from_array(np.array(1.0 / 255.0, np.float32), "src_scale"))
-    m.graph.node.insert(0, helper.make_node("Transpose", ["src_scaled"], ["src_float"], perm=[0, 3, 1, 2]))
-    m.graph.node.insert(0, helper.make_node("Mul", ["src_cast", "src_scale"], ["src_scaled"]))
-    m.graph.node.insert(0, helper.make_node("Cast", ["src"], ["src_cast"], to=TensorProto.FLOAT))
-    next(i for i in m.graph.input if i.name == "src").type.tensor_type.elem_type = TensorProto.UINT8
-    outs = [o for o in m.graph.output if o.name != "fgr"]
-    del m.graph.output[:]
-    m.graph.output.extend(outs)
-    fixed = {"src": (h, w, 3), **{n: s[1:] for n, s in zip(("r1i", "r2i", "r3i", "r4i"), shapes)}}
     (repo / f"rvm_{w}x{h}" / "1").mkdir(parents=True)
-    onnx.save(pin_shapes(m, fixed, ds, free_batch=True), str(repo / f"rvm_{w}x{h}" / "1" / "model.onnx"))
+    onnx.save(uint8_whole_graph(model, w, h, ds, shapes), str(repo / f"rvm_{w}x{h}" / "1" / "model.onnx"))
     text = config_text(f"rvm_{w}x{h}", w, h, ds, shapes, RepoSettings())
     old_outputs = text.replace(f'name: "alpha_gain" data_type: TYPE_FP32 dims: [ 1, {h // 2}, {w // 2} ]',
                                f'name: "pha" data_type: TYPE_FP32 dims: [ 1, {h}, {w} ]')

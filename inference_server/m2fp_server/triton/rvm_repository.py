@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,13 +66,21 @@ class RVMRepoRecord:
 
 
 def batched_graph(source: Path, out: Path, w: int, h: int, ds: float, shapes: list[tuple[int, ...]]) -> None:
-    """The fetched graph with a free batch axis, fixed (h, w) and state shapes, ``downsample_ratio`` fixed,
-    and its outputs the alpha's gain and offset and the states."""
+    """The repository's graph (``uint8_whole_graph``), its outputs the alpha's gain and offset and the states."""
+    import onnx
+
+    from ..engines.rvm_lowres import without_full_res
+    onnx.save(without_full_res(uint8_whole_graph(source, w, h, ds, shapes)), str(out))
+
+
+def uint8_whole_graph(source: Path, w: int, h: int, ds: float, shapes: list[tuple[int, ...]]) -> Any:
+    """The fetched graph (an ``onnx.ModelProto``) with a free batch axis, fixed (h, w) and state shapes,
+    ``downsample_ratio`` fixed, and the frame taken as uint8; not cut yet (what the export wrote before the
+    cut, with ``fgr`` dropped from its outputs)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from ..engines.rvm import pin_shapes
-    from ..engines.rvm_lowres import without_full_res
     m = onnx.load(str(source))
     fixed = {SRC: (3, h, w), **{n: s[1:] for n, s in zip(STATES_IN, shapes)}}
     # uint8 (N, h, w, 3) in; Cast, * 1/255, Transpose give the float src the graph was made for
@@ -85,7 +94,10 @@ def batched_graph(source: Path, out: Path, w: int, h: int, ds: float, shapes: li
         if inp.name == SRC:
             inp.type.tensor_type.elem_type = TensorProto.UINT8
             fixed[SRC] = (h, w, 3)
-    onnx.save(without_full_res(pin_shapes(m, fixed, ds, free_batch=True)), str(out))
+    outs = [o for o in m.graph.output if o.name in (ALPHA, *STATES_OUT)]
+    del m.graph.output[:]
+    m.graph.output.extend(outs)
+    return pin_shapes(m, fixed, ds, free_batch=True)
 
 
 def config_text(name: str, w: int, h: int, ds: float, shapes: list[tuple[int, ...]], s: RepoSettings) -> str:
