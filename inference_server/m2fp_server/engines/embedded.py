@@ -667,13 +667,13 @@ class EmbeddedEngine(PersonEngine):
         inside = np.zeros((out[1], out[0]), bool)
         rejected = False  # a detection the pose model says is nobody
         masks: dict[int, np.ndarray] = {}  # id(body) -> its person at output size
-        ones: list[tuple[_Body, np.ndarray]] = []  # each body shown and its mask (probability)
+        ones: dict[int, np.ndarray] = {}  # id(body) -> its person at output size, the probability
 
         def shown(b: _Body, one: np.ndarray, roi: Roi) -> None:
             """Person ``b``'s mask ``one`` (output size) goes into the frame's map; ``roi``: where it was cut."""
             nonlocal prob
             masks[id(b)] = one >= 0.5
-            ones.append((b, one))
+            ones[id(b)] = one
             prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
             x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
             inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
@@ -781,7 +781,7 @@ class EmbeddedEngine(PersonEngine):
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 self._went_behind(tr, b, same)
         tr.bodies = kept
-        tr.people = _who_is_who(tr, [(b, one) for b, one in ones if any(b is o for o in kept)])
+        tr.people = _who_is_who(tr, [(b, ones[id(b)]) for b in kept if id(b) in ones])
         for b in kept:  # where each person heads while nobody is in front of them
             if b.mask_box is not None and id(b) in masks and not any(
                     o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0 for o in kept):
