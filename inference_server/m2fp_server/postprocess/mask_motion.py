@@ -26,6 +26,10 @@ import numpy as np
 from m2fp_protocol import MAX_PEOPLE, MOTION_LIMIT, MOTION_SCALE, PersonBox
 
 
+#: a mask's parts (labels) and, per person the engine names (uid), their label and part (cx, cy, area) in it
+Said = tuple[np.ndarray, dict[int, tuple[int, tuple[float, float, float]]]]
+
+
 @dataclass
 class MaskMotion:
     work_side: int = 192  # larger masks are measured reduced to this longer side (centroids stay sub-pixel)
@@ -54,21 +58,20 @@ class MaskMotion:
     # centroid motion (``people``)
     _people: list[tuple[tuple[int, int, int, int], tuple[float, float, float]]] = field(default_factory=list)
     _pair: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None = None
-    _prev_uids: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # the engine's people before
     _labels: np.ndarray | None = None  # the last mask's parts, and each person's label in it
     _label_of: list[int] = field(default_factory=list)
-    # where the engine says who: the mask before's parts and the label of each person (uid) in it, and the
-    # uid of each of ``_people`` (0: not said)
-    _before_labels: tuple[np.ndarray, dict[int, int]] | None = None
+    # where the engine says who: the mask before's parts and, per person (uid), their label and part in it;
+    # and the uid of each of ``_people`` (0: not said)
+    _before_people: Said | None = None
     _people_uids: list[int] = field(default_factory=list)
-    _people_before: tuple[np.ndarray, dict[int, int]] | None = None  # ``_before_labels`` as ``_people`` saw it
+    _people_before: Said | None = None  # ``_before_people`` as ``_people`` saw it
     _prev_mask: np.ndarray | None = None
     _prev_soft: np.ndarray | None = None
 
     def reset(self) -> None:
         self._prev, self._prev_mask, self._prev_soft = [], None, None
         self._people, self._pair, self._labels, self._label_of = [], None, None, []
-        self._prev_uids, self._before_labels, self._people_uids, self._people_before = {}, None, [], None
+        self._before_people, self._people_uids, self._people_before = None, [], None
 
     def people(self) -> list[tuple[tuple[float, float, float, float], tuple[float, float]]]:
         """The last mask's people, each with a box (fractions of the mask: x0, y0, x1, y1) and their own
@@ -99,8 +102,8 @@ class MaskMotion:
             uid = self._people_uids[k] if k < len(self._people_uids) else 0
             if uid and self._people_before is not None and uid in self._people_before[1] and self._labels is not None:
                 # the engine says who: this person's own pixels alone, not those of whoever they touch
-                prev_labels, prev_label_of = self._people_before
-                was = (prev_labels == prev_label_of[uid]).astype(np.uint8)
+                prev_labels, prev_people = self._people_before
+                was = (prev_labels == prev_people[uid][0]).astype(np.uint8)
                 now = (self._labels == self._label_of[k]).astype(np.uint8)
                 was_soft, now_soft = before_soft * was, soft * now
             where = np.zeros_like(mask)
@@ -207,10 +210,10 @@ class MaskMotion:
         boxes = {i: (int(stats[i, 0]), int(stats[i, 1]), int(stats[i, 0] + stats[i, 2]), int(stats[i, 1] + stats[i, 3]))
                  for i in keep}
         uids = [uid_of.get(i, 0) for i in keep]
-        before_labels, self._before_labels = self._before_labels, (
-            (labels, {u: i for i, u in zip(keep, uids) if u}) if uid_of else None)
+        before_people, self._before_people = self._before_people, (
+            (labels, {u: (i, part) for i, u, part in zip(keep, uids, parts) if u}) if uid_of else None)
         prev, self._prev = self._prev, parts
-        prev_by_uid, self._prev_uids = self._prev_uids, {u: part for u, part in zip(uids, parts) if u}
+        prev_by_uid = {u: part for u, (_, part) in before_people[1].items()} if before_people else {}
 
         def match(part: tuple[float, float, float], uid: int) -> tuple[tuple[float, float, float] | None, bool]:
             """The same part in the mask before: the same person's where the engine says who, else the
@@ -241,7 +244,7 @@ class MaskMotion:
             if len(own) > 1:
                 self._people, self._pair = own, (before_soft, soft, before, mask, frames)
                 self._labels, self._label_of, self._people_uids = labels, label_of, own_uids
-                self._people_before = before_labels
+                self._people_before = before_people
         if len(parts) != len(prev):
             return (0.0, 0.0)
         moves: list[tuple[float, float, float]] = []
