@@ -213,6 +213,7 @@ def to_src(rgb: np.ndarray, w: int, h: int) -> np.ndarray:
 # --------------------------------------------------------------------------- runtimes
 class Runner(Protocol):
     shapes: list[tuple[int, ...]]
+    graph: str  # which cut of RVM's graph runs: "lowres" (its full-resolution step done here) or "whole"
 
     def __call__(self, src: np.ndarray, rec: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]: ...
 
@@ -221,6 +222,7 @@ class Runner(Protocol):
 
 class _States:
     shapes: list[tuple[int, ...]]
+    graph = "lowres"
 
     def zero_states(self) -> list[np.ndarray]:
         return [np.zeros(s, np.float32) for s in self.shapes]
@@ -416,7 +418,6 @@ class RVMEngine(PersonEngine):
             except ValueError as exc:
                 raise EngineUnavailable(str(exc)) from None
             self._models: dict[str, TritonModel] = {}
-            self._remote_graph = "lowres"  # until a model read says otherwise (``TritonRunner.graph``)
         else:
             try:
                 path = rvm_weights.locate(model_dir)
@@ -451,7 +452,7 @@ class RVMEngine(PersonEngine):
         self._runners: dict[tuple[int, int], Runner] = {}
         self._runners_lock = threading.Lock()
         # fail now, not on the first frame: build the 16:9 shape (the usual camera)
-        self.runner_for(model_shape((16 * 64, 9 * 64), self.setting.width))
+        self._first = self.runner_for(model_shape((16 * 64, 9 * 64), self.setting.width))
         if self.remote is not None:
             log.info("rvm: forward pass on Triton %s (%dpx ds%g)", self.remote[0], self.setting.width,
                      self.setting.downsample)
@@ -484,9 +485,7 @@ class RVMEngine(PersonEngine):
         address, timeout_s = self.remote
         model = TritonModel(address, model_name(w, h), timeout_s)
         self._models[model.model] = model
-        runner = TritonRunner(model, w, h, self.setting.downsample)
-        self._remote_graph = runner.graph
-        return runner
+        return TritonRunner(model, w, h, self.setting.downsample)
 
     def _calibration(self, w: int, h: int) -> Callable[[], list[np.ndarray]]:
         def frames() -> list[np.ndarray]:
@@ -612,7 +611,7 @@ class RVMEngine(PersonEngine):
         where = {"runtime": "triton", "triton": str(self.remote[0])} if self.remote is not None else {}
         # "graph": which cut of the graph runs, so that ``auto``'s cached timings of another are not reused
         return {**super().info(), **self.setting.to_json(), **where, "threads": self.threads,
-                "graph": "lowres" if self.remote is None else self._remote_graph,
+                "graph": self._first.graph,
                 "cpu_flags": flags_summary(), "licence": rvm_weights.RVM.licence}
 
     def close(self) -> None:
