@@ -84,8 +84,9 @@ class MaskClient:
     def send_frame(self, image: np.ndarray, frame_id: int | None = None, *,
                    mask_size: tuple[int, int] | None = None, want_parsing: bool = False,
                    pixel_format: PixelFormat | None = None, timestamp_us: int | None = None,
-                   want_people: bool = False) -> int:
-        """Send one frame without waiting; returns its id.  Raises zmq.Again if the pipe is full."""
+                   want_people: bool = False, want_turns: bool = False) -> int:
+        """Send one frame without waiting; returns its id.  Raises zmq.Again if the pipe is full.
+        ``want_turns``: PEOPLE with each person's turn (with ``want_people``)."""
         if image.ndim != 3 or image.dtype != np.uint8:
             raise BadInput("image must be HxWxC uint8")
         h, w, c = image.shape
@@ -97,7 +98,8 @@ class MaskClient:
                            "(m2fp-server --max-frame-bytes)")
         fid = next(self._ids) if frame_id is None else frame_id
         mw, mh = mask_size or (0, 0)
-        flags = (Flags.WANT_PARSING if want_parsing else 0) | (Flags.WANT_PEOPLE if want_people else 0)
+        flags = ((Flags.WANT_PARSING if want_parsing else 0) | (Flags.WANT_PEOPLE if want_people else 0)
+                 | (Flags.WANT_TURNS if want_turns else 0))
         header = Header(MsgType.FRAME, frame_id=fid, timestamp_us=timestamp_us or now_us(), width=w, height=h,
                         pixel_format=fmt, stride=w * c, flags=flags, mask_width=mw, mask_height=mh)
         self.sock.send_multipart(proto.encode(header, image), zmq.NOBLOCK, copy=False)
@@ -121,7 +123,8 @@ class MaskClient:
         if h.type in (MsgType.INFO, MsgType.CONFIG_ACK, MsgType.ERROR):
             return Reply(h, json=proto.decode_json(msg))
         if h.type == MsgType.PEOPLE:
-            return Reply(h, people=proto.unpack_people(msg.payload, h.width, h.height))
+            return Reply(h, people=proto.unpack_people(msg.payload, h.width, h.height,
+                                                       turns=bool(h.flags & Flags.WANT_TURNS)))
         return Reply(h)
 
     def replies_until(self, deadline: float) -> Iterator[Reply]:

@@ -19,6 +19,7 @@ import numpy as np
 from .engines.base import Engine
 from .postprocess.classes import label_map, select_alpha
 from .postprocess.islands import remove_islands
+from .postprocess.mask_motion import PersonMove
 from .postprocess.refine import EdgeRefiner
 from .postprocess.resize import resize_alpha, resize_labels, threshold_alpha
 from .streams import StreamState
@@ -34,7 +35,8 @@ class PipelineResult:
     #: the people's motion per frame, fractions of the mask's width and height (``MaskMotion``; 0, 0: none)
     motion: tuple[float, float] = (0.0, 0.0)
     #: each person's box and motion (``MaskMotion.people``; fractions), when asked for and they move apart
-    people: list[tuple[tuple[float, float, float, float], tuple[float, float]]] = field(default_factory=list)
+    #: (or, with turns asked for too, when anyone moves)
+    people: list[PersonMove] = field(default_factory=list)
 
 
 #: the reply's way back and the client's upload of the mask, after the prediction is made
@@ -83,6 +85,7 @@ class Pipeline:
         want_labels: bool = False,
         received: float | None = None,
         want_people: bool = False,
+        want_turns: bool = False,
     ) -> PipelineResult:
         """``received``: when the frame reached the server (``time.perf_counter``): a prediction then
         also covers the frame intervals this server took (see :func:`late_frames`)."""
@@ -117,7 +120,7 @@ class Pipeline:
             small = rgb if rgb.shape[:2] == (ah, aw) else cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
         motion = stream.mask_motion(alpha, stream.frame_step, out.people)
-        people = stream.mask_motion.people() if want_people else []
+        people = stream.mask_motion.people(want_turns) if want_people else []
         if predict > 0:
             if received is not None:
                 predict += late_frames(time.perf_counter() - received, stream.frame_interval())

@@ -107,7 +107,8 @@ def replay(frames: list[np.ndarray] | np.ndarray, address: str, fps: float = 30.
             s = j - readback_delay
             if 0 <= s < T and may_send(inflight, max_inflight):
                 sent_at[s] = time.perf_counter()
-                client.send_frame(small[s], frame_id=s + 1, mask_size=(sw, sh), want_people=carry)
+                client.send_frame(small[s], frame_id=s + 1, mask_size=(sw, sh), want_people=carry,
+                                  want_turns=carry)
                 inflight += 1
                 sent += 1
             d = j - sync_frames

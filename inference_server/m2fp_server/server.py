@@ -426,12 +426,14 @@ class InferenceServer:
         mask_size = (h.mask_width, h.mask_height) if h.mask_width else (h.width, h.height)
         want_labels = bool(h.flags & proto.Flags.WANT_PARSING)
         want_people = bool(h.flags & proto.Flags.WANT_PEOPLE)
+        want_turns = want_people and bool(h.flags & proto.Flags.WANT_TURNS)
         try:
             rgb = to_rgb(h, job.message.payload)
             gen = job.stream.settle()  # settings sent since the last frame take effect now
             job.stream.note_stamp(h.timestamp_us)
-            res = self.pipeline.process(rgb, job.stream, mask_size, want_labels,
-                                        received=job.received, want_people=want_people)  # engine calls take the lock
+            # engine calls take the lock
+            res = self.pipeline.process(rgb, job.stream, mask_size, want_labels, received=job.received,
+                                        want_people=want_people, want_turns=want_turns)
         except ProtocolError as exc:
             return [proto.error_message(exc.code, exc.message, h.frame_id, h.timestamp_us)]
         except Exception as exc:  # the engine failed on this frame: say so, keep serving
@@ -450,8 +452,8 @@ class InferenceServer:
         people = people_boxes(res.people, mw, mh)
         if people:  # before its MASK: the client has it when the mask arrives
             who = Header(MsgType.PEOPLE, frame_id=h.frame_id, timestamp_us=h.timestamp_us, width=mw, height=mh,
-                         generation=gen)
-            out.insert(0, proto.encode(who, proto.pack_people(people)))
+                         generation=gen, flags=proto.Flags.WANT_TURNS if want_turns else 0)
+            out.insert(0, proto.encode(who, proto.pack_people(people, turns=want_turns)))
         if res.labels is not None:
             lab = Header(MsgType.PARSING, frame_id=h.frame_id, timestamp_us=h.timestamp_us, width=mw,
                          height=mh, pixel_format=PixelFormat.GRAY8, stride=mw, generation=gen)

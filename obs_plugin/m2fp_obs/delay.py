@@ -140,7 +140,7 @@ class VideoDelay:
             return None, (0.0, 0.0), []
         offset = self.sync.mask_offset(i, seq)
         people = self.sync.people_offsets(i, seq)
-        moved = next((o for _, o in people if o != (0.0, 0.0)), None)
+        moved = next((c.offset for c in people if c.offset != (0.0, 0.0) or c.turn), None)
         if moved is None:  # nobody moves: the plain path (one sample a pixel in the shader)
             people, moved = [], offset
         self.sync.count_shown(seq, self.sync.mask_seq(i), moved)

@@ -10,6 +10,8 @@ import ctypes
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from m2fp_protocol import Carry
+
 from . import libobs as L
 from . import log
 
@@ -18,8 +20,8 @@ _PARAMS = ("image", "mask_tex", "mask_offset", "parsing_tex", "palette_tex", "sm
            "threshold", "feather", "people", "box0", "box1", "box2", "box3", "off0", "off1", "off2", "off3")
 #: people the shader moves one by one (``m2fp_protocol.MAX_PEOPLE``): box0..3 and off0..3 in the effect
 SHADER_PEOPLE = 4
-#: each person's box (fractions of the mask: x0, y0, x1, y1) and how far to move what lies in it
-People = List[Tuple[Tuple[float, float, float, float], Tuple[float, float]]]
+#: each person's box and how far to move and turn what lies in it (``m2fp_protocol.Carry``)
+People = List[Carry]
 TECHNIQUES = {"transparent": "Transparent", "color": "Color", "image": "Image", "blur": "Blur"}
 
 
@@ -158,9 +160,9 @@ class Compositor:
             moving = (people or [])[:SHADER_PEOPLE]
             o.gs_effect_set_float(p["people"], float(len(moving)))
             for k in range(SHADER_PEOPLE):
-                box, off = moving[k] if k < len(moving) else ((0.0, 0.0, 0.0, 0.0), (0.0, 0.0))
-                o.gs_effect_set_vec4(p[f"box{k}"], ctypes.byref(L.vec4(*box)))
-                o.gs_effect_set_vec2(p[f"off{k}"], ctypes.byref(L.vec2(*off)))
+                c = moving[k] if k < len(moving) else Carry((0.0, 0.0, 0.0, 0.0), (0.0, 0.0), 0.0, 1.0)
+                o.gs_effect_set_vec4(p[f"box{k}"], ctypes.byref(L.vec4(*c.box)))
+                o.gs_effect_set_vec4(p[f"off{k}"], ctypes.byref(L.vec4(*c.offset, c.turn, c.aspect)))
             o.gs_effect_set_float(p["threshold"], threshold)
             o.gs_effect_set_float(p["feather"], feather)
         if technique == "Color":

@@ -17,7 +17,7 @@ import collections
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
-from m2fp_protocol import PersonBox, carry_offset, choose_mask, people_offsets, predict_frames
+from m2fp_protocol import Carry, PersonBox, carry_offset, choose_mask, people_offsets, predict_frames
 
 
 @dataclass
@@ -130,10 +130,9 @@ class FrameSync:
             return (0.0, 0.0)
         return carry_offset(seq, m.seq + self.ahead, *m.motion)
 
-    def people_offsets(self, slot: int, seq: Optional[int]
-                       ) -> List[Tuple[Tuple[float, float, float, float], Tuple[float, float]]]:
-        """Each person's box and how far to move what lies in it, for the mask in ``slot`` shown with frame
-        ``seq`` (``mask_offset`` person by person); empty when the mask came without people."""
+    def people_offsets(self, slot: int, seq: Optional[int]) -> List[Carry]:
+        """Each person's box and how far to move and turn what lies in it, for the mask in ``slot`` shown with
+        frame ``seq`` (``mask_offset`` person by person); empty when the mask came without people."""
         m = self.masks[slot]
         if m is None or m.seq is None or not m.people:
             return []

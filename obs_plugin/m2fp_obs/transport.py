@@ -173,7 +173,7 @@ def parse_reply(parts: List[Any]) -> Tuple[Header, Any]:
     if h.type == MsgType.DROPPED:
         return h, None
     if h.type == MsgType.PEOPLE:  # checked by decode: boxes inside the mask, not overlapping, motions in range
-        return h, proto.unpack_people(msg.payload, h.width, h.height)
+        return h, proto.unpack_people(msg.payload, h.width, h.height, turns=bool(h.flags & Flags.WANT_TURNS))
     raise ReplyError(f"a server does not send {h.type.name} messages")
 
 
@@ -306,7 +306,8 @@ class MaskTransport:
         stamp = now if captured is None else captured
         header = Header(MsgType.FRAME, frame_id=fid, timestamp_us=int(stamp * 1e6), width=width, height=height,
                         pixel_format=pixel_format, stride=stride,
-                        flags=(Flags.WANT_PARSING if self.settings.want_parsing else 0) | Flags.WANT_PEOPLE,
+                        flags=(Flags.WANT_PARSING if self.settings.want_parsing else 0) | Flags.WANT_PEOPLE
+                        | Flags.WANT_TURNS,
                         mask_width=width, mask_height=height, generation=self.generation)
         try:
             self.sock.send_multipart(proto.encode(header, pixels), zmq.NOBLOCK, copy=False)

@@ -45,7 +45,7 @@ from .rules import (
     may_send,
     predict_frames,
 )
-from .people import MAX_PEOPLE, PersonBox, pack_people, people_offsets, unpack_people
+from .people import MAX_PEOPLE, MAX_TURN, TURN_SCALE, Carry, PersonBox, pack_people, people_offsets, unpack_people
 from .sizing import fit_inside
 from .validation import CONFIG_SCHEMA, HELLO_SCHEMA, MAX_REQUEST_JSON_BYTES, Field, parse_json, validate_hello
 
@@ -54,7 +54,8 @@ __all__ = [
     "CIHP_CLASSES", "CLIENT_ACCEPTS", "CONFIG_SCHEMA", "DEFAULT_ADDRESS", "DEFAULT_INPUT_BOX", "DEFAULT_SYNC_FRAMES",
     "DISPLAY_LAG_FRAMES",
     "HEADER_SIZE", "HELLO_SCHEMA", "MAGIC", "MAX_DIMENSION", "MAX_FRAME_BYTES", "MAX_CARRY_FRAMES",
-    "MAX_INFLIGHT", "MAX_MASK_PIXELS", "MAX_PEOPLE", "MAX_MOTION", "MOTION_LIMIT", "MOTION_SCALE",
+    "MAX_INFLIGHT", "MAX_MASK_PIXELS", "MAX_PEOPLE", "MAX_MOTION", "MAX_TURN", "MOTION_LIMIT", "MOTION_SCALE",
+    "TURN_SCALE", "Carry",
     "MAX_REQUEST_JSON_BYTES", "PALETTE", "PERSON_CLASSES", "PROTOCOL_VERSION", "READBACK_DELAY", "SERVER_ACCEPTS",
     "SYNC_MAX", "SYNC_MIN", "ClassInfo", "ErrorCode", "Field", "Flags", "Header", "Message", "MsgType",
     "PersonBox", "PixelFormat", "ProtocolError", "StreamConfig", "carry_offset", "choose_mask", "clamp_sync",

@@ -23,6 +23,7 @@ from .messages import (
     MOTION_LIMIT,
     PROTOCOL_VERSION,
     ErrorCode,
+    Flags,
     Header,
     Message,
     MsgType,
@@ -152,7 +153,7 @@ def decode(parts: Sequence[bytes | memoryview | Any], max_frame_bytes: int = MAX
         _check_image(header, payload, frozenset({PixelFormat.GRAY8}), max_frame_bytes)
     elif t == MsgType.PEOPLE:
         _check_dims(header.width, header.height, allow_zero=False, what="mask size")
-        unpack_people(payload, header.width, header.height)
+        unpack_people(payload, header.width, header.height, turns=bool(header.flags & Flags.WANT_TURNS))
     return Message(header, payload)
 
 

@@ -67,6 +67,9 @@ class Flags(enum.IntFlag):
     NONE = 0
     WANT_PARSING = 1  # FRAME: also send a PARSING reply (for the colour view)
     WANT_PEOPLE = 2  # FRAME: also send each person's motion (PEOPLE) when they move differently
+    #: FRAME: PEOPLE records also carry each person's turn (and come for one person who turns); the PEOPLE
+    #: reply's header has it set when its records do (``m2fp_protocol.people``)
+    WANT_TURNS = 4
 
 
 class ErrorCode(enum.IntEnum):

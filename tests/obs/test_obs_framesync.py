@@ -156,10 +156,15 @@ def walk_apart(i: int) -> list[float]:
     return [0.24 - d, 0.76 + d]
 
 
+def lean(i: int) -> float:
+    """Leaning from side to side about the frame's bottom edge: ±15 degrees, 2 s period."""
+    return 15.0 * math.sin(2 * math.pi * i / (2 * FPS))
+
+
 def make_coded_clip(path: Path, centre: Callable[[int], float | list[float]] = sway,
-                    height: float = 0.75) -> list[np.ndarray]:
-    """People moving sideways (``centre``: one centre, or one per person) with the frame index coded top-left;
-    truth per frame."""
+                    height: float = 0.75, angle: Callable[[int], float] | None = None) -> list[np.ndarray]:
+    """People moving sideways (``centre``: one centre, or one per person) and turning (``angle``, degrees
+    counter-clockwise about their bottom centre) with the frame index coded top-left; truth per frame."""
     cut = Cutout.load("astronaut")
     bg = textured_background(W, H, seed=3)
     cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
@@ -170,7 +175,8 @@ def make_coded_clip(path: Path, centre: Callable[[int], float | list[float]] = s
     truths = []
     for i in range(CODED_FRAMES):
         cxs = centre(i)
-        rgb, truth = compose(bg, [place(cut, Placement(cx=cx, bottom=1.0, height=height), (W, H))
+        turn = angle(i) if angle else 0.0
+        rgb, truth = compose(bg, [place(cut, Placement(cx=cx, bottom=1.0, height=height, angle=turn), (W, H))
                                   for cx in (cxs if isinstance(cxs, list) else [cxs])])
         rgb = rgb.copy()
         for b in range(8):
@@ -307,6 +313,39 @@ def test_late_masks_of_two_people_walking_apart_move_each_person_by_their_own_mo
         assert np.median(own) >= 0.8, report
     finally:
         print("\n[obs-carry2] " + "\n[obs-carry2] ".join(report))
+        obs.stop()
+        srv.stop()
+    assert "Traceback" not in obs.log_text()
+
+
+def test_late_masks_of_a_leaning_person_turn_with_them(tmp_path):
+    """A bust leaning from side to side turns about the bottom of the frame: moved in a straight line, a late
+    mask's head trails by the turn.  The server sends the person's turn (PEOPLE with turns) and the filter's
+    shader turns what lies in their box, so with answers 120 ms late the alpha in the screenshot sits on the
+    bust of the frame shown."""
+    truths = make_coded_clip(tmp_path / "coded.mp4", lambda i: 0.5, angle=lean)
+    np.save(tmp_path / "truths.npy", np.stack(truths))
+    srv = ServerProcess(command=late_server_command(120, tmp_path / "truths.npy", CODE_BLOCK)).start()
+    inp = ffmpeg_input("Lean", tmp_path / "coded.mp4").with_m2fp(server_address=srv.address, smoothing=0.0,
+                                                                 background_mode="transparent", sync_frames=2)
+    obs = ObsProcess(tmp_path, [inp], size=(W, H), fps=ALIGN_FPS)
+    step = FPS // ALIGN_FPS
+    report: list[str] = []
+    try:
+        obs.start()
+        inst = obs.wait_plugin(lambda i: i.get("sync", {}).get("carried", 0) >= 10, 30.0)
+        assert inst, f"no late mask carried on: {obs.plugin_stats()}\n{obs.log_tail()}"
+        own, behind = _shown_against_truth(obs, "Lean", truths, step)
+        sync = obs.plugin_stats()["instances"][0]["sync"]
+        report.append(f"a leaning bust, answers 120 ms late, sync 2 at {ALIGN_FPS} fps: IoU with the frame shown "
+                      f"{np.mean(own):.3f} (median {np.median(own):.3f}), with the frame one OBS frame before "
+                      f"{np.mean(behind):.3f}; own masks {sync['own_mask']}, others {sync['other_mask']} of which "
+                      f"carried {sync['carried']}")
+        assert sync["other_mask"] > sync["own_mask"], report
+        assert np.mean(own) > np.mean(behind) + 0.03, report
+        assert np.median(own) >= 0.93, report
+    finally:
+        print("\n[obs-turn] " + "\n[obs-turn] ".join(report))
         obs.stop()
         srv.stop()
     assert "Traceback" not in obs.log_text()

@@ -211,12 +211,12 @@ def test_a_late_mask_of_people_moving_apart_moves_each_person_by_their_own_motio
         if slot is not None and shown is not None and shown >= 2 and k >= 3:
             assert sync.mask_offset(slot, shown) == (0.0, 0.0)
             got.append(sync.people_offsets(slot, shown))
-    assert got and all([box for box, _ in g] == [left, right] for g in got), got
-    assert all(abs(g[0][1][0] + 0.02) < 1e-3 and abs(g[1][1][0] - 0.03) < 1e-3 for g in got), got
+    assert got and all([c.box for c in g] == [left, right] for g in got), got
+    assert all(abs(g[0].offset[0] + 0.02) < 1e-3 and abs(g[1].offset[0] - 0.03) < 1e-3 for g in got), got
     sync = FrameSync(2)
     for k in range(6):
         seq = sync.push()
         sync.sent(seq, 200 + k)
         sync.add_mask(200 + k, (0, 0), people, (100, 100))
         slot = sync.mask_for(sync.shown_seq())
-        assert slot is not None and all(off == (0.0, 0.0) for _, off in sync.people_offsets(slot, sync.shown_seq()))
+        assert slot is not None and all(c.offset == (0.0, 0.0) for c in sync.people_offsets(slot, sync.shown_seq()))

@@ -292,10 +292,12 @@ def test_garbage_replies_are_rejected_and_the_stream_goes_on():
         assert (fh.mask_width, fh.mask_height) == (64, 36)
         assert fh.timestamp_us == 12_500_000  # the frame's own time (OBS's), not the moment it was sent
         mask = bytes(range(256)) * 9
-        assert fh.flags & proto.Flags.WANT_PEOPLE  # the filter moves each person by their own motion
-        people = [proto.PersonBox(2, 3, 30, 36, 120, -7), proto.PersonBox(34, 0, 64, 30, -120, 0)]
-        router.send_multipart([ident, *proto.encode(Header(MsgType.PEOPLE, frame_id=fid, width=64, height=36),
-                                                    proto.pack_people(people))])
+        assert fh.flags & proto.Flags.WANT_PEOPLE  # the filter moves each person by their own motion...
+        assert fh.flags & proto.Flags.WANT_TURNS  # ...and turns them
+        people = [proto.PersonBox(2, 3, 30, 36, 120, -7, 300), proto.PersonBox(34, 0, 64, 30, -120, 0, -45)]
+        router.send_multipart([ident, *proto.encode(Header(MsgType.PEOPLE, frame_id=fid, width=64, height=36,
+                                                           flags=proto.Flags.WANT_TURNS),
+                                                    proto.pack_people(people, turns=True))])
         router.send_multipart([ident, *proto.encode(Header(MsgType.MASK, frame_id=fid, width=64, height=36,
                                                            pixel_format=PixelFormat.GRAY8, generation=3,
                                                            motion_x=-300, motion_y=41), mask)])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 
 import m2fp_protocol as proto
 from m2fp_protocol import ErrorCode, Header, MsgType, PixelFormat, ProtocolError, StreamConfig
-from m2fp_protocol.people import PERSON_STRUCT
+from m2fp_protocol.people import PERSON_STRUCT, TURN_STRUCT
 
 
 def frame_header(**kw) -> Header:
@@ -155,10 +156,11 @@ def test_hostile_motion_values_never_move_a_mask_out_of_reach():
 
 
 def test_people_round_trip_and_every_hostile_field_is_refused() -> None:
-    """PEOPLE (each person's box and motion, before a MASK): a valid one round-trips through the codec; for
-    hostile values of every field (box corners, motions, record count, payload length, the mask size in the
-    header) ``decode`` either refuses it with MALFORMED/BAD_SIZE or gives boxes inside the mask, none
-    overlapping, motions in range, and offsets no larger than a MASK header's motion can give."""
+    """PEOPLE (each person's box and motion, before a MASK; with turns when its header says so): a valid one
+    round-trips through the codec; for hostile values of every field (box corners, motions, turns, the
+    reserved field, record count, payload length, the mask size and flags in the header) ``decode`` either
+    refuses it with MALFORMED/BAD_SIZE or gives boxes inside the mask, none overlapping, and moves no larger
+    than a MASK header's motion can give, turned at most ``MAX_TURN`` a frame."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
@@ -169,6 +171,13 @@ def test_people_round_trip_and_every_hostile_field_is_refused() -> None:
     with pytest.raises(ProtocolError):  # a client never sends PEOPLE
         proto.decode(proto.encode(Header(MsgType.PEOPLE, width=160, height=90), proto.pack_people(good)),
                      accept=proto.SERVER_ACCEPTS)
+    turning = [proto.PersonBox(10, 20, 60, 90, 300, -40, 700)]  # one person alone, with a turn
+    msg = proto.decode(proto.encode(Header(MsgType.PEOPLE, width=160, height=90, flags=proto.Flags.WANT_TURNS),
+                                    proto.pack_people(turning, turns=True)), accept=proto.CLIENT_ACCEPTS)
+    assert proto.unpack_people(msg.payload, 160, 90, turns=True) == tuple(turning)
+    with pytest.raises(ProtocolError):  # the same records without the header's flag: not whole records
+        proto.decode(proto.encode(Header(MsgType.PEOPLE, width=160, height=90), proto.pack_people(turning, turns=True)),
+                     accept=proto.CLIENT_ACCEPTS)
 
     u16, i16 = st.integers(0, 0xFFFF), st.integers(-0x8000, 0x7FFF)
     seen = {"valid": 0}
@@ -186,30 +195,43 @@ def test_people_round_trip_and_every_hostile_field_is_refused() -> None:
                 a, b = sorted((draw(st.integers(k * cw, (k + 1) * cw)), draw(st.integers(k * cw, (k + 1) * cw))))
                 c, d = sorted((draw(st.integers(0, h)), draw(st.integers(0, h))))
                 x0, x1, y0, y1 = a, b + draw(st.integers(0, 1)), c, d + draw(st.integers(0, 1))
-            records.append((min(x0, 0xFFFF), min(y0, 0xFFFF), min(x1, 0xFFFF), min(y1, 0xFFFF), draw(i16), draw(i16)))
+            turn = draw(st.one_of(i16, st.integers(-round(proto.MAX_TURN * proto.TURN_SCALE),
+                                                   round(proto.MAX_TURN * proto.TURN_SCALE))))
+            reserved = draw(st.one_of(st.just(0), u16))
+            records.append((min(x0, 0xFFFF), min(y0, 0xFFFF), min(x1, 0xFFFF), min(y1, 0xFFFF), draw(i16), draw(i16),
+                            turn, reserved))
         return records, w, h
 
     @settings(max_examples=3000, deadline=None, database=None, derandomize=True)
-    @given(case(), st.one_of(st.just(b""), st.binary(max_size=13)), st.integers(-2**31, 2**31),
-           st.integers(-2**31, 2**31))
-    def check(c: tuple[list, int, int], tail: bytes, shown: int, made_for: int) -> None:
+    @given(case(), st.one_of(st.just(b""), st.binary(max_size=17)), st.integers(-2**31, 2**31),
+           st.integers(-2**31, 2**31), st.one_of(st.sampled_from([0, int(proto.Flags.WANT_TURNS)]), u16))
+    def check(c: tuple[list, int, int], tail: bytes, shown: int, made_for: int, flags: int) -> None:
         records, w, h = c
-        payload = b"".join(PERSON_STRUCT.pack(*r) for r in records) + tail
+        turns = bool(flags & proto.Flags.WANT_TURNS)
+        record = TURN_STRUCT if turns else PERSON_STRUCT
+        payload = b"".join(record.pack(*r[:record.size // 2]) for r in records) + tail
         try:
-            m = proto.decode(proto.encode(Header(MsgType.PEOPLE, width=w, height=h), payload),
+            m = proto.decode(proto.encode(Header(MsgType.PEOPLE, width=w, height=h, flags=flags), payload),
                              accept=proto.CLIENT_ACCEPTS)
         except ProtocolError as exc:
             assert exc.code in (proto.ErrorCode.MALFORMED, proto.ErrorCode.BAD_SIZE)
             return
-        people = proto.unpack_people(m.payload, w, h)
+        people = proto.unpack_people(m.payload, w, h, turns=turns)
         seen["valid"] += 1
-        assert 1 <= len(people) <= proto.MAX_PEOPLE and len(tail) % PERSON_STRUCT.size == 0
+        seen["turns"] = seen.get("turns", 0) + turns
+        assert 1 <= len(people) <= proto.MAX_PEOPLE and len(tail) % record.size == 0
         for i, p in enumerate(people):
             assert 0 <= p.x0 < p.x1 <= w and 0 <= p.y0 < p.y1 <= h
             assert not any(p.overlaps(q) for q in people[:i])
-        bound = proto.MAX_CARRY_FRAMES * proto.MAX_MOTION
-        for box, (dx, dy) in proto.people_offsets(people, w, h, shown, made_for):
-            assert all(0.0 <= v <= 1.0 for v in box) and abs(dx) <= bound and abs(dy) <= bound
+            assert turns or p.turn == 0
+        frames = proto.MAX_CARRY_FRAMES
+        for move in proto.people_offsets(people, w, h, shown, made_for):
+            dx, dy = move.offset
+            assert all(0.0 <= v <= 1.0 for v in move.box) and math.isfinite(dx) and math.isfinite(dy)
+            # at most the frames' worth of the largest motion a MASK header may give, in pixels (a turn
+            # only changes its direction)
+            assert math.hypot(dx * w, dy * h) <= frames * math.hypot(proto.MAX_MOTION * w, proto.MAX_MOTION * h) + 1e-6
+            assert abs(move.turn) <= frames * proto.MAX_TURN and move.aspect == w / h
 
     check()
-    assert seen["valid"] >= 50, seen  # the accepting side was exercised too
+    assert seen["valid"] >= 50 and seen.get("turns", 0) >= 20, seen  # the accepting side was exercised too

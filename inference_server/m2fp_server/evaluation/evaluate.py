@@ -111,7 +111,7 @@ def offline_run(engine: Engine, clip: Clip, config: StreamConfig | None = None, 
     people: list[list[PersonBox]] = []  # as a PEOPLE message gives them
     for i, f in enumerate(clip.frames):
         small = cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
-        r = pipe.process(small, stream, (sw, sh), want_people=aging)
+        r = pipe.process(small, stream, (sw, sh), want_people=aging, want_turns=aging)
         infer_ms.append(r.infer_ms)
         motions.append(r.motion)
         people.append(people_boxes(r.people, sw, sh))

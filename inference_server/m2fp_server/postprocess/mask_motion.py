@@ -23,11 +23,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from m2fp_protocol import MAX_PEOPLE, MOTION_LIMIT, MOTION_SCALE, PersonBox
+from m2fp_protocol import MAX_PEOPLE, MOTION_LIMIT, MOTION_SCALE, TURN_SCALE, Carry, PersonBox
 
 
 #: a mask's parts (labels) and, per person the engine names (uid), their label and part (cx, cy, area) in it
 Said = tuple[np.ndarray, dict[int, tuple[int, tuple[float, float, float]]]]
+
+
+@dataclass(frozen=True)
+class PersonMove:
+    """One person of a mask for PEOPLE: their box and how what lies in it moves per frame."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1, fractions of the mask
+    motion: tuple[float, float]  # the box centre's motion per frame, fractions of the mask's width and height
+    turn: float = 0.0  # radians per frame about the box centre, clockwise on screen (y down)
 
 
 @dataclass
@@ -53,6 +62,14 @@ class MaskMotion:
     #: two people's boxes that overlap (they walk close: an arm, the margins) are cut apart by a line between
     #: them when it leaves at most this share of the smaller one's pixels on the other's side; else no PEOPLE
     cut_share: float = 0.02
+    #: a person's turn beyond this (radians per frame) is not taken: ECC wandered (``people`` with turns)...
+    max_turn: float = 0.1
+    #: ...nor one of a person smaller than this (their outline's longer side, working pixels): too few
+    #: pixels to tell a turn from a change of outline
+    turn_min_side: int = 48
+    #: a person whose centroid stands still (``still_px``) and who turns less than this (radians per frame)
+    #: stands still
+    still_turn: float = 0.004
     _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
     # the last call's parts matched one by one to the mask before, each with its box (working pixels) and
     # centroid motion (``people``)
@@ -73,25 +90,28 @@ class MaskMotion:
         self._people, self._pair, self._labels, self._label_of = [], None, None, []
         self._before_people, self._people_uids, self._people_before = None, [], None
 
-    def people(self) -> list[tuple[tuple[float, float, float, float], tuple[float, float]]]:
-        """The last mask's people, each with a box (fractions of the mask: x0, y0, x1, y1) and their own
-        motion per frame (fractions of its width and height), for a client that moves each person on by
-        their own motion (PEOPLE); empty when the mask holds fewer than two people matched to the mask before,
-        or none of them moves.  Boxes that overlap (a pixel must belong to one person) are refused where they
-        are rounded to the mask sent (``people_boxes``).
+    def people(self, turns: bool = False) -> list[PersonMove]:
+        """The last mask's people, each with a box and their own motion per frame, for a client that moves
+        each person on by their own motion (PEOPLE); empty when the mask holds fewer than two people matched
+        to the mask before, or none of them moves.  Boxes that overlap (a pixel must belong to one person)
+        are refused where they are rounded to the mask sent (``people_boxes``).
 
         Each person's motion is refined as the mask's one (ECC on their box alone) and must explain their
         last step; a person whose motion does not, or who stands still, gets none.  Two people walking close
         to each other have boxes that overlap long before their masks touch: those are cut apart along a
         line between the two (``cut_share``).
+
+        ``turns`` (the client turns what it moves, ``WANT_TURNS``): each person's turn too, measured by the
+        same ECC allowed to turn, and one person alone is given when they move: a person who sways or leans
+        turns, and moved in a straight line their head trails by the turn.
         """
-        if not self._people or self._pair is None:
+        if len(self._people) < (1 if turns else 2) or self._pair is None:
             return []
         before_soft, soft, before, mask, frames = self._pair
         h, w = mask.shape
         pad = self.box_margin * max(w, h)
         boxes: list[list[int]] = []
-        motions: list[tuple[float, float]] = []
+        moves: list[np.ndarray | None] = []  # each person's move over ``frames`` frames (2x3, working pixels)
         for k, ((x0, y0, x1, y1), (vx, vy, _area)) in enumerate(self._people):
             speed = math.hypot(vx, vy)
             slack = max(self.agree * speed, self.agree_px) * frames
@@ -108,19 +128,38 @@ class MaskMotion:
                 was_soft, now_soft = before_soft * was, soft * now
             where = np.zeros_like(mask)
             where[by0:by1, bx0:bx1] = (was | now)[by0:by1, bx0:bx1]
-            mx, my = (vx * frames, vy * frames)
-            if speed >= self.still_px:
-                if self.refine:
+            move: np.ndarray | None = None
+            # a bust that leans turns about the frame's bottom edge: its centroid hardly moves
+            may_turn = turns and self.refine and max(x1 - x0, y1 - y0) >= self.turn_min_side
+            if speed >= self.still_px or may_turn:
+                mx, my = (vx * frames, vy * frames)
+                if self.refine and speed >= self.still_px:
                     mx, my = _refined(was_soft, now_soft, where, mx, my, slack, self.refine_iterations)
-                if not self._explains(was, now, mx, my, (bx0, by0, bx1, by1)):
-                    mx = my = 0.0
-            else:
-                mx = my = 0.0
+                move = np.array([[1, 0, mx], [0, 1, my]], np.float64)
+                if may_turn:
+                    move = _turned(was_soft, now_soft, where, move, slack, self.max_turn * frames,
+                                   self.refine_iterations)
+                    if speed < self.still_px and abs(math.atan2(move[1, 0], move[0, 0])) < self.still_turn * frames:
+                        move = None  # standing still
+                if move is not None and not self._explains(was, now, move, (bx0, by0, bx1, by1)):
+                    move = None
             boxes.append([bx0, by0, bx1, by1])
-            motions.append((mx / frames / w, my / frames / h))
-        if not any(mv != (0.0, 0.0) for mv in motions) or not self._cut_apart(boxes):
+            moves.append(move)
+        if not any(mv is not None for mv in moves) or not self._cut_apart(boxes):
             return []
-        return [((x0 / w, y0 / h, x1 / w, y1 / h), mv) for (x0, y0, x1, y1), mv in zip(boxes, motions)]
+        out: list[PersonMove] = []
+        for (x0, y0, x1, y1), mv in zip(boxes, moves):
+            box = (x0 / w, y0 / h, x1 / w, y1 / h)
+            if mv is None:
+                out.append(PersonMove(box, (0.0, 0.0)))
+                continue
+            # per frame, about the box's centre: its step, and the turn
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            tx = mv[0, 0] * cx + mv[0, 1] * cy + mv[0, 2] - cx
+            ty = mv[1, 0] * cx + mv[1, 1] * cy + mv[1, 2] - cy
+            out.append(PersonMove(box, (tx / frames / w, ty / frames / h),
+                                  math.atan2(mv[1, 0], mv[0, 0]) / frames))
+        return out
 
     def _cut_apart(self, boxes: list[list[int]]) -> bool:
         """Trim overlapping boxes (x0, y0, x1, y1, in place) so that none overlaps another: each pair along
@@ -166,16 +205,15 @@ class MaskMotion:
             return None
         return vx, vy
 
-    def _explains(self, before: np.ndarray, mask: np.ndarray, dx: float, dy: float,
+    def _explains(self, before: np.ndarray, mask: np.ndarray, move: np.ndarray,
                   box: tuple[int, int, int, int] | None = None) -> bool:
-        """Whether the mask before, moved by (dx, dy), overlaps this one (in ``box``: x0, y0, x1, y1) by
-        ``explain`` more of what they do not share than unmoved (a merged blob of people moving apart is not
-        one motion)."""
+        """Whether the mask before, moved by ``move`` (2x3: a point of the mask before -> where it is now),
+        overlaps this one (in ``box``: x0, y0, x1, y1) by ``explain`` more of what they do not share than
+        unmoved (a merged blob of people moving apart is not one motion)."""
         if self.explain <= 0:
             return True
         h, w = mask.shape
-        moved = cv2.warpAffine(before, np.array([[1, 0, dx], [0, 1, dy]], np.float32), (w, h),
-                               flags=cv2.INTER_NEAREST)
+        moved = cv2.warpAffine(before, move.astype(np.float32), (w, h), flags=cv2.INTER_NEAREST)
         x0, y0, x1, y1 = box or (0, 0, w, h)
         b, now, moved = before[y0:y1, x0:x1], mask[y0:y1, x0:x1], moved[y0:y1, x0:x1]
         held, fit = _iou(b, now), _iou(moved, now)
@@ -227,7 +265,7 @@ class MaskMotion:
         self._people, self._people_uids = [], []
         if frames <= 0 or not parts or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
-        if len(parts) > 1 and before_soft is not None:
+        if before_soft is not None:
             # each part that is plainly the same as one of the mask before (each the other's nearest, about
             # as large, a plausible step) gets its own motion, measured only if a client asks (``people``);
             # a blob that comes and goes beside them stays where it is
@@ -241,7 +279,7 @@ class MaskMotion:
                     own.append((boxes[i], (*step, part[2])))
                     label_of.append(i)
                     own_uids.append(uid if said else 0)
-            if len(own) > 1:
+            if own:
                 self._people, self._pair = own, (before_soft, soft, before, mask, frames)
                 self._labels, self._label_of, self._people_uids = labels, label_of, own_uids
                 self._people_before = before_people
@@ -266,7 +304,7 @@ class MaskMotion:
             mx, my = _refined(before_soft, soft, before | mask, mx * frames, my * frames,
                               max(self.agree * speed, self.agree_px) * frames, self.refine_iterations)
             mx, my = mx / frames, my / frames
-        if not self._explains(before, mask, mx * frames, my * frames):
+        if not self._explains(before, mask, np.array([[1, 0, mx * frames], [0, 1, my * frames]])):
             return (0.0, 0.0)
         return (mx / w, my / h)
 
@@ -282,22 +320,29 @@ def carry(alpha: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
     return cv2.warpAffine(alpha, move, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def carry_people(alpha: np.ndarray, people: list[tuple[tuple[float, float, float, float], tuple[float, float]]]
-                 ) -> np.ndarray:
-    """``alpha`` with what lies in each person's box (fractions: x0, y0, x1, y1) moved by that person's offset
-    (fractions, from ``people_offsets``), the rest where it is, as the filter's shader shows it."""
+def carry_people(alpha: np.ndarray, people: list[Carry]) -> np.ndarray:
+    """``alpha`` with what lies in each person's box moved and turned as ``people_offsets`` says, the rest where
+    it is, as the filter's shader shows it."""
     if not people:
         return alpha
     h, w = alpha.shape[:2]
     out = alpha.copy()
     pieces = []
-    for (x0, y0, x1, y1), (dx, dy) in people:
+    for p in people:
+        x0, y0, x1, y1 = p.box
         c0, r0, c1, r1 = (int(round(x0 * w)), int(round(y0 * h)), int(round(x1 * w)), int(round(y1 * h)))
         piece = np.zeros_like(alpha)
         piece[r0:r1, c0:c1] = alpha[r0:r1, c0:c1]
         out[r0:r1, c0:c1] = 0
-        move = np.array([[1, 0, dx * w], [0, 1, dy * h]], np.float32)
-        pieces.append(piece if not (dx or dy) else cv2.warpAffine(piece, move, (w, h), flags=cv2.INTER_LINEAR))
+        if not (p.offset[0] or p.offset[1] or p.turn):
+            pieces.append(piece)
+            continue
+        # a point x of the box goes to c + R (x - c) + offset (pixels; c = the box's centre)
+        cx, cy = (x0 + x1) / 2 * w, (y0 + y1) / 2 * h
+        c, s = math.cos(p.turn), math.sin(p.turn)
+        move = np.array([[c, -s, cx + p.offset[0] * w - c * cx + s * cy],
+                         [s, c, cy + p.offset[1] * h - s * cx - c * cy]], np.float32)
+        pieces.append(cv2.warpAffine(piece, move, (w, h), flags=cv2.INTER_LINEAR))
     for piece in pieces:
         np.maximum(out, piece, out=out)
     return out
@@ -330,6 +375,53 @@ def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, 
     if not (math.isfinite(rx) and math.isfinite(ry)) or math.hypot(rx - dx, ry - dy) > slack:
         return dx, dy
     return rx, ry
+
+
+def _turned(before: np.ndarray, now: np.ndarray, where: np.ndarray, move: np.ndarray, slack: float,
+            max_turn: float, iterations: int) -> np.ndarray:
+    """``move`` (2x3, a shift: a point of ``before`` -> where it is in ``now``) refined by ECC allowed to turn
+    as well, on the people's box; ``move`` itself when ECC fails, turns further than ``max_turn`` radians,
+    or shifts the box's centre further than ``slack`` from where ``move`` puts it."""
+    ys, xs = np.nonzero(where)
+    if not len(xs):
+        return move
+    dx, dy = float(move[0, 2]), float(move[1, 2])
+    pad = int(math.ceil(max(abs(dx), abs(dy)) + slack)) + 4
+    h, w = now.shape
+    x0, x1 = max(0, int(xs.min()) - pad), min(w, int(xs.max()) + pad + 1)
+    y0, y1 = max(0, int(ys.min()) - pad), min(h, int(ys.max()) + pad + 1)
+    a, b = now[y0:y1, x0:x1], before[y0:y1, x0:x1]
+    k = 2 if min(a.shape) >= 32 else 1
+    if k == 2:
+        a, b = np.asarray(cv2.pyrDown(a)), np.asarray(cv2.pyrDown(b))
+    # ECC finds the warp with before(W x) = now(x), x in the crop (reduced k times)
+    start = np.array([[1, 0, -dx / k], [0, 1, -dy / k]], np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-3)
+    try:
+        no_mask: Any = None
+        _, warp = cv2.findTransformECC(a, b, start, cv2.MOTION_EUCLIDEAN, criteria, no_mask, 3)
+    except cv2.error:
+        return move
+    if not np.all(np.isfinite(warp)):
+        return move
+    # back to the whole mask: x_before = A x_now + g, so a point of before goes to A^-1 (x - g)
+    A = warp[:, :2].astype(np.float64)
+    o = np.array([x0, y0], np.float64)
+    g = k * warp[:, 2].astype(np.float64) + o - A @ o
+    inv = np.linalg.inv(A)
+    turned = np.hstack([inv, (-inv @ g)[:, None]])
+    # a rigid move takes the person's centroid to theirs now: ``move``'s shift (the centroids', refined)
+    weight = before[y0:y1, x0:x1] * (where[y0:y1, x0:x1] > 0)
+    total = float(weight.sum())
+    if total <= 0:
+        return move
+    gy, gx = np.mgrid[y0:y1, x0:x1]
+    cx, cy = float((gx * weight).sum()) / total, float((gy * weight).sum()) / total
+    sx = turned[0, 0] * cx + turned[0, 1] * cy + turned[0, 2] - cx
+    sy = turned[1, 0] * cx + turned[1, 1] * cy + turned[1, 2] - cy
+    if abs(math.atan2(turned[1, 0], turned[0, 0])) > max_turn or math.hypot(sx - dx, sy - dy) > slack:
+        return move
+    return turned
 
 
 def _nearest(parts: list[tuple[float, float, float]], part: tuple[float, float, float]
@@ -397,28 +489,42 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return int(np.count_nonzero(a & b)) / union if union else 1.0
 
 
-def people_boxes(people: list[tuple[tuple[float, float, float, float], tuple[float, float]]], width: int,
-                 height: int) -> list[PersonBox]:
+def people_boxes(people: list[PersonMove], width: int, height: int) -> list[PersonBox]:
     """``PipelineResult.people`` in a ``width`` x ``height`` mask's pixels and the header's motion units; none
     when the boxes overlap, or there are more than the client moves.  Boxes are rounded out to whole pixels,
-    except where two of them meet (cut apart, ``MaskMotion.people``): that edge is rounded to the nearest."""
-    boxes = [PersonBox(max(0, int(x0 * width)), max(0, int(y0 * height)),
-                       min(width, math.ceil(x1 * width)), min(height, math.ceil(y1 * height)),
-                       max(-MOTION_LIMIT, min(MOTION_LIMIT, round(mx * MOTION_SCALE))),
-                       max(-MOTION_LIMIT, min(MOTION_LIMIT, round(my * MOTION_SCALE))))
-             for (x0, y0, x1, y1), (mx, my) in people]
-    for i, (fa, _) in enumerate(people):
-        for j, (fb, _) in enumerate(people):
+    except where two of them meet (cut apart, ``MaskMotion.people``): that edge is rounded to the nearest.
+    A turning person's step is then given about the rounded box's centre."""
+    boxes = [PersonBox(max(0, int(p.box[0] * width)), max(0, int(p.box[1] * height)),
+                       min(width, math.ceil(p.box[2] * width)), min(height, math.ceil(p.box[3] * height)), 0, 0)
+             for p in people]
+    for i, pa in enumerate(people):
+        for j, pb in enumerate(people):
             a, b = boxes[i], boxes[j]
             if i == j or not a.overlaps(b):
                 continue
+            fa, fb = pa.box, pb.box
             if fa[2] <= fb[0]:  # a ends where (or before) b begins, in x
                 edge = round((fa[2] + fb[0]) / 2 * width)
                 boxes[i], boxes[j] = replace(a, x1=min(a.x1, edge)), replace(b, x0=max(b.x0, edge))
             elif fa[3] <= fb[1]:  # ... in y
                 edge = round((fa[3] + fb[1]) / 2 * height)
                 boxes[i], boxes[j] = replace(a, y1=min(a.y1, edge)), replace(b, y0=max(b.y0, edge))
-    if not 2 <= len(boxes) <= MAX_PEOPLE or any(b.x0 >= b.x1 or b.y0 >= b.y1 for b in boxes) or any(
+    if not 1 <= len(boxes) <= MAX_PEOPLE or any(b.x0 >= b.x1 or b.y0 >= b.y1 for b in boxes) or any(
             a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[:i]):
         return []
-    return boxes
+    out = []
+    for p, b in zip(people, boxes):
+        tx, ty = p.motion[0] * width, p.motion[1] * height  # pixels per frame, about the box's own centre
+        if p.turn:  # about the rounded box's centre: the centre's offset turns too
+            ox = (b.x0 + b.x1) / 2 - (p.box[0] + p.box[2]) / 2 * width
+            oy = (b.y0 + b.y1) / 2 - (p.box[1] + p.box[3]) / 2 * height
+            c, s = math.cos(p.turn), math.sin(p.turn)
+            tx, ty = tx + (c - 1) * ox - s * oy, ty + s * ox + (c - 1) * oy
+        out.append(replace(b, motion_x=_units(tx / width * MOTION_SCALE), motion_y=_units(ty / height * MOTION_SCALE),
+                           turn=_units(p.turn * TURN_SCALE)))
+    return out
+
+
+def _units(v: float) -> int:
+    """A value for a signed 16-bit field, clamped."""
+    return max(-MOTION_LIMIT, min(MOTION_LIMIT, round(v)))
