@@ -51,6 +51,27 @@ def test_footage_clip_has_a_still_opening_and_a_moving_background(name: str) -> 
     assert diff[free].mean() > 8
 
 
+def test_random_scenes_are_the_same_for_a_seed_and_differ_between_seeds() -> None:
+    """``random-<seed>``: the seed alone makes the scene (frames and truth alike on a second build), seeds
+    give different scenes (sizes, people, backgrounds), each with somebody in every frame, a still
+    opening and a moving part; a range names its scenes in order, and a bad name or range is refused."""
+    from m2fp_server.errors import BadInput
+    from m2fp_server.evaluation.random_scenes import expand_random, random_scene
+    a, again = random_scene("random-7", static=3, moving=6), random_scene("random-7", static=3, moving=6)
+    assert np.array_equal(a.frames, again.frames) and np.array_equal(a.truth, again.truth)
+    scenes = [get_clip(f"random-{k}", static=3, moving=6) for k in range(7, 13)]
+    assert len({(c.size, c.description) for c in scenes}) >= 4, [c.description for c in scenes]
+    for c in scenes:
+        assert c.truth.any(axis=(1, 2)).all() and np.array_equal(c.truth[0], c.truth[2])
+        assert not np.array_equal(c.truth[3], c.truth[-1])  # they move
+    assert expand_random(["sway", "random-3..5"]) == ["sway", "random-3", "random-4", "random-5"]
+    for bad in ("random-5..3", "random-0..5000"):
+        with pytest.raises(BadInput):
+            expand_random([bad])
+    with pytest.raises(BadInput):
+        get_clip("random-x")
+
+
 def test_fast_clip_moves_half_a_frame_width_per_second_with_roll_and_zoom() -> None:
     clip = get_clip("footage-video-fast", size=(320, 240), static=2, moving=48)
     xs = [_centre_x(clip.truth[k]) / clip.size[0] for k in clip.moving_frames]

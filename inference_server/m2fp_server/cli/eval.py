@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="engine to evaluate (any registered name, or auto), repeatable (default: auto)")
     p.add_argument("--engine-option", "-E", action="append", default=[], metavar="KEY=VALUE",
                    help="option for every engine evaluated (e.g. -E delay_ms=300 -E rate_hz=3)")
-    p.add_argument("--clip", action="append", default=None, help="clip name, repeatable (default: all)")
+    p.add_argument("--clip", action="append", default=None,
+                   help="clip name, repeatable (default: all named clips); random-<seed> or random-<first>..<last>: "
+                        "random scenes nobody tuned on (their seed sets their size)")
     p.add_argument("--variant", action="append", default=None,
                    help="live run: defaults | hold | motion | syncN | syncN+motion | motion+predictP, repeatable "
                         f"(default: {' '.join(DEFAULT_VARIANTS)}); 'none' = offline only")
@@ -52,6 +54,7 @@ def _clip_options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.camera import Camera
     from ..evaluation.clips import CLIPS, get_clip
+    from ..evaluation.random_scenes import expand_random, is_random
     from ..cpu import cpu_summary, cpu_times, steal_share
     from ..evaluation.evaluate import Variant, evaluate, summary, table
     from ..evaluation.slow_oracle import engine_factory
@@ -59,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
         for name, builder in CLIPS.items():  # a tiny render is the quickest way to the description
             print(f"{name:18s} {builder(static=2, moving=2, size=(64, 48)).description}")
         return 0
-    names = args.clip or list(CLIPS)
-    unknown = [n for n in names if n not in CLIPS]
+    names = expand_random(args.clip or list(CLIPS))
+    unknown = [n for n in names if n not in CLIPS and not is_random(n)]
     if unknown:
-        raise BadInput(f"unknown clip(s) {', '.join(unknown)}; choose from: {', '.join(CLIPS)}")
+        raise BadInput(f"unknown clip(s) {', '.join(unknown)}; choose from: {', '.join(CLIPS)}, "
+                       "random-<seed> or random-<first>..<last>")
     vtexts = args.variant or DEFAULT_VARIANTS
     variants = [] if vtexts == ["none"] else [Variant.parse(v) for v in vtexts]
     try:

@@ -26,6 +26,7 @@ from .clip import Clip
 from .footage import FOOTAGE  # moving backgrounds, fast, small, edge-cut and crossing people
 from .framings import FRAMINGS  # framing clips: real photos, full bodies
 from .groundtruth import Cutout, Placement, add_sensor_noise, compose, place, textured_background
+from .random_scenes import is_random, random_scene  # random-<seed>: scenes nobody tuned on
 
 #: seconds since the moving part started (0 during the static opening) -> placement
 Motion = Callable[[float], Placement]
@@ -131,13 +132,13 @@ CLIPS.update(FOOTAGE)
 
 @functools.lru_cache(maxsize=8)
 def _cached(name: str, items: tuple) -> Clip:
-    return CLIPS[name](**dict(items))
+    return random_scene(name, **dict(items)) if is_random(name) else CLIPS[name](**dict(items))
 
 
 def get_clip(name: str, **kw) -> Clip:
     """Build (or reuse) a registered clip; arrays are shared: do not modify them."""
-    if name not in CLIPS:
-        raise BadInput(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}")
+    if name not in CLIPS and not is_random(name):
+        raise BadInput(f"unknown clip {name!r}; choose from: {', '.join(CLIPS)}, or random-<seed>")
     kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kw.items() if v is not None}
     clip = _cached(name, tuple(sorted(kw.items())))
     clip.frames.flags.writeable = False

@@ -50,7 +50,8 @@ HELD_OUT = frozenset({"footage-edge-cut", "footage-crossing"})
 
 def fetch_footage_media() -> None:
     """Fetch every opencv-doc file these clips need (CI calls this before the tests)."""
-    for name in (*VIDEO_FILES, *PHOTO_FILES, "basketball1.png", "basketball2.png", "messi5.jpg"):
+    from .random_scenes import PHOTOS
+    for name in (*VIDEO_FILES, *PHOTO_FILES, *PHOTOS, "basketball1.png", "basketball2.png", "messi5.jpg"):
         opencv_doc_file(name)
 
 

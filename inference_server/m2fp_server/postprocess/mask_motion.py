@@ -133,7 +133,7 @@ class MaskMotion:
             may_turn = turns and self.refine and max(x1 - x0, y1 - y0) >= self.turn_min_side
             if speed >= self.still_px or may_turn:
                 mx, my = (vx * frames, vy * frames)
-                if self.refine and speed >= self.still_px:
+                if self.refine and speed >= self.still_px and not may_turn:  # (the turning ECC refines it)
                     mx, my = _refined(was_soft, now_soft, where, mx, my, slack, self.refine_iterations)
                 move = np.array([[1, 0, mx], [0, 1, my]], np.float64)
                 if may_turn:
@@ -381,15 +381,15 @@ def _turned(before: np.ndarray, now: np.ndarray, where: np.ndarray, move: np.nda
             max_turn: float, iterations: int) -> np.ndarray:
     """``move`` (2x3, a shift: a point of ``before`` -> where it is in ``now``) refined by ECC allowed to turn
     as well, on the people's box; ``move`` itself when ECC fails, turns further than ``max_turn`` radians,
-    or shifts the box's centre further than ``slack`` from where ``move`` puts it."""
-    ys, xs = np.nonzero(where)
-    if not len(xs):
+    or takes the person's centroid further than ``slack`` from where ``move`` puts it."""
+    bx, by, bw, bh = cv2.boundingRect(where)
+    if not bw or not bh:
         return move
     dx, dy = float(move[0, 2]), float(move[1, 2])
     pad = int(math.ceil(max(abs(dx), abs(dy)) + slack)) + 4
     h, w = now.shape
-    x0, x1 = max(0, int(xs.min()) - pad), min(w, int(xs.max()) + pad + 1)
-    y0, y1 = max(0, int(ys.min()) - pad), min(h, int(ys.max()) + pad + 1)
+    x0, x1 = max(0, bx - pad), min(w, bx + bw + pad)
+    y0, y1 = max(0, by - pad), min(h, by + bh + pad)
     a, b = now[y0:y1, x0:x1], before[y0:y1, x0:x1]
     k = 2 if min(a.shape) >= 32 else 1
     if k == 2:
@@ -404,19 +404,16 @@ def _turned(before: np.ndarray, now: np.ndarray, where: np.ndarray, move: np.nda
         return move
     if not np.all(np.isfinite(warp)):
         return move
-    # back to the whole mask: x_before = A x_now + g, so a point of before goes to A^-1 (x - g)
-    A = warp[:, :2].astype(np.float64)
+    # back to the whole mask: x_before = R x_now + g, so a point of before goes to R^T (x - g)
+    rot = warp[:, :2].astype(np.float64)
     o = np.array([x0, y0], np.float64)
-    g = k * warp[:, 2].astype(np.float64) + o - A @ o
-    inv = np.linalg.inv(A)
-    turned = np.hstack([inv, (-inv @ g)[:, None]])
-    # a rigid move takes the person's centroid to theirs now: ``move``'s shift (the centroids', refined)
-    weight = before[y0:y1, x0:x1] * (where[y0:y1, x0:x1] > 0)
-    total = float(weight.sum())
-    if total <= 0:
+    g = k * warp[:, 2].astype(np.float64) + o - rot @ o
+    turned = np.hstack([rot.T, (-rot.T @ g)[:, None]])
+    # a rigid move takes the person's centroid to theirs now: ``move``'s shift (the centroids')
+    m = cv2.moments(np.where(where[y0:y1, x0:x1] > 0, before[y0:y1, x0:x1], 0).astype(np.float32))
+    if m["m00"] <= 0:
         return move
-    gy, gx = np.mgrid[y0:y1, x0:x1]
-    cx, cy = float((gx * weight).sum()) / total, float((gy * weight).sum()) / total
+    cx, cy = x0 + m["m10"] / m["m00"], y0 + m["m01"] / m["m00"]
     sx = turned[0, 0] * cx + turned[0, 1] * cy + turned[0, 2] - cx
     sy = turned[1, 0] * cx + turned[1, 1] * cy + turned[1, 2] - cy
     if abs(math.atan2(turned[1, 0], turned[0, 0])) > max_turn or math.hypot(sx - dx, sy - dy) > slack:
