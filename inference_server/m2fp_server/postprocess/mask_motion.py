@@ -63,7 +63,7 @@ class MaskMotion:
     #: them when it leaves at most this share of the smaller one's pixels on the other's side; else no PEOPLE
     cut_share: float = 0.02
     #: a person's turn beyond this (radians per frame) is not taken: ECC wandered (``people`` with turns)...
-    max_turn: float = 0.1
+    max_turn: float = 0.06
     #: ...nor one of a person smaller than this (their outline's longer side, working pixels): too few
     #: pixels to tell a turn from a change of outline
     turn_min_side: int = 48
