@@ -28,6 +28,8 @@ PHOTOS = ("aero1.jpg", "aero3.jpg", "board.jpg", "stuff.jpg", "ela_original.jpg"
 FULL_BODIES = ("basketball", "messi", "catcher")
 BUSTS = ("astronaut", "grace_hopper")
 KINDS = ("full", "full", "bust", "two_full", "full_bust", "two_bust")
+WHO = {"full": "a whole body", "bust": "a bust", "two_full": "two whole bodies",
+       "full_bust": "a whole body and a bust", "two_bust": "two busts"}
 SIZES = ((640, 480), (854, 480), (1280, 720))
 NAME = re.compile(r"random-(\d{1,9})")
 RANGE = re.compile(r"random-(\d{1,9})\.\.(\d{1,9})")
@@ -91,7 +93,7 @@ def random_scene(name: str, static: int = 10, moving: int = 90, fps: float = 30.
     else:
         cutouts = [bust_cutout("astronaut"), bust_cutout("grace_hopper")]
         motions = [_leaner(r, 0.3), _leaner(r, 0.7)]
-    return render(name, f"random scene: {kind.replace('_', ' + ')} over {where}, {size[0]}x{size[1]}", cutouts,
+    return render(name, f"random scene: {WHO[kind]} over {where}, {size[0]}x{size[1]}", cutouts,
                   lambda t: [m(t) for m in motions], bg, size=size, static=static, moving=moving, fps=fps)
 
 
