@@ -120,7 +120,7 @@ class Pipeline:
             small = rgb if rgb.shape[:2] == (ah, aw) else cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA)
             alpha = stream.smoother(alpha, small)
         motion = stream.mask_motion(alpha, stream.frame_step, out.people)
-        people = stream.mask_motion.people(want_turns) if want_people else []
+        people = stream.mask_motion.people(want_turns, stream.frame_interval()) if want_people else []
         if predict > 0:
             if received is not None:
                 predict += late_frames(time.perf_counter() - received, stream.frame_interval())

@@ -29,9 +29,9 @@ PERSON_STRUCT = struct.Struct("<HHHHhh")
 #: the records of a PEOPLE whose header has ``Flags.WANT_TURNS``
 TURN_STRUCT = struct.Struct("<HHHHhhhH")
 TURN_SCALE = 16384
-#: a turn beyond this many radians per frame is not a person's (a broken or hostile sender): that person's
-#: box is shown where it is
-MAX_TURN = 0.15
+#: a turn beyond this many radians per frame (17 degrees) is not a person's, even at a low frame rate (a broken
+#: or hostile sender): that person's box is shown where it is
+MAX_TURN = 0.3
 #: people in one PEOPLE message (the filter's shader moves this many)
 MAX_PEOPLE = 4
 

@@ -236,14 +236,10 @@ def test_a_real_server_sends_each_persons_motion_before_the_mask_only_when_asked
     PEOPLE (both boxes, opposite motions) just before its MASK; without the flag, none."""
     from m2fp_protocol import MsgType
     from m2fp_server.client import MaskClient
-    from m2fp_server.server import InferenceServer, ServerSettings
     clip_w, clip_h = 480, 270
     bg = textured_background(clip_w, clip_h, seed=5)
     cut = Cutout.load("astronaut")
-    eng = OracleTruth()
-    srv = InferenceServer(eng, ServerSettings(address="tcp://127.0.0.1:*"),  # type: ignore[arg-type]
-                          pipeline=Pipeline(eng))  # type: ignore[arg-type]
-    address = srv.start()
+    eng, srv, address = _truth_server()
     try:
         with MaskClient(address, timeout_s=10) as client:
             client.hello("test")
@@ -272,6 +268,16 @@ def test_a_real_server_sends_each_persons_motion_before_the_mask_only_when_asked
     assert not any(t == MsgType.PEOPLE for fid, t in order if fid not in asked), order
     a, b = sorted(people[asked[-1]], key=lambda p: p.x0)
     assert a.motion_x < 0 < b.motion_x and not a.overlaps(b)
+
+
+def _truth_server() -> tuple["OracleTruth", Any, str]:
+    """A real server on a free port whose engine answers with the truth set before each frame; and its
+    address."""
+    from m2fp_server.server import InferenceServer, ServerSettings
+    eng = OracleTruth()
+    srv = InferenceServer(eng, ServerSettings(address="tcp://127.0.0.1:*"),  # type: ignore[arg-type]
+                          pipeline=Pipeline(eng))  # type: ignore[arg-type]
+    return eng, srv, srv.start()
 
 
 class OracleTruth(LateEngine):
@@ -436,14 +442,10 @@ def test_a_real_server_sends_one_leaning_persons_turn_only_to_a_client_that_asks
 
     from m2fp_protocol import Flags, MsgType
     from m2fp_server.client import MaskClient
-    from m2fp_server.server import InferenceServer, ServerSettings
     w, h = 480, 270
     bg = textured_background(w, h, seed=3)
     cut = Cutout.load("astronaut")
-    eng = OracleTruth()
-    srv = InferenceServer(eng, ServerSettings(address="tcp://127.0.0.1:*"),  # type: ignore[arg-type]
-                          pipeline=Pipeline(eng))  # type: ignore[arg-type]
-    address = srv.start()
+    eng, srv, address = _truth_server()
     got: dict[bool, list[Any]] = {True: [], False: []}
     try:
         for turns in (True, False):

@@ -62,8 +62,9 @@ class MaskMotion:
     #: two people's boxes that overlap (they walk close: an arm, the margins) are cut apart by a line between
     #: them when it leaves at most this share of the smaller one's pixels on the other's side; else no PEOPLE
     cut_share: float = 0.02
-    #: a person's turn beyond this (radians per frame) is not taken: ECC wandered (``people`` with turns)...
-    max_turn: float = 0.06
+    #: a person's turn beyond this (radians per second: 100 degrees; a sway's fastest is about half) is not
+    #: taken: ECC wandered (``people`` with turns)...
+    max_turn_speed: float = 1.8
     #: ...nor one of a person smaller than this (their outline's longer side, working pixels): too few
     #: pixels to tell a turn from a change of outline
     turn_min_side: int = 48
@@ -90,7 +91,7 @@ class MaskMotion:
         self._people, self._pair, self._labels, self._label_of = [], None, None, []
         self._before_people, self._people_uids, self._people_before = None, [], None
 
-    def people(self, turns: bool = False) -> list[PersonMove]:
+    def people(self, turns: bool = False, frame_s: float = 0.0) -> list[PersonMove]:
         """The last mask's people, each with a box and their own motion per frame, for a client that moves
         each person on by their own motion (PEOPLE); empty when the mask holds fewer than two people matched
         to the mask before, or none of them moves.  Boxes that overlap (a pixel must belong to one person)
@@ -103,7 +104,8 @@ class MaskMotion:
 
         ``turns`` (the client turns what it moves, ``WANT_TURNS``): each person's turn too, measured by the
         same ECC allowed to turn, and one person alone is given when they move: a person who sways or leans
-        turns, and moved in a straight line their head trails by the turn.
+        turns, and moved in a straight line their head trails by the turn.  ``frame_s``: the stream's frame
+        interval (0: not known, taken as 30 fps), which the turn's limit is per.
         """
         if len(self._people) < (1 if turns else 2) or self._pair is None:
             return []
@@ -137,7 +139,8 @@ class MaskMotion:
                     mx, my = _refined(was_soft, now_soft, where, mx, my, slack, self.refine_iterations)
                 move = np.array([[1, 0, mx], [0, 1, my]], np.float64)
                 if may_turn:
-                    move = _turned(was_soft, now_soft, where, move, slack, self.max_turn * frames,
+                    max_turn = self.max_turn_speed * (frame_s if frame_s > 0 else 1 / 30) * frames
+                    move = _turned(was_soft, now_soft, where, move, slack, max_turn,
                                    self.refine_iterations)
                     if speed < self.still_px and abs(math.atan2(move[1, 0], move[0, 0])) < self.still_turn * frames:
                         move = None  # standing still
