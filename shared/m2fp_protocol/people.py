@@ -14,14 +14,14 @@ turn.  Older clients never ask, so they get the records they know.
 """
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
-import math
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from .errors import ProtocolError
 from .messages import MOTION_LIMIT, MOTION_SCALE, ErrorCode
-from .rules import MAX_CARRY_FRAMES, MAX_MOTION
+from .rules import MAX_MOTION, carry_frames
 
 #: x0, y0, x1, y1 (mask pixels, x1/y1 exclusive), motion_x, motion_y (as the MASK header's)
 PERSON_STRUCT = struct.Struct("<HHHHhh")
@@ -99,14 +99,6 @@ class Carry(NamedTuple):
     turn: float  # radians, positive = clockwise on screen (y points down)
     aspect: float  # the mask's width / height: a turn is a turn in pixels, not in fractions
 
-    def source(self, u: float, v: float) -> Tuple[float, float]:
-        """Where in the mask (fractions) the point shown at (u, v) comes from, were it inside the box
-        there (the filter's shader does the same per pixel)."""
-        cx, cy = (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
-        dx, dy = (u - cx - self.offset[0]) * self.aspect, v - cy - self.offset[1]
-        c, s = math.cos(self.turn), math.sin(self.turn)
-        return cx + (c * dx + s * dy) / self.aspect, cy - s * dx + c * dy
-
 
 def people_offsets(people: Sequence[PersonBox], width: int, height: int, shown: Optional[int],
                    made_for: int) -> List[Carry]:
@@ -116,17 +108,15 @@ def people_offsets(people: Sequence[PersonBox], width: int, height: int, shown: 
     implausible (beyond ``MAX_MOTION``, ``MAX_TURN``) stays where they are."""
     out: List[Carry] = []
     aspect = width / height
-    late = shown is not None and made_for >= 0 and shown > made_for
+    frames = carry_frames(shown, made_for)
     for p in people:
         box = (p.x0 / width, p.y0 / height, p.x1 / width, p.y1 / height)
         mx, my, turn = p.motion_x / MOTION_SCALE, p.motion_y / MOTION_SCALE, p.turn / TURN_SCALE
-        if not late or shown is None or not (abs(mx) <= MAX_MOTION and abs(my) <= MAX_MOTION
-                                             and abs(turn) <= MAX_TURN):
+        if not frames or not (abs(mx) <= MAX_MOTION and abs(my) <= MAX_MOTION and abs(turn) <= MAX_TURN):
             out.append(Carry(box, (0.0, 0.0), 0.0, aspect))
             continue
         # in pixels, each frame's step turned by the turns before it (the sum of R^j t for j < frames)
         tx, ty, sx, sy = mx * width, my * height, 0.0, 0.0
-        frames = min(MAX_CARRY_FRAMES, shown - made_for)
         for j in range(frames):
             c, s = math.cos(j * turn), math.sin(j * turn)
             sx, sy = sx + c * tx - s * ty, sy + s * tx + c * ty

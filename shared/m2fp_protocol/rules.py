@@ -87,10 +87,16 @@ def carry_offset(shown: Optional[int], made_for: int, motion_x: int, motion_y: i
     frame's motion.  Nothing moves for a mask of this frame or a later one, an unknown frame, or an
     implausible motion.
     """
-    if shown is None or made_for < 0 or shown <= made_for:
-        return (0.0, 0.0)
+    frames = carry_frames(shown, made_for)
     mx, my = motion_x / MOTION_SCALE, motion_y / MOTION_SCALE
-    if not (abs(mx) <= MAX_MOTION and abs(my) <= MAX_MOTION):
+    if not frames or not (abs(mx) <= MAX_MOTION and abs(my) <= MAX_MOTION):
         return (0.0, 0.0)
-    frames = min(MAX_CARRY_FRAMES, shown - made_for)
     return (frames * mx, frames * my)
+
+
+def carry_frames(shown: Optional[int], made_for: int) -> int:
+    """Frames a mask made for frame ``made_for`` is moved on by when shown with frame ``shown``: how late it
+    is, at most ``MAX_CARRY_FRAMES``; 0 for a mask of this frame or a later one, or an unknown frame."""
+    if shown is None or made_for < 0 or shown <= made_for:
+        return 0
+    return min(MAX_CARRY_FRAMES, shown - made_for)

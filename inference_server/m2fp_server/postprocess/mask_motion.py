@@ -142,7 +142,7 @@ class MaskMotion:
                     max_turn = self.max_turn_speed * (frame_s if frame_s > 0 else 1 / 30) * frames
                     move = _turned(was_soft, now_soft, where, move, slack, max_turn,
                                    self.refine_iterations)
-                    if speed < self.still_px and abs(math.atan2(move[1, 0], move[0, 0])) < self.still_turn * frames:
+                    if speed < self.still_px and abs(_turn_of(move)) < self.still_turn * frames:
                         move = None  # standing still
                 if move is not None and not self._explains(was, now, move, (bx0, by0, bx1, by1)):
                     move = None
@@ -157,11 +157,8 @@ class MaskMotion:
                 out.append(PersonMove(box, (0.0, 0.0)))
                 continue
             # per frame, about the box's centre: its step, and the turn
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            tx = mv[0, 0] * cx + mv[0, 1] * cy + mv[0, 2] - cx
-            ty = mv[1, 0] * cx + mv[1, 1] * cy + mv[1, 2] - cy
-            out.append(PersonMove(box, (tx / frames / w, ty / frames / h),
-                                  math.atan2(mv[1, 0], mv[0, 0]) / frames))
+            tx, ty = _shift_at(mv, (x0 + x1) / 2, (y0 + y1) / 2)
+            out.append(PersonMove(box, (tx / frames / w, ty / frames / h), _turn_of(mv) / frames))
         return out
 
     def _cut_apart(self, boxes: list[list[int]]) -> bool:
@@ -351,31 +348,47 @@ def carry_people(alpha: np.ndarray, people: list[Carry]) -> np.ndarray:
     return out
 
 
-def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, dy: float,
-             slack: float, iterations: int) -> tuple[float, float]:
-    """The shift (dx, dy) that best lays ``before`` onto ``now``, refined from the centroids' one by ECC on
-    the people's box; the centroids' shift when ECC fails or wanders further than ``slack`` from it."""
-    ys, xs = np.nonzero(where)
-    if not len(xs):
-        return dx, dy
+def _ecc_on_box(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, dy: float, slack: float,
+                iterations: int, mode: int) -> np.ndarray | None:
+    """ECC (``mode``: shift, or shift and turn) on the people's box (``where``, padded by the motion and the
+    slack), started from the shift (dx, dy): the warp found, a point of ``now`` -> where it was in ``before``
+    (2x3, the whole mask's pixels); None when there is no box, or ECC fails or gives no finite warp."""
+    bx, by, bw, bh = cv2.boundingRect(where)
+    if not bw or not bh:
+        return None
     pad = int(math.ceil(max(abs(dx), abs(dy)) + slack)) + 4
     h, w = now.shape
-    x0, x1 = max(0, int(xs.min()) - pad), min(w, int(xs.max()) + pad + 1)
-    y0, y1 = max(0, int(ys.min()) - pad), min(h, int(ys.max()) + pad + 1)
+    x0, x1 = max(0, bx - pad), min(w, bx + bw + pad)
+    y0, y1 = max(0, by - pad), min(h, by + bh + pad)
     a, b = now[y0:y1, x0:x1], before[y0:y1, x0:x1]
-    k = 2 if min(a.shape) >= 32 else 1  # half the pixels cost half as much and find the same shift
+    k = 2 if min(a.shape) >= 32 else 1  # half the pixels cost half as much and find the same move
     if k == 2:
         a, b = np.asarray(cv2.pyrDown(a)), np.asarray(cv2.pyrDown(b))
-    # ECC finds the warp with before(x + t) = now(x): t is minus the motion
+    # ECC finds the warp W with before(W x) = now(x), x in the crop (reduced k times): a shift t is minus
+    # the motion
     start = np.array([[1, 0, -dx / k], [0, 1, -dy / k]], np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-3)
     try:
         no_mask: Any = None  # the whole crop counts (the stubs want a Mat; OpenCV takes None)
-        _, warp = cv2.findTransformECC(a, b, start, cv2.MOTION_TRANSLATION, criteria, no_mask, 3)
+        _, warp = cv2.findTransformECC(a, b, start, mode, criteria, no_mask, 3)
     except cv2.error:  # no texture to align (a flat crop), or it did not converge
+        return None
+    if not np.all(np.isfinite(warp)):
+        return None
+    rot = warp[:, :2].astype(np.float64)
+    o = np.array([x0, y0], np.float64)
+    return np.hstack([rot, (k * warp[:, 2].astype(np.float64) + o - rot @ o)[:, None]])
+
+
+def _refined(before: np.ndarray, now: np.ndarray, where: np.ndarray, dx: float, dy: float,
+             slack: float, iterations: int) -> tuple[float, float]:
+    """The shift (dx, dy) that best lays ``before`` onto ``now``, refined from the centroids' one by ECC on
+    the people's box; the centroids' shift when ECC fails or wanders further than ``slack`` from it."""
+    back = _ecc_on_box(before, now, where, dx, dy, slack, iterations, cv2.MOTION_TRANSLATION)
+    if back is None:
         return dx, dy
-    rx, ry = -float(warp[0, 2]) * k, -float(warp[1, 2]) * k
-    if not (math.isfinite(rx) and math.isfinite(ry)) or math.hypot(rx - dx, ry - dy) > slack:
+    rx, ry = -float(back[0, 2]), -float(back[1, 2])
+    if math.hypot(rx - dx, ry - dy) > slack:
         return dx, dy
     return rx, ry
 
@@ -385,43 +398,33 @@ def _turned(before: np.ndarray, now: np.ndarray, where: np.ndarray, move: np.nda
     """``move`` (2x3, a shift: a point of ``before`` -> where it is in ``now``) refined by ECC allowed to turn
     as well, on the people's box; ``move`` itself when ECC fails, turns further than ``max_turn`` radians,
     or takes the person's centroid further than ``slack`` from where ``move`` puts it."""
-    bx, by, bw, bh = cv2.boundingRect(where)
-    if not bw or not bh:
-        return move
     dx, dy = float(move[0, 2]), float(move[1, 2])
-    pad = int(math.ceil(max(abs(dx), abs(dy)) + slack)) + 4
-    h, w = now.shape
-    x0, x1 = max(0, bx - pad), min(w, bx + bw + pad)
-    y0, y1 = max(0, by - pad), min(h, by + bh + pad)
-    a, b = now[y0:y1, x0:x1], before[y0:y1, x0:x1]
-    k = 2 if min(a.shape) >= 32 else 1
-    if k == 2:
-        a, b = np.asarray(cv2.pyrDown(a)), np.asarray(cv2.pyrDown(b))
-    # ECC finds the warp with before(W x) = now(x), x in the crop (reduced k times)
-    start = np.array([[1, 0, -dx / k], [0, 1, -dy / k]], np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-3)
-    try:
-        no_mask: Any = None
-        _, warp = cv2.findTransformECC(a, b, start, cv2.MOTION_EUCLIDEAN, criteria, no_mask, 3)
-    except cv2.error:
+    back = _ecc_on_box(before, now, where, dx, dy, slack, iterations, cv2.MOTION_EUCLIDEAN)
+    if back is None:
         return move
-    if not np.all(np.isfinite(warp)):
-        return move
-    # back to the whole mask: x_before = R x_now + g, so a point of before goes to R^T (x - g)
-    rot = warp[:, :2].astype(np.float64)
-    o = np.array([x0, y0], np.float64)
-    g = k * warp[:, 2].astype(np.float64) + o - rot @ o
-    turned = np.hstack([rot.T, (-rot.T @ g)[:, None]])
+    # x_before = R x_now + g, so a point of before goes to R^T (x - g)
+    rot = back[:, :2]
+    turned = np.hstack([rot.T, (-rot.T @ back[:, 2])[:, None]])
     # a rigid move takes the person's centroid to theirs now: ``move``'s shift (the centroids')
-    m = cv2.moments(np.where(where[y0:y1, x0:x1] > 0, before[y0:y1, x0:x1], 0).astype(np.float32))
+    bx, by, bw, bh = cv2.boundingRect(where)
+    m = cv2.moments(np.where(where[by:by + bh, bx:bx + bw] > 0, before[by:by + bh, bx:bx + bw], 0).astype(np.float32))
     if m["m00"] <= 0:
         return move
-    cx, cy = x0 + m["m10"] / m["m00"], y0 + m["m01"] / m["m00"]
-    sx = turned[0, 0] * cx + turned[0, 1] * cy + turned[0, 2] - cx
-    sy = turned[1, 0] * cx + turned[1, 1] * cy + turned[1, 2] - cy
-    if abs(math.atan2(turned[1, 0], turned[0, 0])) > max_turn or math.hypot(sx - dx, sy - dy) > slack:
+    sx, sy = _shift_at(turned, bx + m["m10"] / m["m00"], by + m["m01"] / m["m00"])
+    if abs(_turn_of(turned)) > max_turn or math.hypot(sx - dx, sy - dy) > slack:
         return move
     return turned
+
+
+def _shift_at(move: np.ndarray, x: float, y: float) -> tuple[float, float]:
+    """How far ``move`` (2x3) takes the point (x, y)."""
+    return (float(move[0, 0] * x + move[0, 1] * y + move[0, 2] - x),
+            float(move[1, 0] * x + move[1, 1] * y + move[1, 2] - y))
+
+
+def _turn_of(move: np.ndarray) -> float:
+    """The turn of ``move`` (2x3), radians, clockwise on screen."""
+    return math.atan2(float(move[1, 0]), float(move[0, 0]))
 
 
 def _nearest(parts: list[tuple[float, float, float]], part: tuple[float, float, float]
