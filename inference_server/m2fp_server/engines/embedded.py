@@ -81,6 +81,7 @@ class _Body:
     last_one: np.ndarray | None = None  # their last mask at output size (reused on frames they are not run)
     hips: tuple[float, float] | None = None  # their hip centre by the pose model, working-frame pixels...
     torso: float = 0.0  # ...and the distance from it to their shoulders' centre
+    whole: bool = True  # the pose model's landmarks put their whole body in the frame (``_whole_body``), last run
     shown: int = 0  # frames their mask was shown
     # their region and speed at the last frame (``free_frame``) their mask touched nobody else's: where
     # they were heading before someone passed in front of them
@@ -146,6 +147,9 @@ class _Track:
     prev_grey: np.ndarray | None = None  # ...and the frame before
     squares: SquarePlan = field(default_factory=SquarePlan)  # bust mode: where the general model looks
     people: np.ndarray | None = None  # body mode: who is who in this frame's map (``EngineOutput.people``)
+    # body mode: the face boxes (working-frame pixels) of people the last detection found cut by the frame's
+    # bottom (busts) who are nobody followed: the landscape model's blobs on them speak inside the regions too
+    busts: list[tuple[float, float, float, float]] = field(default_factory=list)
     uids: int = 0  # people followed so far (each body's ``uid``)
 
 
@@ -337,7 +341,8 @@ class EmbeddedEngine(PersonEngine):
         tr.frames += 1
         if (tr.mode == "body" and not tr.bodies) or \
                 tr.since_detect >= (s.search_every if tr.search else s.redetect_every):
-            self._redetect(rgb, tr)
+            people = self._redetect(rgb, tr)
+            tr.busts = self._busts(people, tr, H) if tr.mode == "body" else []
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
@@ -392,8 +397,9 @@ class EmbeddedEngine(PersonEngine):
             return self._landscape(rgb, out)
         return self._pair(rgb, out, tr.squares)
 
-    def _redetect(self, rgb: np.ndarray, tr: _Track) -> None:
-        """Choose the mode from the pose detector; a healthy track is only left for a real reason."""
+    def _redetect(self, rgb: np.ndarray, tr: _Track) -> list[Person]:
+        """Choose the mode from the pose detector; a healthy track is only left for a real reason.
+        Returns the whole frame's detections that count as a person."""
         tr.since_detect = 0
         H, W = rgb.shape[:2]
         everyone = self._detect(rgb, max_people=6)
@@ -415,9 +421,12 @@ class EmbeddedEngine(PersonEngine):
             def strong_tiles() -> list[Person]:
                 return self._strong(tiled())
             # a tracked person (the pose model still sees them) stays tracked unless the detector says
-            # they came so close that the frame cuts them.  A missed detection (the detector favours the
-            # person nearest the camera) does not end a good track.
+            # they came so close that the frame cuts them, and the pose model's own landmarks agree (a wide
+            # pose, a kick, makes the detector's body circle too big).  A missed detection (the detector
+            # favours the person nearest the camera) does not end a good track.
             for b in list(tr.bodies):
+                if b.whole:
+                    continue
                 mine = [p for p in people if _inside(p.hips, b.roi)]
                 if mine and not any(self._fits(p, H) for p in mine):
                     mine += [p for p in strong_tiles() if _inside(p.hips, b.roi)]
@@ -427,10 +436,10 @@ class EmbeddedEngine(PersonEngine):
             if not tr.bodies:
                 log.debug("embedded: bust mode (the tracked people came close)")
                 tr.mode = "bust"
-                return
+                return people
             if len(tr.bodies) < self.settings.max_bodies:
                 self._further(rgb, tr, everyone, tiled, tiles is not None)
-            return
+            return people
         bodies = [p for p in people if self._fits(p, H)]
         on_tiles: list[Person] = []
         if wide and (len(bodies) == len(people) or tr.search):
@@ -438,6 +447,9 @@ class EmbeddedEngine(PersonEngine):
             # for one person too big to fit): look for everyone on the tiles too
             on_tiles = self._detect.on_tiles(rgb)
             bodies += [p for p in self._strong(on_tiles) if self._fits(p, H)]
+        # and people in a wide pose (a kick), whose body circle the detector makes too big
+        bodies += [p for p in people + self._strong(on_tiles)
+                   if not self._fits(p, H) and self._fits(p, H, NEARLY_FITS)]
         seen: list[_Body] = []
         found = self._confirmed(rgb, bodies, self.settings.max_bodies, close=not tr.search, seen=seen)
         if seen and len(found) < self.settings.max_bodies:
@@ -490,7 +502,7 @@ class EmbeddedEngine(PersonEngine):
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
             tr.mode, tr.bodies = "bust", []
-            return
+            return people
         if len(found) < self.settings.max_bodies and on_tiles:
             # somebody the detector barely sees beside them (tiles already run): found now, not a few
             # frames into the stream, so a still picture does not change when they appear
@@ -506,6 +518,23 @@ class EmbeddedEngine(PersonEngine):
             # somebody the detector barely sees (``faint_detection``) is only looked for once the people
             # found are followed: soon, and on both tiles
             tr.look_all, tr.since_detect = True, max(0, self.settings.redetect_every - LOOK_AGAIN)
+        return people
+
+    def _busts(self, people: list[Person], tr: _Track, H: int) -> list[tuple[float, float, float, float]]:
+        """The face boxes of the detections that are a bust beside the whole bodies (``_Track.busts``).
+
+        A bust near the camera and a whole body further back: the whole body's square region cuts the bust
+        (the pose model there sees the whole body only), and the bust's blob outside it may be a thin strip.
+        The detector, anchored on faces, is sure of a bust (busy backgrounds' false hits score below
+        ``more_detection``).  Not a bust: a detection whose face is a whole body's (a wide pose makes the
+        detector's body circle too big; the tiles' circle fits and their hips are in a followed person's
+        region; not one on trial, which may be a false hit around the bust).
+        """
+        whole = [p.box for p in people if self._fits(p, H)]
+        followed = [b.roi for b in tr.bodies if b.trial == 0]
+        return [p.box for p in people if p.score >= self.settings.more_detection and not self._fits(p, H)
+                and not any(box_iou(p.box, w) >= self.settings.same_body for w in whole)
+                and not any(_inside(p.hips, r) for r in followed)]
 
     def _strong(self, people: list[Person]) -> list[Person]:
         """The detections that count as a person by the detector's score alone."""
@@ -538,7 +567,7 @@ class EmbeddedEngine(PersonEngine):
         # when both pose runs are sure
         bar = s.min_detection if search else s.more_detection
         tr.rejected = [r for r in tr.rejected if r[1] > tr.frames]
-        candidates = [p for p in people + extra if self._fits(p, H) and not any(
+        candidates = [p for p in people + extra if self._fits(p, H, NEARLY_FITS) and not any(
             abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
         new = [p for p in candidates if not any(_followed(p, b) for b in tr.bodies)]
         if not new and search:
@@ -609,7 +638,11 @@ class EmbeddedEngine(PersonEngine):
                     _inside(p.hips, r) or box_iou(roi.box(), r.box()) >= self.settings.same_body for r in found):
                 continue
             tried += 1
-            hit = self._somebody(self._painted(rgb, seen), roi, bar, (others or []) + seen or None, whole)
+            # a detection whose body circle ends just beyond the frame's bottom (``NEARLY_FITS``: a wide pose)
+            # is a whole body if the pose model's own landmarks say so
+            wide = not self._fits(p, rgb.shape[0])
+            hit = self._somebody(self._painted(rgb, seen), roi, bar, (others or []) + seen or None, whole or wide,
+                                 legs=wide)
             if hit is not None:
                 found.append(roi)
                 if close:
@@ -617,9 +650,10 @@ class EmbeddedEngine(PersonEngine):
         return found
 
     def _somebody(self, rgb: np.ndarray, roi: Roi, bar: float, others: list[_Body] | None,
-                  whole: bool) -> tuple[PoseResult, Roi] | None:
+                  whole: bool, legs: bool = False) -> tuple[PoseResult, Roi] | None:
         """The pose model's result and its region if it finds somebody new in ``roi`` (``_confirmed``'s
-        rules), else None."""
+        rules), else None.  ``legs``: the whole body must also show its legs (``_legs_seen``: a bust's
+        landmarks can be drawn inside the frame)."""
         res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
         # the detector's rough region can cut the person badly (just after two people parted, the one who was
         # behind: unsure there, sure on the region their own mask gives); a middling answer gets that second
@@ -629,8 +663,10 @@ class EmbeddedEngine(PersonEngine):
             return None
         if others and _is_followed(res, roi, others):
             return None
-        if not unsure and whole and not _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
-            return None
+        # the landmarks on the detector's rough region may put a whole body in a wide pose beyond the frame's
+        # bottom, and settled on their mask inside it: whole on either region
+        whole_here = not whole or not unsure and _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack) \
+            and (not legs or _legs_seen(res))
         # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
         # often passes on the detector's rough region and falls apart there, which left the first frame
         # of a stream without the real person, found one frame later
@@ -642,10 +678,11 @@ class EmbeddedEngine(PersonEngine):
                 return None
             if others and _is_followed(again, settled, others):
                 return None
-            if unsure and whole and not _whole_body(again, settled, rgb.shape[0], self.settings.fits_slack):
+            if not whole_here and not (_whole_body(again, settled, rgb.shape[0], self.settings.fits_slack)
+                                       and (not legs or _legs_seen(again))):
                 return None
             return again, settled
-        return None if unsure else (res, roi)
+        return None if unsure or not whole_here else (res, roi)
 
     def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
         """The region the person in ``res`` (found in ``roi``) fills, by the ``steer`` rule."""
@@ -761,6 +798,7 @@ class EmbeddedEngine(PersonEngine):
             ys, xs = np.nonzero(masks[id(b)])
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
             b.hips, b.torso = _hips(res, roi)
+            b.whole = _whole_body(res, roi, H, s.fits_slack)
             self._follow(res, roi, b)
         # two regions whose masks ended up on one person (the one behind was hidden): follow it once, the
         # one found first.  Regions of two people passing each other overlap too; their masks do not
@@ -803,8 +841,11 @@ class EmbeddedEngine(PersonEngine):
                 tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean,
                                                               tr.outside if tr.outside is not None and
                                                               tr.outside.shape == prob.shape else None), 0
-                tr.outside = self._only_people(rgb, tr, inside)
+                on_busts = _on_boxes(tr.outside, [tuple(v * k for v in box) for box in tr.busts])
+                tr.outside = self._only_people(rgb, tr, inside, on_busts)
                 tr.others = _beyond(tr.outside, inside, s.someone_share)
+                if on_busts is not None:
+                    tr.others = on_busts if tr.others is None else tr.others | on_busts
             mine = inside if tr.others is None else inside & ~tr.others
             prob = np.where(mine, prob, np.maximum(prob, tr.outside))
         return prob
@@ -818,7 +859,8 @@ class EmbeddedEngine(PersonEngine):
         # the mask was made), the map carries the mask forward; a person standing still gets the identity
         return self._flow.transform(mine, tr.prev_grey, tr.grey)
 
-    def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray) -> np.ndarray:
+    def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray,
+                     busts: np.ndarray | None = None) -> np.ndarray:
         """``tr.outside`` without its blobs' parts outside the regions that are not a person.
 
         The landscape model is sure of some things that are nobody (a domed tower against the sky, cartoon
@@ -826,7 +868,8 @@ class EmbeddedEngine(PersonEngine):
         shown.  Each part outside the regions that covers ``someone_share`` of the frame is asked about
         once: the pose model on a region around it (the people followed painted out), and the pose
         detector there if that finds nobody.  The answer is kept while the part stays where it was
-        (somebody walking into a part changes it, and it is asked about again).
+        (somebody walking into a part changes it, and it is asked about again).  ``busts``: the blobs on a
+        bust the detector is sure of (``_Track.busts``), somebody without asking.
         """
         blobs = tr.outside
         assert blobs is not None
@@ -844,6 +887,8 @@ class EmbeddedEngine(PersonEngine):
         matched: list[_Asked] = []
         for j in np.flatnonzero(out >= self.settings.someone_share * blobs.size):
             blob = labels == j
+            if busts is not None and np.count_nonzero(blob & busts) * 2 > np.count_nonzero(blob):
+                continue
             same, asked = max(((_mask_iou(a.where, blob), a) for a in tr.asked), key=lambda x: x[0],
                               default=(0.0, None))
             if asked is None or same < ASKED_SAME:
@@ -852,7 +897,17 @@ class EmbeddedEngine(PersonEngine):
                 if seen is None:
                     seen = self._painted(rgb, tr.bodies)
                 near = crop(seen, roi, PoseSegmenter.size)
-                presence = self._pose.run(near).presence
+                res = self._pose.run(near)
+                presence = res.presence
+                # (not while a person just found is being confirmed: the blob may be theirs, not yet shown)
+                if presence >= self.settings.min_presence and len(tr.bodies) < self.settings.max_bodies and \
+                        all(b.trial == 0 and b.last_centre is not None for b in tr.bodies) and \
+                        not _is_followed(res, roi, tr.bodies) and _legs_seen(res) and \
+                        _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
+                    # a whole body the detector missed (dark clothes on a busy background) and the landscape
+                    # model sees, poorly: followed from now on, by the pose model
+                    tr.bodies.append(_Body(self._next_region(res, roi) or roi, trial=1))
+                    log.debug("embedded: a landscape blob outside the regions is a whole body: followed")
                 # the pose model barely believes in a bust that the frame cuts at the chest; the detector,
                 # anchored on faces, does
                 score = 0.0 if presence >= self.settings.min_presence else \
@@ -1039,6 +1094,12 @@ def _whole_body(res: PoseResult, roi: Roi, height: int, slack: float) -> bool:
     return hy + 0.8 * r <= height * (1.0 + slack)
 
 
+def _legs_seen(res: PoseResult) -> bool:
+    """Whether the pose model sees a knee or an ankle (landmarks 25-28) more likely than not: a bust's
+    legs, which it also places, are beyond the frame, and seen with a likelihood near 0."""
+    return bool((res.landmarks[25:29, 3] >= 0.0).any())  # logits: 0 is even odds
+
+
 def _is_followed(res: PoseResult, roi: Roi, bodies: list[_Body]) -> bool:
     """Whether the person the pose model found in ``roi`` is one of ``bodies`` (their hips)."""
     hips, _ = _hips_at(res, roi)
@@ -1119,6 +1180,21 @@ def _beyond(blobs: np.ndarray, inside: np.ndarray, share: float) -> np.ndarray |
     theirs = (out >= share * blobs.size) & (out > total - out)
     theirs[0] = False
     return theirs[labels] if theirs.any() else None
+
+
+def _on_boxes(blobs: np.ndarray, boxes: list[tuple[float, ...]]) -> np.ndarray | None:
+    """The blobs (>= 0.5) of ``blobs`` that hold a pixel of one of ``boxes`` (x0, y0, x1, y1 in its pixels);
+    None if there are none."""
+    if not boxes:
+        return None
+    n, labels = cv2.connectedComponents((blobs >= 0.5).astype(np.uint8), connectivity=8)
+    h, w = labels.shape
+    hit = np.zeros(n, bool)
+    for x0, y0, x1, y1 in boxes:
+        part = labels[max(0, int(y0)):min(h, int(np.ceil(y1))), max(0, int(x0)):min(w, int(np.ceil(x1)))]
+        hit[np.unique(part)] = True
+    hit[0] = False
+    return hit[labels] if hit.any() else None
 
 
 def _confident_blobs(prob: np.ndarray, min_mean: float, shown: np.ndarray | None = None) -> np.ndarray:
