@@ -82,6 +82,7 @@ class _Body:
     hips: tuple[float, float] | None = None  # their hip centre by the pose model, working-frame pixels...
     torso: float = 0.0  # ...and the distance from it to their shoulders' centre
     whole: bool = True  # the pose model's landmarks put their whole body in the frame (``_whole_body``), last run
+    placed: np.ndarray | None = None  # the frame (output size, grey, blurred) when their region was last placed
     shown: int = 0  # frames their mask was shown
     # their region and speed at the last frame (``free_frame``) their mask touched nobody else's: where
     # they were heading before someone passed in front of them
@@ -228,6 +229,9 @@ REJECTED_PLACE = 0.04
 
 #: pose runs at most that settle a new track's region on the person (``_body``)
 SETTLE_RUNS = 5
+
+#: a region whose picture changed on at most this share of its pixels since it was placed stays where it is
+STILL_SHARE = 0.01
 
 #: frames a person's mask was shown before their track merging into another's means they are hidden
 SETTLED_TRACK = 5
@@ -704,6 +708,7 @@ class EmbeddedEngine(PersonEngine):
         inside = np.zeros((out[1], out[0]), bool)
         rejected = False  # a detection the pose model says is nobody
         masks: dict[int, np.ndarray] = {}  # id(body) -> its person at output size
+        blurred = cv2.GaussianBlur(tr.grey, (3, 3), 0) if tr.grey is not None else None
         ones: dict[int, np.ndarray] = {}  # id(body) -> its person at output size, the probability
 
         def shown(b: _Body, one: np.ndarray, roi: Roi) -> None:
@@ -799,7 +804,11 @@ class EmbeddedEngine(PersonEngine):
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
             b.hips, b.torso = _hips(res, roi)
             b.whole = _whole_body(res, roi, H, s.fits_slack)
-            self._follow(res, roi, b)
+            # a still picture keeps its region: the mask steers the region and the region the mask, and
+            # for some people (a big one the frame cuts, two close together) that loop does not settle
+            self._follow(res, roi, b, hold=s.hold_grey > 0 and _unchanged(b.placed, blurred, roi, k, s.hold_grey))
+            if b.roi != roi or b.placed is None:
+                b.placed = blurred
         # two regions whose masks ended up on one person (the one behind was hidden): follow it once, the
         # one found first.  Regions of two people passing each other overlap too; their masks do not
         kept: list[_Body] = []
@@ -993,8 +1002,9 @@ class EmbeddedEngine(PersonEngine):
             tr.hidden = [x for x in tr.hidden if x.until != h.until]
             tr.bodies.append(_Body(roi, trial=min(1, s.trial_frames), behind=others))
 
-    def _follow(self, res: PoseResult, roi: Roi, b: _Body) -> None:
-        """Next frame's region from this frame's result, moved on by the person's velocity."""
+    def _follow(self, res: PoseResult, roi: Roi, b: _Body, hold: bool = False) -> None:
+        """Next frame's region from this frame's result, moved on by the person's velocity (``hold``: kept
+        where it is)."""
         s = self.settings
         new = self._next_region(res, roi)
         if new is None:
@@ -1007,9 +1017,24 @@ class EmbeddedEngine(PersonEngine):
                 b.velocity = (float(np.median([v[0] for v in b.steps])), float(np.median([v[1] for v in b.steps])))
         b.last_centre = (new.cx, new.cy)
         moved = max(abs(new.cx - roi.cx), abs(new.cy - roi.cy), abs(new.side - roi.side))
-        if moved <= s.deadband * roi.side and abs(b.velocity[0]) + abs(b.velocity[1]) < s.deadband * roi.side:
+        if hold or moved <= s.deadband * roi.side and abs(b.velocity[0]) + abs(b.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
         b.roi = Roi(new.cx + b.velocity[0], new.cy + b.velocity[1], new.side)
+
+
+def _unchanged(placed: np.ndarray | None, blurred: np.ndarray | None, roi: Roi, k: float, step: float) -> bool:
+    """Whether the picture in ``roi`` (working-frame pixels; ``k``: to output pixels) is the one ``placed``
+    held: at most ``STILL_SHARE`` of its pixels' blurred grey level moved more than ``step``.  Compared with
+    the frame the region was placed on, not the last one, so a slow creep counts."""
+    if placed is None or blurred is None or placed.shape != blurred.shape:
+        return False
+    h, w = blurred.shape
+    x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
+    now = blurred[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    if now.size == 0:
+        return False
+    then = placed[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    return int(np.count_nonzero(cv2.absdiff(now, then) > step)) <= STILL_SHARE * now.size
 
 
 def _who_is_who(tr: _Track, ones: list[tuple[_Body, np.ndarray]]) -> np.ndarray | None:
