@@ -38,7 +38,10 @@ others painted out (the pose model finds the most prominent person in a region).
 People standing one partly behind another are found on the same first frame the
 same way: the ones confirmed first are painted out while the next are checked and
 while the detector looks again.  A new region is settled on its person before it
-is shown, so a still picture does not jump on the next frames.
+is shown, so a still picture does not jump on the next frames, and a region holds still while the picture
+in it does.  A bust the detector is sure of beside the whole bodies is the landscape model's, inside the
+regions too; a whole body the detector misses and the landscape model sees is followed once the pose model
+finds one there.
 No edge, contour or size rule removes anything: a person that touches no frame
 edge stays, and holes are left to the models.
 """
