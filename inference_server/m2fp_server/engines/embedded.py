@@ -672,8 +672,7 @@ class EmbeddedEngine(PersonEngine):
             return None
         # the landmarks on the detector's rough region may put a whole body in a wide pose beyond the frame's
         # bottom, and settled on their mask inside it: whole on either region
-        whole_here = not whole or not unsure and _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack) \
-            and (not legs or _legs_seen(res))
+        whole_here = not whole or not unsure and _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack, legs)
         # a new track is settled on its own mask at once (``_body``): a false hit on a busy background
         # often passes on the detector's rough region and falls apart there, which left the first frame
         # of a stream without the real person, found one frame later
@@ -685,8 +684,7 @@ class EmbeddedEngine(PersonEngine):
                 return None
             if others and _is_followed(again, settled, others):
                 return None
-            if not whole_here and not (_whole_body(again, settled, rgb.shape[0], self.settings.fits_slack)
-                                       and (not legs or _legs_seen(again))):
+            if not whole_here and not _whole_body(again, settled, rgb.shape[0], self.settings.fits_slack, legs):
                 return None
             return again, settled
         return None if unsure or not whole_here else (res, roi)
@@ -914,8 +912,8 @@ class EmbeddedEngine(PersonEngine):
                 # (not while a person just found is being confirmed: the blob may be theirs, not yet shown)
                 if presence >= self.settings.min_presence and len(tr.bodies) < self.settings.max_bodies and \
                         all(b.trial == 0 and b.last_centre is not None for b in tr.bodies) and \
-                        not _is_followed(res, roi, tr.bodies) and _legs_seen(res) and \
-                        _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack):
+                        not _is_followed(res, roi, tr.bodies) and \
+                        _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack, legs=True):
                     # a whole body the detector missed (dark clothes on a busy background) and the landscape
                     # model sees, poorly: followed from now on, by the pose model
                     tr.bodies.append(_Body(self._next_region(res, roi) or roi, trial=1))
@@ -1113,13 +1111,14 @@ def _near_hips(pt: tuple[float, float], b: _Body) -> bool:
     return float(np.hypot(pt[0] - b.hips[0], pt[1] - b.hips[1])) <= FOLLOWED_HIPS * b.torso
 
 
-def _whole_body(res: PoseResult, roi: Roi, height: int, slack: float) -> bool:
+def _whole_body(res: PoseResult, roi: Roi, height: int, slack: float, legs: bool = False) -> bool:
     """Whether the body circle of the pose model's landmarks (hips 33, circle 34) fits the frame's height,
-    by the rule the detector's circle is held to (``EmbeddedEngine._fits``)."""
+    by the rule the detector's circle is held to (``EmbeddedEngine._fits``).  ``legs``: the model must also
+    see the legs (``_legs_seen``): a bust's landmarks can be drawn inside the frame."""
     (_, hy), k = _hips_at(res, roi)
     lm = res.landmarks
     r = float(np.hypot(lm[34, 0] - lm[33, 0], lm[34, 1] - lm[33, 1])) * k
-    return hy + 0.8 * r <= height * (1.0 + slack)
+    return hy + 0.8 * r <= height * (1.0 + slack) and (not legs or _legs_seen(res))
 
 
 def _legs_seen(res: PoseResult) -> bool:
