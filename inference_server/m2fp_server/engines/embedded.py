@@ -154,6 +154,9 @@ class _Track:
     # body mode: the face boxes (working-frame pixels) of people the last detection found cut by the frame's
     # bottom (busts) who are nobody followed: the landscape model's blobs on them speak inside the regions too
     busts: list[tuple[float, float, float, float]] = field(default_factory=list)
+    # body mode: where people lost behind someone are (output size): the landscape model's blobs there that
+    # no followed person's mask holds, moved on to the blobs they match at each landscape run
+    behind: list[np.ndarray] = field(default_factory=list)
     uids: int = 0  # people followed so far (each body's ``uid``)
 
 
@@ -173,7 +176,8 @@ class EmbeddedSettings:
     margin: float = 0.30  # mask: side = mask box's longer side x (1 + margin)
     deadband: float = 0.06  # keep the last region unless it moved/grew by more than this share of its side
     min_detection: float = 0.25  # pose detector score that counts as a person
-    min_presence: float = 0.5  # pose model's own presence score below which the person is lost
+    min_presence: float = 0.5  # pose model's own presence score below which the person is lost...
+    keep_presence: float = 0.35  # ...or, once followed for ``SETTLED_TRACK`` frames, this
     verify_max: int = 3  # detections checked with the pose model when looking for a whole body
     max_bodies: int = 3  # whole bodies followed at once (one pose model run each per frame)
     same_body: float = 0.5  # two regions (box IoU) or two masks (IoU) overlapping this much are one person
@@ -236,6 +240,10 @@ SETTLE_RUNS = 5
 #: a region whose picture changed on at most this share of its pixels since it was placed stays where it is
 STILL_SHARE = 0.01
 
+#: a new track's mask this many times the size of a followed person's it is the same as: their region is
+#: the new one (``_body``)
+GROWN = 1.15
+
 #: frames a person's mask was shown before their track merging into another's means they are hidden
 SETTLED_TRACK = 5
 
@@ -247,6 +255,9 @@ HIDDEN_EVERY = 2
 #: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
 #: body in a wide pose; a bust's ends far beyond (docs/engines.md: "a whole body beside a bust or in a wide pose")
 NEARLY_FITS = 2.0
+
+#: people lost behind someone whose place is remembered at once (``_Track.behind``)
+BEHIND_KEPT = 2
 
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
 PAINT = 128
@@ -777,7 +788,7 @@ class EmbeddedEngine(PersonEngine):
                             roi, res = held
                             b.roi = roi
                         break
-            if res.presence < s.min_presence:
+            if res.presence < (s.keep_presence if b.shown >= SETTLED_TRACK and b.trial == 0 else s.min_presence):
                 # a false hit's region, one on trial, or the only person followed lost on the frame after they
                 # were found (detector and pose model disagree there: detected again at once, they were found
                 # and lost frame after frame, body and bust mode in turn)
@@ -791,6 +802,8 @@ class EmbeddedEngine(PersonEngine):
                     # one; the landscape model sees both until the next detection separates them
                     log.debug("embedded: people overlap: bust mode until the next detection")
                     self._went_behind(tr, b, front)
+                    if b.last_one is not None:
+                        tr.behind = (tr.behind + [b.last_one >= 0.5])[-BEHIND_KEPT:]
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
                     return self._bust(rgb, out, tr)
@@ -822,6 +835,16 @@ class EmbeddedEngine(PersonEngine):
                 b.shown += mine is not None
             elif b.behind and b.behind[0].until > tr.frames:
                 tr.hidden += b.behind  # found on a path that led to the one in front: look along the others
+            elif mine is not None and b.shown == 0 and _grown(mine, masks[id(same)],
+                                                              [masks[id(o)] for o in tr.bodies
+                                                               if o is not b and o is not same and id(o) in masks]):
+                # a new detection of someone followed whose region had shrunk onto part of them (a wide
+                # pose's legs left out of the mask, and the region drawn from that mask): theirs from now on
+                log.debug("embedded: a followed person's region taken from a new detection of them")
+                same.roi, same.last_centre, same.steps, same.placed = b.roi, b.last_centre, [], b.placed
+                same.mask_box, same.last_one, same.hips, same.torso, same.whole = \
+                    b.mask_box, b.last_one, b.hips, b.torso, b.whole
+                masks[id(same)], ones[id(same)] = mine, ones[id(b)]
             elif min(b.shown, same.shown) >= SETTLED_TRACK:
                 # two people followed apart until now: the one behind is hidden, and back in a moment
                 log.debug("embedded: two people followed as one: looking for the one behind")
@@ -847,15 +870,21 @@ class EmbeddedEngine(PersonEngine):
             # model.  Someone entering is found within ``outside_every`` frames; in between its last answer
             # is reused.
             tr.outside_age += 1
-            if tr.outside is None or tr.outside.shape != prob.shape or tr.outside_age >= s.outside_every:
+            # where it speaks for somebody inside the regions too (``tr.others``), its last answer is not
+            # reused: that person moves inside a region, where nothing else shows them
+            every = 1 if tr.others is not None else s.outside_every
+            if tr.outside is None or tr.outside.shape != prob.shape or tr.outside_age >= every:
                 tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean,
                                                               tr.outside if tr.outside is not None and
                                                               tr.outside.shape == prob.shape else None), 0
-                on_busts = _on_boxes(tr.outside, [tuple(v * k for v in box) for box in tr.busts])
-                tr.outside = self._only_people(rgb, tr, inside, on_busts)
+                known = _on_boxes(tr.outside, [tuple(v * k for v in box) for box in tr.busts])
+                behind = _still_behind(tr, list(masks.values()), s.someone_share)
+                if behind is not None:
+                    known = behind if known is None else known | behind
+                tr.outside = self._only_people(rgb, tr, inside, known)
                 tr.others = _beyond(tr.outside, inside, s.someone_share)
-                if on_busts is not None:
-                    tr.others = on_busts if tr.others is None else tr.others | on_busts
+                if known is not None:
+                    tr.others = known if tr.others is None else tr.others | known
             mine = inside if tr.others is None else inside & ~tr.others
             prob = np.where(mine, prob, np.maximum(prob, tr.outside))
         return prob
@@ -1038,6 +1067,16 @@ def _unchanged(placed: np.ndarray | None, blurred: np.ndarray | None, roi: Roi, 
     return int(np.count_nonzero(cv2.absdiff(now, then) > step)) <= STILL_SHARE * now.size
 
 
+def _grown(new: np.ndarray, old: np.ndarray, others: list[np.ndarray]) -> bool:
+    """Whether mask ``new`` is ``old`` grown (``GROWN`` times its size, holding nearly all of it) by a part
+    that is none of ``others`` (a region on two people also holds more than one of them)."""
+    size = np.count_nonzero(old)
+    if np.count_nonzero(new) <= GROWN * size or np.count_nonzero(new & old) < 0.9 * size:
+        return False
+    extra = new & ~old
+    return all(np.count_nonzero(extra & o) <= 0.1 * np.count_nonzero(extra) for o in others)
+
+
 def _who_is_who(tr: _Track, ones: list[tuple[_Body, np.ndarray]]) -> np.ndarray | None:
     """The ``people`` map of the bodies shown: each pixel where someone's mask is at least 0.5 is the one
     whose mask is highest there."""
@@ -1207,6 +1246,35 @@ def _beyond(blobs: np.ndarray, inside: np.ndarray, share: float) -> np.ndarray |
     theirs = (out >= share * blobs.size) & (out > total - out)
     theirs[0] = False
     return theirs[labels] if theirs.any() else None
+
+
+def _still_behind(tr: _Track, followed: list[np.ndarray], share: float) -> np.ndarray | None:
+    """The blobs of ``tr.outside`` (>= 0.5) where people lost behind someone are (``tr.behind``); each
+    record moves on to the parts of the blobs it meets that no ``followed`` mask holds, and is dropped once
+    those cover less than ``share`` of the frame (the person was found again, or left).  None if none."""
+    if not tr.behind or tr.outside is None:
+        return None
+    n, labels = cv2.connectedComponents((tr.outside >= 0.5).astype(np.uint8), connectivity=8)
+    free = np.ones(labels.shape, bool)
+    for m in followed:
+        if m.shape == free.shape:
+            free &= ~m
+    hit_all = np.zeros(n, bool)
+    kept: list[np.ndarray] = []
+    for where in tr.behind:
+        if where.shape != labels.shape:
+            continue
+        hit = np.zeros(n, bool)
+        hit[np.unique(labels[where])] = True
+        hit[0] = False
+        # a thin rim the landscape model draws around a followed person is not somebody behind them
+        left = cv2.morphologyEx((hit[labels] & free).astype(np.uint8), cv2.MORPH_OPEN,
+                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))).astype(bool)
+        if np.count_nonzero(left) >= share * left.size:
+            kept.append(left)
+            hit_all |= hit
+    tr.behind = kept
+    return hit_all[labels] if hit_all.any() else None
 
 
 def _on_boxes(blobs: np.ndarray, boxes: list[tuple[float, ...]]) -> np.ndarray | None:
