@@ -41,7 +41,9 @@ while the detector looks again.  A new region is settled on its person before it
 is shown, so a still picture does not jump on the next frames, and a region holds still while the picture
 in it does.  A bust the detector is sure of beside the whole bodies is the landscape model's, inside the
 regions too; a whole body the detector misses and the landscape model sees is followed once the pose model
-finds one there.
+finds one there.  Somebody lost behind another person stays shown by the landscape model (its blobs where
+they were speak inside the regions until they are found again or gone), and a followed person's region
+that shrank onto part of them is replaced by a new detection's that holds all of them.
 No edge, contour or size rule removes anything: a person that touches no frame
 edge stays, and holes are left to the models.
 """
