@@ -159,6 +159,7 @@ class _Track:
     # body mode: where people lost behind someone are (output size): the landscape model's blobs there that
     # no followed person's mask holds, moved on to the blobs they match at each landscape run
     behind: list[np.ndarray] = field(default_factory=list)
+    again: bool = False  # body mode: somebody was first shown this frame beside someone they touch
     uids: int = 0  # people followed so far (each body's ``uid``)
 
 
@@ -370,6 +371,12 @@ class EmbeddedEngine(PersonEngine):
         tr.people = None
         if tr.mode == "body" and tr.bodies:
             prob = self._body(rgb, small, tr)
+            if tr.again and (tr.prev_grey is None or _still_frame(tr.prev_grey, tr.grey, s.hold_grey)):
+                # somebody first shown beside someone they touch: each one's pose run saw the others
+                # painted out with their masks from before (none yet for the newcomer), and the masks would
+                # settle over the next frames, visibly on a still picture: once more with this frame's
+                prob = self._body(rgb, small, tr)
+            tr.again = False
         else:
             prob = self._bust(rgb, out, tr)
         # framing change (someone walks up to the camera, steps back, enters): the share of the frame
@@ -854,6 +861,9 @@ class EmbeddedEngine(PersonEngine):
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 self._went_behind(tr, b, same)
         tr.bodies = kept
+        tr.again = any(b.shown == 1 and b.mask_box is not None and any(
+            o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0 for o in kept)
+            for b in kept)
         tr.people = _who_is_who(tr, [(b, ones[id(b)]) for b in kept if id(b) in ones])
         for b in kept:  # where each person heads while nobody is in front of them
             if b.mask_box is not None and id(b) in masks and not any(
@@ -1052,6 +1062,13 @@ class EmbeddedEngine(PersonEngine):
         if hold or moved <= s.deadband * roi.side and abs(b.velocity[0]) + abs(b.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
         b.roi = Roi(new.cx + b.velocity[0], new.cy + b.velocity[1], new.side)
+
+
+def _still_frame(before: np.ndarray, now: np.ndarray, step: float) -> bool:
+    """Whether grey frame ``now`` is ``before`` but for noise (``_unchanged``'s rule on the whole frame)."""
+    h, w = now.shape
+    return _unchanged(cv2.GaussianBlur(before, (3, 3), 0), cv2.GaussianBlur(now, (3, 3), 0),
+                      Roi(w / 2, h / 2, max(w, h)), 1.0, step)
 
 
 def _unchanged(placed: np.ndarray | None, blurred: np.ndarray | None, roi: Roi, k: float, step: float) -> bool:
