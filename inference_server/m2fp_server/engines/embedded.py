@@ -374,8 +374,9 @@ class EmbeddedEngine(PersonEngine):
             if tr.again and (tr.prev_grey is None or _still_frame(tr.prev_grey, tr.grey, s.hold_grey)):
                 # somebody first shown beside someone they touch: each one's pose run saw the others
                 # painted out with their masks from before (none yet for the newcomer), and the masks would
-                # settle over the next frames, visibly on a still picture: once more with this frame's
-                prob = self._body(rgb, small, tr)
+                # settle over the next frames, visibly on a still picture: once more with this frame's, all
+                # of them (none waits their turn)
+                prob = self._body(rgb, small, tr, everyone=True)
             tr.again = False
         else:
             prob = self._bust(rgb, out, tr)
@@ -719,8 +720,9 @@ class EmbeddedEngine(PersonEngine):
         """Whether detection ``p``'s body circle ends within the frame's bottom (+ ``slack`` x fits_slack)."""
         return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + slack * self.settings.fits_slack)
 
-    def _body(self, rgb: np.ndarray, small: np.ndarray, tr: _Track) -> np.ndarray:
-        """``rgb``: the working frame (regions are cut from it); ``small``: the same at output size."""
+    def _body(self, rgb: np.ndarray, small: np.ndarray, tr: _Track, everyone: bool = False) -> np.ndarray:
+        """``rgb``: the working frame (regions are cut from it); ``small``: the same at output size;
+        ``everyone``: each person's pose model runs, even on a host too slow for that (``alternate_ms``)."""
         s = self.settings
         H, W = rgb.shape[:2]
         out = (small.shape[1], small.shape[0])
@@ -744,7 +746,7 @@ class EmbeddedEngine(PersonEngine):
         tr.turn += 1
         # a host too slow for every person's pose run in one frame interval: a mask late by a frame costs
         # far more than one person's mask carried a frame on by their speed
-        alternate = 0 < s.alternate_ms < self._pose_ms * len(tr.bodies)
+        alternate = not everyone and 0 < s.alternate_ms < self._pose_ms * len(tr.bodies)
         for i, b in enumerate(list(tr.bodies)):
             roi = b.roi
             if alternate and b.last_one is not None and b.last_centre is not None and b.trial == 0 \
