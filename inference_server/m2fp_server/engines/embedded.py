@@ -891,8 +891,9 @@ class EmbeddedEngine(PersonEngine):
                 tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean,
                                                               tr.outside if tr.outside is not None and
                                                               tr.outside.shape == prob.shape else None), 0
-                known = _on_boxes(tr.outside, [tuple(v * k for v in box) for box in tr.busts])
-                behind = _still_behind(tr, list(masks.values()), s.someone_share)
+                blobs = cv2.connectedComponents((tr.outside >= 0.5).astype(np.uint8), connectivity=8)
+                known = _on_boxes(blobs, [tuple(v * k for v in box) for box in tr.busts])
+                behind = _still_behind(tr, blobs, list(masks.values()), s.someone_share)
                 if behind is not None:
                     known = behind if known is None else known | behind
                 tr.outside = self._only_people(rgb, tr, inside, known)
@@ -1269,13 +1270,15 @@ def _beyond(blobs: np.ndarray, inside: np.ndarray, share: float) -> np.ndarray |
     return theirs[labels] if theirs.any() else None
 
 
-def _still_behind(tr: _Track, followed: list[np.ndarray], share: float) -> np.ndarray | None:
-    """The blobs of ``tr.outside`` (>= 0.5) where people lost behind someone are (``tr.behind``); each
-    record moves on to the parts of the blobs it meets that no ``followed`` mask holds, and is dropped once
-    those cover less than ``share`` of the frame (the person was found again, or left).  None if none."""
-    if not tr.behind or tr.outside is None:
+def _still_behind(tr: _Track, blobs: tuple[int, np.ndarray], followed: list[np.ndarray],
+                  share: float) -> np.ndarray | None:
+    """The ``blobs`` (count and labels of ``tr.outside``'s connected blobs) where people lost behind someone
+    are (``tr.behind``); each record moves on to the parts of the blobs it meets that no ``followed`` mask
+    holds, and is dropped once those cover less than ``share`` of the frame (the person was found again, or
+    left).  None if none."""
+    if not tr.behind:
         return None
-    n, labels = cv2.connectedComponents((tr.outside >= 0.5).astype(np.uint8), connectivity=8)
+    n, labels = blobs
     free = np.ones(labels.shape, bool)
     for m in followed:
         if m.shape == free.shape:
@@ -1298,12 +1301,12 @@ def _still_behind(tr: _Track, followed: list[np.ndarray], share: float) -> np.nd
     return hit_all[labels] if hit_all.any() else None
 
 
-def _on_boxes(blobs: np.ndarray, boxes: list[tuple[float, ...]]) -> np.ndarray | None:
-    """The blobs (>= 0.5) of ``blobs`` that hold a pixel of one of ``boxes`` (x0, y0, x1, y1 in its pixels);
-    None if there are none."""
+def _on_boxes(blobs: tuple[int, np.ndarray], boxes: list[tuple[float, ...]]) -> np.ndarray | None:
+    """The ``blobs`` (count and labels of connected blobs) that hold a pixel of one of ``boxes`` (x0, y0,
+    x1, y1 in their pixels); None if there are none."""
     if not boxes:
         return None
-    n, labels = cv2.connectedComponents((blobs >= 0.5).astype(np.uint8), connectivity=8)
+    n, labels = blobs
     h, w = labels.shape
     hit = np.zeros(n, bool)
     for x0, y0, x1, y1 in boxes:
