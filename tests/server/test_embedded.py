@@ -466,15 +466,19 @@ def test_a_still_picture_keeps_a_big_whole_bodys_region_still(engine) -> None:  
     assert min(iou(ours[i], clip.truth[i]) for i in clip.static_frames) > 0.9
 
 
-def test_a_person_lost_behind_someone_stays_shown_by_the_landscape_model(engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_person_lost_behind_someone_stays_shown_by_the_landscape_model() -> None:
     """``random-618``: a man in black walks in front of Messi mid-kick, over a playing video of a tree.
     Once Messi is mostly behind him, the pose model on Messi's region (the man painted out) is sure of
     nobody: Messi was lost, and from the next detection on only the man was followed and shown (moving
     part 0.72; Messi's arm and legs stick out inside the man's region, where only the pose model spoke).
     Where a person was lost behind someone, the landscape model's blobs speak inside the regions too, while
-    a part of them that no followed person's mask holds is left."""
+    a part of them that no followed person's mask holds is left.  Every person's pose model runs on every
+    frame here (``alternate_ms=0``): with turns taken as the host's timing says, the frame Messi is lost
+    on, and so the frames after it, depend on that timing (one run on this machine lost him for good)."""
     clip = _clip("random-618", static=10, moving=60)
-    ours = offline_alphas(engine, clip)
+    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
+    ours = offline_alphas(eng, clip)
+    eng.close()
     after = [iou(ours[i], clip.truth[i]) for i in range(36, len(clip))]
     assert np.mean(after) > 0.85 and min(after) > 0.8, np.round(after, 2)
 
