@@ -863,13 +863,10 @@ class EmbeddedEngine(PersonEngine):
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 self._went_behind(tr, b, same)
         tr.bodies = kept
-        tr.again = any(b.shown == 1 and b.mask_box is not None and any(
-            o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0 for o in kept)
-            for b in kept)
+        tr.again = any(b.shown == 1 and _touching(b, kept) for b in kept)
         tr.people = _who_is_who(tr, [(b, ones[id(b)]) for b in kept if id(b) in ones])
         for b in kept:  # where each person heads while nobody is in front of them
-            if b.mask_box is not None and id(b) in masks and not any(
-                    o is not b and o.mask_box is not None and box_iou(b.mask_box, o.mask_box) > 0 for o in kept):
+            if id(b) in masks and b.mask_box is not None and not _touching(b, kept):
                 b.free, b.free_frame = (b.roi, b.velocity), tr.frames + 1  # ``roi``: next frame's region
         if prob is not None and tr.hidden:
             self._look_behind(rgb, tr)
@@ -1087,6 +1084,12 @@ def _unchanged(placed: np.ndarray | None, blurred: np.ndarray | None, roi: Roi, 
         return False
     then = placed[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
     return int(np.count_nonzero(cv2.absdiff(now, then) > step)) <= STILL_SHARE * now.size
+
+
+def _touching(b: _Body, bodies: list[_Body]) -> bool:
+    """Whether the box of ``b``'s last mask meets another of ``bodies``' (False while ``b`` has none)."""
+    return b.mask_box is not None and any(o is not b and o.mask_box is not None and
+                                          box_iou(b.mask_box, o.mask_box) > 0 for o in bodies)
 
 
 def _grown(new: np.ndarray, old: np.ndarray, others: list[np.ndarray]) -> bool:
