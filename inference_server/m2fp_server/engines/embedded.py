@@ -813,8 +813,11 @@ class EmbeddedEngine(PersonEngine):
                     # one; the landscape model sees both until the next detection separates them
                     log.debug("embedded: people overlap: bust mode until the next detection")
                     self._went_behind(tr, b, front)
-                    if b.last_one is not None:
-                        tr.behind = (tr.behind + [b.last_one >= 0.5])[-BEHIND_KEPT:]
+                    # never shown (dropped on the frame they were tried): this run's mask, unsure as it
+                    # is; only the landscape blobs it meets speak for them
+                    last = b.last_one if b.last_one is not None else \
+                        paste(res.mask, Roi(roi.cx * k, roi.cy * k, roi.side * k), out)
+                    tr.behind = (tr.behind + [last >= 0.5])[-BEHIND_KEPT:]
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
                     return self._bust(rgb, out, tr)
@@ -885,9 +888,15 @@ class EmbeddedEngine(PersonEngine):
             # reused: that person moves inside a region, where nothing else shows them
             every = 1 if tr.others is not None else s.outside_every
             if tr.outside is None or tr.outside.shape != prob.shape or tr.outside_age >= every:
-                tr.outside, tr.outside_age = _confident_blobs(self._landscape(rgb, out), s.outside_min_mean,
-                                                              tr.outside if tr.outside is not None and
-                                                              tr.outside.shape == prob.shape else None), 0
+                shown_before = [tr.outside >= 0.5] if tr.outside is not None and tr.outside.shape == prob.shape \
+                    else []
+                if tr.behind:
+                    # the blob somebody lost behind someone makes with the people followed is people known to
+                    # be there: it keeps the bar of a blob shown last time (two people together score lower)
+                    shown_before += [m for m in [*tr.behind, *masks.values()] if m.shape == prob.shape]
+                tr.outside, tr.outside_age = _confident_blobs(
+                    self._landscape(rgb, out), s.outside_min_mean,
+                    np.logical_or.reduce(shown_before) if shown_before else None), 0
                 blobs = cv2.connectedComponents((tr.outside >= 0.5).astype(np.uint8), connectivity=8)
                 known = _on_boxes(blobs, [tuple(v * k for v in box) for box in tr.busts])
                 behind = _still_behind(tr, blobs, list(masks.values()), s.someone_share)
