@@ -276,6 +276,8 @@ ASK_AGAIN = 30
 #: ... and it is somebody if the pose model is sure of a person there, or the detector this sure (a cut
 #: bust; a false blob's region scored up to 0.5)
 ASKED_DETECTION = 0.7
+#: the share of an asked blob the pose model's person must cover for the blob to be somebody
+ON_BLOB = 0.25
 
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
@@ -959,6 +961,13 @@ class EmbeddedEngine(PersonEngine):
                 near = crop(seen, roi, PoseSegmenter.size)
                 res = self._pose.run(near)
                 presence = res.presence
+                if presence >= self.settings.min_presence:
+                    # somebody on the blob: a followed person painted out grey is still a person's shape,
+                    # and the pose model finds them there beside a blob that is nobody
+                    theirs = paste(res.mask, Roi(roi.cx / k, roi.cy / k, roi.side / k),
+                                   (blobs.shape[1], blobs.shape[0])) >= 0.5
+                    if np.count_nonzero(theirs & blob) < ON_BLOB * np.count_nonzero(blob):
+                        presence = 0.0
                 # (not while a person just found is being confirmed: the blob may be theirs, not yet shown)
                 if presence >= self.settings.min_presence and len(tr.bodies) < self.settings.max_bodies and \
                         all(b.trial == 0 and b.last_centre is not None for b in tr.bodies) and \
