@@ -142,6 +142,8 @@ class _Track:
     hold: StillHold | None = None  # each pixel's last answer while its picture does not change
     outside: np.ndarray | None = None  # body mode: the landscape model's confident blobs, last run
     outside_age: int = 10**9  # frames since ``outside`` was computed
+    outside_in: np.ndarray | None = None  # where the regions were then (bool; ``tr.others`` left out)
+    outside_nobody: np.ndarray | None = None  # its blobs with a part outside the regions that is nobody (bool)
     # the blobs of ``outside`` that are mostly somebody outside the regions (a bust beside a whole body):
     # the landscape model speaks for them inside the regions too
     others: np.ndarray | None = None
@@ -908,8 +910,15 @@ class EmbeddedEngine(PersonEngine):
                 tr.others = _beyond(tr.outside, inside, s.someone_share)
                 if known is not None:
                     tr.others = known if tr.others is None else tr.others | known
+                tr.outside_in = inside if tr.others is None else inside & ~tr.others
             mine = inside if tr.others is None else inside & ~tr.others
-            prob = np.where(mine, prob, np.maximum(prob, tr.outside))
+            theirs = tr.outside
+            if tr.outside_age > 0 and tr.outside_nobody is not None and tr.outside_in is not None and \
+                    tr.outside_in.shape == prob.shape:
+                # its answer reused after a region moved: a blob with a part that is nobody was asked about
+                # outside the regions only, and the rest of it, where a region was, is not shown either
+                theirs = np.where(tr.outside_in & tr.outside_nobody, 0.0, tr.outside)
+            prob = np.where(mine, prob, np.maximum(prob, theirs))
         return prob
 
     def _carried(self, tr: _Track, mine: np.ndarray) -> np.ndarray | None:
@@ -939,6 +948,7 @@ class EmbeddedEngine(PersonEngine):
         # asked about the tower alone (inside the regions the pose model speaks)
         n, labels = cv2.connectedComponents(((blobs >= 0.5) & ~inside).astype(np.uint8), connectivity=8)
         tr.asked = [a for a in tr.asked if a.until > tr.frames]
+        tr.outside_nobody = None
         if n <= 1:
             return blobs
         out = np.bincount(labels.ravel(), minlength=n)
@@ -994,6 +1004,11 @@ class EmbeddedEngine(PersonEngine):
                 a.until = min(a.until, tr.frames + 1)
         if not nobody.any():
             return blobs
+        m, whole = cv2.connectedComponents((blobs >= 0.5).astype(np.uint8), connectivity=8)
+        false = np.zeros(m, bool)
+        false[np.unique(whole[nobody[labels]])] = True
+        false[0] = False
+        tr.outside_nobody = false[whole]  # (what is shown where a region was, once it moves)
         kept = blobs.copy()
         kept[nobody[labels]] = 0.0
         return kept
