@@ -42,8 +42,10 @@ is shown, so a still picture does not jump on the next frames, and a region hold
 in it does.  A bust the detector is sure of beside the whole bodies is the landscape model's, inside the
 regions too; a whole body the detector misses and the landscape model sees is followed once the pose model
 finds one there.  Somebody lost behind another person stays shown by the landscape model (its blobs where
-they were speak inside the regions until they are found again or gone), and a followed person's region
-that shrank onto part of them is replaced by a new detection's that holds all of them.
+they were speak inside the regions until they are found again or gone; somebody dropped before ever being
+shown, by the mask of the run that dropped them), and a followed person's region that shrank onto part of
+them is replaced by a new detection's that holds all of them.  A landscape blob is somebody only where the
+pose model's person covers part of it (a followed person painted out grey still has a person's shape).
 No edge, contour or size rule removes anything: a person that touches no frame
 edge stays, and holes are left to the models.
 """
