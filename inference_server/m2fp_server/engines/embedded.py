@@ -908,12 +908,13 @@ class EmbeddedEngine(PersonEngine):
                 behind = _still_behind(tr, blobs, list(masks.values()), s.someone_share)
                 if behind is not None:
                     known = behind if known is None else known | behind
-                tr.outside = self._only_people(rgb, tr, inside, known)
+                tr.outside = self._only_people(rgb, tr, inside, blobs, known)
                 tr.others = _beyond(tr.outside, inside, s.someone_share)
                 if known is not None:
                     tr.others = known if tr.others is None else tr.others | known
-                tr.outside_in = inside if tr.others is None else inside & ~tr.others
             mine = inside if tr.others is None else inside & ~tr.others
+            if tr.outside_age == 0:
+                tr.outside_in = mine
             theirs = tr.outside
             if tr.outside_age > 0 and tr.outside_nobody is not None and tr.outside_in is not None and \
                     tr.outside_in.shape == prob.shape:
@@ -932,7 +933,7 @@ class EmbeddedEngine(PersonEngine):
         # the mask was made), the map carries the mask forward; a person standing still gets the identity
         return self._flow.transform(mine, tr.prev_grey, tr.grey)
 
-    def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray,
+    def _only_people(self, rgb: np.ndarray, tr: _Track, inside: np.ndarray, whole: tuple[int, np.ndarray],
                      busts: np.ndarray | None = None) -> np.ndarray:
         """``tr.outside`` without its blobs' parts outside the regions that are not a person.
 
@@ -942,7 +943,8 @@ class EmbeddedEngine(PersonEngine):
         once: the pose model on a region around it (the people followed painted out), and the pose
         detector there if that finds nobody.  The answer is kept while the part stays where it was
         (somebody walking into a part changes it, and it is asked about again).  ``busts``: the blobs on a
-        bust the detector is sure of (``_Track.busts``), somebody without asking.
+        bust the detector is sure of (``_Track.busts``), somebody without asking.  ``whole``: the count and
+        labels of ``tr.outside``'s connected blobs (labelled once for every rule that reads them).
         """
         blobs = tr.outside
         assert blobs is not None
@@ -1006,11 +1008,11 @@ class EmbeddedEngine(PersonEngine):
                 a.until = min(a.until, tr.frames + 1)
         if not nobody.any():
             return blobs
-        m, whole = cv2.connectedComponents((blobs >= 0.5).astype(np.uint8), connectivity=8)
+        m, whole_labels = whole
         false = np.zeros(m, bool)
-        false[np.unique(whole[nobody[labels]])] = True
+        false[np.unique(whole_labels[nobody[labels]])] = True
         false[0] = False
-        tr.outside_nobody = false[whole]  # (what is shown where a region was, once it moves)
+        tr.outside_nobody = false[whole_labels]  # (what is shown where a region was, once it moves)
         kept = blobs.copy()
         kept[nobody[labels]] = 0.0
         return kept
