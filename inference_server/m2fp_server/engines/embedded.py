@@ -23,7 +23,9 @@ call).  So per stream:
   finds a person).
 
 The pose models run on OpenVINO when it is installed (``tflite_backend``: it
-reads the TFLite files), in bf16 where the CPU has native bf16.
+reads the TFLite files), in f32: bf16 (``-E bf16=true``, only where the CPU has
+native bf16) is faster, but its pose masks and presence scores move the engine's
+decisions about who is there, and whole bodies were lost with it (docs/engines.md).
 
 The pose detector runs on the first frame, whenever the tracked person is lost,
 every ``redetect_every`` frames, and when the covered share of the frame changes
@@ -211,7 +213,7 @@ class EmbeddedSettings:
     outside_every: int = 3  # body mode: frames between landscape runs for the area outside the region
     alternate_ms: float = 20.0  # several people whose pose runs together take longer than this (measured
     # here): one person's run per frame, in turn; the others' last masks move on by their speed (0 = never)
-    bf16: bool = True  # pose model in bf16 where the CPU has native bf16 (else f32; see tflite_backend)
+    bf16: bool = False  # pose model in bf16 where the CPU has native bf16 (faster, but loses people: see docs)
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
 
 
