@@ -417,6 +417,9 @@ class EmbeddedEngine(PersonEngine):
     def _bust(self, rgb: np.ndarray, out: tuple[int, int], tr: _Track) -> np.ndarray:
         """The whole frame's people when no pose region speaks for them."""
         s = self.settings
+        # body mode's last landscape answer is from before these frames: not reused when body mode comes
+        # back (random-644: an empty answer from the first frame, reused six frames later, hid somebody)
+        tr.outside_age = 10**9
         if s.bust != "pair":
             return self._landscape(rgb, out)
         if s.pair_ms > 0:
