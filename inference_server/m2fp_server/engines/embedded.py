@@ -618,10 +618,14 @@ class EmbeddedEngine(PersonEngine):
         if not new:
             return
         best = max(new, key=lambda q: q.score)
+        held: list[tuple[PoseResult, Roi]] = []
         found = self._confirmed(self._painted(rgb, tr.bodies), [best], 1, tries=1,
-                                presence=s.min_presence if best.score >= bar else s.sure_presence, others=tr.bodies)
+                                presence=s.min_presence if best.score >= bar else s.sure_presence, others=tr.bodies,
+                                followed=held)
         log.debug("embedded: somebody else? detection %.2f at (%.0f, %.0f): %s", best.score, *best.hips,
                   "followed" if found else "no")
+        if not found and held:
+            self._regrow(rgb, tr, *held[-1])
         if found:
             # while people overlap someone is known to be there: one frame of trial is enough
             tr.bodies.append(_Body(found[0], trial=min(1, s.trial_frames) if search else s.trial_frames))
@@ -630,6 +634,33 @@ class EmbeddedEngine(PersonEngine):
             # the next detection checks another.  Not while people overlap: there a detection between two
             # people is rejected, and the one behind emerges right there
             tr.rejected = (tr.rejected + [(best.hips, tr.frames + REJECTED_FRAMES)])[-8:]
+
+    def _regrow(self, rgb: np.ndarray, tr: _Track, res: PoseResult, roi: Roi) -> None:
+        """A detection the pose model took for somebody followed, in ``roi`` (settled on its mask), bigger
+        than their region: if it is their last mask grown (``_grown``), the region is theirs.
+
+        Their region can shrink onto part of them (the pose model left out a kicking leg, and the region is
+        drawn from the mask).  ``_body`` mends that when a new track turns out to be them grown, but a
+        detection whose settled hips are theirs is taken for them before it becomes a track, and the leg
+        stayed missing for as long as the hips matched (footage-crossing, people taking turns).  Asked
+        again with only the others painted out: painted, their own shrunk mask hid the part they share.
+        """
+        if tr.grey is None:
+            return
+        out = (tr.grey.shape[1], tr.grey.shape[0])
+        k = out[0] / rgb.shape[1]
+        for b in tr.bodies:
+            if b.trial or b.last_one is None or roi.side < GROWN * b.roi.side or not _is_followed(res, roi, [b]):
+                continue
+            others = [o for o in tr.bodies if o is not b]
+            again = self._pose.run(crop(self._painted(rgb, others), roi, PoseSegmenter.size))
+            if again.presence < self.settings.min_presence:
+                return
+            new = paste(again.mask, Roi(roi.cx * k, roi.cy * k, roi.side * k), out) >= 0.5
+            if _grown(new, b.last_one >= 0.5, [o.last_one >= 0.5 for o in others if o.last_one is not None]):
+                log.debug("embedded: a followed person's region grown to a detection of them")
+                b.roi, b.last_centre, b.steps, b.placed = roi, (roi.cx, roi.cy), [], None
+            return
 
     def _someone_else(self, tr: _Track, width: int) -> bool:
         """Whether the landscape model's last confident blobs hold a person outside the followed regions."""
@@ -645,7 +676,8 @@ class EmbeddedEngine(PersonEngine):
 
     def _confirmed(self, rgb: np.ndarray, bodies: list[Person], most: int, tries: int | None = None,
                    presence: float | None = None, others: list[_Body] | None = None, whole: bool = False,
-                   close: bool = False, seen: list[_Body] | None = None) -> list[Roi]:
+                   close: bool = False, seen: list[_Body] | None = None,
+                   followed: list[tuple[PoseResult, Roi]] | None = None) -> list[Roi]:
         """The regions of up to ``most`` detections the pose model confirms, best first, one per person.
 
         A busy background gives the detector false hits that can outscore a small real person;
@@ -655,7 +687,7 @@ class EmbeddedEngine(PersonEngine):
         is not somebody new).  ``whole``: the pose model's landmarks must also put the whole body in the frame.
         ``close``: people may stand partly behind one another (not while they cross: there the one behind is
         partly hidden and followed along their path, ``_look_behind``); ``seen`` then receives them as the
-        pose model saw them.
+        pose model saw them.  ``followed`` receives the pose runs that found one of ``others``.
         """
         found: list[Roi] = []
         # ``close``: the people confirmed so far as the pose model saw them.  Somebody standing partly behind
@@ -681,7 +713,7 @@ class EmbeddedEngine(PersonEngine):
             # is a whole body if the pose model's own landmarks say so
             wide = not self._fits(p, rgb.shape[0])
             hit = self._somebody(self._painted(rgb, seen), roi, bar, (others or []) + seen or None, whole or wide,
-                                 legs=wide)
+                                 legs=wide, followed=followed)
             if hit is not None:
                 found.append(roi)
                 if close:
@@ -689,10 +721,11 @@ class EmbeddedEngine(PersonEngine):
         return found
 
     def _somebody(self, rgb: np.ndarray, roi: Roi, bar: float, others: list[_Body] | None,
-                  whole: bool, legs: bool = False) -> tuple[PoseResult, Roi] | None:
+                  whole: bool, legs: bool = False,
+                  followed: list[tuple[PoseResult, Roi]] | None = None) -> tuple[PoseResult, Roi] | None:
         """The pose model's result and its region if it finds somebody new in ``roi`` (``_confirmed``'s
         rules), else None.  ``legs``: the whole body must also show its legs (``_legs_seen``: a bust's
-        landmarks can be drawn inside the frame)."""
+        landmarks can be drawn inside the frame).  ``followed`` receives a run that found one of ``others``."""
         res = self._pose.run(crop(rgb, roi, PoseSegmenter.size))
         # the detector's rough region can cut the person badly (just after two people parted, the one who was
         # behind: unsure there, sure on the region their own mask gives); a middling answer gets that second
@@ -701,6 +734,8 @@ class EmbeddedEngine(PersonEngine):
         if unsure and (res.presence < SECOND_LOOK or self.settings.sure_presence <= bar):
             return None
         if others and _is_followed(res, roi, others):
+            if followed is not None:
+                followed.append((res, roi))
             return None
         # the landmarks on the detector's rough region may put a whole body in a wide pose beyond the frame's
         # bottom, and settled on their mask inside it: whole on either region
@@ -715,6 +750,8 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: detection rejected once settled on its mask")
                 return None
             if others and _is_followed(again, settled, others):
+                if followed is not None:
+                    followed.append((again, settled))
                 return None
             if not whole_here and not _whole_body(again, settled, rgb.shape[0], self.settings.fits_slack, legs):
                 return None
