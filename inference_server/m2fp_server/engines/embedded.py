@@ -645,13 +645,11 @@ class EmbeddedEngine(PersonEngine):
         stayed missing for as long as the hips matched (footage-crossing, people taking turns).  Asked
         again with only the others painted out: painted, their own shrunk mask hid the part they share.
         """
-        if tr.grey is None:
-            return
-        out = (tr.grey.shape[1], tr.grey.shape[0])
-        k = out[0] / rgb.shape[1]
         for b in tr.bodies:
             if b.trial or b.last_one is None or roi.side < GROWN * b.roi.side or not _is_followed(res, roi, [b]):
                 continue
+            out = (b.last_one.shape[1], b.last_one.shape[0])  # compared with their last mask, at its size
+            k = out[0] / rgb.shape[1]
             others = [o for o in tr.bodies if o is not b]
             again = self._pose.run(crop(self._painted(rgb, others), roi, PoseSegmenter.size))
             if again.presence < self.settings.min_presence:
