@@ -243,6 +243,11 @@ LOOK_AGAIN = 3
 REJECTED_FRAMES = 60
 REJECTED_PLACE = 0.04
 
+#: a detection the pose model is sure of on the detector's region is still somebody on the region its mask
+#: gives when it scores this much below the bar there (``_somebody``: a false hit falls apart on that region;
+#: a person's score only wavers, and by how much depends on the CPU's arithmetic)
+SETTLED_SLACK = 0.05
+
 #: pose runs at most that settle a new track's region on the person (``_body``)
 SETTLE_RUNS = 5
 
@@ -744,7 +749,7 @@ class EmbeddedEngine(PersonEngine):
         settled = self._next_region(res, roi)
         if settled is not None and settled != roi:
             again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
-            if again.presence < (self.settings.sure_presence if unsure else bar):
+            if again.presence < (self.settings.sure_presence if unsure else bar - SETTLED_SLACK):
                 log.debug("embedded: detection rejected once settled on its mask")
                 return None
             if others and _is_followed(again, settled, others):
