@@ -166,6 +166,9 @@ class _Track:
     # no followed person's mask holds, moved on to the blobs they match at each landscape run
     behind: list[np.ndarray] = field(default_factory=list)
     again: bool = False  # body mode: somebody was first shown this frame beside someone they touch
+    # bust mode after somebody went behind this person: they are still followed by the pose model until the
+    # next detection (over a busy wall the bust models lose both people)
+    front: _Body | None = None
     uids: int = 0  # people followed so far (each body's ``uid``)
 
 
@@ -425,8 +428,23 @@ class EmbeddedEngine(PersonEngine):
         # body mode's last landscape answer is from before these frames: not reused when body mode comes
         # back (random-644: an empty answer from the first frame, reused six frames later, hid somebody)
         tr.outside_age = 10**9
-        if s.bust != "pair":
-            return self._landscape(rgb, out)
+        prob = self._landscape(rgb, out) if s.bust != "pair" else self._paired(rgb, out, tr)
+        b = tr.front
+        if b is not None:
+            # the one in front of somebody just lost behind them, on: the pose model on their own region
+            res = self._pose.run(crop(rgb, b.roi, PoseSegmenter.size))
+            if res.presence < s.keep_presence:
+                tr.front = None
+            else:
+                k = out[0] / rgb.shape[1]
+                one = paste(res.mask, Roi(b.roi.cx * k, b.roi.cy * k, b.roi.side * k), out)
+                self._follow(res, b.roi, b)
+                prob = np.maximum(prob, one)
+        return prob
+
+    def _paired(self, rgb: np.ndarray, out: tuple[int, int], tr: _Track) -> np.ndarray:
+        """Bust mode's pair of selfie models, or the landscape model alone while the general one is too slow."""
+        s = self.settings
         if s.pair_ms > 0:
             slow = self._pair.general_ms > (0.8 if self._pair_dropped else 1.0) * s.pair_ms
             if slow != self._pair_dropped:
@@ -444,7 +462,7 @@ class EmbeddedEngine(PersonEngine):
     def _redetect(self, rgb: np.ndarray, tr: _Track) -> list[Person]:
         """Choose the mode from the pose detector; a healthy track is only left for a real reason.
         Returns the whole frame's detections that count as a person."""
-        tr.since_detect = 0
+        tr.since_detect, tr.front = 0, None
         H, W = rgb.shape[:2]
         everyone = self._detect(rgb, max_people=6)
         people = self._strong(everyone)
@@ -870,7 +888,7 @@ class EmbeddedEngine(PersonEngine):
                         paste(res.mask, Roi(roi.cx * k, roi.cy * k, roi.side * k), out)
                     tr.behind = (tr.behind + [last >= 0.5])[-BEHIND_KEPT:]
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
-                    tr.mode, tr.bodies, tr.since_detect = "bust", [], 0
+                    tr.mode, tr.bodies, tr.since_detect, tr.front = "bust", [], 0, front
                     return self._bust(rgb, out, tr)
                 continue
             if b.trial > 0:
