@@ -437,7 +437,7 @@ class EmbeddedEngine(PersonEngine):
                 tr.front = None
             else:
                 k = out[0] / rgb.shape[1]
-                one = paste(res.mask, Roi(b.roi.cx * k, b.roi.cy * k, b.roi.side * k), out)
+                one = paste(res.mask, b.roi.scaled(k), out)
                 self._follow(res, b.roi, b)
                 prob = np.maximum(prob, one)
         return prob
@@ -677,7 +677,7 @@ class EmbeddedEngine(PersonEngine):
             again = self._pose.run(crop(self._painted(rgb, others), roi, PoseSegmenter.size))
             if again.presence < self.settings.min_presence:
                 return
-            new = paste(again.mask, Roi(roi.cx * k, roi.cy * k, roi.side * k), out) >= 0.5
+            new = paste(again.mask, roi.scaled(k), out) >= 0.5
             if _grown(new, b.last_one >= 0.5, [o.last_one >= 0.5 for o in others if o.last_one is not None]):
                 log.debug("embedded: a followed person's region grown to a detection of them")
                 b.roi, b.last_centre, b.steps, b.placed = roi, (roi.cx, roi.cy), [], None
@@ -691,7 +691,7 @@ class EmbeddedEngine(PersonEngine):
         k = w / width
         free = tr.outside >= 0.5
         for b in tr.bodies:
-            x0, y0, x1, y1 = Roi(b.roi.cx * k, b.roi.cy * k, b.roi.side * k).box()
+            x0, y0, x1, y1 = b.roi.scaled(k).box()
             free[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = False
         return int(np.count_nonzero(free)) >= self.settings.someone_share * h * w
 
@@ -809,7 +809,7 @@ class EmbeddedEngine(PersonEngine):
             masks[id(b)] = one >= 0.5
             ones[id(b)] = one
             prob = one.copy() if prob is None else np.maximum(prob, one, out=prob)
-            x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
+            x0, y0, x1, y1 = roi.scaled(k).box()
             inside[max(0, y0 + 1):max(0, y1 - 1), max(0, x0 + 1):max(0, x1 - 1)] = True
 
         tr.turn += 1
@@ -885,7 +885,7 @@ class EmbeddedEngine(PersonEngine):
                     # never shown (dropped on the frame they were tried): this run's mask, unsure as it
                     # is; only the landscape blobs it meets speak for them
                     last = b.last_one if b.last_one is not None else \
-                        paste(res.mask, Roi(roi.cx * k, roi.cy * k, roi.side * k), out)
+                        paste(res.mask, roi.scaled(k), out)
                     tr.behind = (tr.behind + [last >= 0.5])[-BEHIND_KEPT:]
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
                     tr.mode, tr.bodies, tr.since_detect, tr.front = "bust", [], 0, front
@@ -895,7 +895,7 @@ class EmbeddedEngine(PersonEngine):
                 b.trial -= 1
                 self._follow(res, roi, b)
                 continue
-            one = b.last_one = paste(res.mask, Roi(roi.cx * k, roi.cy * k, roi.side * k), out)
+            one = b.last_one = paste(res.mask, roi.scaled(k), out)
             shown(b, one, roi)
             ys, xs = np.nonzero(masks[id(b)])
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
@@ -1178,7 +1178,7 @@ def _unchanged(placed: np.ndarray | None, blurred: np.ndarray | None, roi: Roi, 
     if placed is None or blurred is None or placed.shape != blurred.shape:
         return False
     h, w = blurred.shape
-    x0, y0, x1, y1 = Roi(roi.cx * k, roi.cy * k, roi.side * k).box()
+    x0, y0, x1, y1 = roi.scaled(k).box()
     now = blurred[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
     if now.size == 0:
         return False

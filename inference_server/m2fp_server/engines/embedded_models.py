@@ -75,6 +75,10 @@ class Roi:
         s = out / self.side
         return np.array([[s, 0, out / 2 - self.cx * s], [0, s, out / 2 - self.cy * s]], np.float32)
 
+    def scaled(self, k: float) -> "Roi":
+        """The same region in an image ``k`` times the size (working frame -> output size)."""
+        return Roi(self.cx * k, self.cy * k, self.side * k)
+
     def box(self) -> tuple[int, int, int, int]:
         h = self.side / 2
         return (int(self.cx - h), int(self.cy - h), int(np.ceil(self.cx + h)), int(np.ceil(self.cy + h)))
