@@ -139,32 +139,36 @@ def admitted_dealer(address: str, timeout_s: float = 10.0) -> zmq.Socket:
         assert time.monotonic() < deadline, f"no connection to {address} admitted within {timeout_s} s"
 
 
+def nudge(clip, seed: int):  # type: ignore[no-untyped-def]
+    """``clip`` with its frames moved by one grey level on a random fifth of their values, the same ones on
+    every frame (still frames stay equal to each other): a change nobody can see, which decides a
+    near-threshold case the other way, much as another CPU kind's rounding does."""
+    import dataclasses
+
+    import numpy as np
+    rng = np.random.default_rng([seed, sum(map(ord, clip.name))])
+    shape = clip.frames.shape[1:]
+    frames = clip.frames.astype(np.int16)
+    frames += (rng.random(shape) < 0.2) * rng.choice(np.array([-1, 1], np.int16), shape)
+    return dataclasses.replace(clip, frames=np.clip(frames, 0, 255).astype(np.uint8))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nudged_clips() -> Iterator[None]:
-    """``M2FP_NUDGE=<seed>``: every evaluation clip's frames move by one grey level on a random fifth of their
-    values (the same ones on every frame).  Another CPU kind rounds the models' arithmetic differently and
-    so decides a near-threshold case the other way; a test bar that only holds on this CPU's exact numbers
-    fails under a nudge too (docs/development.md, "Bars that hold on other CPUs")."""
+    """``M2FP_NUDGE=<seed>``: every evaluation clip's frames are ``nudge``d.  A test bar that only holds on
+    this CPU's exact numbers fails under a nudge too (docs/development.md, "Bars that hold on other CPUs")."""
     seed = os.environ.get("M2FP_NUDGE")
     if not seed:
         yield
         return
-    import dataclasses
     import functools
-
-    import numpy as np
 
     from m2fp_server.evaluation import clips
     built = clips._cached
 
     @functools.lru_cache(maxsize=None)
     def nudged(name, kw):  # type: ignore[no-untyped-def]
-        clip = built(name, kw)
-        rng = np.random.default_rng([int(seed), sum(map(ord, name))])
-        shape = clip.frames.shape[1:]  # one pattern for every frame: still frames stay equal to each other
-        frames = clip.frames.astype(np.int16)
-        frames += (rng.random(shape) < 0.2) * rng.choice(np.array([-1, 1], np.int16), shape)
-        return dataclasses.replace(clip, frames=np.clip(frames, 0, 255).astype(np.uint8))
+        return nudge(built(name, kw), int(seed))
     clips._cached = nudged  # type: ignore[assignment]
     try:
         yield

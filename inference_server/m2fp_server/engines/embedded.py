@@ -767,9 +767,13 @@ class EmbeddedEngine(PersonEngine):
         settled = self._next_region(res, roi)
         if settled is not None and settled != roi:
             again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
-            if again.presence < (self.settings.sure_presence if unsure else bar - SETTLED_SLACK):
-                log.debug("embedded: detection rejected once settled on its mask")
-                return None
+            need = self.settings.sure_presence if unsure else bar - SETTLED_SLACK
+            if again.presence < need:
+                look = self._second_look(rgb, res, roi, need)
+                if look is None:
+                    log.debug("embedded: detection rejected once settled on its mask")
+                    return None
+                again, settled = look
             if others and _is_followed(again, settled, others):
                 if followed is not None:
                     followed.append((again, settled))
@@ -778,6 +782,29 @@ class EmbeddedEngine(PersonEngine):
                 return None
             return again, settled
         return None if unsure or not whole_here else (res, roi)
+
+    def _second_look(self, rgb: np.ndarray, res: PoseResult, roi: Roi,
+                     bar: float) -> tuple[PoseResult, Roi] | None:
+        """The pose model's result on MediaPipe's own region (the landmarks') for a person it was sure of on
+        ``roi`` and lost on the region their mask gives, if it scores ``bar`` there; else None.
+
+        Somebody partly behind a person painted out has a mask without the part the paint hides (their
+        head, say), and a region cut from that mask can cut them off there: the pose model, which needs a
+        head, is then sure of nobody.  The landmarks place the whole body, the hidden parts too.  Their hips
+        must be in the frame: a false hit in a corner (a region mostly beyond the frame, its replicated
+        border) can put a body there.
+        """
+        s = self.settings
+        if s.steer != "mask" or res.presence < s.sure_presence:
+            return None
+        region = _region_from_landmarks(res.landmarks, roi, s.landmark_scale)
+        if not (0 <= region.cx < rgb.shape[1] and 0 <= region.cy < rgb.shape[0]):
+            return None
+        look = self._pose.run(crop(rgb, region, PoseSegmenter.size))
+        if look.presence < bar:
+            return None
+        log.debug("embedded: lost on the region of their mask, found on the region of their landmarks")
+        return look, region
 
     def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
         """The region the person in ``res`` (found in ``roi``) fills, by the ``steer`` rule."""
@@ -864,8 +891,9 @@ class EmbeddedEngine(PersonEngine):
                     roi = b.roi
                     res = self._pose.run(crop(seen, roi, PoseSegmenter.size))
                     if res.presence < s.min_presence:
-                        if run > 0:
-                            roi, res = held
+                        look = self._second_look(seen, held[1], held[0], s.min_presence) if run == 0 else None
+                        if run > 0 or look is not None:
+                            roi, res = held if look is None else (look[1], look[0])
                             b.roi = roi
                         break
             if res.presence < (s.keep_presence if b.shown >= SETTLED_TRACK and b.trial == 0 else s.min_presence):
