@@ -509,12 +509,12 @@ def test_a_person_lost_behind_someone_stays_shown_by_the_landscape_model() -> No
 @pytest.mark.parametrize("seed", [0, 3, 5, 6, 7])
 def test_somebody_partly_behind_someone_is_found_on_the_first_frame(seed: int) -> None:
     """``random-618``'s still opening: Messi mid-kick partly behind a man in black.  With the man painted out
-    the pose model was sure of Messi on the detector's region (0.98-1.0), but the paint hid his head, the
-    region his mask gave cut it off, and there the pose model was sure of nobody (0.00001-0.3): he was
-    rejected as a false hit and only the man was shown (0.55-0.57).  Whether another detection of him got
-    through hung on one grey level: the clip as rendered passed, four of eight nudges (``nudge``, as another
-    CPU rounds) did not, and under two of them he was never followed at all.  The region of his landmarks,
-    which place the parts the paint hides too, gets a look before a sure detection is dropped."""
+    the pose model was sure of Messi on the detector's region, but the paint hid his head, the region his
+    mask gave cut it off, and there the pose model was sure of nobody: he was rejected as a false hit and
+    only the man was shown.  Whether another detection of him got through hung on one grey level: the clip
+    as rendered passed, half the nudges (``nudge``, as another CPU rounds) did not, and under some he was
+    never followed at all (docs/engines.md, "Session 43").  The region of his landmarks, which place the
+    parts the paint hides too, gets a look before a sure detection is dropped."""
     clip = _clip("random-618", static=3, moving=2)
     if seed:
         clip = nudge(clip, seed)
