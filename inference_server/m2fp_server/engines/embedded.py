@@ -962,6 +962,8 @@ class EmbeddedEngine(PersonEngine):
                 tr.search = s.search_after_overlap
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 self._went_behind(tr, b, same)
+            else:
+                log.debug("embedded: a region whose mask is a person followed already dropped")
         tr.bodies = kept
         tr.again = any(b.shown == 1 and _touching(b, kept) for b in kept)
         tr.people = _who_is_who(tr, [(b, ones[id(b)]) for b in kept if id(b) in ones])
