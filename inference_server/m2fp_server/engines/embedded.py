@@ -540,7 +540,7 @@ class EmbeddedEngine(PersonEngine):
                 on_tiles = self._detect.on_tiles(rgb) if tr.frames <= 1 else \
                     self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
             whole = [p for p in self._strong(on_tiles) if self._fits(p, H)
-                     and 0 <= p.hips[0] < W and 0 <= p.hips[1] < H]  # a tile's stray hit can lie beyond it
+                     and _in_frame(p.hips, W, H)]  # a tile's stray hit can lie beyond it
             found = self._confirmed(rgb, whole, self.settings.max_bodies, whole=True)
             if found:
                 log.debug("embedded: the tiles find %d whole bodies the whole frame took for cut", len(found))
@@ -798,7 +798,7 @@ class EmbeddedEngine(PersonEngine):
         if s.steer != "mask" or res.presence < s.sure_presence:
             return None
         region = _region_from_landmarks(res.landmarks, roi, s.landmark_scale)
-        if not (0 <= region.cx < rgb.shape[1] and 0 <= region.cy < rgb.shape[0]):
+        if not _in_frame((region.cx, region.cy), rgb.shape[1], rgb.shape[0]):
             return None
         look = self._pose.run(crop(rgb, region, PoseSegmenter.size))
         if look.presence < bar:
@@ -887,13 +887,13 @@ class EmbeddedEngine(PersonEngine):
                     b.steps = []  # settling is not a motion
                     if b.roi == roi:
                         break
-                    held = roi, res
+                    held = res, roi
                     roi = b.roi
                     res = self._pose.run(crop(seen, roi, PoseSegmenter.size))
                     if res.presence < s.min_presence:
-                        look = self._second_look(seen, held[1], held[0], s.min_presence) if run == 0 else None
+                        look = self._second_look(seen, *held, s.min_presence) if run == 0 else None
                         if run > 0 or look is not None:
-                            roi, res = held if look is None else (look[1], look[0])
+                            res, roi = held if look is None else look
                             b.roi = roi
                         break
             if res.presence < (s.keep_presence if b.shown >= SETTLED_TRACK and b.trial == 0 else s.min_presence):
@@ -1165,7 +1165,7 @@ class EmbeddedEngine(PersonEngine):
             return  # no time for one more pose run in this frame on this host (``alternate_ms``)
         h = tr.hidden[(tr.frames // HIDDEN_EVERY) % len(tr.hidden)]  # each path in turn
         roi = h.at(tr.frames)
-        if not (0 <= roi.cx < W and 0 <= roi.cy < H):
+        if not _in_frame((roi.cx, roi.cy), W, H):
             tr.hidden.remove(h)  # their path left the frame
             return
         if self._somebody(self._painted(rgb, tr.bodies), roi, s.min_presence, tr.bodies, whole=False):
@@ -1354,6 +1354,10 @@ def _seen_as(res: PoseResult, roi: Roi, size: tuple[int, int]) -> _Body:
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if xs.size else None
     hips, torso = _hips(res, roi)
     return _Body(roi, mask_box=box, last_one=one, hips=hips, torso=torso)
+
+
+def _in_frame(pt: tuple[float, float], width: int, height: int) -> bool:
+    return 0 <= pt[0] < width and 0 <= pt[1] < height
 
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:
