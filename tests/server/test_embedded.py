@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import cv2
@@ -749,6 +750,52 @@ def test_bust_mode_drops_the_general_model_on_a_host_too_slow_for_it(monkeypatch
     alone.close()
 
 
+def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live, a frame that ran the detector (the whole frame, then the tiles) took two or three times a
+    normal frame and made the next masks late.  While people are followed, the detector runs on the
+    engine's own thread and its decisions are taken ``detect_lag`` frames later, on that frame: the frames
+    themselves never run it, and a slow thread changes no mask (the frame its decisions are due on waits
+    for it), so live and offline, fast and slow hosts decide alike."""
+    from m2fp_server.engines import embedded_detect
+    clip = _clip("footage-video-fast", static=4, moving=40)
+    calls: list[tuple[int, str]] = []
+    frame = [0]
+    detect = embedded_detect.PoseDetector.__call__
+
+    def recorded(self, rgb, max_people=4):  # type: ignore[no-untyped-def]
+        calls.append((frame[0], threading.current_thread().name))
+        return detect(self, rgb, max_people)
+    monkeypatch.setattr(embedded_detect.PoseDetector, "__call__", recorded)
+
+    def run(lag: int) -> np.ndarray:
+        eng = EmbeddedEngine(alternate_ms=0, detect_lag=lag)
+        stream, out = eng.new_stream(), []
+        for i, f in enumerate(clip.frames):
+            frame[0] = i
+            p = eng.infer(cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA), stream).probs[1]
+            out.append((cv2.resize(p, clip.size) * 255).astype(np.uint8))
+            assert stream.track is not None and stream.track.mode == "body", i
+        eng.close()
+        assert not any(t.name.startswith("m2fp-detect") for t in threading.enumerate())
+        return np.stack(out)
+    now = run(0)
+    main = threading.current_thread().name
+    assert len({i for i, _ in calls}) >= 3, calls  # on the frames: the first, then every ``redetect_every``
+    later = sum(i > 0 for i, _ in calls)
+    calls.clear()
+    lagged = run(3)
+    assert {i for i, name in calls if name == main} == {0}, calls  # found on the first frame, no waiting
+    assert sum(name.startswith("m2fp-detect") for _, name in calls) == later, calls  # the same detections
+    assert mean_iou(lagged, clip.truth, clip.moving_frames) >= mean_iou(now, clip.truth, clip.moving_frames) - 0.01
+    ahead = embedded_detect.FrameDetections.ahead
+
+    def slow(self, *args):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)  # longer than the frames it has: the frame it is due on waits
+        return ahead(self, *args)
+    monkeypatch.setattr(embedded_detect.FrameDetections, "ahead", slow)
+    assert np.array_equal(run(3), lagged)
+
+
 def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]
     """Played through ZeroMQ with three frames of video delay, frames shown with their own mask score
     as offline.  How many frames get their own mask depends on the machine's speed and load: that is a
@@ -789,6 +836,8 @@ def test_bad_options_are_refused() -> None:
         EmbeddedEngine(margin="wide")
     with pytest.raises(EngineUnavailable, match="bust="):
         EmbeddedEngine(bust="general")
+    with pytest.raises(EngineUnavailable, match="detect_lag="):
+        EmbeddedEngine(detect_lag=-1)
 
 
 def test_bench_models_prints_each_model() -> None:

@@ -54,7 +54,10 @@ edge stays, and holes are left to the models.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -64,7 +67,7 @@ import numpy as np
 from m2fp_protocol import PERSON_CLASSES
 
 from .base import EngineOutput, EngineUnavailable, PersonEngine, StreamContext, flag, person_output
-from .embedded_detect import Person, PoseDetector, box_iou
+from .embedded_detect import FrameDetections, Person, PoseDetector, box_iou
 from .embedded_models import POSE_FILE, PoseResult, PoseSegmenter, Roi, crop, paste
 from .selfie import MODELS_DIR, SelfiePair, SquarePlan
 from .still_hold import StillHold
@@ -170,6 +173,10 @@ class _Track:
     # next detection (over a busy wall the bust models lose both people)
     front: _Body | None = None
     uids: int = 0  # people followed so far (each body's ``uid``)
+    # body mode: a detection running on the detector's thread (``detect_lag``) and the frame (``frames``) its
+    # decisions are taken on
+    ahead: tuple[Future[FrameDetections], int] | None = None
+    rescan: bool = False  # the share of the frame covered by people changed: detect on the next frame
 
 
 @dataclass(eq=False)
@@ -177,6 +184,11 @@ class EmbeddedStream(StreamContext):
     """The embedded engine's per-stream state: the framing mode and the tracked region."""
 
     track: _Track | None = None
+
+    def close(self) -> None:
+        if self.track is not None and self.track.ahead is not None:
+            self.track.ahead[0].cancel()
+            self.track.ahead = None
 
 
 @dataclass
@@ -218,6 +230,10 @@ class EmbeddedSettings:
     # here): one person's run per frame, in turn; the others' last masks move on by their speed (0 = never)
     bf16: bool = False  # pose model in bf16 where the CPU has native bf16 (faster, but loses people: see docs)
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
+    # while people are followed, a detection runs on a thread of its own, at the lowest priority, and its
+    # decisions are taken this many frames later, so no frame waits for the detector (live, a frame that did
+    # made the next ones late); 0 = on the frame itself
+    detect_lag: int = 3
 
 
 #: a detection whose hips are within this share of a followed person's torso length from theirs is that person
@@ -343,6 +359,9 @@ class EmbeddedEngine(PersonEngine):
         self._pose_ms = 0.0  # recent time of one pose run here (moving average)
         self._pair_dropped = False  # the general model is too slow here (``pair_ms``)
         self._pair_probe = 0  # bust frames since its time was last measured while dropped
+        self._ahead: tuple[ThreadPoolExecutor, PoseDetector] | None = None  # ``detect_lag``'s thread, detector
+        if self.settings.detect_lag < 0:
+            raise EngineUnavailable(f"embedded: detect_lag={self.settings.detect_lag}; give 0 or more frames")
 
 
     @property
@@ -376,9 +395,27 @@ class EmbeddedEngine(PersonEngine):
             return person_output(self._single(rgb, out), PERSON_CLASSES)
         tr.since_detect += 1
         tr.frames += 1
-        if (tr.mode == "body" and not tr.bodies) or \
+        following = tr.mode == "body" and bool(tr.bodies)
+        if tr.ahead is not None and (not following or tr.rescan):
+            # nobody followed any more: what it would decide is moot; or the framing changed: that is
+            # decided on this frame (a person walking up to the camera is cut by it three frames later)
+            tr.ahead = None
+        det: FrameDetections | None = None
+        if tr.ahead is not None:
+            if tr.frames >= tr.ahead[1]:
+                if not tr.ahead[0].done():
+                    log.debug("embedded: this frame waits for the detector's thread")
+                det, tr.ahead = tr.ahead[0].result(), None
+        elif (tr.mode == "body" and not tr.bodies) or \
                 tr.since_detect >= (s.search_every if tr.search else s.redetect_every):
-            people = self._redetect(rgb, tr)
+            tr.since_detect = 0
+            if following and s.detect_lag > 0 and not tr.rescan:
+                tr.ahead = self._detect_ahead(rgb, tr), tr.frames + s.detect_lag
+            else:
+                det = FrameDetections(self._detect, rgb, tr.frames)
+            tr.rescan = False
+        if det is not None:
+            people = self._redetect(rgb, tr, det)
             tr.busts = self._busts(people, tr, H) if tr.mode == "body" else []
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
@@ -402,7 +439,7 @@ class EmbeddedEngine(PersonEngine):
         if tr.since_detect == 0:
             tr.cover = cover
         elif abs(cover - tr.cover) > s.rescan_cover * max(tr.cover, 0.02):
-            tr.since_detect = s.redetect_every
+            tr.since_detect, tr.rescan = s.redetect_every, True
         if tr.hold is None:
             tr.hold = StillHold(s.hold_grey, s.hold_prob)
         prob = tr.hold(small, prob)
@@ -410,6 +447,31 @@ class EmbeddedEngine(PersonEngine):
         if tr.mode == "body" and tr.people is not None and tr.people.shape == prob.shape:
             result.people = tr.people
         return result
+
+    def _detect_ahead(self, rgb: np.ndarray, tr: _Track) -> Future[FrameDetections]:
+        """Hand this frame to the detector's thread with what body mode's decisions will ask of it."""
+        if self._ahead is None:
+            # one thread, at the lowest priority, on a runtime that runs it in that thread (LiteRT: OpenVINO's
+            # own threads would not be lowered): it takes the time the frames leave free, not theirs
+            self._ahead = (ThreadPoolExecutor(1, thread_name_prefix="m2fp-detect", initializer=_lowest_priority),
+                           PoseDetector(threads=1, min_score=self._detect.min_score, backend="litert"))
+        pool, detector = self._ahead
+        H, W = rgb.shape[:2]
+        look_all = self._look_all(tr, W)
+        squares: list[int] = []  # the tiles ``_further`` will look at (none when nobody more is looked for)
+        if len(tr.bodies) < self.settings.max_bodies:
+            if look_all and W >= 1.3 * H:
+                squares = [0, W - H]
+            elif not look_all and W >= 1.6 * H:
+                squares = [0 if (tr.scans + 1) % 2 else W - H]
+        det = FrameDetections(self._detect, rgb.copy(), tr.frames, tiles_planned=look_all)
+        return pool.submit(det.ahead, detector, squares)
+
+    def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead[0].shutdown(wait=True, cancel_futures=True)
+            self._ahead = None
+        super().close()
 
     def _single(self, rgb: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         """One shipped model on the whole frame, nothing else (the baselines of the table in docs/engines.md)."""
@@ -459,12 +521,15 @@ class EmbeddedEngine(PersonEngine):
             return self._landscape(rgb, out)
         return self._pair(rgb, out, tr.squares)
 
-    def _redetect(self, rgb: np.ndarray, tr: _Track) -> list[Person]:
+    def _redetect(self, rgb: np.ndarray, tr: _Track, det: FrameDetections) -> list[Person]:
         """Choose the mode from the pose detector; a healthy track is only left for a real reason.
-        Returns the whole frame's detections that count as a person."""
-        tr.since_detect, tr.front = 0, None
+        Returns the whole frame's detections that count as a person.
+
+        ``det`` answers for ``rgb`` or, while people are followed, for a frame up to ``detect_lag``
+        frames before it (the pose model then checks them on ``rgb``)."""
+        tr.front = None
         H, W = rgb.shape[:2]
-        everyone = self._detect(rgb, max_people=6)
+        everyone = det.whole()
         people = self._strong(everyone)
         # the detector letterboxes a wide frame to a square: people further back get few pixels there,
         # and beside a bigger person they are not reported at all; square tiles give them twice as many
@@ -472,15 +537,14 @@ class EmbeddedEngine(PersonEngine):
         if tr.mode == "body" and tr.bodies:
             # on a wide frame the tiles also measure people the letterboxed frame shrinks, and report the
             # ones it leaves out; they cost two detector runs, so they run only when needed
-            tiles: list[Person] | None = None
+            asked = False  # the tiles were needed to tell whether a followed person still fits
 
             def tiled() -> list[Person]:
-                nonlocal tiles
-                if tiles is None:
-                    tiles = self._detect.on_tiles(rgb) if wide else []
-                return tiles
+                return det.tiles() if wide else []
 
             def strong_tiles() -> list[Person]:
+                nonlocal asked
+                asked = True
                 return self._strong(tiled())
             # a tracked person (the pose model still sees them) stays tracked unless the detector says
             # they came so close that the frame cuts them, and the pose model's own landmarks agree (a wide
@@ -500,14 +564,14 @@ class EmbeddedEngine(PersonEngine):
                 tr.mode = "bust"
                 return people
             if len(tr.bodies) < self.settings.max_bodies:
-                self._further(rgb, tr, everyone, tiled, tiles is not None)
+                self._further(rgb, tr, det, tiled, asked)
             return people
         bodies = [p for p in people if self._fits(p, H)]
         on_tiles: list[Person] = []
         if wide and (len(bodies) == len(people) or tr.search):
             # nobody close to the camera, or people just overlapped (the letterboxed frame takes the two
             # for one person too big to fit): look for everyone on the tiles too
-            on_tiles = self._detect.on_tiles(rgb)
+            on_tiles = det.tiles()
             bodies += [p for p in self._strong(on_tiles) if self._fits(p, H)]
         # and people in a wide pose (a kick), whose body circle the detector makes too big
         bodies += [p for p in people + self._strong(on_tiles)
@@ -531,14 +595,13 @@ class EmbeddedEngine(PersonEngine):
                 # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a
                 # wide pose (arms and legs spread) makes that circle too big.  The tiles measure better; the
                 # pose model's own landmarks must then put the whole body in the frame
-                on_tiles = self._detect.on_tiles(rgb)
+                on_tiles = det.tiles()
             else:
                 # a bust; beside them the letterboxed frame reports nobody further back (the detector favours
                 # the person nearest the camera).  One tile per detection, in turn, keeps bust frames short;
                 # both on a stream's first frame, so a still picture does not change when they are found
                 tr.scans += 1
-                on_tiles = self._detect.on_tiles(rgb) if tr.frames <= 1 else \
-                    self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
+                on_tiles = det.tiles() if tr.frames <= 1 else det.tile(0 if tr.scans % 2 else W - H)
             whole = [p for p in self._strong(on_tiles) if self._fits(p, H)
                      and _in_frame(p.hips, W, H)]  # a tile's stray hit can lie beyond it
             found = self._confirmed(rgb, whole, self.settings.max_bodies, whole=True)
@@ -551,7 +614,7 @@ class EmbeddedEngine(PersonEngine):
             # pose model is sure of them and its own landmarks put their whole body in the frame (the
             # detector's guess of a faint hit's size is poor, and a bust must stay in bust mode)
             if not on_tiles and W > H:  # a frame of any width: the tiles give a small person more pixels
-                on_tiles = self._detect.on_tiles(rgb)
+                on_tiles = det.tiles()
             faint = [p for p in everyone + on_tiles if self._fits(p, H) and not any(p is q for q in bodies)]
             if faint:
                 # a few of them (a false hit often lies on the person, with a box that misses them); nothing
@@ -602,7 +665,7 @@ class EmbeddedEngine(PersonEngine):
         """The detections that count as a person by the detector's score alone."""
         return [p for p in people if p.score >= self.settings.min_detection]
 
-    def _further(self, rgb: np.ndarray, tr: _Track, people: list[Person], tiled: Callable[[], list[Person]],
+    def _further(self, rgb: np.ndarray, tr: _Track, det: FrameDetections, tiled: Callable[[], list[Person]],
                  tiles_run: bool) -> None:
         """Look for somebody else whose whole body is in the frame (walked in, or was hidden by the first).
 
@@ -617,19 +680,20 @@ class EmbeddedEngine(PersonEngine):
         H, W = rgb.shape[:2]
         extra: list[Person] = []
         search = tr.search > 0
+        look_all = self._look_all(tr, W) if det.tiles_planned is None else det.tiles_planned
         tr.search = max(0, tr.search - 1)
-        if tiles_run or search or tr.look_all or self._someone_else(tr, W):
+        if tiles_run or look_all:
             tr.look_all = False
             extra = tiled()
         elif W >= 1.6 * H:  # 16:9: room for people the letterboxed detection leaves out
             tr.scans += 1
-            extra = self._detect.on_tile(rgb, 0 if tr.scans % 2 else W - H)
+            extra = det.tile(0 if tr.scans % 2 else W - H)
         # after people overlapped, someone is known to be there: the first person's bar is enough.  Below the
         # bar (busy backgrounds' false hits live there, and so does a person in dark clothes on one), only
         # when both pose runs are sure
         bar = s.min_detection if search else s.more_detection
         tr.rejected = [r for r in tr.rejected if r[1] > tr.frames]
-        candidates = [p for p in people + extra if self._fits(p, H, NEARLY_FITS) and not any(
+        candidates = [p for p in det.whole() + extra if self._fits(p, H, NEARLY_FITS) and not any(
             abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
         new = [p for p in candidates if not any(_followed(p, b) for b in tr.bodies)]
         if not new and search:
@@ -682,6 +746,10 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: a followed person's region grown to a detection of them")
                 b.roi, b.last_centre, b.steps, b.placed = roi, (roi.cx, roi.cy), [], None
             return
+
+    def _look_all(self, tr: _Track, width: int) -> bool:
+        """Whether body mode's next detection looks for further people on both tiles (``_further``)."""
+        return tr.search > 0 or tr.look_all or self._someone_else(tr, width)
 
     def _someone_else(self, tr: _Track, width: int) -> bool:
         """Whether the landscape model's last confident blobs hold a person outside the followed regions."""
@@ -1192,6 +1260,14 @@ class EmbeddedEngine(PersonEngine):
         if hold or moved <= s.deadband * roi.side and abs(b.velocity[0]) + abs(b.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
         b.roi = Roi(new.cx + b.velocity[0], new.cy + b.velocity[1], new.side)
+
+
+def _lowest_priority() -> None:
+    """Lower the calling thread to the lowest scheduling priority (Linux: nice is per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError) as exc:  # not Linux: the thread keeps its priority
+        log.debug("embedded: the detector's thread keeps its priority (%s)", exc)
 
 
 def _still_frame(before: np.ndarray, now: np.ndarray, step: float) -> bool:

@@ -120,6 +120,54 @@ class PoseDetector:
         return people
 
 
+class FrameDetections:
+    """One frame's detector answers, each computed once: when first asked, or ahead of time on another
+    thread (``EmbeddedSettings.detect_lag``), with the decisions taken later on a newer frame.
+
+    ``frame`` is the stream's frame number of the picture detected; ``tiles_planned`` says whether the
+    frame's decisions were to look at both tiles (decided when it was handed to the thread, so a decision
+    taken later does not wait for a tile nobody computed); None = decided when asked.
+    """
+
+    def __init__(self, detect: PoseDetector, rgb: np.ndarray, frame: int,
+                 tiles_planned: bool | None = None) -> None:
+        self._detect = detect
+        self.rgb, self.frame, self.tiles_planned = rgb, frame, tiles_planned
+        self._whole: list[Person] | None = None
+        self._tiles: list[Person] | None = None
+        self._tile: dict[int, list[Person]] = {}
+
+    def whole(self) -> list[Person]:
+        """The whole (letterboxed) frame's detections."""
+        if self._whole is None:
+            self._whole = self._detect(self.rgb, max_people=6)
+        return self._whole
+
+    def tiles(self) -> list[Person]:
+        """Both squares' detections (``PoseDetector.on_tiles``)."""
+        if self._tiles is None:
+            self._tiles = self.tile(0) + self.tile(self.rgb.shape[1] - self.rgb.shape[0])
+        return self._tiles
+
+    def tile(self, x0: int) -> list[Person]:
+        """One square's detections (``PoseDetector.on_tile``)."""
+        if x0 not in self._tile:
+            self._tile[x0] = self._detect.on_tile(self.rgb, x0)
+        return self._tile[x0]
+
+    def ahead(self, detect: PoseDetector, squares: Sequence[int]) -> FrameDetections:
+        """Compute the whole frame's and these squares' detections with ``detect`` (another instance of the
+        same model: one instance is not to be run from two threads at once)."""
+        own, self._detect = self._detect, detect
+        try:
+            self.whole()
+            for x0 in squares:
+                self.tile(x0)
+        finally:
+            self._detect = own
+        return self
+
+
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes (0 when both are empty)."""
     inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

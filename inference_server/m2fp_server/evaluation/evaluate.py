@@ -196,6 +196,8 @@ def evaluate(engine_factory: Callable[[Clip], Engine], engine_name: str, clip: C
         finally:
             eng.close()
         stats["iou_by_age"] = {k: v for k, (v, n) in iou_by_age(a, clip.truth, age, clip.moving_frames).items() if n}
+        # moving frames not shown their own mask (a late one, or none yet)
+        stats["late_moving"] = int(sum(age[k] != 0 for k in clip.moving_frames))
         rows.append(Row(clip.name, engine_name, v.name,
                         score(a, clip.truth, clip.static_frames, clip.moving_frames, age), stats))
         log.info("%s / %s / %s: moving IoU %.3f", clip.name, engine_name, v.name, rows[-1].scores.iou_moving)
@@ -210,12 +212,13 @@ def _fmt(v: Any, spec: str) -> str:
 
 def table(rows: list[Row]) -> str:
     """Markdown table (paste-able into docs/evaluation.md)."""
-    head = ("| clip | engine | run | IoU static | IoU moving | flicker % | boundary px | mask age med/max | "
-            "result age | dropped |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| clip | engine | run | IoU static | IoU moving | flicker % | boundary px | mask age med/max "
+            "(moving frames shown late) | result age | dropped |\n|---|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         s = r.scores
-        age = "0" if r.variant == "offline" else f"{_fmt(s.age_median, '.0f')}/{_fmt(s.age_max, '.0f')}"
+        age = "0" if r.variant == "offline" else \
+            f"{_fmt(s.age_median, '.0f')}/{_fmt(s.age_max, '.0f')} ({r.extra.get('late_moving', '-')})"
         lines.append(f"| {r.clip} | {r.engine} | {r.variant} | {_fmt(s.iou_static, '.3f')} | "
                      f"{_fmt(s.iou_moving, '.3f')} | {_fmt(s.flicker_static, '.4f')} | "
                      f"{_fmt(s.boundary_moving, '.1f')} | {age} | {_fmt(r.extra.get('result_age_median'), '.1f')} | "
