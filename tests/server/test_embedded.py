@@ -781,10 +781,12 @@ def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: 
     now = run(0)
     main = threading.current_thread().name
     assert len({i for i, _ in calls}) >= 3, calls  # on the frames: the first, then every ``redetect_every``
-    later = sum(i > 0 for i, _ in calls)
+    later = sum(i > 1 for i, _ in calls)
     calls.clear()
     lagged = run(3)
-    assert {i for i, name in calls if name == main} == {0}, calls  # found on the first frame, no waiting
+    # found on the first frame; the second detects on its own frame too (the share of the frame covered by
+    # people has no reference before it: a framing change is decided at once); then the thread
+    assert {i for i, name in calls if name == main} == {0, 1}, calls
     assert sum(name.startswith("m2fp-detect") for _, name in calls) == later, calls  # the same detections
     assert mean_iou(lagged, clip.truth, clip.moving_frames) >= mean_iou(now, clip.truth, clip.moving_frames) - 0.01
     ahead = embedded_detect.FrameDetections.ahead

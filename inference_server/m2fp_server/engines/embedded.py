@@ -176,7 +176,9 @@ class _Track:
     # body mode: a detection running on the detector's thread (``detect_lag``) and the frame (``frames``) its
     # decisions are taken on
     ahead: tuple[Future[FrameDetections], int] | None = None
-    rescan: bool = False  # the share of the frame covered by people changed: detect on the next frame
+    # the share of the frame covered by people changed: the next detection runs on its own frame, even while
+    # people are followed (``detect_lag``)
+    now: bool = False
 
 
 @dataclass(eq=False)
@@ -232,8 +234,9 @@ class EmbeddedSettings:
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
     # while people are followed, a detection runs on a thread of its own, at the lowest priority, and its
     # decisions are taken this many frames later, so no frame waits for the detector (live, a frame that did
-    # made the next ones late); 0 = on the frame itself
-    detect_lag: int = 3
+    # made the next ones late); 0 = on the frame itself.  Not the default: where people take turns
+    # (``alternate_ms``) the one behind after an overlap was found later (docs/engines.md, session 44)
+    detect_lag: int = 0
 
 
 #: a detection whose hips are within this share of a followed person's torso length from theirs is that person
@@ -396,7 +399,7 @@ class EmbeddedEngine(PersonEngine):
         tr.since_detect += 1
         tr.frames += 1
         following = tr.mode == "body" and bool(tr.bodies)
-        if tr.ahead is not None and (not following or tr.rescan):
+        if tr.ahead is not None and (not following or tr.now):
             # nobody followed any more: what it would decide is moot; or the framing changed: that is
             # decided on this frame (a person walking up to the camera is cut by it three frames later)
             tr.ahead = None
@@ -409,11 +412,11 @@ class EmbeddedEngine(PersonEngine):
         elif (tr.mode == "body" and not tr.bodies) or \
                 tr.since_detect >= (s.search_every if tr.search else s.redetect_every):
             tr.since_detect = 0
-            if following and s.detect_lag > 0 and not tr.rescan:
+            if following and s.detect_lag > 0 and not tr.now:
                 tr.ahead = self._detect_ahead(rgb, tr), tr.frames + s.detect_lag
             else:
                 det = FrameDetections(self._detect, rgb, tr.frames)
-            tr.rescan = False
+            tr.now = False
         if det is not None:
             people = self._redetect(rgb, tr, det)
             tr.busts = self._busts(people, tr, H) if tr.mode == "body" else []
@@ -439,7 +442,7 @@ class EmbeddedEngine(PersonEngine):
         if tr.since_detect == 0:
             tr.cover = cover
         elif abs(cover - tr.cover) > s.rescan_cover * max(tr.cover, 0.02):
-            tr.since_detect, tr.rescan = s.redetect_every, True
+            tr.since_detect, tr.now = s.redetect_every, True
         if tr.hold is None:
             tr.hold = StillHold(s.hold_grey, s.hold_prob)
         prob = tr.hold(small, prob)
