@@ -752,10 +752,11 @@ def test_bust_mode_drops_the_general_model_on_a_host_too_slow_for_it(monkeypatch
 
 def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live, a frame that ran the detector (the whole frame, then the tiles) took two or three times a
-    normal frame and made the next masks late.  While people are followed, the detector runs on the
-    engine's own thread and its decisions are taken ``detect_lag`` frames later, on that frame: the frames
-    themselves never run it, and a slow thread changes no mask (the frame its decisions are due on waits
-    for it), so live and offline, fast and slow hosts decide alike."""
+    normal frame and made the next masks late.  With ``detect_lag`` (an option), while people are followed,
+    the detector runs on the engine's own thread and its decisions are taken ``detect_lag`` frames later, on
+    that frame: the frames themselves never run a scheduled detection, and a slow thread changes no mask
+    (the frame its decisions are due on waits for it), so live and offline, fast and slow hosts decide
+    alike."""
     from m2fp_server.engines import embedded_detect
     clip = _clip("footage-video-fast", static=4, moving=40)
     calls: list[tuple[int, str]] = []
