@@ -7,7 +7,11 @@ the same command gives very different figures on an AVX2-only machine and on one
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
+
+log = logging.getLogger(__name__)
 
 #: the extensions that decide the speed of the kernels used here, in the order they are printed
 SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
@@ -112,3 +116,14 @@ def steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -
     if before is None or after is None or after[1] <= before[1]:
         return None
     return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def lower_thread_priority(by: int, who: str) -> None:
+    """Lower the calling thread's priority (nice) by ``by``: on Linux a thread id addresses just this
+    thread, so the per-frame path keeps its priority.  Elsewhere the thread keeps it (same results, less
+    fair), which is logged for ``who``."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
+    except (AttributeError, OSError) as exc:
+        log.debug("could not lower the priority of %s: %s", who, exc)

@@ -13,7 +13,6 @@ other hardware (the slow-oracle engine uses them to test the temporal path).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 
 from m2fp_protocol import ClassInfo
 
+from ..cpu import lower_thread_priority
 from ..postprocess.motion import FlowTracker
 from .base import Engine, EngineOutput, EngineUnavailable, StreamContext
 
@@ -166,11 +166,7 @@ class AsyncRunner:
 
     def _loop(self) -> None:
         if self.nice:
-            try:  # on Linux a thread id addresses just this thread: the per-frame path keeps priority
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                               os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + self.nice)
-            except (AttributeError, OSError) as exc:  # other systems: same result, less fair
-                log.debug("could not lower the worker's priority: %s", exc)
+            lower_thread_priority(self.nice, "the worker")
         while True:
             pause = self._last_start + self.min_interval - time.perf_counter()
             if pause > 0:  # rate limit first, so the job taken afterwards is the newest frame

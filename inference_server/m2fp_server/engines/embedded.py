@@ -54,8 +54,6 @@ edge stays, and holes are left to the models.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +70,7 @@ from .embedded_models import POSE_FILE, PoseResult, PoseSegmenter, Roi, crop, pa
 from .selfie import MODELS_DIR, SelfiePair, SquarePlan
 from .still_hold import StillHold
 from .tflite_backend import pick_threads
+from ..cpu import lower_thread_priority
 from ..postprocess.person_motion import PersonMotion
 
 if TYPE_CHECKING:
@@ -1266,11 +1265,8 @@ class EmbeddedEngine(PersonEngine):
 
 
 def _lowest_priority() -> None:
-    """Lower the calling thread to the lowest scheduling priority (Linux: nice is per thread)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError) as exc:  # not Linux: the thread keeps its priority
-        log.debug("embedded: the detector's thread keeps its priority (%s)", exc)
+    """The detector's thread at the lowest priority (nice 19 from the usual 0; the kernel caps it there)."""
+    lower_thread_priority(19, "the embedded engine's detector thread")
 
 
 def _still_frame(before: np.ndarray, now: np.ndarray, step: float) -> bool:
