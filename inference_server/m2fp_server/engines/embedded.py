@@ -310,6 +310,11 @@ ASK_AGAIN = 30
 ASKED_DETECTION = 0.7
 #: the share of an asked blob the pose model's person must cover for the blob to be somebody
 ON_BLOB = 0.25
+#: ... and it must see legs (a knee or an ankle at this logit or more), or the detector on the same region
+#: somebody there this sure, hips inside it: the pose model took a squirrel's head and body for a person,
+#: sure of it, knees and ankles unsure; the detector's hits there fell outside the region
+BLOB_LEGS = 1.0
+BLOB_DETECTION = 0.2
 
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
@@ -1145,6 +1150,14 @@ class EmbeddedEngine(PersonEngine):
                                    (blobs.shape[1], blobs.shape[0])) >= 0.5
                     if np.count_nonzero(theirs & blob) < ON_BLOB * np.count_nonzero(blob):
                         presence = 0.0
+                    elif float(res.landmarks[25:29, 3].max()) < BLOB_LEGS:
+                        size = PoseSegmenter.size
+                        there = max((p.score for p in self._detect(near, max_people=2)
+                                     if 0 <= p.hips[0] < size and 0 <= p.hips[1] < size), default=0.0)
+                        log.debug("embedded: the pose model is sure of a landscape blob without legs (presence "
+                                  "%.2f); the detector there %.2f", presence, there)
+                        if there < BLOB_DETECTION:
+                            presence = 0.0
                 # (not while a person just found is being confirmed: the blob may be theirs, not yet shown)
                 if presence >= self.settings.min_presence and len(tr.bodies) < self.settings.max_bodies and \
                         all(b.trial == 0 and b.last_centre is not None for b in tr.bodies) and \
