@@ -1150,7 +1150,7 @@ class EmbeddedEngine(PersonEngine):
                                    (blobs.shape[1], blobs.shape[0])) >= 0.5
                     if np.count_nonzero(theirs & blob) < ON_BLOB * np.count_nonzero(blob):
                         presence = 0.0
-                    elif float(res.landmarks[25:29, 3].max()) < BLOB_LEGS:
+                    elif not _legs_seen(res, BLOB_LEGS):
                         size = PoseSegmenter.size
                         there = max((p.score for p in self._detect(near, max_people=2)
                                      if 0 <= p.hips[0] < size and 0 <= p.hips[1] < size), default=0.0)
@@ -1403,10 +1403,11 @@ def _whole_body(res: PoseResult, roi: Roi, height: int, slack: float, legs: bool
     return hy + 0.8 * r <= height * (1.0 + slack) and (not legs or _legs_seen(res))
 
 
-def _legs_seen(res: PoseResult) -> bool:
-    """Whether the pose model sees a knee or an ankle (landmarks 25-28) more likely than not: a bust's
-    legs, which it also places, are beyond the frame, and seen with a likelihood near 0."""
-    return bool((res.landmarks[25:29, 3] >= 0.0).any())  # logits: 0 is even odds
+def _legs_seen(res: PoseResult, logit: float = 0.0) -> bool:
+    """Whether the pose model sees a knee or an ankle (landmarks 25-28) at ``logit`` or more (0: more
+    likely than not): a bust's legs, which it also places, are beyond the frame, and seen with a likelihood
+    near 0."""
+    return bool((res.landmarks[25:29, 3] >= logit).any())
 
 
 def _is_followed(res: PoseResult, roi: Roi, bodies: list[_Body]) -> bool:
