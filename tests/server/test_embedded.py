@@ -573,6 +573,20 @@ def test_an_animal_the_pose_model_takes_for_a_person_stays_unshown_beside_a_walk
     assert min(ious) > 0.85, np.round(ious, 2)
 
 
+def test_somebody_mostly_behind_another_is_found_on_a_region_the_size_of_the_one_in_front() -> None:
+    """``random-725``: a man standing mostly behind Messi mid-kick, on a still picture.  The detector sees
+    only the man's uncovered part and gives him a body circle a quarter of his size; the region cut from it
+    showed the pose model half a torso, which it said was nobody, and he was missing for 34 frames.  A
+    detection whose region is much smaller than the people followed is looked at again on a region their
+    size, around and above its hips (the pose model needs the head)."""
+    clip = _clip("random-725", static=10, moving=2)
+    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
+    ours = offline_alphas(eng, clip)
+    eng.close()
+    found = [iou(ours[i], clip.truth[i]) for i in range(6, 10)]
+    assert min(found) > 0.7, np.round(found, 2)
+
+
 def test_two_people_one_partly_behind_the_other_give_a_still_mask_from_the_first_frame(
         engine) -> None:  # type: ignore[no-untyped-def]
     """``random-213``: two whole bodies, one partly behind the other, on a still picture.  Both are found on

@@ -316,6 +316,15 @@ ON_BLOB = 0.25
 BLOB_LEGS = 1.0
 BLOB_DETECTION = 0.2
 
+#: a detection of somebody else whose region is less than this share of the smallest followed person's
+#: (``SMALL_HIT``), turned down, is looked at again on a region ``AGAIN_SIDE`` x that person's side, its centre
+#: ``AGAIN_UP`` x that side above the detection's hips: somebody mostly behind a person is detected on their
+#: uncovered part, with a body circle far smaller than they are, and the region cut from it shows the pose
+#: model part of a torso (it needs the head)
+SMALL_HIT = 0.5
+AGAIN_SIDE = 1.25
+AGAIN_UP = 0.25
+
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
 
@@ -718,6 +727,15 @@ class EmbeddedEngine(PersonEngine):
                                 followed=held)
         log.debug("embedded: somebody else? detection %.2f at (%.0f, %.0f): %s", best.score, *best.hips,
                   "followed" if found else "no")
+        side = min((b.roi.side for b in tr.bodies), default=0.0)
+        if not found and not held and _region(best).side < SMALL_HIT * side:
+            again = Roi(best.hips[0], best.hips[1] - AGAIN_UP * side, AGAIN_SIDE * side)
+            hit = self._somebody(self._painted(rgb, tr.bodies), again,
+                                 s.min_presence if best.score >= bar else s.sure_presence, tr.bodies,
+                                 not self._fits(best, H), followed=held)
+            log.debug("embedded: ... on a region the size of the people followed: %s", "followed" if hit else "no")
+            if hit is not None:
+                found = [hit[1]]
         if not found and held:
             self._regrow(rgb, tr, *held[-1])
         if found:
