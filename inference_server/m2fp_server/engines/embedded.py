@@ -722,17 +722,15 @@ class EmbeddedEngine(PersonEngine):
             return
         best = max(new, key=lambda q: q.score)
         held: list[tuple[PoseResult, Roi]] = []
-        found = self._confirmed(self._painted(rgb, tr.bodies), [best], 1, tries=1,
-                                presence=s.min_presence if best.score >= bar else s.sure_presence, others=tr.bodies,
-                                followed=held)
+        seen = self._painted(rgb, tr.bodies)
+        need = s.min_presence if best.score >= bar else s.sure_presence
+        found = self._confirmed(seen, [best], 1, tries=1, presence=need, others=tr.bodies, followed=held)
         log.debug("embedded: somebody else? detection %.2f at (%.0f, %.0f): %s", best.score, *best.hips,
                   "followed" if found else "no")
         side = min((b.roi.side for b in tr.bodies), default=0.0)
         if not found and not held and _region(best).side < SMALL_HIT * side:
             again = Roi(best.hips[0], best.hips[1] - AGAIN_UP * side, AGAIN_SIDE * side)
-            hit = self._somebody(self._painted(rgb, tr.bodies), again,
-                                 s.min_presence if best.score >= bar else s.sure_presence, tr.bodies,
-                                 not self._fits(best, H), followed=held)
+            hit = self._somebody(seen, again, need, tr.bodies, not self._fits(best, H), followed=held)
             log.debug("embedded: ... on a region the size of the people followed: %s", "followed" if hit else "no")
             if hit is not None:
                 found = [hit[1]]
@@ -1161,6 +1159,7 @@ class EmbeddedEngine(PersonEngine):
                 near = crop(seen, roi, PoseSegmenter.size)
                 res = self._pose.run(near)
                 presence = res.presence
+                hits: list[Person] | None = None  # the detector's on ``near``, best first, once it ran there
                 if presence >= self.settings.min_presence:
                     # somebody on the blob: a followed person painted out grey is still a person's shape,
                     # and the pose model finds them there beside a blob that is nobody
@@ -1170,7 +1169,8 @@ class EmbeddedEngine(PersonEngine):
                         presence = 0.0
                     elif not _legs_seen(res, BLOB_LEGS):
                         size = PoseSegmenter.size
-                        there = max((p.score for p in self._detect(near, max_people=2)
+                        hits = self._detect(near, max_people=2)
+                        there = max((p.score for p in hits
                                      if 0 <= p.hips[0] < size and 0 <= p.hips[1] < size), default=0.0)
                         log.debug("embedded: the pose model is sure of a landscape blob without legs (presence "
                                   "%.2f); the detector there %.2f", presence, there)
@@ -1187,8 +1187,10 @@ class EmbeddedEngine(PersonEngine):
                     log.debug("embedded: a landscape blob outside the regions is a whole body: followed")
                 # the pose model barely believes in a bust that the frame cuts at the chest; the detector,
                 # anchored on faces, does
-                score = 0.0 if presence >= self.settings.min_presence else \
-                    max((p.score for p in self._detect(near, max_people=1)), default=0.0)
+                score = 0.0
+                if presence < self.settings.min_presence:
+                    hits = self._detect(near, max_people=1) if hits is None else hits
+                    score = max((p.score for p in hits), default=0.0)
                 asked = _Asked(blob, presence >= self.settings.min_presence or score >= ASKED_DETECTION, 0)
                 tr.asked = (tr.asked + [asked])[-8:]
                 log.debug("embedded: a landscape blob outside the regions is %s (presence %.2f, detection %.2f)",
