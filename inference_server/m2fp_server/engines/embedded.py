@@ -325,6 +325,12 @@ SMALL_HIT = 0.5
 AGAIN_SIDE = 1.25
 AGAIN_UP = 0.25
 
+#: a whole body the detector does not see is looked for on the landscape model's blobs at this bar
+#: (``_on_faint_blobs``), the ``FAINT_BLOBS`` largest of those at least ``UPRIGHT`` times as high as wide
+FAINT_BLOB = 0.2
+FAINT_BLOBS = 2
+UPRIGHT = 1.2
+
 #: bust frames between two timings of the general model while it is dropped (``pair_ms``)
 PAIR_PROBE_EVERY = 30
 
@@ -639,6 +645,8 @@ class EmbeddedEngine(PersonEngine):
                                         whole=True)
                 log.debug("embedded: nobody sure; %d faint detections: %s", len(faint),
                           "a whole body" if found else "nobody")
+            if not found:
+                found = self._on_faint_blobs(rgb)
         if not found:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
@@ -660,6 +668,32 @@ class EmbeddedEngine(PersonEngine):
             # found are followed: soon, and on both tiles
             tr.look_all, tr.since_detect = True, max(0, self.settings.redetect_every - LOOK_AGAIN)
         return people
+
+    def _on_faint_blobs(self, rgb: np.ndarray) -> list[Roi]:
+        """The region of a whole body the detector does not see at all, found on the landscape model's faint
+        blobs, or none.
+
+        A small person in grey or dull colours on a busy background can get no detection anywhere near them,
+        on the whole frame or the tiles, for seconds; the landscape model still lights them up faintly (well
+        below one half), and the pose model on a region around that blob is sure of them.  Only upright
+        blobs (a standing body, not a bust's shoulders), the largest first, and a person only when the pose
+        model is sure of them and its landmarks put their whole body, legs too, in the frame.
+        """
+        land = self._pair.landscape(rgb)
+        h, w = land.shape
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((land >= FAINT_BLOB).astype(np.uint8), connectivity=8)
+        kx, ky = rgb.shape[1] / w, rgb.shape[0] / h
+        upright = [j for j in range(1, n) if stats[j, cv2.CC_STAT_AREA] >= self.settings.someone_share * h * w
+                   and stats[j, cv2.CC_STAT_HEIGHT] * ky >= UPRIGHT * stats[j, cv2.CC_STAT_WIDTH] * kx]
+        upright.sort(key=lambda j: -stats[j, cv2.CC_STAT_AREA])
+        for j in upright[:FAINT_BLOBS]:
+            x, y, bw, bh = stats[j, :4]
+            roi = Roi.around(x * kx, y * ky, (x + bw) * kx, (y + bh) * ky, 0.25)
+            hit = self._somebody(rgb, roi, self.settings.sure_presence, None, whole=True, legs=True)
+            if hit is not None:
+                log.debug("embedded: nobody detected; a faint landscape blob is a whole body")
+                return [roi]
+        return []
 
     def _busts(self, people: list[Person], tr: _Track, H: int) -> list[tuple[float, float, float, float]]:
         """The face boxes of the detections that are a bust beside the whole bodies (``_Track.busts``).
