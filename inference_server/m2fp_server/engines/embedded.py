@@ -1181,10 +1181,16 @@ class EmbeddedEngine(PersonEngine):
         matched: list[_Asked] = []
         for j in np.flatnonzero(out >= self.settings.someone_share * blobs.size):
             blob = labels == j
-            if busts is not None and np.count_nonzero(blob & busts) * 2 > np.count_nonzero(blob):
-                continue
             same, asked = max(((_mask_iou(a.where, blob), a) for a in tr.asked), key=lambda x: x[0],
                               default=(0.0, None))
+            if busts is not None and np.count_nonzero(blob & busts) * 2 > np.count_nonzero(blob):
+                # somebody without asking; an earlier answer on the blob is kept (moved on) for when the
+                # detector is less sure of them: asked again then, a bust the frame's edge cuts scored just
+                # under ``ASKED_DETECTION`` and vanished until the next detection (random-666)
+                if asked is not None and same >= ASKED_SAME:
+                    asked.where = blob
+                    matched.append(asked)
+                continue
             if asked is None or same < ASKED_SAME:
                 ys, xs = np.nonzero(blob)
                 roi = Roi.around(xs.min() * k, ys.min() * k, (xs.max() + 1) * k, (ys.max() + 1) * k, 0.25)
