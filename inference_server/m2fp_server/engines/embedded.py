@@ -931,6 +931,19 @@ class EmbeddedEngine(PersonEngine):
         log.debug("embedded: lost on the region of their mask, found on the region of their landmarks")
         return look, region
 
+    def _settled(self, rgb: np.ndarray, res: PoseResult, roi: Roi) -> Roi:
+        """The region to follow somebody the pose model found in ``roi`` on: the one their mask gives, or,
+        if they are lost there, MediaPipe's own (the landmarks').  A region around a landscape blob that
+        covers part of a person (the model lit up a grey man's chest and arms) gives a mask of that part,
+        and the region cut from it lost him on the next frame (random-647)."""
+        region = self._next_region(res, roi)
+        if region is None or region == roi:
+            return roi
+        if self._pose.run(crop(rgb, region, PoseSegmenter.size)).presence >= self.settings.min_presence:
+            return region
+        look = self._second_look(rgb, res, roi, self.settings.min_presence)
+        return region if look is None else look[1]
+
     def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
         """The region the person in ``res`` (found in ``roi``) fills, by the ``steer`` rule."""
         s = self.settings
@@ -1223,7 +1236,7 @@ class EmbeddedEngine(PersonEngine):
                         _whole_body(res, roi, rgb.shape[0], self.settings.fits_slack, legs=True):
                     # a whole body the detector missed (dark clothes on a busy background) and the landscape
                     # model sees, poorly: followed from now on, by the pose model
-                    tr.bodies.append(_Body(self._next_region(res, roi) or roi, trial=1))
+                    tr.bodies.append(_Body(self._settled(seen, res, roi), trial=1))
                     log.debug("embedded: a landscape blob outside the regions is a whole body: followed")
                 # the pose model barely believes in a bust that the frame cuts at the chest; the detector,
                 # anchored on faces, does
