@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -39,6 +40,15 @@ def _clip(name: str, **kw):  # type: ignore[no-untyped-def]
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc))
+
+
+def _offline_ious(clip, frames: Iterable[int] | None = None) -> list[float]:  # type: ignore[no-untyped-def]
+    """IoU against the truth on ``frames`` (all by default) of a fresh engine run on every frame, with the
+    switches that follow the host's timing off (``alternate_ms``, ``pair_ms``): figures a slow host does not change."""
+    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
+    ours = offline_alphas(eng, clip)
+    eng.close()
+    return [iou(ours[i], clip.truth[i]) for i in (range(len(clip)) if frames is None else frames)]
 
 
 def _on_photo(cutouts, motion, size: tuple[int, int], static: int, moving: int,  # type: ignore[no-untyped-def]
@@ -500,10 +510,7 @@ def test_a_person_lost_behind_someone_stays_shown_by_the_landscape_model() -> No
     frame here (``alternate_ms=0``): with turns taken as the host's timing says, the frame Messi is lost
     on, and so the frames after it, depend on that timing (one run on this machine lost him for good)."""
     clip = _clip("random-618", static=10, moving=60)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    after = [iou(ours[i], clip.truth[i]) for i in range(36, len(clip))]
+    after = _offline_ious(clip, range(36, len(clip)))
     assert np.mean(after) > 0.85 and min(after) > 0.8, np.round(after, 2)
 
 
@@ -519,10 +526,7 @@ def test_somebody_partly_behind_someone_is_found_on_the_first_frame(seed: int) -
     clip = _clip("random-618", static=3, moving=2)
     if seed:
         clip = nudge(clip, seed)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    still = [iou(ours[i], clip.truth[i]) for i in clip.static_frames]
+    still = _offline_ious(clip, clip.static_frames)
     assert min(still) > 0.85, np.round(still, 3)
 
 
@@ -534,10 +538,7 @@ def test_somebody_found_behind_someone_but_never_sure_is_shown_by_the_landscape_
     model's mask of him from that run is remembered, and the landscape blob he and the man make together
     keeps the lower bar of a blob known to hold people."""
     clip = _clip("random-644", static=30, moving=2)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    still = [iou(ours[i], clip.truth[i]) for i in clip.static_frames]
+    still = _offline_ious(clip, clip.static_frames)
     assert min(still) > 0.85, np.round(still, 2)
 
 
@@ -552,10 +553,7 @@ def test_a_landscape_blob_that_is_nobody_stays_unshown_beside_a_walking_person(s
     model's answer is reused for two frames after each run, and when the region moved on such a frame the
     rest, now outside it, showed as a strip along the region's edge (IoU 0.57-0.64)."""
     clip = _clip("random-656", static=static, moving=moving)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    ious = [iou(ours[i], clip.truth[i]) for i in clip.moving_frames]
+    ious = _offline_ious(clip, clip.moving_frames)
     assert min(ious) > 0.85, np.round(ious, 2)
 
 
@@ -566,10 +564,7 @@ def test_an_animal_the_pose_model_takes_for_a_person_stays_unshown_beside_a_walk
     somebody by the pose model only where it also sees legs or the detector finds somebody there too (the man
     of ``random-231``, legs seen, is still followed: ``test_a_whole_body_the_detector_misses_beside_...``)."""
     clip = _clip("random-667", static=10, moving=20)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    ious = [iou(ours[i], clip.truth[i]) for i in range(len(clip))]
+    ious = _offline_ious(clip)
     assert min(ious) > 0.85, np.round(ious, 2)
 
 
@@ -580,10 +575,7 @@ def test_somebody_mostly_behind_another_is_found_on_a_region_the_size_of_the_one
     detection whose region is much smaller than the people followed is looked at again on a region their
     size, around and above its hips (the pose model needs the head)."""
     clip = _clip("random-725", static=10, moving=2)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    found = [iou(ours[i], clip.truth[i]) for i in range(6, 10)]
+    found = _offline_ious(clip, range(6, 10))
     assert min(found) > 0.7, np.round(found, 2)
 
 
@@ -593,10 +585,7 @@ def test_a_whole_body_no_detection_comes_near_is_found_on_the_landscape_models_f
     models show nothing on him: he was missing until frame 38.  The landscape model lights him up faintly (well below
     one half); with nobody detected, its upright faint blobs are asked of the pose model."""
     clip = _clip("random-741", static=4, moving=2)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    ious = [iou(ours[i], clip.truth[i]) for i in range(len(clip))]
+    ious = _offline_ious(clip)
     assert min(ious) > 0.85, np.round(ious, 2)
 
 
@@ -606,10 +595,7 @@ def test_a_bust_beside_a_followed_whole_body_stays_shown_when_the_detector_is_le
     was sure of her as a bust, that answer was not matched and was forgotten, and the next time her blob was
     asked the detector scored 0.68 (below ``ASKED_DETECTION``): she vanished for 15 frames (IoU 0.10)."""
     clip = _clip("random-666", static=10, moving=40)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    ious = [iou(ours[i], clip.truth[i]) for i in range(len(clip))]
+    ious = _offline_ious(clip)
     assert min(ious) > 0.7, np.round(ious, 2)
 
 
@@ -620,10 +606,7 @@ def test_a_whole_body_found_on_part_of_them_is_followed_on_a_region_that_holds_a
     (0.11 there; MediaPipe's own region from his landmarks: 0.81).  He is now followed on the region that
     keeps him, as a detection's first region is."""
     clip = _clip("random-647", static=10, moving=71)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, clip)
-    eng.close()
-    found = [iou(ours[i], clip.truth[i]) for i in range(75, 81)]
+    found = _offline_ious(clip, range(75, 81))
     assert float(np.mean(found)) > 0.72, np.round(found, 2)
 
 
