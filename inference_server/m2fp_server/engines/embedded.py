@@ -891,14 +891,12 @@ class EmbeddedEngine(PersonEngine):
         # of a stream without the real person, found one frame later
         settled = self._next_region(res, roi)
         if settled is not None and settled != roi:
-            again = self._pose.run(crop(rgb, settled, PoseSegmenter.size))
-            need = self.settings.sure_presence if unsure else bar - SETTLED_SLACK
-            if again.presence < need:
-                look = self._second_look(rgb, res, roi, need)
-                if look is None:
-                    log.debug("embedded: detection rejected once settled on its mask")
-                    return None
-                again, settled = look
+            look = self._settle(rgb, res, roi, settled,
+                                self.settings.sure_presence if unsure else bar - SETTLED_SLACK)
+            if look is None:
+                log.debug("embedded: detection rejected once settled on its mask")
+                return None
+            again, settled = look
             if others and _is_followed(again, settled, others):
                 if followed is not None:
                     followed.append((again, settled))
@@ -931,6 +929,14 @@ class EmbeddedEngine(PersonEngine):
         log.debug("embedded: lost on the region of their mask, found on the region of their landmarks")
         return look, region
 
+    def _settle(self, rgb: np.ndarray, res: PoseResult, roi: Roi, region: Roi,
+                bar: float) -> tuple[PoseResult, Roi] | None:
+        """The pose model's result and region for the person of ``res`` (found in ``roi``) settled on
+        ``region``, the one their mask gives, if it scores ``bar`` there; else on the landmarks' region
+        (``_second_look``); else None."""
+        again = self._pose.run(crop(rgb, region, PoseSegmenter.size))
+        return (again, region) if again.presence >= bar else self._second_look(rgb, res, roi, bar)
+
     def _settled(self, rgb: np.ndarray, res: PoseResult, roi: Roi) -> Roi:
         """The region to follow somebody the pose model found in ``roi`` on: the one their mask gives, or,
         if they are lost there, MediaPipe's own (the landmarks').  A region around a landscape blob that
@@ -939,9 +945,7 @@ class EmbeddedEngine(PersonEngine):
         region = self._next_region(res, roi)
         if region is None or region == roi:
             return roi
-        if self._pose.run(crop(rgb, region, PoseSegmenter.size)).presence >= self.settings.min_presence:
-            return region
-        look = self._second_look(rgb, res, roi, self.settings.min_presence)
+        look = self._settle(rgb, res, roi, region, self.settings.min_presence)
         return region if look is None else look[1]
 
     def _next_region(self, res: PoseResult, roi: Roi) -> Roi | None:
