@@ -522,8 +522,16 @@ class EmbeddedEngine(PersonEngine):
             else:
                 k = out[0] / rgb.shape[1]
                 one = paste(res.mask, b.roi.scaled(k), out)
+                # away from the two who overlap (the one in front, the one just lost behind them), body
+                # mode's bar for the blobs: this is body mode between two detections, and a busy
+                # background's patches score barely above one half (random-795: a circuit board's
+                # capacitors, shown until the next detection).  On them, the landscape model's blobs as
+                # they are (random-647: the one behind, unsure there, is most of what is shown of him)
+                near = one >= 0.5
+                for m in tr.behind:
+                    near |= m
+                prob = np.maximum(_confident_blobs(prob, s.outside_min_mean, keep=near), one)
                 self._follow(res, b.roi, b)
-                prob = np.maximum(prob, one)
         return prob
 
     def _paired(self, rgb: np.ndarray, out: tuple[int, int], tr: _Track) -> np.ndarray:
@@ -647,6 +655,8 @@ class EmbeddedEngine(PersonEngine):
                           "a whole body" if found else "nobody")
             if not found:
                 found = self._on_faint_blobs(rgb)
+        elif not found and W > H:
+            found = self._beside_bust(rgb, people)
         if not found:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
@@ -694,6 +704,31 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: nobody detected; a faint landscape blob is a whole body")
                 return [roi]
         return []
+
+    def _beside_bust(self, rgb: np.ndarray, people: list[Person]) -> list[Roi]:
+        """The region of a whole body beside the bust the detector is surest of, or none.
+
+        The detector, anchored on faces, can report the bust near the camera alone, and the selfie models
+        light up nothing on a small person in grey beside them (random-790: a man beside an astronaut,
+        missed for 80 frames).  The pose model on the square of the frame away from that bust finds them.
+        Not the bust: its landmarks can put a whole body, legs too, below a bust's face (framing-bust), and
+        their nose is then in the detector's face box.
+        """
+        H, W = rgb.shape[:2]
+        best = max(people, key=lambda p: p.score)
+        x0 = 0 if best.box[0] + best.box[2] > W else W - H
+        hit = self._somebody(rgb, Roi(x0 + H / 2, H / 2, H), self.settings.sure_presence, None, whole=True,
+                             legs=True)
+        if hit is None:
+            return []
+        res, roi = hit
+        k = roi.side / PoseSegmenter.size
+        nose = (roi.cx - roi.side / 2 + float(res.landmarks[0, 0]) * k,
+                roi.cy - roi.side / 2 + float(res.landmarks[0, 1]) * k)
+        if any(_inside(nose, Roi.around(*p.box, 0.5)) for p in people):
+            return []
+        log.debug("embedded: a whole body beside the bust")
+        return [hit[1]]
 
     def _busts(self, people: list[Person], tr: _Track, H: int) -> list[tuple[float, float, float, float]]:
         """The face boxes of the detections that are a bust beside the whole bodies (``_Track.busts``).
@@ -1247,7 +1282,9 @@ class EmbeddedEngine(PersonEngine):
                 score = 0.0
                 if presence < self.settings.min_presence:
                     hits = self._detect(near, max_people=1) if hits is None else hits
-                    score = max((p.score for p in hits), default=0.0)
+                    # an upright person's: a hit with its hips far to the side of its face is a busy
+                    # background's (random-795: a crystal on a circuit board, 0.73, shown as somebody)
+                    score = max((p.score for p in hits if _upright(p)), default=0.0)
                 asked = _Asked(blob, presence >= self.settings.min_presence or score >= ASKED_DETECTION, 0)
                 tr.asked = (tr.asked + [asked])[-8:]
                 log.debug("embedded: a landscape blob outside the regions is %s (presence %.2f, detection %.2f)",
@@ -1619,11 +1656,19 @@ def _on_boxes(blobs: tuple[int, np.ndarray], boxes: list[tuple[float, ...]]) -> 
     return hit[labels] if hit.any() else None
 
 
-def _confident_blobs(prob: np.ndarray, min_mean: float, shown: np.ndarray | None = None) -> np.ndarray:
+def _upright(p: Person) -> bool:
+    """Whether detection ``p``'s hips are below its face, within 45 degrees of straight down."""
+    fx, fy = (p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2
+    return p.hips[1] > fy and abs(p.hips[0] - fx) <= p.hips[1] - fy
+
+
+def _confident_blobs(prob: np.ndarray, min_mean: float, shown: np.ndarray | None = None,
+                     keep: np.ndarray | None = None) -> np.ndarray:
     """Zero the blobs (>= 0.5) whose mean probability is below ``min_mean``; every other pixel unchanged.
 
     Used in body mode outside the followed people's regions (inside them too for a blob that is mostly
-    somebody else: ``_beyond``); ``shown``: the last result, whose blobs keep a bar ``OUTSIDE_KEEP`` lower.
+    somebody else: ``_beyond``); ``shown``: the last result, whose blobs keep a bar ``OUTSIDE_KEEP`` lower;
+    ``keep`` (bool): the blobs that meet it stay whatever their mean.
     A person the landscape model finds
     scores high throughout; the patches it lights up on a busy background score barely above one half
     and, kept, ruin a small full body over a busy texture (figures in docs/engines.md).
@@ -1643,6 +1688,8 @@ def _confident_blobs(prob: np.ndarray, min_mean: float, shown: np.ndarray | None
         before = np.bincount(labels.ravel(), weights=(shown >= 0.5).ravel().astype(np.float64), minlength=n)
         bar[before > 0.5 * counts] = min_mean - OUTSIDE_KEEP
     unsure = sums / np.maximum(counts, 1) < bar
+    if keep is not None:
+        unsure[np.unique(labels[keep])] = False
     unsure[0] = False
     if not unsure.any():
         return prob
