@@ -721,10 +721,7 @@ class EmbeddedEngine(PersonEngine):
                              legs=True)
         if hit is None:
             return []
-        res, roi = hit
-        k = roi.side / PoseSegmenter.size
-        nose = (roi.cx - roi.side / 2 + float(res.landmarks[0, 0]) * k,
-                roi.cy - roi.side / 2 + float(res.landmarks[0, 1]) * k)
+        nose, _ = _landmark_at(*hit, 0)
         if any(_inside(nose, Roi.around(*p.box, 0.5)) for p in people):
             return []
         log.debug("embedded: a whole body beside the bust")
@@ -1533,9 +1530,15 @@ def _is_followed(res: PoseResult, roi: Roi, bodies: list[_Body]) -> bool:
 def _hips_at(res: PoseResult, roi: Roi) -> tuple[tuple[float, float], float]:
     """The hip centre (landmark 33) of the person in ``res``, found in ``roi``, in working-frame pixels,
     and the scale from the crop's pixels to the frame's."""
+    return _landmark_at(res, roi, 33)
+
+
+def _landmark_at(res: PoseResult, roi: Roi, i: int) -> tuple[tuple[float, float], float]:
+    """Landmark ``i`` of the person in ``res``, found in ``roi``, in working-frame pixels, and the scale
+    from the crop's pixels to the frame's."""
     k = roi.side / PoseSegmenter.size
-    hx, hy = float(res.landmarks[33, 0]), float(res.landmarks[33, 1])
-    return (roi.cx - roi.side / 2 + hx * k, roi.cy - roi.side / 2 + hy * k), k
+    x, y = float(res.landmarks[i, 0]), float(res.landmarks[i, 1])
+    return (roi.cx - roi.side / 2 + x * k, roi.cy - roi.side / 2 + y * k), k
 
 
 def _hips(res: PoseResult, roi: Roi) -> tuple[tuple[float, float], float]:
