@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
 PENDING_S = 1.0  # an admission whose handshake the monitor has not reported after this long no longer counts
 REFUSAL_LOG_EVERY_S = 10.0
+# closing a socket is finished by libzmq's reaper thread, later: the ZAP endpoint of a handler that just
+# stopped can still be bound when the next one starts on the same context
+ZAP_REBIND_S = 2.0
 #: what the server's monitor must report for the gate
 MONITOR_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
@@ -201,12 +204,23 @@ class ZapDispatcher:
     def _serve(self) -> None:
         try:
             sock = self._ctx.socket(zmq.REP)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.bind(ZAP_ENDPOINT)
         except zmq.ZMQError as exc:
             self._error = exc
             self._ready.set()
             return
+        sock.setsockopt(zmq.LINGER, 0)
+        deadline = time.monotonic() + ZAP_REBIND_S
+        while True:
+            try:
+                sock.bind(ZAP_ENDPOINT)
+                break
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
+                    sock.close(0)
+                    self._error = exc
+                    self._ready.set()
+                    return
+            time.sleep(0.01)
         self._ready.set()
         try:
             while not self._stop.is_set():

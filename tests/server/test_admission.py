@@ -6,6 +6,7 @@ connections that may send at once bounds that memory (inference_server/m2fp_serv
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import numpy as np
@@ -15,7 +16,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 import m2fp_protocol as proto
 from m2fp_protocol import Header, MsgType
-from m2fp_server.admission import MONITOR_EVENTS, ConnectionGate
+from m2fp_server.admission import MONITOR_EVENTS, ZAP_ENDPOINT, ConnectionGate, ZapDispatcher
 from m2fp_server.client import MaskClient
 from m2fp_server.errors import BadInput
 from m2fp_server.server import ServerSettings
@@ -104,6 +105,38 @@ def test_the_count_returns_to_zero_whatever_the_connections_did():
         monitor.close(0)
         router.close(0)
         ctx.term()
+
+
+def test_a_zap_handler_starts_while_the_last_ones_socket_is_still_being_closed():
+    """Closing a socket is finished later by libzmq's reaper thread, so a ZAP handler stopped with the last
+    server of a context can still hold the endpoint when the next server starts on it.  CI failed a server
+    fixture that way ("Address already in use (addr='inproc://zeromq.zap.01')"); here the late close is a
+    socket bound to the endpoint and closed 0.3 s after the handler starts."""
+    ctx = zmq.Context()
+    held = ctx.socket(zmq.REP)
+    held.setsockopt(zmq.LINGER, 0)
+    held.bind(ZAP_ENDPOINT)
+    late = threading.Timer(0.3, held.close, (0,))
+    late.start()
+    try:
+        domain = ZapDispatcher.register(ctx, [lambda mechanism, credentials: "refused here"])
+        # the handler answers: a client of a socket in that domain is refused by its check
+        server = ctx.socket(zmq.ROUTER)
+        server.setsockopt(zmq.ZAP_DOMAIN, domain)
+        server.setsockopt(zmq.LINGER, 0)
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        mon = server.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        client = ctx.socket(zmq.DEALER)
+        client.setsockopt(zmq.LINGER, 0)
+        client.connect(f"tcp://127.0.0.1:{port}")
+        assert mon.poll(5000), "the ZAP handler never answered"
+        assert recv_monitor_message(mon)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+        ZapDispatcher.unregister(ctx, domain)
+        for sock in (client, mon, server):
+            sock.close(0)
+    finally:
+        late.join()
+        ctx.destroy(linger=0)
 
 
 def test_a_client_over_the_limit_is_refused_at_the_handshake_until_a_slot_frees():
