@@ -738,10 +738,10 @@ class EmbeddedEngine(PersonEngine):
         region; not one on trial, which may be a false hit around the bust).
         """
         whole = [p.box for p in people if self._fits(p, H)]
-        followed = [b.roi for b in tr.bodies if b.trial == 0]
+        followed = [b for b in tr.bodies if b.trial == 0]
         return [p.box for p in people if p.score >= self.settings.more_detection and not self._fits(p, H)
                 and not any(box_iou(p.box, w) >= self.settings.same_body for w in whole)
-                and not any(_inside(p.hips, r) for r in followed)]
+                and not any(_theirs(p, b) for b in followed)]
 
     def _strong(self, people: list[Person]) -> list[Person]:
         """The detections that count as a person by the detector's score alone."""
@@ -784,6 +784,17 @@ class EmbeddedEngine(PersonEngine):
             # they were well apart.  Another detection beside the one that best matches a followed person's
             # hips may be them: checked with that person painted out
             new = _beside_followed(candidates, tr.bodies)[:1]
+        more: list[Person] = []
+        if search and tr.bodies and not any(p.score >= bar for p in new):
+            # and when the one behind has stepped out, the detector can still report the one followed alone,
+            # on the frame and the tiles (random-831: two men in grey, one missing for 28 frames once they
+            # parted, the detector's faint hits around the one followed): with the people followed painted
+            # out it sees them
+            painted = self._painted(rgb, tr.bodies)
+            behind = self._detect.on_tiles(painted) if W >= 1.3 * H else self._detect(painted, max_people=6)
+            more = [p for p in behind if self._fits(p, H, NEARLY_FITS) and not any(_followed(p, b) for b in tr.bodies)]
+            log.debug("embedded: with the people followed painted out: %s", [round(p.score, 2) for p in more])
+            new += more
         if not new:
             return
         best = max(new, key=lambda q: q.score)
@@ -800,7 +811,9 @@ class EmbeddedEngine(PersonEngine):
             log.debug("embedded: ... on a region the size of the people followed: %s", "followed" if hit else "no")
             if hit is not None:
                 found = [hit[1]]
-        if not found and held:
+        if not found and held and not any(best is p for p in more):
+            # not on a detection of the painted frame: the person followed found there is the one in front,
+            # where their paint misses them, and that region is not theirs to grow to
             self._regrow(rgb, tr, *held[-1])
         if found:
             # while people overlap someone is known to be there: one frame of trial is enough
@@ -1481,6 +1494,22 @@ def _followed(p: Person, b: _Body) -> bool:
         return _inside(p.hips, b.roi) or box_iou(_region(p).box(), b.roi.box()) >= 0.3
     x0, y0, x1, y1 = b.mask_box
     return x0 <= p.hips[0] <= x1 and y0 <= p.hips[1] <= y1
+
+
+def _theirs(p: Person, b: _Body) -> bool:
+    """Whether detection ``p`` is of followed person ``b``, whose hips it puts in their region (a wide pose
+    makes the detector's body circle too big and its hips can be far off theirs): its face (the detector is
+    anchored on faces) lies in the box of their mask too, or before they have one, within a quarter of their
+    region's side of its middle column (it is drawn around their hips, their face above them).  Their region
+    alone holds the hips of a bust beside a small whole body (random-809); the box of their mask alone, an
+    arm spread, the face of a bust in front of them (random-203)."""
+    if not _inside(p.hips, b.roi):
+        return False
+    x, y = (p.box[0] + p.box[2]) / 2, (p.box[1] + p.box[3]) / 2
+    if b.mask_box is not None:
+        x0, y0, x1, y1 = b.mask_box
+        return x0 <= x <= x1 and y0 <= y <= y1
+    return abs(x - b.roi.cx) <= b.roi.side / 4
 
 
 def _beside_followed(detections: list[Person], bodies: list[_Body]) -> list[Person]:
