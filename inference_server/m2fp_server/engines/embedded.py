@@ -734,8 +734,8 @@ class EmbeddedEngine(PersonEngine):
         (the pose model there sees the whole body only), and the bust's blob outside it may be a thin strip.
         The detector, anchored on faces, is sure of a bust (busy backgrounds' false hits score below
         ``more_detection``).  Not a bust: a detection whose face is a whole body's (a wide pose makes the
-        detector's body circle too big; the tiles' circle fits and their hips are in a followed person's
-        region; not one on trial, which may be a false hit around the bust).
+        detector's body circle too big; the tiles' circle fits), or of a followed person (``_theirs``; not
+        one on trial, which may be a false hit around the bust).
         """
         whole = [p.box for p in people if self._fits(p, H)]
         followed = [b for b in tr.bodies if b.trial == 0]
