@@ -290,6 +290,8 @@ HIDDEN_EVERY = 2
 #: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
 #: body in a wide pose; a bust's ends far beyond (docs/engines.md: "a whole body beside a bust or in a wide pose")
 NEARLY_FITS = 2.0
+#: a frame this much wider than high is wide: a person further back gets few of the letterboxed detector's pixels
+WIDE = 1.3
 
 #: people lost behind someone whose place is remembered at once (``_Track.behind``)
 BEHIND_KEPT = 2
@@ -482,7 +484,7 @@ class EmbeddedEngine(PersonEngine):
         look_all = self._look_all(tr, W)
         squares: list[int] = []  # the tiles ``_further`` will look at (none when nobody more is looked for)
         if len(tr.bodies) < self.settings.max_bodies:
-            if look_all and W >= 1.3 * H:
+            if look_all and W >= WIDE * H:
                 squares = [0, W - H]
             elif not look_all and W >= 1.6 * H:
                 squares = [0 if (tr.scans + 1) % 2 else W - H]
@@ -563,7 +565,7 @@ class EmbeddedEngine(PersonEngine):
         people = self._strong(everyone)
         # the detector letterboxes a wide frame to a square: people further back get few pixels there,
         # and beside a bigger person they are not reported at all; square tiles give them twice as many
-        wide = W >= 1.3 * H
+        wide = W >= WIDE * H
         if tr.mode == "body" and tr.bodies:
             # on a wide frame the tiles also measure people the letterboxed frame shrinks, and report the
             # ones it leaves out; they cost two detector runs, so they run only when needed
@@ -613,7 +615,7 @@ class EmbeddedEngine(PersonEngine):
             # With those painted out it sees the one behind (on a wide frame: the tiles), now, so a still
             # picture does not change a few frames into the stream when they are found
             painted = self._painted(rgb, seen)
-            behind = self._detect.on_tiles(painted) if wide else self._detect(painted, max_people=6)
+            behind = self._everyone(painted)
             more = self._confirmed(painted, [p for p in behind if p.score >= self.settings.more_detection
                                              and self._fits(p, H)],
                                    self.settings.max_bodies - len(found), others=seen, whole=True, close=True)
@@ -743,6 +745,11 @@ class EmbeddedEngine(PersonEngine):
                 and not any(box_iou(p.box, w) >= self.settings.same_body for w in whole)
                 and not any(_theirs(p, b) for b in followed)]
 
+    def _everyone(self, rgb: np.ndarray) -> list[Person]:
+        """The detector's hits on a frame, on both of its tiles when it is wide (``WIDE``)."""
+        H, W = rgb.shape[:2]
+        return self._detect.on_tiles(rgb) if W >= WIDE * H else self._detect(rgb, max_people=6)
+
     def _strong(self, people: list[Person]) -> list[Person]:
         """The detections that count as a person by the detector's score alone."""
         return [p for p in people if p.score >= self.settings.min_detection]
@@ -785,21 +792,23 @@ class EmbeddedEngine(PersonEngine):
             # hips may be them: checked with that person painted out
             new = _beside_followed(candidates, tr.bodies)[:1]
         more: list[Person] = []
+        seen: np.ndarray | None = None  # the frame with the people followed painted out
         if search and tr.bodies and not any(p.score >= bar for p in new):
             # and when the one behind has stepped out, the detector can still report the one followed alone,
             # on the frame and the tiles (random-831: two men in grey, one missing for 28 frames once they
             # parted, the detector's faint hits around the one followed): with the people followed painted
             # out it sees them
-            painted = self._painted(rgb, tr.bodies)
-            behind = self._detect.on_tiles(painted) if W >= 1.3 * H else self._detect(painted, max_people=6)
-            more = [p for p in behind if self._fits(p, H, NEARLY_FITS) and not any(_followed(p, b) for b in tr.bodies)]
+            seen = self._painted(rgb, tr.bodies)
+            more = [p for p in self._everyone(seen)
+                    if self._fits(p, H, NEARLY_FITS) and not any(_followed(p, b) for b in tr.bodies)]
             log.debug("embedded: with the people followed painted out: %s", [round(p.score, 2) for p in more])
             new += more
         if not new:
             return
         best = max(new, key=lambda q: q.score)
         held: list[tuple[PoseResult, Roi]] = []
-        seen = self._painted(rgb, tr.bodies)
+        if seen is None:
+            seen = self._painted(rgb, tr.bodies)
         need = s.min_presence if best.score >= bar else s.sure_presence
         found = self._confirmed(seen, [best], 1, tries=1, presence=need, others=tr.bodies, followed=held)
         log.debug("embedded: somebody else? detection %.2f at (%.0f, %.0f): %s", best.score, *best.hips,
