@@ -610,6 +610,39 @@ def test_a_bust_beside_a_small_whole_body_is_shown_from_the_first_frame() -> Non
     assert min(ious) > 0.75, np.round(ious, 2)
 
 
+def test_a_small_man_in_grey_beside_a_whole_body_is_found_on_squares_along_their_row() -> None:
+    """``random-842``: Messi and, further along, a small man in grey, over an aloe.  The detector, which
+    letterboxes its input to 224x224, gives him no hit on the frame or its tiles; on a square the size of
+    Messi's region it does.  He is shown from the first frame (before: missing until frame 34, IoU 0.65)."""
+    clip = _clip("random-842", static=6, moving=2)
+    ious = _offline_ious(clip, range(6))
+    assert min(ious) > 0.85, np.round(ious, 2)
+
+
+def test_squares_along_a_row_lie_inside_the_frame_and_cover_it() -> None:
+    """``_along_squares``: squares the size of the region (at most the frame's height), on its row, both ways
+    to the frame's edges with no gap, each inside the frame, the first beside the region, none twice."""
+    from m2fp_server.engines.embedded import _along_squares
+    from m2fp_server.engines.embedded_models import Roi
+
+    for roi, (W, H) in [(Roi(300, 300, 200), (854, 480)), (Roi(312, 322, 414), (640, 480)),
+                        (Roi(20, 460, 900), (1280, 720)), (Roi(1270, 10, 100), (1280, 720)),
+                        (Roi(400, 240, 8), (854, 480))]:
+        squares = _along_squares(roi, W, H)
+        side = int(min(roi.side, W, H))
+        assert len(squares) == len(set(squares))
+        if side < 16:
+            assert squares == []
+            continue
+        assert squares and all(s == side and 0 <= x0 <= W - side and 0 <= y0 <= H - side for x0, y0, s in squares)
+        assert abs(squares[0][0] + side / 2 - roi.cx) <= side  # the first one beside the region
+        xs = sorted(x0 for x0, _, _ in squares)
+        # the row is covered to the frame's edges on both sides of the region
+        assert xs[0] == 0 or roi.cx - side / 2 <= 0 and xs[0] <= roi.cx
+        assert xs[-1] == W - side or roi.cx + side / 2 >= W and xs[-1] + side >= roi.cx
+        assert all(b - a <= side for a, b in zip(xs, xs[1:]))
+
+
 def test_a_person_who_stepped_out_from_behind_someone_is_found_with_the_one_followed_painted_out() -> None:
     """``random-831``: two men in grey; one walks behind the other and out again.  Once they parted, the
     detector reported the one followed alone (and faint hits around him), on the frame and the tiles: the

@@ -138,6 +138,7 @@ class _Track:
     search: int = 0  # detections left that search both tiles (after people overlapped)
     look_all: bool = False  # the next detection looks for further people on both tiles (body mode just began)
     scans: int = 0  # body mode: detections made looking for further people on a 16:9 frame (tiles take turns)
+    along: int = 0  # body mode: detections that looked along the first person's row (``_alongside``)
     # where the detector put the hips of hits the pose model said were nobody, and the frame (``frames``)
     # until which a hit there is not checked again
     rejected: list[tuple[tuple[float, float], int]] = field(default_factory=list)
@@ -295,6 +296,11 @@ WIDE = 1.3
 
 #: people lost behind someone whose place is remembered at once (``_Track.behind``)
 BEHIND_KEPT = 2
+
+#: squares the size of a followed person's region along their row (``_along_squares``): the first this many
+#: sides from their centre, the next each this many further on
+ALONG_FIRST = 0.5
+ALONG_STEP = 0.75
 
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
 PAINT = 128
@@ -622,6 +628,15 @@ class EmbeddedEngine(PersonEngine):
             if more:
                 log.debug("embedded: %d more behind the people found", len(more))
                 found += more
+            elif len(found) < self.settings.max_bodies:
+                # somebody beside them the detector does not see at the frame's scale (a man in grey, the
+                # whole of him in the frame): on squares the size of the first one's region, they are sure
+                along = self._alongside(painted, seen[0].roi)
+                more = self._confirmed(painted, along, self.settings.max_bodies - len(found), others=seen,
+                                       presence=self.settings.sure_presence, whole=True, close=True)
+                if more:
+                    log.debug("embedded: %d more along the row of the first found", len(more))
+                    found += more
         if not found and wide and not on_tiles and people:
             if any(self._fits(p, H, NEARLY_FITS) for p in people):
                 # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a
@@ -745,6 +760,24 @@ class EmbeddedEngine(PersonEngine):
                 and not any(box_iou(p.box, w) >= self.settings.same_body for w in whole)
                 and not any(_theirs(p, b) for b in followed)]
 
+    def _alongside(self, rgb: np.ndarray, roi: Roi, turn: int | None = None) -> list[Person]:
+        """The detector's hits on squares the size of ``roi`` along its row (all, or the ``turn``-th in turn)
+        that fit the frame and score ``more_detection``, best first.
+
+        The detector letterboxes its input to 224x224: beside a bigger person, or small in a wide frame, a
+        man in grey gets no hit on the frame or its tiles (random-845, -842), and on a square about his
+        own height scores 0.9.  A person beside another is about their size.  ``rgb`` should have the
+        people followed painted out (each square holds part of them)."""
+        H, W = rgb.shape[:2]
+        squares = _along_squares(roi, W, H)
+        if turn is not None and squares:
+            squares = [squares[turn % len(squares)]]
+        hits = [p for x0, y0, side in squares for p in self._detect.on_square(rgb, x0, y0, side)
+                if p.score >= self.settings.more_detection and self._fits(p, H)
+                and x0 <= p.hips[0] < x0 + side and y0 <= p.hips[1] < y0 + side]
+        log.debug("embedded: along the row %s: %s", squares, [(round(p.score, 2), p.hips) for p in hits])
+        return sorted(hits, key=lambda p: -p.score)
+
     def _everyone(self, rgb: np.ndarray) -> list[Person]:
         """The detector's hits on a frame, on both of its tiles when it is wide (``WIDE``)."""
         H, W = rgb.shape[:2]
@@ -803,13 +836,24 @@ class EmbeddedEngine(PersonEngine):
                     if self._fits(p, H, NEARLY_FITS) and not any(_followed(p, b) for b in tr.bodies)]
             log.debug("embedded: with the people followed painted out: %s", [round(p.score, 2) for p in more])
             new += more
+        along: list[Person] = []
+        first = next((b for b in tr.bodies if b.trial == 0), None)
+        if not new and not search and first is not None:
+            # nobody new on the frame or its tiles: one square along the first person's row, in turn
+            # (``_alongside``), checked as a faint hit is
+            tr.along += 1
+            seen = self._painted(rgb, tr.bodies)
+            along = [p for p in self._alongside(seen, first.roi, tr.along)
+                     if not any(_followed(p, b) for b in tr.bodies) and not any(
+                         abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
+            new = along[:1]
         if not new:
             return
         best = max(new, key=lambda q: q.score)
         held: list[tuple[PoseResult, Roi]] = []
         if seen is None:
             seen = self._painted(rgb, tr.bodies)
-        need = s.min_presence if best.score >= bar else s.sure_presence
+        need = s.min_presence if best.score >= bar and not along else s.sure_presence
         found = self._confirmed(seen, [best], 1, tries=1, presence=need, others=tr.bodies, followed=held)
         log.debug("embedded: somebody else? detection %.2f at (%.0f, %.0f): %s", best.score, *best.hips,
                   "followed" if found else "no")
@@ -1695,6 +1739,32 @@ def _on_boxes(blobs: tuple[int, np.ndarray], boxes: list[tuple[float, ...]]) -> 
         hit[np.unique(part)] = True
     hit[0] = False
     return hit[labels] if hit.any() else None
+
+
+def _along_squares(roi: Roi, width: int, height: int) -> list[tuple[int, int, int]]:
+    """Squares (x0, y0, side) the size of ``roi`` along its row, both ways from it to the frame's edges,
+    nearest first, each inside the frame (``_alongside``)."""
+    side = int(min(roi.side, width, height))
+    if side < 16:
+        return []
+    y0 = int(np.clip(roi.cy - side / 2, 0, height - side))
+    ways: list[list[tuple[int, int, int]]] = []
+    for sign in (1, -1):
+        way: list[tuple[int, int, int]] = []
+        off = ALONG_FIRST * side
+        while True:
+            x0 = int(np.clip(roi.cx + sign * off - side / 2, 0, width - side))
+            if way and way[-1][0] == x0:
+                break
+            way.append((x0, y0, side))
+            if x0 in (0, width - side):
+                break
+            off += ALONG_STEP * side
+        ways.append(way)
+    out: list[tuple[int, int, int]] = []
+    for k in range(max(len(w) for w in ways)):
+        out += [w[k] for w in ways if k < len(w) and w[k] not in out]
+    return out
 
 
 def _upright(p: Person) -> bool:

@@ -111,12 +111,17 @@ class PoseDetector:
 
     def on_tile(self, rgb: np.ndarray, x0: int) -> list[Person]:
         """Detections on the square of the frame starting at column ``x0``, in frame coordinates."""
-        H = rgb.shape[0]
+        return self.on_square(rgb, x0, 0, rgb.shape[0])
+
+    def on_square(self, rgb: np.ndarray, x0: int, y0: int, side: int) -> list[Person]:
+        """Detections on the square of ``side`` pixels at (``x0``, ``y0``) (inside the frame), in frame
+        coordinates."""
         people = []
-        for p in self(np.ascontiguousarray(rgb[:, x0:x0 + H])):
+        for p in self(np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side])):
             bx0, by0, bx1, by1 = p.box
-            people.append(replace(p, box=(bx0 + x0, by0, bx1 + x0, by1), hips=(p.hips[0] + x0, p.hips[1]),
-                                  shoulders=(p.shoulders[0] + x0, p.shoulders[1])))
+            people.append(replace(p, box=(bx0 + x0, by0 + y0, bx1 + x0, by1 + y0),
+                                  hips=(p.hips[0] + x0, p.hips[1] + y0),
+                                  shoulders=(p.shoulders[0] + x0, p.shoulders[1] + y0)))
         return people
 
 
