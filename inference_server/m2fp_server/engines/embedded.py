@@ -494,7 +494,11 @@ class EmbeddedEngine(PersonEngine):
                 squares = [0, W - H]
             elif not look_all and W >= 1.6 * H:
                 squares = [0 if (tr.scans + 1) % 2 else W - H]
-        det = FrameDetections(self._detect, rgb.copy(), tr.frames, tiles_planned=look_all)
+        # and the square along the first person's row ``_further`` looks at
+        square = self._along_turn(tr, W, H)
+        own = rgb.copy()
+        along = None if square is None else (self._painted(own, tr.bodies), square)
+        det = FrameDetections(self._detect, own, tr.frames, tiles_planned=look_all, along=along)
         return pool.submit(det.ahead, detector, squares)
 
     def close(self) -> None:
@@ -628,15 +632,6 @@ class EmbeddedEngine(PersonEngine):
             if more:
                 log.debug("embedded: %d more behind the people found", len(more))
                 found += more
-            elif len(found) < self.settings.max_bodies:
-                # somebody beside them the detector does not see at the frame's scale (a man in grey, the
-                # whole of him in the frame): on squares the size of the first one's region, they are sure
-                along = self._alongside(painted, seen[0].roi)
-                more = self._confirmed(painted, along, self.settings.max_bodies - len(found), others=seen,
-                                       presence=self.settings.sure_presence, whole=True, close=True)
-                if more:
-                    log.debug("embedded: %d more along the row of the first found", len(more))
-                    found += more
         if not found and wide and not on_tiles and people:
             if any(self._fits(p, H, NEARLY_FITS) for p in people):
                 # the letterboxed frame's rough body circle puts someone just beyond the frame's bottom: a
@@ -687,6 +682,17 @@ class EmbeddedEngine(PersonEngine):
             more = self._confirmed(rgb, faint, 1, tries=1, presence=self.settings.sure_presence, whole=True)
             if more and not any(box_iou(more[0].box(), r.box()) >= self.settings.same_body for r in found):
                 log.debug("embedded: a faint detection beside them is somebody too")
+                found += more
+        if seen and len(found) == len(seen) < self.settings.max_bodies:
+            # nobody besides the people found so far (each of them seen): somebody beside them the detector does
+            # not see at the frame's scale (a man in grey, the whole of him in the frame), on squares the size
+            # of the first one's region, when the pose model is sure of them
+            painted = self._painted(rgb, seen)
+            along = self._alongside(painted, _along_squares(seen[0].roi, W, H))
+            more = self._confirmed(painted, along, self.settings.max_bodies - len(found), others=seen,
+                                   presence=self.settings.sure_presence, whole=True, close=True)
+            if more:
+                log.debug("embedded: %d more along the row of the first found", len(more))
                 found += more
         tr.mode, tr.bodies = "body", [_Body(roi) for roi in found]
         log.debug("embedded: body mode, regions %s", [b.roi for b in tr.bodies])
@@ -760,23 +766,34 @@ class EmbeddedEngine(PersonEngine):
                 and not any(box_iou(p.box, w) >= self.settings.same_body for w in whole)
                 and not any(_theirs(p, b) for b in followed)]
 
-    def _alongside(self, rgb: np.ndarray, roi: Roi, turn: int | None = None) -> list[Person]:
-        """The detector's hits on squares the size of ``roi`` along its row (all, or the ``turn``-th in turn)
-        that fit the frame and score ``more_detection``, best first.
+    def _alongside(self, rgb: np.ndarray, squares: list[tuple[int, int, int]],
+                   run: Callable[[tuple[int, int, int]], list[Person]] | None = None) -> list[Person]:
+        """The detector's hits on ``squares`` (``_along_squares``) that fit the frame and score
+        ``more_detection``, best first.
 
         The detector letterboxes its input to 224x224: beside a bigger person, or small in a wide frame, a
         man in grey gets no hit on the frame or its tiles (random-845, -842), and on a square about his
         own height scores 0.9.  A person beside another is about their size.  ``rgb`` should have the
-        people followed painted out (each square holds part of them)."""
-        H, W = rgb.shape[:2]
-        squares = _along_squares(roi, W, H)
-        if turn is not None and squares:
-            squares = [squares[turn % len(squares)]]
-        hits = [p for x0, y0, side in squares for p in self._detect.on_square(rgb, x0, y0, side)
+        people followed painted out (each square holds part of them); ``run``: the detector on one square
+        (``FrameDetections.along``), else it runs here on ``rgb``."""
+        H = rgb.shape[0]
+
+        def here(q: tuple[int, int, int]) -> list[Person]:
+            return self._detect.on_square(rgb, *q)
+        hits = [p for q in squares for p in (run or here)(q)
                 if p.score >= self.settings.more_detection and self._fits(p, H)
-                and x0 <= p.hips[0] < x0 + side and y0 <= p.hips[1] < y0 + side]
+                and q[0] <= p.hips[0] < q[0] + q[2] and q[1] <= p.hips[1] < q[1] + q[2]]
         log.debug("embedded: along the row %s: %s", squares, [(round(p.score, 2), p.hips) for p in hits])
         return sorted(hits, key=lambda p: -p.score)
+
+    def _along_turn(self, tr: _Track, width: int, height: int) -> tuple[int, int, int] | None:
+        """The square along the first followed person's row that body mode's next detection looks at (one
+        in turn: ``_further``), or None when it looks at none (nobody more is looked for, or the search
+        after an overlap is on)."""
+        if tr.search or not tr.bodies or len(tr.bodies) >= self.settings.max_bodies:
+            return None
+        squares = _along_squares(tr.bodies[0].roi, width, height)
+        return squares[(tr.along + 1) % len(squares)] if squares else None
 
     def _everyone(self, rgb: np.ndarray) -> list[Person]:
         """The detector's hits on a frame, on both of its tiles when it is wide (``WIDE``)."""
@@ -802,6 +819,7 @@ class EmbeddedEngine(PersonEngine):
         H, W = rgb.shape[:2]
         extra: list[Person] = []
         search = tr.search > 0
+        square = self._along_turn(tr, W, H) if det.tiles_planned is None else det.along_planned  # (below)
         look_all = self._look_all(tr, W) if det.tiles_planned is None else det.tiles_planned
         tr.search = max(0, tr.search - 1)
         if tiles_run or look_all:
@@ -837,16 +855,17 @@ class EmbeddedEngine(PersonEngine):
             log.debug("embedded: with the people followed painted out: %s", [round(p.score, 2) for p in more])
             new += more
         along: list[Person] = []
-        first = next((b for b in tr.bodies if b.trial == 0), None)
-        if not new and not search and first is not None:
-            # nobody new on the frame or its tiles: one square along the first person's row, in turn
-            # (``_alongside``), checked as a faint hit is
+        # one square along the first person's row, in turn (``_alongside``; decided when the frame went to the
+        # detector's thread, and computed there, when it did), a candidate when nobody else is new, checked
+        # as a faint hit is
+        if square is not None:
             tr.along += 1
-            seen = self._painted(rgb, tr.bodies)
-            along = [p for p in self._alongside(seen, first.roi, tr.along)
+            along = [p for p in self._alongside(det.rgb, [square], lambda q: det.along(
+                         q, lambda: self._painted(det.rgb, tr.bodies)))
                      if not any(_followed(p, b) for b in tr.bodies) and not any(
                          abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
-            new = along[:1]
+            along = [] if new else along[:1]
+            new = new or along
         if not new:
             return
         best = max(new, key=lambda q: q.score)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -131,13 +131,19 @@ class FrameDetections:
 
     ``frame`` is the stream's frame number of the picture detected; ``tiles_planned`` says whether the
     frame's decisions were to look at both tiles (decided when it was handed to the thread, so a decision
-    taken later does not wait for a tile nobody computed); None = decided when asked.
+    taken later does not wait for a tile nobody computed); None = decided when asked.  ``along``: the
+    frame with the people followed painted out and the square along their row the decisions will look at
+    (``EmbeddedEngine._alongside``), when that was planned too.
     """
 
     def __init__(self, detect: PoseDetector, rgb: np.ndarray, frame: int,
-                 tiles_planned: bool | None = None) -> None:
+                 tiles_planned: bool | None = None,
+                 along: tuple[np.ndarray, tuple[int, int, int]] | None = None) -> None:
         self._detect = detect
         self.rgb, self.frame, self.tiles_planned = rgb, frame, tiles_planned
+        self._painted = None if along is None else along[0]
+        self.along_planned = None if along is None else along[1]
+        self._along: dict[tuple[int, int, int], list[Person]] = {}
         self._whole: list[Person] | None = None
         self._tiles: list[Person] | None = None
         self._tile: dict[int, list[Person]] = {}
@@ -160,14 +166,27 @@ class FrameDetections:
             self._tile[x0] = self._detect.on_tile(self.rgb, x0)
         return self._tile[x0]
 
+    def along(self, square: tuple[int, int, int], painted: Callable[[], np.ndarray]) -> list[Person]:
+        """One square's detections (x0, y0, side) on the frame with the people followed painted out
+        (``painted`` makes it when it was not planned)."""
+        if square not in self._along:
+            if self._painted is None:
+                self._painted = painted()
+            self._along[square] = self._detect.on_square(self._painted, *square)
+        return self._along[square]
+
     def ahead(self, detect: PoseDetector, squares: Sequence[int]) -> FrameDetections:
         """Compute the whole frame's and these squares' detections with ``detect`` (another instance of the
-        same model: one instance is not to be run from two threads at once)."""
+        same model: one instance is not to be run from two threads at once), and the square along the row
+        if one was planned."""
         own, self._detect = self._detect, detect
         try:
             self.whole()
             for x0 in squares:
                 self.tile(x0)
+            if self.along_planned is not None and self._painted is not None:
+                painted = self._painted
+                self.along(self.along_planned, lambda: painted)
         finally:
             self._detect = own
         return self
