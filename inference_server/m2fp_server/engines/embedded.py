@@ -620,6 +620,7 @@ class EmbeddedEngine(PersonEngine):
                    if not self._fits(p, H) and self._fits(p, H, NEARLY_FITS)]
         seen: list[_Body] = []
         found = self._confirmed(rgb, bodies, self.settings.max_bodies, close=not tr.search, seen=seen)
+        painted = rgb  # the frame with the people ``seen`` painted out, once they are looked beside
         if seen and len(found) < self.settings.max_bodies:
             # somebody standing partly behind the people found: the detector reports the one in front only.
             # With those painted out it sees the one behind (on a wide frame: the tiles), now, so a still
@@ -686,8 +687,7 @@ class EmbeddedEngine(PersonEngine):
         if seen and len(found) == len(seen) < self.settings.max_bodies:
             # nobody besides the people found so far (each of them seen): somebody beside them the detector does
             # not see at the frame's scale (a man in grey, the whole of him in the frame), on squares the size
-            # of the first one's region, when the pose model is sure of them
-            painted = self._painted(rgb, seen)
+            # of the first one's region, when the pose model is sure of them (``painted`` above: the same people)
             along = self._alongside(painted, _along_squares(seen[0].roi, W, H))
             more = self._confirmed(painted, along, self.settings.max_bodies - len(found), others=seen,
                                    presence=self.settings.sure_presence, whole=True, close=True)
@@ -819,7 +819,9 @@ class EmbeddedEngine(PersonEngine):
         H, W = rgb.shape[:2]
         extra: list[Person] = []
         search = tr.search > 0
-        square = self._along_turn(tr, W, H) if det.tiles_planned is None else det.along_planned  # (below)
+        # the square along the row looked at below, decided before this detection counts as a search (as
+        # ``_detect_ahead`` decides it when the frame goes to the detector's thread)
+        square = self._along_turn(tr, W, H) if det.tiles_planned is None else det.along_planned
         look_all = self._look_all(tr, W) if det.tiles_planned is None else det.tiles_planned
         tr.search = max(0, tr.search - 1)
         if tiles_run or look_all:
@@ -833,8 +835,7 @@ class EmbeddedEngine(PersonEngine):
         # when both pose runs are sure
         bar = s.min_detection if search else s.more_detection
         tr.rejected = [r for r in tr.rejected if r[1] > tr.frames]
-        candidates = [p for p in det.whole() + extra if self._fits(p, H, NEARLY_FITS) and not any(
-            abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
+        candidates = [p for p in det.whole() + extra if self._fits(p, H, NEARLY_FITS) and not _rejected(p, tr, H)]
         new = [p for p in candidates if not any(_followed(p, b) for b in tr.bodies)]
         if not new and search:
             # just after two people parted the hips of the one behind are still within reach of the one in
@@ -862,8 +863,7 @@ class EmbeddedEngine(PersonEngine):
             tr.along += 1
             along = [p for p in self._alongside(det.rgb, [square], lambda q: det.along(
                          q, lambda: self._painted(det.rgb, tr.bodies)))
-                     if not any(_followed(p, b) for b in tr.bodies) and not any(
-                         abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * H for (x, y), _ in tr.rejected)]
+                     if not any(_followed(p, b) for b in tr.bodies) and not _rejected(p, tr, H)]
             along = [] if new else along[:1]
             new = new or along
         if not new:
@@ -1760,9 +1760,14 @@ def _on_boxes(blobs: tuple[int, np.ndarray], boxes: list[tuple[float, ...]]) -> 
     return hit[labels] if hit.any() else None
 
 
+def _rejected(p: Person, tr: _Track, height: int) -> bool:
+    """Whether detection ``p``'s hips lie where a hit the pose model said was nobody lay (``_Track.rejected``)."""
+    return any(abs(p.hips[0] - x) + abs(p.hips[1] - y) <= REJECTED_PLACE * height for (x, y), _ in tr.rejected)
+
+
 def _along_squares(roi: Roi, width: int, height: int) -> list[tuple[int, int, int]]:
     """Squares (x0, y0, side) the size of ``roi`` along its row, both ways from it to the frame's edges,
-    nearest first, each inside the frame (``_alongside``)."""
+    each inside the frame, the two ways' first steps first (``_alongside``)."""
     side = int(min(roi.side, width, height))
     if side < 16:
         return []
