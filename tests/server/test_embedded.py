@@ -856,14 +856,15 @@ def test_bust_mode_drops_the_general_model_on_a_host_too_slow_for_it(monkeypatch
     import m2fp_server.engines.embedded as embedded_mod
     monkeypatch.setattr(embedded_mod, "PAIR_PROBE_EVERY", 5)
     clip = get_clip("framing-bust", background="texture:4", static=4, moving=26)
-    # the budget far above the model's own time (a few ms; 41 ms once with both cores held by other
-    # processes, against a budget of 40) and far below the slow host's
-    eng, alone = EmbeddedEngine(pair_ms=100.0, hold_grey=0), EmbeddedEngine(bust="landscape", hold_grey=0)
-    inner, delay, runs = eng._pair.general, [0.25], [0]
+    eng, alone = EmbeddedEngine(pair_ms=40.0, hold_grey=0), EmbeddedEngine(bust="landscape", hold_grey=0)
+    # the general model is timed by a clock each of its runs moves on by the slow host's time: no
+    # sleep, and other processes on the host change nothing
+    inner, delay, runs, now = eng._pair.general, [100.0], [0], [0.0]
+    eng._pair.clock = lambda: now[0] / 1e3
 
     def slow_general(x):  # type: ignore[no-untyped-def]
         runs[0] += 1
-        time.sleep(delay[0])
+        now[0] += delay[0]
         return inner(x)
     eng._pair.general = slow_general  # type: ignore[assignment]
     ours, theirs = eng.new_stream(), alone.new_stream()

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -97,11 +97,13 @@ class SelfiePair:
         self.landscape = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["landscape"], threads)
         self.general = TFLiteSegmenter(MODELS_DIR / MODEL_FILES["general"], threads)
         self._times: deque[float] = deque(maxlen=9)  # wall times of the last general runs (ms)
+        # the clock the general model is timed by: a test gives a slow host by advancing its own
+        self.clock: Callable[[], float] = time.perf_counter
 
     def _general(self, square: np.ndarray) -> np.ndarray:
-        t0 = time.perf_counter()
+        t0 = self.clock()
         prob = self.general(square)
-        self._times.append((time.perf_counter() - t0) * 1e3)
+        self._times.append((self.clock() - t0) * 1e3)
         return prob
 
     @property
