@@ -688,9 +688,11 @@ class EmbeddedEngine(PersonEngine):
             # nobody besides the people found so far (each of them seen): somebody beside them the detector does
             # not see at the frame's scale (a man in grey, the whole of him in the frame), on squares the size
             # of the first one's region, when the pose model is sure of them (``painted`` above: the same people)
-            along = self._alongside(painted, _along_squares(seen[0].roi, W, H))
-            more = self._confirmed(painted, along, self.settings.max_bodies - len(found), others=seen,
-                                   presence=self.settings.sure_presence, whole=True, close=True)
+            squares = _along_squares(seen[0].roi, W, H)
+            more = self._confirmed(painted, self._alongside(painted, squares), self.settings.max_bodies - len(found),
+                                   others=seen, presence=self.settings.sure_presence, whole=True, close=True)
+            if not more:
+                more = self._posed_along(painted, squares, seen, found, self.settings.max_bodies - len(found))
             if more:
                 log.debug("embedded: %d more along the row of the first found", len(more))
                 found += more
@@ -786,6 +788,27 @@ class EmbeddedEngine(PersonEngine):
         log.debug("embedded: along the row %s: %s", squares, [(round(p.score, 2), p.hips) for p in hits])
         return sorted(hits, key=lambda p: -p.score)
 
+    def _posed_along(self, painted: np.ndarray, squares: list[tuple[int, int, int]], others: list[_Body],
+                     regions: list[Roi], most: int) -> list[Roi]:
+        """Regions of up to ``most`` whole bodies the pose model itself finds on ``squares`` (``painted``: the
+        people in ``others`` painted out), when the detector found nobody there.
+
+        On a busy picture a man in grey or black gets no detector hit on any square (random-893's graffiti,
+        random-845), and the pose model, on a square that holds him, is sure of him.  A hit must pass what a
+        faint detection must (``sure_presence``, the whole body in the frame, legs seen) and not be the region
+        of one of the people followed (``regions``: one just found has no hips yet)."""
+        found: list[Roi] = []
+        for q in squares:
+            if len(found) >= most:
+                break
+            hit = self._somebody(painted, Roi(q[0] + q[2] / 2, q[1] + q[2] / 2, q[2]), self.settings.sure_presence,
+                                 others or None, whole=True, legs=True)
+            if hit is None or any(box_iou(hit[1].box(), r.box()) >= self.settings.same_body for r in regions + found):
+                continue
+            found.append(hit[1])
+        log.debug("embedded: the pose model along the row %s: %s", squares, found)
+        return found
+
     def _along_turn(self, tr: _Track, width: int, height: int) -> tuple[int, int, int] | None:
         """The square along the first followed person's row that body mode's next detection looks at (one
         in turn: ``_further``), or None when it looks at none (nobody more is looked for, or the search
@@ -867,6 +890,12 @@ class EmbeddedEngine(PersonEngine):
             along = [] if new else along[:1]
             new = new or along
         if not new:
+            if square is not None:
+                # nobody the detector sees on the square either: the pose model looks at it itself
+                seen = self._painted(rgb, tr.bodies)
+                posed = self._posed_along(seen, [square], tr.bodies, [b.roi for b in tr.bodies], 1)
+                if posed:
+                    tr.bodies.append(_Body(posed[0], trial=s.trial_frames))
             return
         best = max(new, key=lambda q: q.score)
         held: list[tuple[PoseResult, Roi]] = []
