@@ -675,6 +675,7 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
             tr.mode, tr.bodies = "bust", []
             return people
+        beside = len(found)  # the people found before the faint detections beside them are looked at
         if len(found) < self.settings.max_bodies and on_tiles:
             # somebody the detector barely sees beside them (tiles already run): found now, not a few
             # frames into the stream, so a still picture does not change when they appear
@@ -684,10 +685,14 @@ class EmbeddedEngine(PersonEngine):
             if more and not any(box_iou(more[0].box(), r.box()) >= self.settings.same_body for r in found):
                 log.debug("embedded: a faint detection beside them is somebody too")
                 found += more
-        if seen and len(found) == len(seen) < self.settings.max_bodies:
-            # nobody besides the people found so far (each of them seen): somebody beside them the detector does
-            # not see at the frame's scale (a man in grey, the whole of him in the frame), on squares the size
-            # of the first one's region, when the pose model is sure of them (``painted`` above: the same people)
+        if found and len(found) == beside < self.settings.max_bodies and len(seen) in (0, len(found)):
+            # nobody besides the people found so far: somebody beside them the detector does not see at the
+            # frame's scale (a man in grey, the whole of him in the frame), on squares the size of the first
+            # one's region, when the pose model is sure of them (``painted`` above: the same people).  People
+            # found another way (the tiles, a faint detection, a blob) are seen by the pose model first
+            if not seen:
+                seen = [_seen_as(self._pose.run(crop(rgb, r, PoseSegmenter.size)), r, (H, W)) for r in found]
+                painted = self._painted(rgb, seen)
             squares = _along_squares(seen[0].roi, W, H)
             more = self._confirmed(painted, self._alongside(painted, squares), self.settings.max_bodies - len(found),
                                    others=seen, presence=self.settings.sure_presence, whole=True, close=True)
