@@ -685,11 +685,14 @@ class EmbeddedEngine(PersonEngine):
             if more and not any(box_iou(more[0].box(), r.box()) >= self.settings.same_body for r in found):
                 log.debug("embedded: a faint detection beside them is somebody too")
                 found += more
-        if found and len(found) == beside < self.settings.max_bodies and len(seen) in (0, len(found)):
+        if found and len(found) == beside < self.settings.max_bodies and len(seen) in (0, len(found)) \
+                and not tr.search:
             # nobody besides the people found so far: somebody beside them the detector does not see at the
             # frame's scale (a man in grey, the whole of him in the frame), on squares the size of the first
             # one's region, when the pose model is sure of them (``painted`` above: the same people).  People
-            # found another way (the tiles, a faint detection, a blob) are seen by the pose model first
+            # found another way (the tiles, a faint detection, a blob) are seen by the pose model first.  Not
+            # while people who overlapped are looked for (``_along_turn``): a square then holds part of the
+            # one behind, taken for somebody else
             if not seen:
                 seen = [_seen_as(self._pose.run(crop(rgb, r, PoseSegmenter.size)), r, (H, W)) for r in found]
                 painted = self._painted(rgb, seen)
