@@ -844,7 +844,8 @@ class EmbeddedEngine(PersonEngine):
         the whole frame's detections.  One candidate checked with the pose model per detection at most, so
         a detecting frame stays short.  A faint one (below the detector's bar) only when the pose model is
         sure of it: the person the detector barely sees is then found, and a busy background's false hits,
-        which score as low, are not.
+        which score as low, are not.  With nobody new at all, the pose model looks at the square along the row
+        itself (``_posed_along``).
         """
         s = self.settings
         H, W = rgb.shape[:2]
