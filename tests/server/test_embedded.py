@@ -896,11 +896,12 @@ def test_bust_mode_drops_the_general_model_on_a_host_too_slow_for_it(monkeypatch
 
 def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     """Live, a frame that ran the detector (the whole frame, then the tiles) took two or three times a
-    normal frame and made the next masks late.  With ``detect_lag`` (an option), while people are followed,
+    normal frame and made the next masks late.  With ``detect_lag`` (the default), while people are followed,
     the detector runs on the engine's own thread and its decisions are taken ``detect_lag`` frames later, on
     that frame: the frames themselves never run a scheduled detection, and a slow thread changes no mask
     (the frame its decisions are due on waits for it), so live and offline, fast and slow hosts decide
-    alike."""
+    alike.  The pose model's look at the square along the row runs there too: a frame only looks again
+    where it saw somebody.  Not while people take turns (``alternate_ms``)."""
     from m2fp_server.engines import embedded_detect
     clip = _clip("footage-video-fast", static=4, moving=40)
     calls: list[tuple[int, str]] = []
@@ -911,9 +912,16 @@ def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: 
         calls.append((frame[0], threading.current_thread().name))
         return detect(self, rgb, max_people)
     monkeypatch.setattr(embedded_detect.PoseDetector, "__call__", recorded)
+    posed: list[int] = []  # frames the pose model looked at the square along the row on
+    posed_along = EmbeddedEngine._posed_along
 
-    def run(lag: int) -> np.ndarray:
-        eng = EmbeddedEngine(alternate_ms=0, detect_lag=lag)
+    def looked(self, *args):  # type: ignore[no-untyped-def]
+        posed.append(frame[0])
+        return posed_along(self, *args)
+    monkeypatch.setattr(EmbeddedEngine, "_posed_along", looked)
+
+    def run(lag: int, alternate_ms: float = 0.0) -> np.ndarray:
+        eng = EmbeddedEngine(alternate_ms=alternate_ms, detect_lag=lag)
         stream, out = eng.new_stream(), []
         for i, f in enumerate(clip.frames):
             frame[0] = i
@@ -927,12 +935,16 @@ def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: 
     main = threading.current_thread().name
     assert len({i for i, _ in calls}) >= 3, calls  # on the frames: the first, then every ``redetect_every``
     later = sum(i > 1 for i, _ in calls)
+    assert [i for i in posed if i > 1], posed  # one person: the square along their row, at each detection
     calls.clear()
+    posed.clear()
     lagged = run(3)
     # found on the first frame; the second detects on its own frame too (the share of the frame covered by
     # people has no reference before it: a framing change is decided at once); then the thread
     assert {i for i, name in calls if name == main} == {0, 1}, calls
     assert sum(name.startswith("m2fp-detect") for _, name in calls) == later, calls  # the same detections
+    # the squares hold the street behind him: the thread's pose model saw nobody there, the frames do not look
+    assert not [i for i in posed if i > 1], posed
     assert mean_iou(lagged, clip.truth, clip.moving_frames) >= mean_iou(now, clip.truth, clip.moving_frames) - 0.01
     ahead = embedded_detect.FrameDetections.ahead
 
@@ -941,6 +953,9 @@ def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: 
         return ahead(self, *args)
     monkeypatch.setattr(embedded_detect.FrameDetections, "ahead", slow)
     assert np.array_equal(run(3), lagged)
+    calls.clear()
+    run(3, alternate_ms=1e-3)  # every person's pose run takes longer than that: they take turns
+    assert {name for _, name in calls} == {main}, calls
 
 
 def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]

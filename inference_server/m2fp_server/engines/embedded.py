@@ -232,11 +232,10 @@ class EmbeddedSettings:
     # here): one person's run per frame, in turn; the others' last masks move on by their speed (0 = never)
     bf16: bool = False  # pose model in bf16 where the CPU has native bf16 (faster, but loses people: see docs)
     backend: str = ""  # pose models on: openvino | litert | auto; "" = $M2FP_TFLITE_BACKEND, else auto
-    # while people are followed, a detection runs on a thread of its own, at the lowest priority, and its
-    # decisions are taken this many frames later, so no frame waits for the detector (live, a frame that did
-    # made the next ones late); 0 = on the frame itself.  Not the default: where people take turns
-    # (``alternate_ms``) the one behind after an overlap was found later (docs/engines.md, session 44)
-    detect_lag: int = 0
+    # while people are followed and do not take turns (``alternate_ms``), a detection runs on a thread of its
+    # own, at the lowest priority, and its decisions are taken this many frames later, so no frame waits for
+    # the detector (live, a frame that did made the next ones late); 0 = on the frame itself
+    detect_lag: int = 3
 
 
 #: a detection whose hips are within this share of a followed person's torso length from theirs is that person
@@ -301,6 +300,11 @@ BEHIND_KEPT = 2
 #: sides from their centre, the next each this many further on
 ALONG_FIRST = 0.5
 ALONG_STEP = 0.75
+
+#: the pose model's presence on a square along the row, looked at on the detector's thread (``detect_lag``),
+#: below which it does not look at that square again on the frame the decisions are taken on: the person it
+#: then finds scores 0.97 or more (``sure_presence``) three frames later, and most squares hold nobody
+ALONG_POSED = 0.5
 
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
 PAINT = 128
@@ -389,7 +393,8 @@ class EmbeddedEngine(PersonEngine):
         self._pose_ms = 0.0  # recent time of one pose run here (moving average)
         self._pair_dropped = False  # the general model is too slow here (``pair_ms``)
         self._pair_probe = 0  # bust frames since its time was last measured while dropped
-        self._ahead: tuple[ThreadPoolExecutor, PoseDetector] | None = None  # ``detect_lag``'s thread, detector
+        # ``detect_lag``'s thread, and its own detector and pose model
+        self._ahead: tuple[ThreadPoolExecutor, PoseDetector, PoseSegmenter] | None = None
         if self.settings.detect_lag < 0:
             raise EngineUnavailable(f"embedded: detect_lag={self.settings.detect_lag}; give 0 or more frames")
 
@@ -439,7 +444,10 @@ class EmbeddedEngine(PersonEngine):
         elif (tr.mode == "body" and not tr.bodies) or \
                 tr.since_detect >= (s.search_every if tr.search else s.redetect_every):
             tr.since_detect = 0
-            if following and s.detect_lag > 0 and not tr.now:
+            # not while people take turns: a detection checked on a later frame then missed the one behind
+            # after an overlap, and the landscape blob left for them was taken for nobody (docs/engines.md,
+            # session 44)
+            if following and s.detect_lag > 0 and not tr.now and not self._turns(len(tr.bodies)):
                 tr.ahead = self._detect_ahead(rgb, tr), tr.frames + s.detect_lag
             else:
                 det = FrameDetections(self._detect, rgb, tr.frames)
@@ -478,14 +486,20 @@ class EmbeddedEngine(PersonEngine):
             result.people = tr.people
         return result
 
+    def _turns(self, people: int) -> bool:
+        """Whether the pose runs of this many people take longer here than a frame leaves them
+        (``alternate_ms``): they then take turns."""
+        return 0 < self.settings.alternate_ms < self._pose_ms * people
+
     def _detect_ahead(self, rgb: np.ndarray, tr: _Track) -> Future[FrameDetections]:
         """Hand this frame to the detector's thread with what body mode's decisions will ask of it."""
         if self._ahead is None:
             # one thread, at the lowest priority, on a runtime that runs it in that thread (LiteRT: OpenVINO's
             # own threads would not be lowered): it takes the time the frames leave free, not theirs
             self._ahead = (ThreadPoolExecutor(1, thread_name_prefix="m2fp-detect", initializer=_lowest_priority),
-                           PoseDetector(threads=1, min_score=self._detect.min_score, backend="litert"))
-        pool, detector = self._ahead
+                           PoseDetector(threads=1, min_score=self._detect.min_score, backend="litert"),
+                           PoseSegmenter(threads=1, bf16=self.settings.bf16, backend="litert"))
+        pool, detector, pose = self._ahead
         H, W = rgb.shape[:2]
         look_all = self._look_all(tr, W)
         squares: list[int] = []  # the tiles ``_further`` will look at (none when nobody more is looked for)
@@ -499,7 +513,10 @@ class EmbeddedEngine(PersonEngine):
         own = rgb.copy()
         along = None if square is None else (self._painted(own, tr.bodies), square)
         det = FrameDetections(self._detect, own, tr.frames, tiles_planned=look_all, along=along)
-        return pool.submit(det.ahead, detector, squares)
+
+        def presence(painted: np.ndarray, q: tuple[int, int, int]) -> float:
+            return pose.run(crop(painted, _square_roi(q), PoseSegmenter.size)).presence
+        return pool.submit(det.ahead, detector, squares, presence)
 
     def close(self) -> None:
         if self._ahead is not None:
@@ -809,7 +826,7 @@ class EmbeddedEngine(PersonEngine):
         for q in squares:
             if len(found) >= most:
                 break
-            hit = self._somebody(painted, Roi(q[0] + q[2] / 2, q[1] + q[2] / 2, q[2]), self.settings.sure_presence,
+            hit = self._somebody(painted, _square_roi(q), self.settings.sure_presence,
                                  others or None, whole=True, legs=True)
             if hit is None or any(box_iou(hit[1].box(), r.box()) >= self.settings.same_body for r in regions + found):
                 continue
@@ -899,8 +916,9 @@ class EmbeddedEngine(PersonEngine):
             along = [] if new else along[:1]
             new = new or along
         if not new:
-            if square is not None:
-                # nobody the detector sees on the square either: the pose model looks at it itself
+            if square is not None and (det.posed is None or det.posed >= ALONG_POSED):
+                # nobody the detector sees on the square either: the pose model looks at it itself (on this
+                # frame, unless its look on the detector's thread saw nobody there)
                 seen = self._painted(rgb, tr.bodies)
                 posed = self._posed_along(seen, [square], tr.bodies, [b.roi for b in tr.bodies], 1)
                 if posed:
@@ -1139,7 +1157,7 @@ class EmbeddedEngine(PersonEngine):
         tr.turn += 1
         # a host too slow for every person's pose run in one frame interval: a mask late by a frame costs
         # far more than one person's mask carried a frame on by their speed
-        alternate = not everyone and 0 < s.alternate_ms < self._pose_ms * len(tr.bodies)
+        alternate = not everyone and self._turns(len(tr.bodies))
         for i, b in enumerate(list(tr.bodies)):
             roi = b.roi
             if alternate and b.last_one is not None and b.last_centre is not None and b.trial == 0 \
@@ -1478,7 +1496,7 @@ class EmbeddedEngine(PersonEngine):
         tr.hidden = [h for h in tr.hidden if h.until > tr.frames]
         if not tr.hidden or len(tr.bodies) >= s.max_bodies or tr.frames % HIDDEN_EVERY:
             return
-        if 0 < s.alternate_ms < self._pose_ms * (len(tr.bodies) + 1):
+        if self._turns(len(tr.bodies) + 1):
             return  # no time for one more pose run in this frame on this host (``alternate_ms``)
         h = tr.hidden[(tr.frames // HIDDEN_EVERY) % len(tr.hidden)]  # each path in turn
         roi = h.at(tr.frames)
@@ -1509,6 +1527,11 @@ class EmbeddedEngine(PersonEngine):
         if hold or moved <= s.deadband * roi.side and abs(b.velocity[0]) + abs(b.velocity[1]) < s.deadband * roi.side:
             return  # still: keep the region fixed so a still picture gives a still mask
         b.roi = Roi(new.cx + b.velocity[0], new.cy + b.velocity[1], new.side)
+
+
+def _square_roi(q: tuple[int, int, int]) -> Roi:
+    """The region of square ``q`` (x0, y0, side)."""
+    return Roi(q[0] + q[2] / 2, q[1] + q[2] / 2, q[2])
 
 
 def _lowest_priority() -> None:

@@ -133,7 +133,8 @@ class FrameDetections:
     frame's decisions were to look at both tiles (decided when it was handed to the thread, so a decision
     taken later does not wait for a tile nobody computed); None = decided when asked.  ``along``: the
     frame with the people followed painted out and the square along their row the decisions will look at
-    (``EmbeddedEngine._alongside``), when that was planned too.
+    (``EmbeddedEngine._alongside``), when that was planned too.  ``posed``: the pose model's presence score
+    on that square, when it was looked at on the thread too (``ahead``); None = not looked at.
     """
 
     def __init__(self, detect: PoseDetector, rgb: np.ndarray, frame: int,
@@ -144,6 +145,7 @@ class FrameDetections:
         self._painted = None if along is None else along[0]
         self.along_planned = None if along is None else along[1]
         self._along: dict[tuple[int, int, int], list[Person]] = {}
+        self.posed: float | None = None
         self._whole: list[Person] | None = None
         self._tiles: list[Person] | None = None
         self._tile: dict[int, list[Person]] = {}
@@ -175,10 +177,12 @@ class FrameDetections:
             self._along[square] = self._detect.on_square(self._painted, *square)
         return self._along[square]
 
-    def ahead(self, detect: PoseDetector, squares: Sequence[int]) -> FrameDetections:
+    def ahead(self, detect: PoseDetector, squares: Sequence[int],
+              presence: Callable[[np.ndarray, tuple[int, int, int]], float] | None = None) -> FrameDetections:
         """Compute the whole frame's and these squares' detections with ``detect`` (another instance of the
         same model: one instance is not to be run from two threads at once), and the square along the row
-        if one was planned."""
+        if one was planned, with ``presence`` (the pose model's score on a square of the painted frame, its
+        own instance too) as well."""
         own, self._detect = self._detect, detect
         try:
             self.whole()
@@ -187,6 +191,8 @@ class FrameDetections:
             if self.along_planned is not None and self._painted is not None:
                 painted = self._painted
                 self.along(self.along_planned, lambda: painted)
+                if presence is not None:
+                    self.posed = presence(painted, self.along_planned)
         finally:
             self._detect = own
         return self
