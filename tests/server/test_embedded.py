@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -149,8 +150,13 @@ def test_two_people_both_kept(engine) -> None:  # type: ignore[no-untyped-def]
     assert (a[k][:, -200:][right > 0] >= 128).mean() > 0.8
 
 
-def test_streams_do_not_share_state(engine) -> None:  # type: ignore[no-untyped-def]
-    """Interleaving a bust stream and a full-body stream gives each exactly what it gets alone."""
+def test_streams_do_not_share_state() -> None:
+    """Interleaving a bust stream and a full-body stream gives each exactly what it gets alone.
+
+    What the engine measures of the host is shared by its streams, and rightly (``pair_ms``: bust mode
+    drops the general model on a busy host; ``alternate_ms``: people take turns, and the detector's thread
+    waits): off here, so the answer does not depend on the host's load."""
+    engine = EmbeddedEngine(pair_ms=0, alternate_ms=0)
     body = _clip("framing-full-body", static=3, moving=6)
     bust = get_clip("framing-bust", background="texture:4", static=3, moving=6)
     a, b, x, y = (engine.new_stream() for _ in range(4))
@@ -160,6 +166,7 @@ def test_streams_do_not_share_state(engine) -> None:  # type: ignore[no-untyped-
         assert np.array_equal(engine.infer(body.frames[i], x).probs[1], alone_body[i])
         assert np.array_equal(engine.infer(bust.frames[i], y).probs[1], alone_bust[i])
     assert x.track.mode == "body" and y.track.mode == "bust"
+    engine.close()
 
 
 def test_framing_change_is_followed_within_a_few_frames(engine) -> None:  # type: ignore[no-untyped-def]
@@ -920,7 +927,8 @@ def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: 
         return posed_along(self, *args)
     monkeypatch.setattr(EmbeddedEngine, "_posed_along", looked)
 
-    def run(lag: int, alternate_ms: float = 0.0) -> np.ndarray:
+    def run(lag: int, alternate_ms: float = 0.0, clip: Any = clip) -> np.ndarray:
+        others = set(threading.enumerate())  # other engines' (the module's, with the default lag)
         eng = EmbeddedEngine(alternate_ms=alternate_ms, detect_lag=lag)
         stream, out = eng.new_stream(), []
         for i, f in enumerate(clip.frames):
@@ -929,7 +937,7 @@ def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: 
             out.append((cv2.resize(p, clip.size) * 255).astype(np.uint8))
             assert stream.track is not None and stream.track.mode == "body", i
         eng.close()
-        assert not any(t.name.startswith("m2fp-detect") for t in threading.enumerate())
+        assert not any(t.name.startswith("m2fp-detect") for t in set(threading.enumerate()) - others)
         return np.stack(out)
     now = run(0)
     main = threading.current_thread().name
@@ -954,8 +962,9 @@ def test_while_people_are_followed_no_frame_waits_for_the_detector(monkeypatch: 
     monkeypatch.setattr(embedded_detect.FrameDetections, "ahead", slow)
     assert np.array_equal(run(3), lagged)
     calls.clear()
-    run(3, alternate_ms=1e-3)  # every person's pose run takes longer than that: they take turns
-    assert {name for _, name in calls} == {main}, calls
+    # two people whose pose runs take longer than that: they take turns, and the frames detect themselves
+    run(3, alternate_ms=1e-3, clip=_clip("footage-crossing", static=2, moving=40))
+    assert len(calls) >= 3 and {name for _, name in calls} == {main}, calls
 
 
 def test_live_through_a_real_server_matches_offline(engine) -> None:  # type: ignore[no-untyped-def]

@@ -488,8 +488,8 @@ class EmbeddedEngine(PersonEngine):
 
     def _turns(self, people: int) -> bool:
         """Whether the pose runs of this many people take longer here than a frame leaves them
-        (``alternate_ms``): they then take turns."""
-        return 0 < self.settings.alternate_ms < self._pose_ms * people
+        (``alternate_ms``): they then take turns.  One person alone never does."""
+        return people > 1 and 0 < self.settings.alternate_ms < self._pose_ms * people
 
     def _detect_ahead(self, rgb: np.ndarray, tr: _Track) -> Future[FrameDetections]:
         """Hand this frame to the detector's thread with what body mode's decisions will ask of it."""
