@@ -169,6 +169,8 @@ class _Track:
     # no followed person's mask holds, moved on to the blobs they match at each landscape run
     behind: list[np.ndarray] = field(default_factory=list)
     again: bool = False  # body mode: somebody was first shown this frame beside someone they touch
+    # body mode: the square along the first person's row the pose model looks at on the next frame (``_further``)
+    posed_due: tuple[int, int, int] | None = None
     # bust mode after somebody went behind this person: they are still followed by the pose model until the
     # next detection (over a busy wall the bust models lose both people)
     front: _Body | None = None
@@ -235,7 +237,7 @@ class EmbeddedSettings:
     # while people are followed and do not take turns (``alternate_ms``), a detection runs on a thread of its
     # own, at the lowest priority, and its decisions are taken this many frames later, so no frame waits for
     # the detector (live, a frame that did made the next ones late); 0 = on the frame itself
-    detect_lag: int = 3
+    detect_lag: int = 0
 
 
 #: a detection whose hips are within this share of a followed person's torso length from theirs is that person
@@ -455,6 +457,8 @@ class EmbeddedEngine(PersonEngine):
         if det is not None:
             people = self._redetect(rgb, tr, det)
             tr.busts = self._busts(people, tr, H) if tr.mode == "body" else []
+        elif tr.posed_due is not None:
+            self._look_along(rgb, tr)
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
@@ -834,6 +838,17 @@ class EmbeddedEngine(PersonEngine):
         log.debug("embedded: the pose model along the row %s: %s", squares, found)
         return found
 
+    def _look_along(self, rgb: np.ndarray, tr: _Track) -> None:
+        """The pose model's look at the square along the row that the last detection found nobody on
+        (``_further``), a frame later."""
+        square, tr.posed_due = tr.posed_due, None
+        if square is None or tr.mode != "body" or not tr.bodies or len(tr.bodies) >= self.settings.max_bodies:
+            return
+        seen = self._painted(rgb, tr.bodies)
+        posed = self._posed_along(seen, [square], tr.bodies, [b.roi for b in tr.bodies], 1)
+        if posed:
+            tr.bodies.append(_Body(posed[0], trial=self.settings.trial_frames))
+
     def _along_turn(self, tr: _Track, width: int, height: int) -> tuple[int, int, int] | None:
         """The square along the first followed person's row that body mode's next detection looks at (one
         in turn: ``_further``), or None when it looks at none (nobody more is looked for, or the search
@@ -917,12 +932,11 @@ class EmbeddedEngine(PersonEngine):
             new = new or along
         if not new:
             if square is not None and (det.posed is None or det.posed >= ALONG_POSED):
-                # nobody the detector sees on the square either: the pose model looks at it itself (on this
-                # frame, unless its look on the detector's thread saw nobody there)
-                seen = self._painted(rgb, tr.bodies)
-                posed = self._posed_along(seen, [square], tr.bodies, [b.roi for b in tr.bodies], 1)
-                if posed:
-                    tr.bodies.append(_Body(posed[0], trial=s.trial_frames))
+                # nobody the detector sees on the square either: the pose model looks at it itself, on the
+                # next frame (this one has had the detector's runs: with this one too it took three times
+                # a frame's, and the masks after it came late), unless its look on the detector's thread
+                # saw nobody there
+                tr.posed_due = square
             return
         best = max(new, key=lambda q: q.score)
         held: list[tuple[PoseResult, Roi]] = []
