@@ -457,8 +457,6 @@ class EmbeddedEngine(PersonEngine):
         if det is not None:
             people = self._redetect(rgb, tr, det)
             tr.busts = self._busts(people, tr, H) if tr.mode == "body" else []
-        elif tr.posed_due is not None:
-            self._look_along(rgb, tr)
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
@@ -473,6 +471,11 @@ class EmbeddedEngine(PersonEngine):
                 # of them (none waits their turn)
                 prob = self._body(rgb, small, tr, everyone=True)
             tr.again = False
+            if det is None and tr.posed_due is not None:
+                # with the people followed painted out by this frame's masks: by the last frame's, a man
+                # moving fast showed part of himself, and the pose model found him on the square again
+                # (footage-dark-graffiti)
+                self._look_along(rgb, tr)
         else:
             prob = self._bust(rgb, out, tr)
         # framing change (someone walks up to the camera, steps back, enters): the share of the frame
