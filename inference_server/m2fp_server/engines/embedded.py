@@ -169,8 +169,9 @@ class _Track:
     # no followed person's mask holds, moved on to the blobs they match at each landscape run
     behind: list[np.ndarray] = field(default_factory=list)
     again: bool = False  # body mode: somebody was first shown this frame beside someone they touch
-    # body mode: the square along the first person's row the pose model looks at on the next frame (``_further``)
-    posed_due: tuple[int, int, int] | None = None
+    # body mode: the square along the first person's row the pose model looks at on the next frame, and the
+    # picture it looks at (the detection's, with the people followed painted out: ``_further``)
+    posed_due: tuple[np.ndarray, tuple[int, int, int]] | None = None
     # bust mode after somebody went behind this person: they are still followed by the pose model until the
     # next detection (over a busy wall the bust models lose both people)
     front: _Body | None = None
@@ -457,6 +458,8 @@ class EmbeddedEngine(PersonEngine):
         if det is not None:
             people = self._redetect(rgb, tr, det)
             tr.busts = self._busts(people, tr, H) if tr.mode == "body" else []
+        elif tr.posed_due is not None:
+            self._look_along(tr)
         # the still-picture test works at output size; the models see the working frame (fed the smaller
         # output-size copy, the landscape model loses IoU on two people: docs/engines.md)
         small = cv2.resize(rgb, out, interpolation=cv2.INTER_AREA) if out != (W, H) else rgb
@@ -471,11 +474,6 @@ class EmbeddedEngine(PersonEngine):
                 # of them (none waits their turn)
                 prob = self._body(rgb, small, tr, everyone=True)
             tr.again = False
-            if det is None and tr.posed_due is not None:
-                # with the people followed painted out by this frame's masks: by the last frame's, a man
-                # moving fast showed part of himself, and the pose model found him on the square again
-                # (footage-dark-graffiti)
-                self._look_along(rgb, tr)
         else:
             prob = self._bust(rgb, out, tr)
         # framing change (someone walks up to the camera, steps back, enters): the share of the frame
@@ -841,13 +839,13 @@ class EmbeddedEngine(PersonEngine):
         log.debug("embedded: the pose model along the row %s: %s", squares, found)
         return found
 
-    def _look_along(self, rgb: np.ndarray, tr: _Track) -> None:
+    def _look_along(self, tr: _Track) -> None:
         """The pose model's look at the square along the row that the last detection found nobody on
-        (``_further``), a frame later."""
-        square, tr.posed_due = tr.posed_due, None
-        if square is None or tr.mode != "body" or not tr.bodies or len(tr.bodies) >= self.settings.max_bodies:
+        (``_further``), on that detection's picture, a frame later."""
+        due, tr.posed_due = tr.posed_due, None
+        if due is None or tr.mode != "body" or not tr.bodies or len(tr.bodies) >= self.settings.max_bodies:
             return
-        seen = self._painted(rgb, tr.bodies)
+        seen, square = due
         posed = self._posed_along(seen, [square], tr.bodies, [b.roi for b in tr.bodies], 1)
         if posed:
             tr.bodies.append(_Body(posed[0], trial=self.settings.trial_frames))
@@ -935,11 +933,14 @@ class EmbeddedEngine(PersonEngine):
             new = new or along
         if not new:
             if square is not None and (det.posed is None or det.posed >= ALONG_POSED):
-                # nobody the detector sees on the square either: the pose model looks at it itself, on the
-                # next frame (this one has had the detector's runs: with this one too it took three times
-                # a frame's, and the masks after it came late), unless its look on the detector's thread
-                # saw nobody there
-                tr.posed_due = square
+                # nobody the detector sees on the square either: the pose model looks at it itself, unless
+                # its look on the detector's thread saw nobody there.  On this frame's picture, but during
+                # the next frame (this one has had the detector's runs: with this one too it took three
+                # times a frame's, and the masks after it came late).  The next frame's own picture is not
+                # the same decision: the man it finds scores just above ``sure_presence``, and painted out
+                # by the last masks a man moving fast shows part of himself there (random-642 found 32
+                # frames later, footage-dark-graffiti taken for somebody else, in versions that did that)
+                tr.posed_due = self._painted(rgb, tr.bodies), square
             return
         best = max(new, key=lambda q: q.score)
         held: list[tuple[PoseResult, Roi]] = []
