@@ -306,7 +306,7 @@ ALONG_STEP = 0.75
 
 #: the pose model's presence on a square along the row, looked at on the detector's thread (``detect_lag``),
 #: below which it does not look at that square again on the frame the decisions are taken on: the person it
-#: then finds scores 0.97 or more (``sure_presence``) three frames later, and most squares hold nobody
+#: then finds must score ``sure_presence`` there, and most squares hold nobody
 ALONG_POSED = 0.5
 
 #: the grey people followed are painted in while somebody else is looked for near them (``_painted``)
@@ -935,11 +935,10 @@ class EmbeddedEngine(PersonEngine):
             if square is not None and (det.posed is None or det.posed >= ALONG_POSED):
                 # nobody the detector sees on the square either: the pose model looks at it itself, unless
                 # its look on the detector's thread saw nobody there.  On this frame's picture, but during
-                # the next frame (this one has had the detector's runs: with this one too it took three
-                # times a frame's, and the masks after it came late).  The next frame's own picture is not
-                # the same decision: the man it finds scores just above ``sure_presence``, and painted out
-                # by the last masks a man moving fast shows part of himself there (random-642 found 32
-                # frames later, footage-dark-graffiti taken for somebody else, in versions that did that)
+                # the next frame (this one has had the detector's runs, and with this look too the masks
+                # after it came late live).  The next frame's own picture is not the same decision: the man
+                # it finds can score just above ``sure_presence``, and painted out by the last masks a man
+                # moving fast shows part of himself there (random-642, footage-dark-graffiti: docs/engines.md)
                 tr.posed_due = self._painted(rgb, tr.bodies), square
             return
         best = max(new, key=lambda q: q.score)
