@@ -924,10 +924,11 @@ class EmbeddedEngine(PersonEngine):
         # one square along the first person's row, in turn (``_alongside``; decided when the frame went to the
         # detector's thread, and computed there, when it did), a candidate when nobody else is new, checked
         # as a faint hit is
+        def paint() -> np.ndarray:
+            return self._painted(det.rgb, tr.bodies)
         if square is not None:
             tr.along += 1
-            along = [p for p in self._alongside(det.rgb, [square], lambda q: det.along(
-                         q, lambda: self._painted(det.rgb, tr.bodies)))
+            along = [p for p in self._alongside(det.rgb, [square], lambda q: det.along(q, paint))
                      if not any(_followed(p, b) for b in tr.bodies) and not _rejected(p, tr, H)]
             along = [] if new else along[:1]
             new = new or along
@@ -938,8 +939,9 @@ class EmbeddedEngine(PersonEngine):
                 # the next frame (this one has had the detector's runs, and with this look too the masks
                 # after it came late live).  The next frame's own picture is not the same decision: the man
                 # it finds can score just above ``sure_presence``, and painted out by the last masks a man
-                # moving fast shows part of himself there (random-642, footage-dark-graffiti: docs/engines.md)
-                tr.posed_due = self._painted(rgb, tr.bodies), square
+                # moving fast shows part of himself there (random-642, footage-dark-graffiti: docs/engines.md).
+                # A detection of this very frame has painted the people out already, for the detector's look
+                tr.posed_due = det.painted(paint) if det.rgb is rgb else self._painted(rgb, tr.bodies), square
             return
         best = max(new, key=lambda q: q.score)
         held: list[tuple[PoseResult, Roi]] = []

@@ -172,10 +172,14 @@ class FrameDetections:
         """One square's detections (x0, y0, side) on the frame with the people followed painted out
         (``painted`` makes it when it was not planned)."""
         if square not in self._along:
-            if self._painted is None:
-                self._painted = painted()
-            self._along[square] = self._detect.on_square(self._painted, *square)
+            self._along[square] = self._detect.on_square(self.painted(painted), *square)
         return self._along[square]
+
+    def painted(self, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """The frame with the people followed painted out, made once (by ``make`` when not planned)."""
+        if self._painted is None:
+            self._painted = make()
+        return self._painted
 
     def ahead(self, detect: PoseDetector, squares: Sequence[int],
               presence: Callable[[np.ndarray, tuple[int, int, int]], float] | None = None) -> FrameDetections:
