@@ -59,9 +59,11 @@ class MaskMotion:
     #: people (``people``): a box around each, this share of the mask's longer side beyond their outline
     #: (their soft edge, and what they move in the frames a late mask is carried)
     box_margin: float = 0.03
-    #: two people's boxes that overlap (they walk close: an arm, the margins) are cut apart by a line between
-    #: them when it leaves at most this share of the smaller one's pixels on the other's side; else no PEOPLE
-    cut_share: float = 0.02
+    #: two people's boxes that overlap (they walk close: an arm, the margins; one partly in front of the
+    #: other) are cut apart by a line between them when it leaves at most this share of the smaller one's
+    #: pixels on the other's side; else no PEOPLE.  The few pixels carried with the other person cost a late
+    #: mask less than both people held where they were (docs/evaluation.md)
+    cut_share: float = 0.2
     #: a person's turn beyond this (radians per second: 100 degrees; a sway's fastest is about half) is not
     #: taken: ECC wandered (``people`` with turns)...
     max_turn_speed: float = 1.8
