@@ -40,6 +40,26 @@ def _apart(cut: Cutout, left: float, right: float, i: float, size: tuple[int, in
             place(cut, Placement(cx=right + 0.01 * i, bottom=1.0, height=0.6), size))
 
 
+def _two_astronauts() -> tuple[int, int, np.ndarray, Cutout]:
+    """The scene of the people-box tests: frame size, a textured background, the astronaut cutout."""
+    w, h = 480, 270
+    return w, h, textured_background(w, h, seed=5), Cutout.load("astronaut")
+
+
+def _held_and_carried(truths: list[np.ndarray], got: list[Any], frames: range,
+                      size: tuple[int, int]) -> tuple[list[float], list[float]]:
+    """IoU with the next frame's truth of each of ``frames``' truth mask shown a frame late: held where it
+    is, and moved person by person by that frame's PEOPLE boxes (``got[i]``)."""
+    from m2fp_protocol import people_offsets
+    from m2fp_server.postprocess.mask_motion import carry_people
+    held, moved = [], []
+    for i in frames:
+        mask = (truths[i] * 255).astype(np.uint8)
+        held.append(iou(mask, truths[i + 1]))
+        moved.append(iou(carry_people(mask, people_offsets(got[i], *size, i + 1, i)), truths[i + 1]))
+    return held, moved
+
+
 def test_a_mask_shown_one_frame_late_is_carried_onto_a_small_walking_person() -> None:
     """``footage-small-body`` (a small full body walking over a panned street): each frame's exact mask
     through the pipeline with 30 fps timestamps, shown with the next frame as a late answer is."""
@@ -128,11 +148,8 @@ def test_people_moving_apart_each_get_their_own_motion_and_box() -> None:
     """The same two people walking apart: each gets a box around them and their own motion (PEOPLE), and a
     late mask moved person by person sits on both; boxes never overlap, and people who merged into one
     outline, or one person alone, get none (the MASK header's motion covers one person)."""
-    from m2fp_server.postprocess.mask_motion import carry_people, people_boxes
-    from m2fp_protocol import people_offsets
-    w, h = 480, 270
-    bg = textured_background(w, h, seed=5)
-    cut = Cutout.load("astronaut")
+    from m2fp_server.postprocess.mask_motion import people_boxes
+    w, h, bg, cut = _two_astronauts()
     mm, alone = MaskMotion(), MaskMotion()
     truths, got = [], []
     for i in range(8):
@@ -149,11 +166,7 @@ def test_people_moving_apart_each_get_their_own_motion_and_box() -> None:
         assert not a.overlaps(b)
         # 1 % of the width per frame, outwards
         assert -0.012 * MOTION_SCALE < a.motion_x < -0.008 * MOTION_SCALE < 0.008 * MOTION_SCALE < b.motion_x
-    held, moved = [], []
-    for i in range(1, 7):
-        mask = (truths[i] * 255).astype(np.uint8)
-        held.append(iou(mask, truths[i + 1]))
-        moved.append(iou(carry_people(mask, people_offsets(got[i], w, h, i + 1, i)), truths[i + 1]))
+    held, moved = _held_and_carried(truths, got, range(1, 7), (w, h))
     assert min(moved) > 0.97 and np.mean(moved) > np.mean(held) + 0.03, (held, moved)
     merged = MaskMotion()
     for i in range(6):
@@ -167,11 +180,8 @@ def test_people_close_together_get_boxes_cut_apart_between_them() -> None:
     people walking past each other are for many frames before they touch): the boxes are cut along a column
     between them, so each still gets their own motion, and the late mask moved person by person sits on
     both.  Before, such boxes were refused and the mask stayed where it was made."""
-    from m2fp_server.postprocess.mask_motion import carry_people, people_boxes
-    from m2fp_protocol import people_offsets
-    w, h = 480, 270
-    bg = textured_background(w, h, seed=5)
-    cut = Cutout.load("astronaut")
+    from m2fp_server.postprocess.mask_motion import people_boxes
+    w, h, bg, cut = _two_astronauts()
     mm = MaskMotion()
     truths, got = [], []
     for i in range(9):
@@ -189,11 +199,7 @@ def test_people_close_together_get_boxes_cut_apart_between_them() -> None:
         a, b = sorted(people, key=lambda p: p.x0)
         assert not a.overlaps(b) and a.x1 == b.x0  # cut apart at one column
         assert -0.007 * MOTION_SCALE < a.motion_x < -0.003 * MOTION_SCALE < 0.003 * MOTION_SCALE < b.motion_x
-    held, moved = [], []
-    for k, i in enumerate(range(3, 8)):
-        mask = (truths[i] * 255).astype(np.uint8)
-        held.append(iou(mask, truths[i + 1]))
-        moved.append(iou(carry_people(mask, people_offsets(got[k], w, h, i + 1, i)), truths[i + 1]))
+    held, moved = _held_and_carried(truths, [[]] * 3 + got, range(3, 8), (w, h))  # boxes from frame 3 on
     assert min(moved) > 0.97 and np.mean(moved) > np.mean(held) + 0.02, (held, moved)
 
 
@@ -201,11 +207,8 @@ def test_people_who_touch_each_get_their_own_motion_when_the_engine_says_who() -
     """Two people walking apart from where their outlines touch (one connected blob): on the mask alone no
     motion fits and none is sent; with the engine's map of who is who each gets their own box and motion,
     and the late mask moved person by person sits on both."""
-    from m2fp_server.postprocess.mask_motion import carry_people, people_boxes
-    from m2fp_protocol import people_offsets
-    w, h = 480, 270
-    bg = textured_background(w, h, seed=5)
-    cut = Cutout.load("astronaut")
+    from m2fp_server.postprocess.mask_motion import people_boxes
+    w, h, bg, cut = _two_astronauts()
     told, blind = MaskMotion(), MaskMotion()
     truths, got = [], []
     for i in range(7):
@@ -223,11 +226,7 @@ def test_people_who_touch_each_get_their_own_motion_when_the_engine_says_who() -
         a_box, b_box = sorted(people, key=lambda p: p.x0)
         assert not a_box.overlaps(b_box)
         assert a_box.motion_x < -0.003 * MOTION_SCALE and b_box.motion_x > 0.003 * MOTION_SCALE
-    held, moved = [], []
-    for i in range(1, 6):
-        mask = (truths[i] * 255).astype(np.uint8)
-        held.append(iou(mask, truths[i + 1]))
-        moved.append(iou(carry_people(mask, people_offsets(got[i], w, h, i + 1, i)), truths[i + 1]))
+    held, moved = _held_and_carried(truths, got, range(1, 6), (w, h))
     assert np.mean(moved) > np.mean(held) + 0.01, (held, moved)
 
 
@@ -238,11 +237,8 @@ def test_people_walking_past_one_in_front_of_the_other_each_get_their_own_motion
     motion, and the late mask moved person by person sits on both better than held.  Before, a cut that
     left more than 2 % of the smaller one's pixels on the other's side sent no PEOPLE at all, and every
     late mask of a crossing stayed where it was made."""
-    from m2fp_server.postprocess.mask_motion import carry_people, people_boxes
-    from m2fp_protocol import people_offsets
-    w, h = 480, 270
-    bg = textured_background(w, h, seed=5)
-    cut = Cutout.load("astronaut")
+    from m2fp_server.postprocess.mask_motion import people_boxes
+    w, h, bg, cut = _two_astronauts()
     mm = MaskMotion()
     truths, got = [], []
     for i in range(7):
@@ -261,11 +257,7 @@ def test_people_walking_past_one_in_front_of_the_other_each_get_their_own_motion
         # the one in front moves left by their own motion; the one behind (less of them seen each frame) is
         # held where they are: their outline's step is no motion of theirs
         assert -0.005 * MOTION_SCALE < b_box.motion_x < -0.003 * MOTION_SCALE and a_box.motion_x == 0
-    held, moved = [], []
-    for i in range(1, 6):
-        mask = (truths[i] * 255).astype(np.uint8)
-        held.append(iou(mask, truths[i + 1]))
-        moved.append(iou(carry_people(mask, people_offsets(got[i], w, h, i + 1, i)), truths[i + 1]))
+    held, moved = _held_and_carried(truths, got, range(1, 6), (w, h))
     assert np.mean(moved) > np.mean(held) + 0.01 and min(np.subtract(moved, held)) > 0, (held, moved)
 
 
