@@ -501,3 +501,47 @@ def test_a_real_server_sends_one_leaning_persons_turn_only_to_a_client_that_asks
     for flags, people in got[True]:
         assert flags & Flags.WANT_TURNS and len(people) == 1
         assert abs(people[0].turn / TURN_SCALE - math.radians(1.5)) < 0.5 * math.radians(1.5), people
+
+
+def _walk_losing_legs(speeds: list[float], lost: set[int]) -> tuple[list[np.ndarray], list[np.ndarray], list[Any]]:
+    """A person walking right by ``speeds`` (fractions of the width per frame), whose mask misses their legs on
+    the frames ``lost`` (an engine that lost them for a moment), the engine saying who they are: each frame's
+    truth, mask, and PEOPLE boxes for a client that takes turns too."""
+    from m2fp_server.postprocess.mask_motion import people_boxes
+    w, h, bg, cut = _two_astronauts()
+    mm = MaskMotion()
+    truths, masks, got = [], [], []
+    x = 0.2
+    for i, v in enumerate(speeds):
+        x += v
+        truth = compose(bg, [place(cut, Placement(cx=x, bottom=1.0, height=0.6), (w, h))])[1] > 0
+        mask = truth.copy()
+        if i in lost:
+            mask[int(h * 0.7):] = False
+        mm(mask.astype(np.float32), 1, mask.astype(np.uint8))
+        truths.append(truth)
+        masks.append(mask)
+        got.append(people_boxes(mm.people(turns=True), w, h))
+    return truths, masks, got
+
+
+def test_a_walking_person_whose_mask_loses_a_part_keeps_walking() -> None:
+    """A person walking steadily across whose mask misses their legs for two frames: those masks' steps are no
+    steps of theirs, and the person keeps the steady motion measured before (``coast_frames``), so late masks
+    still follow them.  Before, they were held where they were.  Who was slowing down before such frames is
+    held: their last motion would overshoot where they stop or turn back."""
+    w, h, _, _ = _two_astronauts()
+    lost = {6, 7}
+    truths, masks, got = _walk_losing_legs([0.01] * 10, lost)
+    for i in (6, 7, 8):  # the two frames, and the one that has the legs again
+        assert len(got[i]) == 1 and 0.009 * MOTION_SCALE < got[i][0].motion_x < 0.011 * MOTION_SCALE, (i, got[i])
+    from m2fp_protocol import people_offsets
+    from m2fp_server.postprocess.mask_motion import carry_people
+    for i in (6, 7, 8):  # each mask shown a frame late: carried on by the person's walk, not held
+        mask = (masks[i] * 255).astype(np.uint8)
+        carried = carry_people(mask, people_offsets(got[i], w, h, i + 1, i))
+        assert iou(carried, truths[i + 1]) > iou(mask, truths[i + 1]) + 0.01, i
+    _, _, slowing = _walk_losing_legs([0.01] * 4 + [0.009, 0.006, 0.004, 0.003, 0.003, 0.003], lost)
+    for i in (6, 8):  # the legs lost, and back: steps that are not theirs (6 to 7 is one)
+        assert all(p.motion_x == 0 for p in slowing[i]), (i, slowing[i])
+

@@ -39,6 +39,17 @@ class PersonMove:
     turn: float = 0.0  # radians per frame about the box centre, clockwise on screen (y down)
 
 
+@dataclass(frozen=True)
+class _Going:
+    """The motion last measured for a person: per frame (working pixels), and at which frame
+    (``MaskMotion._clock``)."""
+
+    vx: float
+    vy: float
+    when: int
+    steady: bool  # within ``coast_agree`` of the motion before it, and not slowing down
+
+
 @dataclass
 class MaskMotion:
     work_side: int = 192  # larger masks are measured reduced to this longer side (centroids stay sub-pixel)
@@ -73,6 +84,15 @@ class MaskMotion:
     #: a person whose centroid stands still (``still_px``) and who turns less than this (radians per frame)
     #: stands still
     still_turn: float = 0.004
+    #: a person the engine follows (``who``) whose step no longer explains their mask, or is no plausible step
+    #: (somebody walking past covers part of them, a leg swings out: their outline changes), keeps the motion
+    #: last measured for them for up to this many frames: held where they were, a walking person left the
+    #: mask behind.  Only a steady walk is kept: their last two motions measured within ``coast_agree`` of
+    #: the larger one, and the last at least ``coast_slowing`` times the one before (who slows down is about
+    #: to stop or turn back, where the last motion overshoots; docs/evaluation.md)
+    coast_frames: int = 3
+    coast_agree: float = 0.35
+    coast_slowing: float = 0.8
     _prev: list[tuple[float, float, float]] = field(default_factory=list)  # (cx, cy, area) per part
     # the last call's parts matched one by one to the mask before, each with its box (working pixels) and
     # centroid motion (``people``)
@@ -87,11 +107,15 @@ class MaskMotion:
     _people_before: Said | None = None  # ``_before_people`` as ``_people`` saw it
     _prev_mask: np.ndarray | None = None
     _prev_soft: np.ndarray | None = None
+    _coasting: list[bool] = field(default_factory=list)  # per ``_people``: no step of their own this time
+    _clock: int = 0  # frames since the stream began, as the masks said
+    _going: dict[int, _Going] = field(default_factory=dict)  # uid -> the motion last measured for them
 
     def reset(self) -> None:
         self._prev, self._prev_mask, self._prev_soft = [], None, None
         self._people, self._pair, self._labels, self._label_of = [], None, None, []
         self._before_people, self._people_uids, self._people_before = None, [], None
+        self._coasting, self._clock, self._going = [], 0, {}
 
     def people(self, turns: bool = False, frame_s: float = 0.0) -> list[PersonMove]:
         """The last mask's people, each with a box and their own motion per frame, for a client that moves
@@ -124,6 +148,10 @@ class MaskMotion:
             bx1, by1 = min(w, int(math.ceil(x1 + m))), min(h, int(math.ceil(y1 + m)))
             was, now, was_soft, now_soft = before, mask, before_soft, soft
             uid = self._people_uids[k] if k < len(self._people_uids) else 0
+            if k < len(self._coasting) and self._coasting[k]:  # no plausible step of their own (``__call__``)
+                boxes.append([bx0, by0, bx1, by1])
+                moves.append(self._coast(uid, frames))
+                continue
             if uid and self._people_before is not None and uid in self._people_before[1] and self._labels is not None:
                 # the engine says who: this person's own pixels alone, not those of whoever they touch
                 prev_labels, prev_people = self._people_before
@@ -147,7 +175,11 @@ class MaskMotion:
                     if speed < self.still_px and abs(_turn_of(move)) < self.still_turn * frames:
                         move = None  # standing still
                 if move is not None and not self._explains(was, now, move, (bx0, by0, bx1, by1)):
-                    move = None
+                    move = self._coast(uid, frames) if uid else None
+                elif uid:
+                    self._went(uid, move, (x0 + x1) / 2, (y0 + y1) / 2, frames)
+            elif uid:
+                self._went(uid, None, 0.0, 0.0, frames)
             boxes.append([bx0, by0, bx1, by1])
             moves.append(move)
         if not any(mv is not None for mv in moves) or not self._cut_apart(boxes):
@@ -162,6 +194,30 @@ class MaskMotion:
             tx, ty = _shift_at(mv, (x0 + x1) / 2, (y0 + y1) / 2)
             out.append(PersonMove(box, (tx / frames / w, ty / frames / h), _turn_of(mv) / frames))
         return out
+
+    def _went(self, uid: int, move: np.ndarray | None, cx: float, cy: float, frames: int) -> None:
+        """Remember the motion measured for person ``uid``: ``move`` over ``frames`` frames, about (cx, cy);
+        None: standing still."""
+        tx, ty = (0.0, 0.0) if move is None else _shift_at(move, cx, cy)
+        vx, vy = tx / frames, ty / frames
+        was = self._going.get(uid)
+        speed, before = math.hypot(vx, vy), 0.0 if was is None else math.hypot(was.vx, was.vy)
+        steady = was is not None and self._clock - was.when <= self.coast_frames and (
+            math.hypot(vx - was.vx, vy - was.vy) <= self.coast_agree * max(speed, before)
+            and speed >= self.coast_slowing * before)
+        self._going[uid] = _Going(vx, vy, self._clock, steady)
+
+    def _coasts(self, going: _Going) -> bool:
+        """Whether a person whose last motion measured is ``going`` keeps it now (``coast_frames``)."""
+        return going.steady and self._clock - going.when <= self.coast_frames
+
+    def _coast(self, uid: int, frames: int) -> np.ndarray | None:
+        """The move over ``frames`` frames by the steady motion last measured for person ``uid``, when that was
+        at most ``coast_frames`` frames ago; else None."""
+        going = self._going.get(uid)
+        if going is None or not self._coasts(going):
+            return None
+        return np.array([[1, 0, going.vx * frames], [0, 1, going.vy * frames]], np.float64)
 
     def _cut_apart(self, boxes: list[list[int]]) -> bool:
         """Trim overlapping boxes (x0, y0, x1, y1, in place) so that none overlaps another: each pair along
@@ -264,26 +320,34 @@ class MaskMotion:
 
         before, self._prev_mask = self._prev_mask, mask
         before_soft, self._prev_soft = self._prev_soft, soft
-        self._people, self._people_uids = [], []
+        self._people, self._people_uids, self._coasting = [], [], []
+        self._clock += max(0, frames)
+        self._going = {u: g for u, g in self._going.items() if self._clock - g.when <= self.coast_frames}
         if frames <= 0 or not parts or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
         if before_soft is not None:
             # each part that is plainly the same as one of the mask before (each the other's nearest, about
             # as large, a plausible step) gets its own motion, measured only if a client asks (``people``);
             # a blob that comes and goes beside them stays where it is
-            own, label_of, own_uids = [], [], []
+            own, label_of, own_uids, coasting = [], [], [], []
             for i, part, uid in zip(keep, parts, uids):
                 was, said = match(part, uid)
                 if was is None or not said and _nearest(parts, was) is not part:  # each the other's nearest
                     continue
                 step = self._step(part, was, frames)
+                going = self._going.get(uid) if said else None
+                coast = step is None and going is not None and self._coasts(going)
+                if coast and going is not None:
+                    step = (going.vx, going.vy)  # their outline changed (covered, uncovered): they keep going
                 if step is not None:
                     own.append((boxes[i], (*step, part[2])))
                     label_of.append(i)
                     own_uids.append(uid if said else 0)
+                    coasting.append(coast)
             if own:
                 self._people, self._pair = own, (before_soft, soft, before, mask, frames)
                 self._labels, self._label_of, self._people_uids = labels, label_of, own_uids
+                self._coasting = coasting
                 self._people_before = before_people
         if len(parts) != len(prev):
             return (0.0, 0.0)
