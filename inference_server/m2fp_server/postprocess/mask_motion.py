@@ -110,12 +110,13 @@ class MaskMotion:
     _coasting: list[bool] = field(default_factory=list)  # per ``_people``: no step of their own this time
     _clock: int = 0  # frames since the stream began, as the masks said
     _going: dict[int, _Going] = field(default_factory=dict)  # uid -> the motion last measured for them
+    _motion: tuple[float, float] = (0.0, 0.0)  # what the last call returned
 
     def reset(self) -> None:
         self._prev, self._prev_mask, self._prev_soft = [], None, None
         self._people, self._pair, self._labels, self._label_of = [], None, None, []
         self._before_people, self._people_uids, self._people_before = None, [], None
-        self._coasting, self._clock, self._going = [], 0, {}
+        self._coasting, self._clock, self._going, self._motion = [], 0, {}, (0.0, 0.0)
 
     def people(self, turns: bool = False, frame_s: float = 0.0) -> list[PersonMove]:
         """The last mask's people, each with a box and their own motion per frame, for a client that moves
@@ -124,7 +125,8 @@ class MaskMotion:
         are refused where they are rounded to the mask sent (``people_boxes``).
 
         Each person's motion is refined as the mask's one (ECC on their box alone) and must explain their
-        last step; a person whose motion does not, or who stands still, gets none.  Two people walking close
+        last step; a person whose motion does not gets none, unless the engine follows them and they were
+        walking steadily (``coast_frames``), and one who stands still gets none.  Two people walking close
         to each other have boxes that overlap long before their masks touch: those are cut apart along a
         line between the two (``cut_share``).
 
@@ -140,6 +142,7 @@ class MaskMotion:
         pad = self.box_margin * max(w, h)
         boxes: list[list[int]] = []
         moves: list[np.ndarray | None] = []  # each person's move over ``frames`` frames (2x3, working pixels)
+        coasted = 0  # of them, the people who keep the motion measured before (``coast_frames``)
         for k, ((x0, y0, x1, y1), (vx, vy, _area)) in enumerate(self._people):
             speed = math.hypot(vx, vy)
             slack = max(self.agree * speed, self.agree_px) * frames
@@ -151,6 +154,7 @@ class MaskMotion:
             if k < len(self._coasting) and self._coasting[k]:  # no plausible step of their own (``__call__``)
                 boxes.append([bx0, by0, bx1, by1])
                 moves.append(self._coast(uid, frames))
+                coasted += moves[-1] is not None
                 continue
             if uid and self._people_before is not None and uid in self._people_before[1] and self._labels is not None:
                 # the engine says who: this person's own pixels alone, not those of whoever they touch
@@ -176,13 +180,17 @@ class MaskMotion:
                         move = None  # standing still
                 if move is not None and not self._explains(was, now, move, (bx0, by0, bx1, by1)):
                     move = self._coast(uid, frames) if uid else None
+                    coasted += move is not None
                 elif uid:
                     self._went(uid, move, (x0 + x1) / 2, (y0 + y1) / 2, frames)
             elif uid:
                 self._went(uid, None, 0.0, 0.0, frames)
             boxes.append([bx0, by0, bx1, by1])
             moves.append(move)
-        if not any(mv is not None for mv in moves) or not self._cut_apart(boxes):
+        measured = sum(mv is not None for mv in moves) - coasted
+        if not measured and (coasted == 0 or self._motion != (0.0, 0.0)):
+            return []  # (the whole mask's motion, when it explains the step, covers people none measured)
+        if not self._cut_apart(boxes):
             return []
         out: list[PersonMove] = []
         for (x0, y0, x1, y1), mv in zip(boxes, moves):
@@ -322,6 +330,7 @@ class MaskMotion:
         before_soft, self._prev_soft = self._prev_soft, soft
         self._people, self._people_uids, self._coasting = [], [], []
         self._clock += max(0, frames)
+        self._motion = (0.0, 0.0)
         self._going = {u: g for u, g in self._going.items() if self._clock - g.when <= self.coast_frames}
         if frames <= 0 or not parts or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
@@ -372,7 +381,8 @@ class MaskMotion:
             mx, my = mx / frames, my / frames
         if not self._explains(before, mask, np.array([[1, 0, mx * frames], [0, 1, my * frames]])):
             return (0.0, 0.0)
-        return (mx / w, my / h)
+        self._motion = (mx / w, my / h)
+        return self._motion
 
 
 def carry(alpha: np.ndarray, offset: tuple[float, float]) -> np.ndarray:
