@@ -210,20 +210,16 @@ class MaskMotion:
         vx, vy = tx / frames, ty / frames
         was = self._going.get(uid)
         speed, before = math.hypot(vx, vy), 0.0 if was is None else math.hypot(was.vx, was.vy)
-        steady = was is not None and self._clock - was.when <= self.coast_frames and (
-            math.hypot(vx - was.vx, vy - was.vy) <= self.coast_agree * max(speed, before)
-            and speed >= self.coast_slowing * before)
+        # (``_going`` holds only people measured within ``coast_frames``: ``__call__`` drops the rest)
+        steady = was is not None and (math.hypot(vx - was.vx, vy - was.vy) <= self.coast_agree * max(speed, before)
+                                      and speed >= self.coast_slowing * before)
         self._going[uid] = _Going(vx, vy, self._clock, steady)
-
-    def _coasts(self, going: _Going) -> bool:
-        """Whether a person whose last motion measured is ``going`` keeps it now (``coast_frames``)."""
-        return going.steady and self._clock - going.when <= self.coast_frames
 
     def _coast(self, uid: int, frames: int) -> np.ndarray | None:
         """The move over ``frames`` frames by the steady motion last measured for person ``uid``, when that was
         at most ``coast_frames`` frames ago; else None."""
         going = self._going.get(uid)
-        if going is None or not self._coasts(going):
+        if going is None or not going.steady:
             return None
         return np.array([[1, 0, going.vx * frames], [0, 1, going.vy * frames]], np.float64)
 
@@ -331,6 +327,7 @@ class MaskMotion:
         self._people, self._people_uids, self._coasting = [], [], []
         self._clock += max(0, frames)
         self._motion = (0.0, 0.0)
+        # what was measured longer ago than ``coast_frames`` is kept no more (nor grows in a long stream)
         self._going = {u: g for u, g in self._going.items() if self._clock - g.when <= self.coast_frames}
         if frames <= 0 or not parts or before is None or before.shape != mask.shape:
             return (0.0, 0.0)
@@ -345,7 +342,7 @@ class MaskMotion:
                     continue
                 step = self._step(part, was, frames)
                 going = self._going.get(uid) if said else None
-                coast = step is None and going is not None and self._coasts(going)
+                coast = step is None and going is not None and going.steady
                 if coast and going is not None:
                     step = (going.vx, going.vy)  # their outline changed (covered, uncovered): they keep going
                 if step is not None:
