@@ -1147,8 +1147,11 @@ class EmbeddedEngine(PersonEngine):
             else _region_from_mask(res.mask, roi, s.margin)
 
     def _fits(self, p: Person, H: int, slack: float = 1.0) -> bool:
-        """Whether detection ``p``'s body circle ends within the frame's bottom (+ ``slack`` x fits_slack)."""
-        return p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + slack * self.settings.fits_slack)
+        """Whether detection ``p``'s body circle ends within the frame's bottom (+ ``slack`` x fits_slack), its
+        hips in the frame: hips above its top are a figure painted on a wall, a person would be out of the
+        picture (footage-crossing-graffiti: the cartoon over the wall, found when a detection fell on another
+        frame)."""
+        return p.hips[1] >= 0 and p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + slack * self.settings.fits_slack)
 
     def _body(self, rgb: np.ndarray, small: np.ndarray, tr: _Track, everyone: bool = False) -> np.ndarray:
         """``rgb``: the working frame (regions are cut from it); ``small``: the same at output size;
