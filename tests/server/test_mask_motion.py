@@ -6,6 +6,7 @@ server answering a replayed client late.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def _two_astronauts() -> tuple[int, int, np.ndarray, Cutout]:
     return w, h, textured_background(w, h, seed=5), Cutout.load("astronaut")
 
 
-def _held_and_carried(truths: list[np.ndarray], got: list[Any], frames: Any, size: tuple[int, int],
+def _held_and_carried(truths: list[np.ndarray], got: list[Any], frames: Iterable[int], size: tuple[int, int],
                       masks: list[np.ndarray] | None = None) -> tuple[list[float], list[float]]:
     """IoU with the next frame's truth of each of ``frames``' mask (its truth, or ``masks[i]``) shown a frame
     late: held where it is, and moved person by person by that frame's PEOPLE boxes (``got[i]``)."""
