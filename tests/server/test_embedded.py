@@ -428,6 +428,42 @@ def test_frames_a_busy_server_skipped_do_not_turn_a_figure_painted_on_the_wall_i
     assert min(window) > 0.85, np.round(window, 3)
 
 
+def test_once_everyone_who_overlapped_is_shown_again_the_search_for_them_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After two people overlap, detections come every ``search_every`` frames and search the frame, both
+    tiles and the frame with the people followed painted out, for the one behind.  Live, each took several
+    normal frames' time and the frames after it came late or were skipped, also once both people were
+    shown again and nobody was left to find.  Once as many people are shown as overlapped, detections are
+    back on the settled schedule, and both people stay shown."""
+    from m2fp_server.engines import embedded_detect
+    clip = _clip("footage-crossing-small", static=4, moving=100)
+    frame = [0]
+    ran: list[int] = []  # the frames the detector ran on
+    detect = embedded_detect.PoseDetector.__call__
+
+    def recorded(self, rgb, max_people=4):  # type: ignore[no-untyped-def]
+        ran.append(frame[0])
+        return detect(self, rgb, max_people)
+    monkeypatch.setattr(embedded_detect.PoseDetector, "__call__", recorded)
+    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
+    stream, out = eng.new_stream(), []
+    searched, back = False, None  # whether people overlapped; the first frame both were shown again after it
+    for i, f in enumerate(clip.frames):
+        frame[0] = i
+        p = eng.infer(cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA), stream).probs[1]
+        out.append((cv2.resize(p, clip.size) * 255).astype(np.uint8))
+        tr = stream.track
+        searched = searched or tr.search > 0
+        if searched and back is None and tr.mode == "body" and \
+                sum(b.trial == 0 and b.shown > 0 for b in tr.bodies) == 2:
+            back = i
+    every = eng.settings.redetect_every
+    eng.close()
+    assert back is not None and back < len(clip) - 2 * every, back  # they overlapped, and both were found again
+    after = sorted({i for i in ran if i > back})
+    assert len(after) >= 2 and all(b - a >= every for a, b in zip(after, after[1:])), (back, after)
+    assert min(iou(out[i], clip.truth[i]) for i in range(back + 1, len(clip))) > 0.88
+
+
 def test_a_whole_body_in_a_wide_pose_is_followed_alone(engine) -> None:  # type: ignore[no-untyped-def]
     """Messi mid-kick, alone on a street: the detector's rough body circle for the spread arms and legs
     ends just beyond the frame's bottom, which made him a person cut by the frame (bust mode).

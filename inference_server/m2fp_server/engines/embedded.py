@@ -136,6 +136,7 @@ class _Track:
     bodies: list[_Body] = field(default_factory=list)  # body mode: the people followed, first found first
     since_detect: int = 10**9
     search: int = 0  # detections left that search both tiles (after people overlapped)
+    overlapped: int = 0  # people followed when they overlapped: the search ends once as many are shown again
     look_all: bool = False  # the next detection looks for further people on both tiles (body mode just began)
     scans: int = 0  # body mode: detections made looking for further people on a 16:9 frame (tiles take turns)
     along: int = 0  # body mode: detections that looked along the first person's row (``_alongside``)
@@ -438,6 +439,12 @@ class EmbeddedEngine(PersonEngine):
             # nobody followed any more: what it would decide is moot; or the framing changed: that is
             # decided on this frame (a person walking up to the camera is cut by it three frames later)
             tr.ahead = None
+        if tr.search and following and sum(b.trial == 0 and b.shown > 0 for b in tr.bodies) >= tr.overlapped:
+            # everyone who overlapped is shown again: the search for them is over.  Its detections (the
+            # frame, both tiles, and the frame with the people followed painted out) cost several normal
+            # frames, and live the frames after each came late or were skipped, for nobody left to find
+            log.debug("embedded: everyone who overlapped is followed again: the search ends")
+            tr.search = 0
         det: FrameDetections | None = None
         if tr.ahead is not None:
             if tr.frames >= tr.ahead[1]:
@@ -1253,6 +1260,7 @@ class EmbeddedEngine(PersonEngine):
                         paste(res.mask, roi.scaled(k), out)
                     tr.behind = (tr.behind + [last >= 0.5])[-BEHIND_KEPT:]
                     tr.search = self.settings.search_after_overlap  # once they part, look for all of them
+                    tr.overlapped = len(tr.bodies) + 1
                     tr.mode, tr.bodies, tr.since_detect, tr.front = "bust", [], 0, front
                     return self._bust(rgb, out, tr)
                 continue
@@ -1298,6 +1306,7 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: two people followed as one: looking for the one behind")
                 tr.search = s.search_after_overlap
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
+                tr.overlapped = len(tr.bodies)
                 self._went_behind(tr, b, same)
             else:
                 log.debug("embedded: a region whose mask is a person followed already dropped")
