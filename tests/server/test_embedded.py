@@ -476,7 +476,7 @@ def test_the_one_hidden_behind_stays_shown_as_they_come_out(crossing_small) -> N
     one track is dropped.  Where the one behind was is remembered (``_Track.behind``): the landscape model's
     blob there speaks inside the regions for him.  But only while part of him showed: hidden entirely for a
     few frames, he was forgotten.  When he came out, the region followed slid onto him, the one in front was
-    in no mask (0.74-0.79), then lost, and body mode began again with one of the two (0.44).  The place is
+    in no mask (0.74-0.78), then lost, and body mode began again with one of the two (0.44-0.47).  The place is
     now kept while he is looked for along his path (``_Track.hidden``)."""
     clip = crossing_small
     ious = _offline_ious(Clip(clip.name, clip.frames[:100], clip.truth[:100], clip.fps, range(0), range(0),
