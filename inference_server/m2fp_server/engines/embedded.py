@@ -1308,8 +1308,6 @@ class EmbeddedEngine(PersonEngine):
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 tr.overlapped = len(tr.bodies)
                 self._went_behind(tr, b, same)
-                if mine is not None:  # where they are: the blob the landscape model makes of the two
-                    tr.behind = (tr.behind + [mine])[-BEHIND_KEPT:]
             else:
                 log.debug("embedded: a region whose mask is a person followed already dropped")
         tr.bodies = kept
@@ -1813,8 +1811,7 @@ def _still_behind(tr: _Track, blobs: tuple[int, np.ndarray], followed: list[np.n
     """The ``blobs`` (count and labels of ``tr.outside``'s connected blobs) where people lost behind someone
     are (``tr.behind``); each record moves on to the parts of the blobs it meets that no ``followed`` mask
     holds, and is dropped once those cover less than ``share`` of the frame (the person was found again, or
-    left; not while they are searched for and not found yet, ``_Track.hidden``: then they are hidden
-    entirely, and the record stays where it was).  None if none."""
+    left).  None if none."""
     if not tr.behind:
         return None
     n, labels = blobs
@@ -1836,10 +1833,6 @@ def _still_behind(tr: _Track, blobs: tuple[int, np.ndarray], followed: list[np.n
         if np.count_nonzero(left) >= share * left.size:
             kept.append(left)
             hit_all |= hit
-        elif tr.search and tr.hidden:
-            # hidden entirely for now, but not found again yet: kept where they were, for when they come
-            # out (forgotten, the one in front went missing as the region slid onto the one behind)
-            kept.append(where)
     tr.behind = kept
     return hit_all[labels] if hit_all.any() else None
 
