@@ -1259,8 +1259,6 @@ class EmbeddedEngine(PersonEngine):
                     last = b.last_one if b.last_one is not None else \
                         paste(res.mask, roi.scaled(k), out)
                     tr.behind = (tr.behind + [last >= 0.5])[-BEHIND_KEPT:]
-                    tr.search = self.settings.search_after_overlap  # once they part, look for all of them
-                    tr.overlapped = len(tr.bodies) + 1
                     tr.mode, tr.bodies, tr.since_detect, tr.front = "bust", [], 0, front
                     return self._bust(rgb, out, tr)
                 continue
@@ -1304,9 +1302,7 @@ class EmbeddedEngine(PersonEngine):
             elif min(b.shown, same.shown) >= SETTLED_TRACK:
                 # two people followed apart until now: the one behind is hidden, and back in a moment
                 log.debug("embedded: two people followed as one: looking for the one behind")
-                tr.search = s.search_after_overlap
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
-                tr.overlapped = len(tr.bodies)
                 self._went_behind(tr, b, same)
             else:
                 log.debug("embedded: a region whose mask is a person followed already dropped")
@@ -1505,7 +1501,8 @@ class EmbeddedEngine(PersonEngine):
         return out
 
     def _went_behind(self, tr: _Track, gone: _Body, front: _Body) -> None:
-        """Remember where the two people of a track just dropped and the one kept were heading.
+        """Remember where the two people of a track just dropped and the one kept were heading, and search
+        for everyone followed until now (once they part, ``_further``; ended once as many are shown again).
 
         Which of them is the one still followed is not known: the region of the one behind is pulled onto
         the one in front, and as they pass each other the one kept may go on with either.  Both paths are
@@ -1515,6 +1512,8 @@ class EmbeddedEngine(PersonEngine):
         paths = [_Hidden(x.free[0], x.free[1], x.free_frame, now + HIDDEN_FRAMES)
                  for x in (gone, front) if x.free is not None]
         tr.hidden = (tr.hidden + paths)[-4:]
+        tr.search = self.settings.search_after_overlap
+        tr.overlapped = len(tr.bodies) + (not any(b is gone for b in tr.bodies))
 
     def _look_behind(self, rgb: np.ndarray, tr: _Track) -> None:
         """Look for a person gone behind someone where their path leads (one pose run, every other frame).
