@@ -294,6 +294,9 @@ HIDDEN_EVERY = 2
 #: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
 #: body in a wide pose; a bust's ends far beyond (docs/engines.md: "a whole body beside a bust or in a wide pose")
 NEARLY_FITS = 2.0
+#: a followed person's region whose side is over this many frame heights (a whole body in the frame needs about
+#: 1.3), or whose centre left the frame, ran away: that person is lost
+RAN_OFF = 2.0
 #: a frame this much wider than high is wide: a person further back gets few of the letterboxed detector's pixels
 WIDE = 1.3
 
@@ -730,6 +733,10 @@ class EmbeddedEngine(PersonEngine):
                                    others=seen, presence=self.settings.sure_presence, whole=True, close=True)
             if not more:
                 more = self._posed_along(painted, squares, seen, found, self.settings.max_bodies - len(found))
+                # not a bust the pose model takes for a whole body (it draws legs inside the frame) that the
+                # detector says the frame cuts: followed on the first frame, it was dropped at the next
+                # detection, and a still picture's mask changed there (random-1028)
+                more = [r for r in more if not _cut_by_frame(r, people, H, self._fits)]
             if more:
                 log.debug("embedded: %d more along the row of the first found", len(more))
                 found += more
@@ -1189,6 +1196,13 @@ class EmbeddedEngine(PersonEngine):
         alternate = not everyone and self._turns(len(tr.bodies))
         for i, b in enumerate(list(tr.bodies)):
             roi = b.roi
+            if not _in_frame((roi.cx, roi.cy), W, H) or roi.side > RAN_OFF * H:
+                # a mask that spills into the crop's replicated border (a bust cut by the frame's bottom,
+                # taken for a whole body) grows the region, and the region the mask, frame after frame; the
+                # pose model still scores the crop (random-1025: from 400 to 9000 pixels, far below the frame)
+                log.debug("embedded: a region ran off the frame: person lost")
+                tr.bodies.remove(b)
+                continue
             if alternate and b.last_one is not None and b.last_centre is not None and b.trial == 0 \
                     and tr.turn % len(tr.bodies) != i:
                 one = b.last_one
@@ -1752,6 +1766,13 @@ def _seen_as(res: PoseResult, roi: Roi, size: tuple[int, int]) -> _Body:
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if xs.size else None
     hips, torso = _hips(res, roi)
     return _Body(roi, mask_box=box, last_one=one, hips=hips, torso=torso)
+
+
+def _cut_by_frame(roi: Roi, people: list[Person], height: int, fits: Callable[[Person, int], bool]) -> bool:
+    """Whether the detector's ``people`` with their hips in ``roi`` say the frame cuts whoever is there: some
+    are, and none ``fits`` a frame of ``height`` (the rule a followed person leaves body mode by)."""
+    mine = [p for p in people if _inside(p.hips, roi)]
+    return bool(mine) and not any(fits(p, height) for p in mine)
 
 
 def _in_frame(pt: tuple[float, float], width: int, height: int) -> bool:
