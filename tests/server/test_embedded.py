@@ -688,8 +688,7 @@ def test_a_region_that_runs_off_the_frame_ends_that_track() -> None:
     body mode, a region took in her body, which the frame's bottom cuts: its mask spilled into the crop's
     replicated border, the region grew to hold it and the mask with it, frame after frame, from 400 to
     9000 pixels with its centre far below the frame, and the pose model kept scoring the crop.  Her head
-    was in no mask (IoU down to 0.67).  A region over twice the frame's height, or centred outside the
-    frame, ends that track."""
+    was in no mask (IoU down to 0.67).  A region over twice the frame's height ends that track."""
     from m2fp_server.evaluation.evaluate import send_size
     clip = _clip("random-1025", static=10, moving=55)
     eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)

@@ -294,8 +294,8 @@ HIDDEN_EVERY = 2
 #: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
 #: body in a wide pose; a bust's ends far beyond (docs/engines.md: "a whole body beside a bust or in a wide pose")
 NEARLY_FITS = 2.0
-#: a followed person's region whose side is over this many frame heights (a whole body in the frame needs about
-#: 1.3), or whose centre left the frame, ran away: that person is lost
+#: a followed person's region whose side is over this many frame heights ran away (a whole body in the frame
+#: needs about 1.3): that person is lost
 RAN_OFF = 2.0
 #: a frame this much wider than high is wide: a person further back gets few of the letterboxed detector's pixels
 WIDE = 1.3
@@ -1196,7 +1196,7 @@ class EmbeddedEngine(PersonEngine):
         alternate = not everyone and self._turns(len(tr.bodies))
         for i, b in enumerate(list(tr.bodies)):
             roi = b.roi
-            if not _in_frame((roi.cx, roi.cy), W, H) or roi.side > RAN_OFF * H:
+            if roi.side > RAN_OFF * H:
                 # a mask that spills into the crop's replicated border (a bust cut by the frame's bottom,
                 # taken for a whole body) grows the region, and the region the mask, frame after frame; the
                 # pose model still scores the crop (random-1025: from 400 to 9000 pixels, far below the frame)
