@@ -294,8 +294,8 @@ HIDDEN_EVERY = 2
 #: a detection whose body circle ends within this many ``fits_slack`` of the frame's bottom may be a whole
 #: body in a wide pose; a bust's ends far beyond (docs/engines.md: "a whole body beside a bust or in a wide pose")
 NEARLY_FITS = 2.0
-#: a followed person's region whose side is over this many frame heights ran away (a whole body in the frame
-#: needs about 1.3): that person is lost
+#: a followed person's region whose side is over this many frame heights ran away (a region around a whole
+#: body in the frame is its height plus ``margin``): that person is lost
 RAN_OFF = 2.0
 #: a frame this much wider than high is wide: a person further back gets few of the letterboxed detector's pixels
 WIDE = 1.3
@@ -447,7 +447,9 @@ class EmbeddedEngine(PersonEngine):
             # frame, both tiles, and the frame with the people followed painted out) cost several normal
             # frames, and live the frames after each came late or were skipped, for nobody left to find
             log.debug("embedded: everyone who overlapped is followed again: the search ends")
-            tr.search = 0
+            # and nobody is behind anyone any more: a place kept for them (``_still_behind``) would make a
+            # blob near it somebody (a figure painted on the wall beside the pair)
+            tr.search, tr.behind = 0, []
         det: FrameDetections | None = None
         if tr.ahead is not None:
             if tr.frames >= tr.ahead[1]:
@@ -1199,7 +1201,7 @@ class EmbeddedEngine(PersonEngine):
             if roi.side > RAN_OFF * H:
                 # a mask that spills into the crop's replicated border (a bust cut by the frame's bottom,
                 # taken for a whole body) grows the region, and the region the mask, frame after frame; the
-                # pose model still scores the crop (random-1025: from 400 to 9000 pixels, far below the frame)
+                # pose model still scores the crop (random-1025: the region ends far below the frame)
                 log.debug("embedded: a region ran off the frame: person lost")
                 tr.bodies.remove(b)
                 continue
@@ -1318,6 +1320,8 @@ class EmbeddedEngine(PersonEngine):
                 log.debug("embedded: two people followed as one: looking for the one behind")
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
                 self._went_behind(tr, b, same)
+                if mine is not None:  # where they are: the blob the landscape model makes of the two
+                    tr.behind = (tr.behind + [mine])[-BEHIND_KEPT:]
             else:
                 log.debug("embedded: a region whose mask is a person followed already dropped")
         tr.bodies = kept
@@ -1831,7 +1835,8 @@ def _still_behind(tr: _Track, blobs: tuple[int, np.ndarray], followed: list[np.n
     """The ``blobs`` (count and labels of ``tr.outside``'s connected blobs) where people lost behind someone
     are (``tr.behind``); each record moves on to the parts of the blobs it meets that no ``followed`` mask
     holds, and is dropped once those cover less than ``share`` of the frame (the person was found again, or
-    left).  None if none."""
+    left; not while they are searched for and not found yet, ``_Track.hidden``: then they are hidden
+    entirely, and the record stays where it was).  None if none."""
     if not tr.behind:
         return None
     n, labels = blobs
@@ -1853,6 +1858,10 @@ def _still_behind(tr: _Track, blobs: tuple[int, np.ndarray], followed: list[np.n
         if np.count_nonzero(left) >= share * left.size:
             kept.append(left)
             hit_all |= hit
+        elif tr.search and tr.hidden:
+            # hidden entirely for now, and not found again yet: kept where they were, for when they come out
+            # (forgotten, the region followed slid onto them as they did, and the one in front was in no mask)
+            kept.append(where)
     tr.behind = kept
     return hit_all[labels] if hit_all.any() else None
 
