@@ -410,37 +410,44 @@ def test_the_one_in_front_stays_shown_while_bust_mode_looks_for_the_one_behind()
     assert np.mean(scores) > 0.8, np.round(scores, 2)
 
 
-def test_frames_a_busy_server_skipped_do_not_turn_a_figure_painted_on_the_wall_into_a_person() -> None:
+@pytest.fixture(scope="module")
+def graffiti():  # type: ignore[no-untyped-def]
+    """footage-crossing-graffiti (two whole bodies crossing before a painted wall), rendered once."""
+    return _clip("footage-crossing-graffiti", static=30, moving=120)
+
+
+def _played_without(clip, skipped: set[int], window: range) -> list[float]:  # type: ignore[no-untyped-def]
+    """IoU on the frames of ``window`` that were played, with the frames ``skipped`` left out of the clip
+    (as a server behind the video leaves them out) and every other frame run offline."""
+    kept = [i for i in range(len(clip)) if i not in skipped]
+    played = Clip(clip.name, clip.frames[kept], clip.truth[kept], clip.fps, range(0), range(0), clip.description)
+    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
+    ours = offline_alphas(eng, played)
+    eng.close()
+    return [iou(ours[j], played.truth[j]) for j, i in enumerate(kept) if i in window]
+
+
+def test_frames_a_busy_server_skipped_do_not_turn_a_figure_painted_on_the_wall_into_a_person(
+        graffiti) -> None:  # type: ignore[no-untyped-def]
     """Live, a server behind the video skips frames (the newest wins), and the engine's detections fall on
     other frames than offline.  On footage-crossing-graffiti, with the frames one live run skipped, a
     detection found the cartoon painted on the wall (hips above the frame's top, a region larger than the
     frame), its region covered both people, one of them was taken to have gone behind it, and bust mode,
     which over the wall shows little more than one person, took over for 14 frames (0.57-0.76).  A body
     whose hips are above the frame is nobody in front of the camera."""
-    clip = _clip("footage-crossing-graffiti", static=30, moving=120)
-    skipped = {2, 3, 4, 5, 85, 87, 93, 106, 117, 124, 140, 141, 148}  # as that run's server did
-    kept = [i for i in range(len(clip)) if i not in skipped]
-    played = Clip(clip.name, clip.frames[kept], clip.truth[kept], clip.fps, range(0), range(0), clip.description)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, played)
-    eng.close()
-    window = [iou(ours[j], played.truth[j]) for j, i in enumerate(kept) if 133 <= i < 147]
+    window = _played_without(graffiti, {2, 3, 4, 5, 85, 87, 93, 106, 117, 124, 140, 141, 148},  # as that run's
+                             range(133, 147))                                            # server skipped
     assert min(window) > 0.85, np.round(window, 3)
 
 
-def test_once_everyone_who_overlapped_is_back_no_blob_beside_them_is_taken_for_the_one_behind() -> None:
+def test_once_everyone_who_overlapped_is_back_no_blob_beside_them_is_taken_for_the_one_behind(
+        graffiti) -> None:  # type: ignore[no-untyped-def]
     """While the one behind is looked for, the place where the pair was is kept for them (``_Track.behind``).
     On footage-crossing-graffiti, with the frames one virtual-clock replay skipped, both were found again
     and the place outlived the search: a blob of the painted wall beside them met it, was taken for the one
     behind and shown (0.38).  Once everyone who overlapped is shown again, nobody is behind anyone."""
-    clip = _clip("footage-crossing-graffiti", static=30, moving=120)
-    skipped = {2, 3, 4, 5, 85, 91, 93, 98, 100, 101, 102}  # as that replay's server did
-    kept = [i for i in range(len(clip)) if i not in skipped]
-    played = Clip(clip.name, clip.frames[kept], clip.truth[kept], clip.fps, range(0), range(0), clip.description)
-    eng = EmbeddedEngine(alternate_ms=0, pair_ms=0)
-    ours = offline_alphas(eng, played)
-    eng.close()
-    window = [iou(ours[j], played.truth[j]) for j, i in enumerate(kept) if 99 <= i < 112]
+    window = _played_without(graffiti, {2, 3, 4, 5, 85, 91, 93, 98, 100, 101, 102},  # as that replay's server
+                             range(99, 112))                                   # skipped
     assert min(window) > 0.85, np.round(window, 3)
 
 
