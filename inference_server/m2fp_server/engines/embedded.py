@@ -629,12 +629,9 @@ class EmbeddedEngine(PersonEngine):
             for b in list(tr.bodies):
                 if b.whole:
                     continue
-                mine = [p for p in people if _inside(p.hips, b.roi)]
-                if mine and not any(self._fits(p, H) for p in mine):
-                    mine += [p for p in strong_tiles() if _inside(p.hips, b.roi)]
-                    if not any(self._fits(p, H) for p in mine):
-                        log.debug("embedded: a tracked person no longer fits the frame")
-                        tr.bodies.remove(b)
+                if self._cut_by_frame(b.roi, people, H) and self._cut_by_frame(b.roi, people + strong_tiles(), H):
+                    log.debug("embedded: a tracked person no longer fits the frame")
+                    tr.bodies.remove(b)
             if not tr.bodies:
                 log.debug("embedded: bust mode (the tracked people came close)")
                 tr.mode = "bust"
@@ -738,7 +735,7 @@ class EmbeddedEngine(PersonEngine):
                 # not a bust the pose model takes for a whole body (it draws legs inside the frame) that the
                 # detector says the frame cuts: followed on the first frame, it was dropped at the next
                 # detection, and a still picture's mask changed there (random-1028)
-                more = [r for r in more if not _cut_by_frame(r, people, H, self._fits)]
+                more = [r for r in more if not self._cut_by_frame(r, people, H)]
             if more:
                 log.debug("embedded: %d more along the row of the first found", len(more))
                 found += more
@@ -1169,6 +1166,12 @@ class EmbeddedEngine(PersonEngine):
         frame)."""
         return p.hips[1] >= 0 and p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + slack * self.settings.fits_slack)
 
+    def _cut_by_frame(self, roi: Roi, people: list[Person], H: int) -> bool:
+        """Whether the detector's ``people`` with their hips in ``roi`` say the frame cuts whoever is there:
+        some are, and none ``_fits`` a frame ``H`` high (the rule a followed person leaves body mode by)."""
+        mine = [p for p in people if _inside(p.hips, roi)]
+        return bool(mine) and not any(self._fits(p, H) for p in mine)
+
     def _body(self, rgb: np.ndarray, small: np.ndarray, tr: _Track, everyone: bool = False) -> np.ndarray:
         """``rgb``: the working frame (regions are cut from it); ``small``: the same at output size;
         ``everyone``: each person's pose model runs, even on a host too slow for that (``alternate_ms``)."""
@@ -1269,12 +1272,11 @@ class EmbeddedEngine(PersonEngine):
                     # lost behind someone else: the region left would hold two people and show only
                     # one; the landscape model sees both until the next detection separates them
                     log.debug("embedded: people overlap: bust mode until the next detection")
-                    self._went_behind(tr, b, front)
                     # never shown (dropped on the frame they were tried): this run's mask, unsure as it
                     # is; only the landscape blobs it meets speak for them
                     last = b.last_one if b.last_one is not None else \
                         paste(res.mask, roi.scaled(k), out)
-                    tr.behind = (tr.behind + [last >= 0.5])[-BEHIND_KEPT:]
+                    self._went_behind(tr, b, front, last >= 0.5)
                     tr.mode, tr.bodies, tr.since_detect, tr.front = "bust", [], 0, front
                     return self._bust(rgb, out, tr)
                 continue
@@ -1319,9 +1321,7 @@ class EmbeddedEngine(PersonEngine):
                 # two people followed apart until now: the one behind is hidden, and back in a moment
                 log.debug("embedded: two people followed as one: looking for the one behind")
                 tr.since_detect = min(tr.since_detect, s.search_every - 1)
-                self._went_behind(tr, b, same)
-                if mine is not None:  # where they are: the blob the landscape model makes of the two
-                    tr.behind = (tr.behind + [mine])[-BEHIND_KEPT:]
+                self._went_behind(tr, b, same, mine)  # the pair's mask: the blob the landscape model makes of the two
             else:
                 log.debug("embedded: a region whose mask is a person followed already dropped")
         tr.bodies = kept
@@ -1518,9 +1518,10 @@ class EmbeddedEngine(PersonEngine):
         out[hide] = PAINT
         return out
 
-    def _went_behind(self, tr: _Track, gone: _Body, front: _Body) -> None:
-        """Remember where the two people of a track just dropped and the one kept were heading, and search
-        for everyone followed until now (once they part, ``_further``; ended once as many are shown again).
+    def _went_behind(self, tr: _Track, gone: _Body, front: _Body, where: np.ndarray | None) -> None:
+        """Remember where the two people of a track just dropped and the one kept were heading, and where
+        the one gone is (``where``, bool at output size, if known: ``_still_behind``), and search for everyone
+        followed until now (once they part, ``_further``; ended once as many are shown again).
 
         Which of them is the one still followed is not known: the region of the one behind is pulled onto
         the one in front, and as they pass each other the one kept may go on with either.  Both paths are
@@ -1532,6 +1533,8 @@ class EmbeddedEngine(PersonEngine):
         tr.hidden = (tr.hidden + paths)[-4:]
         tr.search = self.settings.search_after_overlap
         tr.overlapped = len(tr.bodies) + (not any(b is gone for b in tr.bodies))
+        if where is not None:
+            tr.behind = (tr.behind + [where])[-BEHIND_KEPT:]
 
     def _look_behind(self, rgb: np.ndarray, tr: _Track) -> None:
         """Look for a person gone behind someone where their path leads (one pose run, every other frame).
@@ -1770,13 +1773,6 @@ def _seen_as(res: PoseResult, roi: Roi, size: tuple[int, int]) -> _Body:
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if xs.size else None
     hips, torso = _hips(res, roi)
     return _Body(roi, mask_box=box, last_one=one, hips=hips, torso=torso)
-
-
-def _cut_by_frame(roi: Roi, people: list[Person], height: int, fits: Callable[[Person, int], bool]) -> bool:
-    """Whether the detector's ``people`` with their hips in ``roi`` say the frame cuts whoever is there: some
-    are, and none ``fits`` a frame of ``height`` (the rule a followed person leaves body mode by)."""
-    mine = [p for p in people if _inside(p.hips, roi)]
-    return bool(mine) and not any(fits(p, height) for p in mine)
 
 
 def _in_frame(pt: tuple[float, float], width: int, height: int) -> bool:
