@@ -712,14 +712,15 @@ class EmbeddedEngine(PersonEngine):
             # still picture does not change when they appear
             if not on_tiles:
                 on_tiles = det.tiles()
-            # a detection inside a region found is that person, unless the pose model saw them there: then
-            # their hips say it (the region of a person in a wide pose, a kick, holds the hips of somebody
-            # beside them: random-1061, found three frames into a still opening)
-            known = [b for b in seen if b.hips is not None] if len(seen) == len(found) else []
+            # a detection inside a region found is that person, unless the pose model saw everyone found
+            # (``seen``, painted out in ``painted``): then their hips say it (the region of a person in a wide
+            # pose, a kick, holds the hips of somebody beside them: random-1061, shown four frames into a still
+            # opening)
+            known = seen if seen and len(seen) == len(found) else []
             faint = [p for p in everyone + on_tiles if p.score < self.settings.min_detection and self._fits(p, H)
-                     and not (any(_near_hips(p.hips, b) for b in known) if known else
+                     and not (any(_followed(p, b) for b in known) if known else
                               any(_inside(p.hips, r) for r in found))]
-            more = self._confirmed(self._painted(rgb, known) if known else rgb, faint, 1, tries=1,
+            more = self._confirmed(painted if known else rgb, faint, 1, tries=1,
                                    presence=self.settings.sure_presence, whole=True, others=known or None)
             if more and not any(box_iou(more[0].box(), r.box()) >= self.settings.same_body for r in found):
                 log.debug("embedded: a faint detection beside them is somebody too")
