@@ -216,7 +216,10 @@ class EmbeddedSettings:
     faint_detection: float = 0.05  # ...unless the pose model is sure of them: dark clothes on a busy background
     sure_presence: float = 0.97  # score 0.05-0.3 and are only ever found this way (both pose runs at least this)
     search_after_overlap: int = 8  # detections that search both tiles for people who overlapped...
-    search_every: int = 5  # ...this many frames apart (the one behind is whole again within a few frames)
+    # ...this many frames apart: the one behind is whole again within a few frames, and live each searching
+    # detection costs several frames' time: closer together, the frames between came late or were skipped,
+    # among them the ones the one behind emerged on
+    search_every: int = 8
     someone_share: float = 0.003  # body mode looks for further people when the landscape model's confident
     # blobs outside the followed regions cover this share of the frame
     trial_frames: int = 3  # someone found while others are followed: their mask is used after this many frames
