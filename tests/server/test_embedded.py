@@ -815,6 +815,17 @@ def test_a_person_who_stepped_out_from_behind_someone_is_found_with_the_one_foll
     assert min(ious[84:94]) > 0.9, np.round(ious[77:94], 2)
 
 
+def test_a_man_standing_apart_found_along_the_row_is_checked_before_a_weaker_hit_on_the_one_followed() -> None:
+    """``random-1098``: two men in grey over a dark wall; the smaller one stands in front of the other in
+    the still opening, then walks apart.  The detector on the square along the row (the one followed
+    painted out) scored him 0.85, and the frame gave a hit on the chest of the one followed (0.69) that
+    his hips did not match: only that hit was checked, rejected, and he was missing for 40 frames (IoU
+    0.56-0.58).  The better hit is the one checked: he is shown three frames after that detection."""
+    clip = _clip("random-1098", static=10, moving=90)
+    ious = _offline_ious(clip)
+    assert min(ious[36:60]) > 0.9, np.round(ious[30:60], 2)
+
+
 def test_a_busy_backgrounds_blobs_are_not_shown_beside_two_people_who_overlap() -> None:
     """``random-795``: two men over a circuit board, one in front of the other.
     - When the one behind is lost, bust mode shows the landscape model's blobs until the next detection, and
