@@ -957,8 +957,8 @@ class EmbeddedEngine(PersonEngine):
                      if not any(_followed(p, b) for b in tr.bodies) and not _rejected(p, tr, H)]
             # the one candidate checked: a hit on the square, with the people followed painted out, is a
             # candidate when nobody else is new or it scores above them all (random-1098: a man standing apart
-            # 0.85 there, and a hit on the one followed's chest 0.69 on the frame, checked and rejected
-            # detection after detection while he was missing for 40 frames)
+            # scored well there, and a weaker hit on the one followed's chest was the one checked, and
+            # rejected, detection after detection while he stayed missing)
             along = along[:1] if along and (not new or along[0].score > max(p.score for p in new)) else []
             new = along or new
         if not new:
