@@ -826,6 +826,31 @@ def test_a_man_standing_apart_found_along_the_row_is_checked_before_a_weaker_hit
     assert min(ious[36:60]) > 0.9, np.round(ious[30:60], 2)
 
 
+def test_a_small_man_whose_mask_a_huge_false_hit_found_is_followed_from_the_stream_s_first_frame() -> None:
+    """``random-1124``: a small man in black before an inflatable toy, at 1280x720.  The best detection on
+    the tiles was a false hit whose body circle was about two frames high; the pose model on that region
+    found the man, and its mask settled on him, but the region followed was the detection's, dropped at once
+    as one that ran off the frame (``RAN_OFF``): the still opening's first two frames lost part of him
+    (IoU 0.71, 0.95 from the third), and its flicker was over the target.  The region it settled on is
+    followed."""
+    clip = _clip("random-1124", static=10, moving=2)
+    ious = _offline_ious(clip)
+    assert min(ious[:10]) > 0.9, np.round(ious[:10], 2)
+
+
+def test_a_whole_body_partly_behind_a_bust_s_shoulder_is_found_on_its_faint_detection() -> None:
+    """``random-1135``: Grace Hopper's bust at the left of a graffiti wall, Messi mid-kick beside her,
+    partly behind her shoulder.  The pose model lost him there and bust mode followed; on the square of the
+    frame away from her (``_beside_bust``) the pose model found nobody, since that square cut him in two,
+    and the detector's hit on him (frame 40: 0.05 on a tile, the pose model sure of him there) was never
+    checked, since the faint detections were looked at only when nobody in the frame was a bust.  He was
+    missing from frame 24 on (IoU 0.75-0.86 to frame 51).  Now the faint detections beside the bust are
+    checked too: he is found at the next detection."""
+    clip = _clip("random-1135", static=10, moving=45)
+    ious = _offline_ious(clip)
+    assert np.mean(ious[27:52]) > 0.9, np.round(ious[24:52], 2)
+
+
 def test_a_busy_backgrounds_blobs_are_not_shown_beside_two_people_who_overlap() -> None:
     """``random-795``: two men over a circuit board, one in front of the other.
     - When the one behind is lost, bust mode shows the landscape model's blobs until the next detection, and

@@ -703,7 +703,8 @@ class EmbeddedEngine(PersonEngine):
             if not found:
                 found = self._on_faint_blobs(rgb)
         elif not found and W > H:
-            found = self._beside_bust(rgb, people)
+            found = self._beside_bust(rgb, people, [p for p in everyone + on_tiles
+                                                    if p.score < self.settings.min_detection and self._fits(p, H)])
         if not found:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
@@ -785,27 +786,31 @@ class EmbeddedEngine(PersonEngine):
                 return [roi]
         return []
 
-    def _beside_bust(self, rgb: np.ndarray, people: list[Person]) -> list[Roi]:
+    def _beside_bust(self, rgb: np.ndarray, people: list[Person], faint: list[Person]) -> list[Roi]:
         """The region of a whole body beside the bust the detector is surest of, or none.
 
         The detector, anchored on faces, can report the bust near the camera alone, and the selfie models
         light up nothing on a small person in grey beside them (random-790: a man beside an astronaut,
-        missed for 80 frames).  The pose model on the square of the frame away from that bust finds them.
-        Not the bust: its landmarks can put a whole body, legs too, below a bust's face (framing-bust), and
-        their nose is then in the detector's face box.
+        missed for 80 frames).  The pose model on the square of the frame away from that bust finds them;
+        else on the ``faint`` detections that fit the frame, the best first: somebody standing close to the
+        bust (Messi mid-kick, partly behind a bust's shoulder) is cut by that square, and the detector's
+        hit on them is faint.  Not the bust: its landmarks can put a whole body, legs too, below a bust's
+        face (framing-bust), and their nose is then in the detector's face box.
         """
         H, W = rgb.shape[:2]
         best = max(people, key=lambda p: p.score)
         x0 = 0 if best.box[0] + best.box[2] > W else W - H
-        hit = self._somebody(rgb, Roi(x0 + H / 2, H / 2, H), self.settings.sure_presence, None, whole=True,
-                             legs=True)
-        if hit is None:
-            return []
-        nose, _ = _landmark_at(*hit, 0)
-        if any(_inside(nose, Roi.around(*p.box, 0.5)) for p in people):
-            return []
-        log.debug("embedded: a whole body beside the bust")
-        return [hit[1]]
+        regions = [Roi(x0 + H / 2, H / 2, H)] + [_region(p) for p in sorted(faint, key=lambda q: -q.score)]
+        for roi in regions[:1 + FAINT_TRIES]:
+            hit = self._somebody(rgb, roi, self.settings.sure_presence, None, whole=True, legs=True)
+            if hit is None:
+                continue
+            nose, _ = _landmark_at(*hit, 0)
+            if any(_inside(nose, Roi.around(*p.box, 0.5)) for p in people):
+                continue
+            log.debug("embedded: a whole body beside the bust")
+            return [hit[1]]
+        return []
 
     def _busts(self, people: list[Person], tr: _Track, H: int) -> list[tuple[float, float, float, float]]:
         """The face boxes of the detections that are a bust beside the whole bodies (``_Track.busts``).
@@ -1082,7 +1087,10 @@ class EmbeddedEngine(PersonEngine):
             hit = self._somebody(self._painted(rgb, seen), roi, bar, (others or []) + seen or None, whole or wide,
                                  legs=wide, followed=followed)
             if hit is not None:
-                found.append(roi)
+                # a region more than RAN_OFF frames high is dropped by ``_body`` before it is settled: such a
+                # detection (a false hit's huge body circle over a small person, whom its mask found) is
+                # followed from the region it settled on
+                found.append(hit[1] if roi.side > RAN_OFF * rgb.shape[0] else roi)
                 if close:
                     seen.append(_seen_as(*hit, rgb.shape[:2]))
         return found
