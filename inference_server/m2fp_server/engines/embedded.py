@@ -300,6 +300,11 @@ NEARLY_FITS = 2.0
 #: a followed person's region whose side is over this many frame heights ran away (a region around a whole
 #: body in the frame is its height plus ``margin``): that person is lost
 RAN_OFF = 2.0
+#: a person whose landmarks do not put their whole body in the frame is a bust when their mask meets the
+#: frame's last ``BOTTOM_ROWS`` rows over this share of its widest row (feet standing on the frame's bottom
+#: edge meet it over less than half of it; a bust cut at the chest, most of it)
+CUT_WIDTH = 0.7
+BOTTOM_ROWS = 3
 #: a frame this much wider than high is wide: a person further back gets few of the letterboxed detector's pixels
 WIDE = 1.3
 
@@ -1205,7 +1210,7 @@ class EmbeddedEngine(PersonEngine):
         k = out[0] / W
         prob: np.ndarray | None = None
         inside = np.zeros((out[1], out[0]), bool)
-        rejected = False  # a detection the pose model says is nobody
+        rejected = False  # a detection the pose model says is nobody (or a bust taken for a whole body)
         masks: dict[int, np.ndarray] = {}  # id(body) -> its person at output size
         blurred = cv2.GaussianBlur(tr.grey, (3, 3), 0) if tr.grey is not None else None
         ones: dict[int, np.ndarray] = {}  # id(body) -> its person at output size, the probability
@@ -1308,7 +1313,18 @@ class EmbeddedEngine(PersonEngine):
                 b.trial -= 1
                 self._follow(res, roi, b)
                 continue
-            one = b.last_one = paste(res.mask, roi.scaled(k), out)
+            one = paste(res.mask, roi.scaled(k), out)
+            if not _whole_body(res, roi, H, s.fits_slack) and _cut_at_bottom(one >= 0.5):
+                # a bust the tiles took for a whole body (the pose model draws legs for it): followed, its
+                # region grew into the crop's replicated border frame after frame until it ran off, and the
+                # selfie models, which keep what the bust holds, were not used (random-1129: 13 frames)
+                # (taken for nobody: bust mode until the next regular detection, not a new one at once, which
+                # would find them again on the tiles)
+                log.debug("embedded: the frame's bottom cuts a person followed across their width: a bust")
+                tr.bodies.remove(b)
+                rejected = True
+                continue
+            b.last_one = one
             shown(b, one, roi)
             ys, xs = np.nonzero(masks[id(b)])
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
@@ -1805,6 +1821,13 @@ def _in_frame(pt: tuple[float, float], width: int, height: int) -> bool:
 
 def _inside(pt: tuple[float, float], roi: Roi) -> bool:
     return abs(pt[0] - roi.cx) <= roi.side / 2 and abs(pt[1] - roi.cy) <= roi.side / 2
+
+
+def _cut_at_bottom(fg: np.ndarray) -> bool:
+    """Whether the person mask ``fg`` (bool, frame-sized) meets the frame's bottom rows over at least
+    ``CUT_WIDTH`` of its widest row: a bust's chest, not a whole body's feet."""
+    widest = int(fg.sum(1).max())
+    return widest > 0 and bool(np.count_nonzero(fg[-BOTTOM_ROWS:].any(0)) >= CUT_WIDTH * widest)
 
 
 def _region_from_landmarks(lm: np.ndarray, roi: Roi, scale: float) -> Roi:
