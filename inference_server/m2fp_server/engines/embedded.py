@@ -797,7 +797,7 @@ class EmbeddedEngine(PersonEngine):
         The detector, anchored on faces, can report the bust near the camera alone, and the selfie models
         light up nothing on a small person in grey beside them (random-790: a man beside an astronaut,
         missed for 80 frames).  The pose model on the square of the frame away from that bust finds them;
-        else on the ``faint`` detections that fit the frame, the best first: somebody standing close to the
+        else on the best of the ``faint`` detections that fit the frame: somebody standing close to the
         bust (Messi mid-kick, partly behind a bust's shoulder) is cut by that square, and the detector's
         hit on them is faint.  Not the bust: its landmarks can put a whole body, legs too, below a bust's
         face (framing-bust), and their nose is then in the detector's face box.
@@ -805,8 +805,10 @@ class EmbeddedEngine(PersonEngine):
         H, W = rgb.shape[:2]
         best = max(people, key=lambda p: p.score)
         x0 = 0 if best.box[0] + best.box[2] > W else W - H
-        regions = [Roi(x0 + H / 2, H / 2, H)] + [_region(p) for p in sorted(faint, key=lambda q: -q.score)]
-        for roi in regions[:1 + FAINT_TRIES]:
+        # one faint detection at most (each costs a pose run or two on a bust-mode frame, which live came late)
+        regions = [Roi(x0 + H / 2, H / 2, H)] + [_region(p) for p in sorted(faint, key=lambda q: -q.score)
+                                                 if _in_frame(p.hips, W, H)][:1]
+        for roi in regions:
             hit = self._somebody(rgb, roi, self.settings.sure_presence, None, whole=True, legs=True)
             if hit is None:
                 continue
