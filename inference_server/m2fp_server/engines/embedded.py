@@ -752,8 +752,9 @@ class EmbeddedEngine(PersonEngine):
                 more = self._posed_along(painted, squares, seen, found, self.settings.max_bodies - len(found))
                 # not a bust the pose model takes for a whole body (it draws legs inside the frame) that the
                 # detector says the frame cuts: followed on the first frame, it was dropped at the next
-                # detection, and a still picture's mask changed there (random-1028)
-                more = [r for r in more if not self._cut_by_frame(r, people, H)]
+                # detection, and a still picture's mask changed there (random-1028).  A circle that nearly fits
+                # is a wide pose's (a kick, dropped here and shown four frames later: random-812)
+                more = [r for r in more if not self._cut_by_frame(r, people, H, NEARLY_FITS)]
             if more:
                 log.debug("embedded: %d more along the row of the first found", len(more))
                 found += more
@@ -1197,11 +1198,12 @@ class EmbeddedEngine(PersonEngine):
         frame)."""
         return p.hips[1] >= 0 and p.hips[1] + 0.8 * p.body_radius <= H * (1.0 + slack * self.settings.fits_slack)
 
-    def _cut_by_frame(self, roi: Roi, people: list[Person], H: int) -> bool:
+    def _cut_by_frame(self, roi: Roi, people: list[Person], H: int, slack: float = 1.0) -> bool:
         """Whether the detector's ``people`` with their hips in ``roi`` say the frame cuts whoever is there:
-        some are, and none ``_fits`` a frame ``H`` high (the rule a followed person leaves body mode by)."""
+        some are, and none ``_fits`` a frame ``H`` high (the rule a followed person leaves body mode by), with
+        ``slack``."""
         mine = [p for p in people if _inside(p.hips, roi)]
-        return bool(mine) and not any(self._fits(p, H) for p in mine)
+        return bool(mine) and not any(self._fits(p, H, slack) for p in mine)
 
     def _body(self, rgb: np.ndarray, small: np.ndarray, tr: _Track, everyone: bool = False) -> np.ndarray:
         """``rgb``: the working frame (regions are cut from it); ``small``: the same at output size;
