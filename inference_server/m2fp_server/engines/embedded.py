@@ -302,7 +302,7 @@ NEARLY_FITS = 2.0
 RAN_OFF = 2.0
 #: a person whose landmarks do not put their whole body in the frame is a bust when their mask meets the
 #: frame's last ``BOTTOM_ROWS`` rows over this share of its widest row (feet standing on the frame's bottom
-#: edge meet it over less than half of it; a bust cut at the chest, most of it)
+#: edge meet it over a small part of it; a bust cut at the chest, over most of it)
 CUT_WIDTH = 0.7
 BOTTOM_ROWS = 3
 #: a frame this much wider than high is wide: a person further back gets few of the letterboxed detector's pixels
@@ -753,7 +753,7 @@ class EmbeddedEngine(PersonEngine):
                 # not a bust the pose model takes for a whole body (it draws legs inside the frame) that the
                 # detector says the frame cuts: followed on the first frame, it was dropped at the next
                 # detection, and a still picture's mask changed there (random-1028).  A circle that nearly fits
-                # is a wide pose's (a kick, dropped here and shown four frames later: random-812)
+                # is a wide pose's (a kick, dropped here and shown only after the next detection: random-812)
                 more = [r for r in more if not self._cut_by_frame(r, people, H, NEARLY_FITS)]
             if more:
                 log.debug("embedded: %d more along the row of the first found", len(more))
@@ -1321,9 +1321,9 @@ class EmbeddedEngine(PersonEngine):
             if not _whole_body(res, roi, H, s.fits_slack) and _cut_at_bottom(one >= 0.5):
                 # a bust the tiles took for a whole body (the pose model draws legs for it): followed, its
                 # region grew into the crop's replicated border frame after frame until it ran off, and the
-                # selfie models, which keep what the bust holds, were not used (random-1129: 13 frames)
-                # (taken for nobody: bust mode until the next regular detection, not a new one at once, which
-                # would find them again on the tiles)
+                # selfie models, which keep what the bust holds, were not used (random-1129).  Taken for
+                # nobody: bust mode until the next regular detection, not a detection at once, whose tiles
+                # would find the same whole body again
                 log.debug("embedded: the frame's bottom cuts a person followed across their width: a bust")
                 tr.bodies.remove(b)
                 rejected = True
