@@ -709,7 +709,8 @@ class EmbeddedEngine(PersonEngine):
                 found = self._on_faint_blobs(rgb)
         elif not found and W > H:
             found = self._beside_bust(rgb, people, [p for p in everyone + on_tiles
-                                                    if p.score < self.settings.min_detection and self._fits(p, H)])
+                                                    if p.score < self.settings.min_detection and self._fits(p, H)
+                                                    and _in_frame(p.hips, W, H)])
         if not found:
             if tr.mode != "bust":
                 log.debug("embedded: bust mode (%d people, none whole)", len(people))
@@ -798,17 +799,18 @@ class EmbeddedEngine(PersonEngine):
         The detector, anchored on faces, can report the bust near the camera alone, and the selfie models
         light up nothing on a small person in grey beside them (random-790: a man beside an astronaut,
         missed for 80 frames).  The pose model on the square of the frame away from that bust finds them;
-        else on the best of the ``faint`` detections that fit the frame: somebody standing close to the
-        bust (Messi mid-kick, partly behind a bust's shoulder) is cut by that square, and the detector's
-        hit on them is faint.  Not the bust: its landmarks can put a whole body, legs too, below a bust's
+        else on the best of the ``faint`` detections (that fit the frame, their hips in it): somebody standing
+        close to the bust (Messi mid-kick, partly behind a bust's shoulder) is cut by that square, and the
+        detector's hit on them is faint.  Not the bust: its landmarks can put a whole body, legs too, below a bust's
         face (framing-bust), and their nose is then in the detector's face box.
         """
         H, W = rgb.shape[:2]
         best = max(people, key=lambda p: p.score)
         x0 = 0 if best.box[0] + best.box[2] > W else W - H
-        # one faint detection at most (each costs a pose run or two on a bust-mode frame, which live came late)
-        regions = [Roi(x0 + H / 2, H / 2, H)] + [_region(p) for p in sorted(faint, key=lambda q: -q.score)
-                                                 if _in_frame(p.hips, W, H)][:1]
+        regions = [Roi(x0 + H / 2, H / 2, H)]
+        if faint:
+            # one faint detection at most (each costs a pose run or two on a bust-mode frame, which live came late)
+            regions.append(_region(max(faint, key=lambda q: q.score)))
         for roi in regions:
             hit = self._somebody(rgb, roi, self.settings.sure_presence, None, whole=True, legs=True)
             if hit is None:
@@ -1318,7 +1320,8 @@ class EmbeddedEngine(PersonEngine):
                 self._follow(res, roi, b)
                 continue
             one = paste(res.mask, roi.scaled(k), out)
-            if not _whole_body(res, roi, H, s.fits_slack) and _cut_at_bottom(one >= 0.5):
+            whole = _whole_body(res, roi, H, s.fits_slack)
+            if not whole and _cut_at_bottom(one >= 0.5):
                 # a bust the tiles took for a whole body (the pose model draws legs for it): followed, its
                 # region grew into the crop's replicated border frame after frame until it ran off, and the
                 # selfie models, which keep what the bust holds, were not used (random-1129).  Taken for
@@ -1333,7 +1336,7 @@ class EmbeddedEngine(PersonEngine):
             ys, xs = np.nonzero(masks[id(b)])
             b.mask_box = (xs.min() / k, ys.min() / k, (xs.max() + 1) / k, (ys.max() + 1) / k) if xs.size else None
             b.hips, b.torso = _hips(res, roi)
-            b.whole = _whole_body(res, roi, H, s.fits_slack)
+            b.whole = whole
             # a still picture keeps its region: the mask steers the region and the region the mask, and
             # for some people (a big one the frame cuts, two close together) that loop does not settle
             self._follow(res, roi, b, hold=s.hold_grey > 0 and _unchanged(b.placed, blurred, roi, k, s.hold_grey))
